@@ -1,0 +1,33 @@
+public import Foundation
+
+/// Who is calling: a user of the tenant or one of its API keys.
+///
+/// A principal always belongs to exactly one tenant; the kernel refuses it on any
+/// other tenant's path exactly as it refuses a bad token.
+public struct Principal: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case user
+        case apiKey = "api_key"
+    }
+
+    public var kind: Kind
+    public var id: UUID
+    public var tenantID: UUID
+    public var permissions: Set<String>
+
+    public init(kind: Kind, id: UUID, tenantID: UUID, permissions: Set<String>) {
+        self.kind = kind
+        self.id = id
+        self.tenantID = tenantID
+        self.permissions = permissions
+    }
+
+    /// Whether the principal holds `permission`; holding `x.any` implies `x.own`.
+    public func has(_ permission: String) -> Bool {
+        if permissions.contains(permission) { return true }
+        if permission.hasSuffix(".own") {
+            return permissions.contains(String(permission.dropLast(4)) + ".any")
+        }
+        return false
+    }
+}

@@ -1,0 +1,206 @@
+public import Foundation
+public import Logging
+import PostgresNIO
+
+/// A private PostgreSQL cluster under the data folder, for `make run` and the tests.
+///
+/// It is created on first use with the installed server binaries, keeps its data
+/// across runs, and is shared by every `atrium` command pointed at the same folder:
+/// a command finds it running (and connects) or starts it for its own duration.
+/// Roles follow the security model: a superuser used only to bootstrap, an owner
+/// role that runs migrations and owns the tables, and an application role that
+/// owns nothing and cannot bypass row-level security.
+public struct EmbeddedPostgres: Sendable {
+    public static let databaseName = "atrium"
+    public static let ownerRole = "atrium_owner"
+    public static let appRole = "atrium_app"
+    static let superuser = "atrium_superuser"
+
+    /// Connection secrets and the port, kept in `<data>/database.json` (mode 0600).
+    struct Credentials: Codable {
+        var port: Int
+        var superuserPassword: String
+        var ownerPassword: String
+        var appPassword: String
+    }
+
+    public let dataDirectory: URL
+    let logger: Logger
+
+    public init(dataDirectory: URL, logger: Logger) {
+        self.dataDirectory = dataDirectory.standardizedFileURL
+        self.logger = logger
+    }
+
+    var clusterDirectory: URL { dataDirectory.appending(path: "postgres") }
+    var credentialsFile: URL { dataDirectory.appending(path: "database.json") }
+    var serverLog: URL { clusterDirectory.appending(path: "server.log") }
+
+    /// The owner and application URLs of the cluster (initialised, not necessarily running).
+    public func urls() throws -> (app: DatabaseURL, owner: DatabaseURL) {
+        let credentials = try loadCredentials()
+        return (url(Self.appRole, credentials.appPassword, credentials), url(Self.ownerRole, credentials.ownerPassword, credentials))
+    }
+
+    public var isInitialized: Bool {
+        FileManager.default.fileExists(atPath: clusterDirectory.appending(path: "PG_VERSION").path())
+            && FileManager.default.fileExists(atPath: credentialsFile.path())
+    }
+
+    /// Whether a postmaster is running on the cluster.
+    public func isRunning() throws -> Bool {
+        guard isInitialized else { return false }
+        let binaries = try PostgresBinaries.locate()
+        return try runner().run(binaries.pgCtl, ["status", "-D", clusterDirectory.path()]).status == 0
+    }
+
+    /// Initialises the cluster if needed and starts it unless it is already running.
+    /// - Returns: true when this call started the server, so the caller should stop it.
+    @discardableResult
+    public func start() async throws -> Bool {
+        let binaries = try PostgresBinaries.locate()
+        let credentials = try isInitialized ? loadCredentials() : initialize(binaries)
+        if try runner().run(binaries.pgCtl, ["status", "-D", clusterDirectory.path()]).status == 0 {
+            return false
+        }
+        logger.info("starting embedded PostgreSQL", metadata: ["db.port": "\(credentials.port)", "db.directory": "\(clusterDirectory.path())"])
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories=''"
+        let result = try runner().run(
+            binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
+        if result.status != 0 {
+            // Another command may have started it at the same moment; that is fine.
+            if try runner().run(binaries.pgCtl, ["status", "-D", clusterDirectory.path()]).status == 0 { return false }
+            let tail = (try? String(contentsOf: serverLog, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+            throw ConfigurationError(
+                "embedded PostgreSQL did not start (port \(credentials.port) may be taken; see \(serverLog.path())): \(tail)")
+        }
+        try await bootstrapRoles(credentials)
+        return true
+    }
+
+    /// Stops the server cleanly (fast shutdown: sessions end, data is checkpointed).
+    public func stop() throws {
+        let binaries = try PostgresBinaries.locate()
+        logger.info("stopping embedded PostgreSQL", metadata: ["db.directory": "\(clusterDirectory.path())"])
+        let result = try runner().run(binaries.pgCtl, ["stop", "-D", clusterDirectory.path(), "-m", "fast", "-w", "-t", "60"])
+        if result.status != 0 {
+            throw ConfigurationError("embedded PostgreSQL did not stop: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    // MARK: - First start
+
+    private func initialize(_ binaries: PostgresBinaries) throws -> Credentials {
+        let files = FileManager.default
+        try files.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        if files.fileExists(atPath: clusterDirectory.path()) {
+            let contents = try files.contentsOfDirectory(atPath: clusterDirectory.path())
+            guard contents.isEmpty else {
+                throw ConfigurationError("\(clusterDirectory.path()) exists but holds no complete Atrium cluster; move it away and retry")
+            }
+        }
+        let credentials = Credentials(
+            port: try LocalPort.free(),
+            superuserPassword: SecureRandom.hex(bytes: 24),
+            ownerPassword: SecureRandom.hex(bytes: 24),
+            appPassword: SecureRandom.hex(bytes: 24))
+        let passwordFile = dataDirectory.appending(path: ".initdb-password")
+        try Data(credentials.superuserPassword.utf8).write(to: passwordFile)
+        defer { try? files.removeItem(at: passwordFile) }
+        try files.createDirectory(at: clusterDirectory, withIntermediateDirectories: true)
+        if let user = osUser {
+            // initdb refuses to run as root; the cluster belongs to the postgres OS user,
+            // which must be able to reach the data folder.
+            try chown(clusterDirectory, to: user)
+            try chown(passwordFile, to: user)
+            try files.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dataDirectory.path())
+        }
+        try files.setAttributes([.posixPermissions: 0o700], ofItemAtPath: clusterDirectory.path())
+        logger.info("initialising embedded PostgreSQL cluster", metadata: ["db.directory": "\(clusterDirectory.path())"])
+        let result = try runner().run(
+            binaries.initdb,
+            [
+                "-D", clusterDirectory.path(), "-U", Self.superuser, "--pwfile", passwordFile.path(),
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions",
+            ])
+        guard result.status == 0 else {
+            throw ConfigurationError("initdb failed: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        let data = try AtriumJSON.encoder.encode(credentials)
+        try data.write(to: credentialsFile, options: .atomic)
+        try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: credentialsFile.path())
+        return credentials
+    }
+
+    /// Creates the owner and application roles and the database; safe to repeat.
+    private func bootstrapRoles(_ credentials: Credentials) async throws {
+        var configuration = PostgresConnection.Configuration(
+            host: "127.0.0.1", port: credentials.port, username: Self.superuser,
+            password: credentials.superuserPassword, database: "postgres", tls: .disable)
+        configuration.options.connectTimeout = .seconds(10)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            for (role, password, attributes) in [
+                (Self.ownerRole, credentials.ownerPassword, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
+                (Self.appRole, credentials.appPassword, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"),
+            ] {
+                let exists = try await connection.query("SELECT 1 FROM pg_roles WHERE rolname = \(role)", logger: logger)
+                    .collect().isEmpty == false
+                // Role names are constants; the password literal is quoted by the server's format(%L).
+                let verb = exists ? "ALTER" : "CREATE"
+                let statement = try await connection.query(
+                    "SELECT format('\(unescaped: verb) ROLE %I \(unescaped: attributes) PASSWORD %L', \(role)::text, \(password)::text)",
+                    logger: logger
+                ).collect().first?.decode(String.self) ?? ""
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            let hasDatabase = try await connection.query(
+                "SELECT 1 FROM pg_database WHERE datname = \(Self.databaseName)", logger: logger
+            ).collect().isEmpty == false
+            if !hasDatabase {
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "CREATE DATABASE \(Self.databaseName) OWNER \(Self.ownerRole)"), logger: logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(Self.databaseName) FROM PUBLIC"), logger: logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(Self.databaseName) TO \(Self.appRole)"),
+                    logger: logger)
+            }
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func loadCredentials() throws -> Credentials {
+        do {
+            return try AtriumJSON.decoder.decode(Credentials.self, from: Data(contentsOf: credentialsFile))
+        } catch {
+            throw ConfigurationError("cannot read \(credentialsFile.path()): \(error.localizedDescription)")
+        }
+    }
+
+    private func url(_ role: String, _ password: String, _ credentials: Credentials) -> DatabaseURL {
+        DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName, sslMode: "disable")
+    }
+
+    /// The OS user the server tools run as: `postgres` when we are root, else ourselves.
+    private var osUser: String? { geteuid() == 0 ? "postgres" : nil }
+
+    private func runner() throws -> ProcessRunner {
+        if let user = osUser, getpwnam(user) == nil {
+            throw ConfigurationError("running as root needs the '\(user)' OS user to own the embedded cluster; install the postgresql package")
+        }
+        return ProcessRunner(runAsUser: osUser)
+    }
+
+    private func chown(_ url: URL, to user: String) throws {
+        guard let entry = getpwnam(user) else { throw ConfigurationError("no OS user named '\(user)'") }
+        guard Foundation.chown(url.path(), entry.pointee.pw_uid, entry.pointee.pw_gid) == 0 else {
+            throw ConfigurationError("cannot give \(url.path()) to the '\(user)' OS user")
+        }
+    }
+}

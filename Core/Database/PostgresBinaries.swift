@@ -1,0 +1,29 @@
+import Foundation
+
+/// Where the PostgreSQL server programs are installed.
+struct PostgresBinaries: Sendable {
+    var directory: String
+    var initdb: String { directory + "/initdb" }
+    var pgCtl: String { directory + "/pg_ctl" }
+
+    /// Finds the server binaries: `ATRIUM_PG_BINDIR`, then Debian's versioned folders
+    /// (newest first), then the usual install prefixes.
+    static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PostgresBinaries {
+        var candidates: [String] = []
+        if let configured = environment["ATRIUM_PG_BINDIR"] { candidates.append(configured) }
+        let debian = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: debian)) ?? [])
+            .compactMap(Int.init).sorted(by: >)
+        candidates += versions.map { "\(debian)/\($0)/bin" }
+        candidates += ["/usr/local/pgsql/bin", "/usr/local/bin", "/usr/bin"]
+        for directory in candidates where FileManager.default.isExecutableFile(atPath: directory + "/initdb")
+            && FileManager.default.isExecutableFile(atPath: directory + "/pg_ctl")
+        {
+            return PostgresBinaries(directory: directory)
+        }
+        throw ConfigurationError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found in \(candidates.joined(separator: ", ")); "
+                + "install Debian's postgresql package (make run does) or set ATRIUM_PG_BINDIR, "
+                + "or point DATABASE_URL and DATABASE_OWNER_URL at an existing server")
+    }
+}

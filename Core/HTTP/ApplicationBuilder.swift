@@ -1,0 +1,98 @@
+import Foundation
+public import ServiceLifecycle
+public import Hummingbird
+public import Logging
+import PostgresNIO
+public import Prometheus
+
+/// Everything the HTTP application is built from.
+public struct ApplicationDependencies: Sendable {
+    public var database: Database
+    public var registry: ModuleRegistry
+    public var authenticator: any Authenticator
+    public var metrics: PrometheusCollectorRegistry
+    public var logger: Logger
+    /// The migrations `/readyz` expects applied.
+    public var expectedMigrations: [Migration]
+
+    public init(
+        database: Database, registry: ModuleRegistry, authenticator: any Authenticator = DenyAllAuthenticator(),
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
+    ) {
+        self.database = database
+        self.registry = registry
+        self.authenticator = authenticator
+        self.metrics = metrics
+        self.logger = logger
+        self.expectedMigrations = expectedMigrations
+    }
+}
+
+/// Builds the router: the kernel's routes and every module's, behind the request path
+/// of DESIGN.md. Tests call this to get the very router `atrium serve` runs.
+public func buildRouter(_ dependencies: ApplicationDependencies, maxBodySize: Int = 1 << 20) -> Router<AtriumRequestContext> {
+    let logger = dependencies.logger
+    let services = KernelServices(
+        database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
+        enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator)
+    let router = Router(context: AtriumRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: HTTPMetricsMiddleware(registry: dependencies.metrics))
+    router.add(middleware: AccessLogMiddleware())
+    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: BodyLimitMiddleware(maxBodySize: maxBodySize))
+
+    let collector = OperationCollector()
+    HealthRoutes(dependencies: dependencies, collector: collector).register(on: router)
+
+    let tenantGroup = router.group("v1/tenants/:tenant")
+        .add(middleware: TenantMiddleware(services: services, authenticate: true, moduleID: nil))
+    TenantRoutes(registry: dependencies.registry).register(
+        ModuleRoutes(group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector))
+
+    for module in dependencies.registry.modules {
+        let group = router.group(RouterPath("v1/tenants/:tenant/\(module.id)"))
+            .add(middleware: TenantMiddleware(services: services, authenticate: true, moduleID: module.id))
+        module.routes(
+            ModuleRoutes(group: group, openAPIPrefix: "/v1/tenants/{tenant}/\(module.id)", tag: module.id, authenticated: true,
+                         services: services, collector: collector))
+        let publicGroup = router.group(RouterPath("v1/public/:tenant/\(module.id)"))
+            .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: module.id))
+        module.publicRoutes(
+            ModuleRoutes(group: publicGroup, openAPIPrefix: "/v1/public/{tenant}/\(module.id)", tag: module.id, authenticated: false,
+                         services: services, collector: collector))
+    }
+
+    let document = OpenAPIDocument.build(operations: collector.operations, version: AtriumVersion.kernel)
+    let documentBody: ByteBuffer
+    let plainEncoder = JSONEncoder()
+    plainEncoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    documentBody = ByteBuffer(bytes: (try? plainEncoder.encode(document)) ?? Data("{}".utf8))
+    router.get("v1/openapi.json") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: documentBody))
+    }
+    return router
+}
+
+/// The HTTP application `atrium serve` runs.
+public func buildApplication(
+    _ dependencies: ApplicationDependencies, server: ServerConfiguration, services: [any Service] = []
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(dependencies, maxBodySize: server.maxBodySize),
+        configuration: .init(address: .hostname(server.host, port: server.port)),
+        services: services,
+        logger: dependencies.logger
+    )
+}
+
+/// Sets the body limit on the context so every decoder honours it.
+struct BodyLimitMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+    let maxBodySize: Int
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.maxUploadSize = maxBodySize
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+public import Hummingbird
+import Logging
+
+/// The request context of every Atrium route.
+///
+/// Middleware fills it as the request moves along the request path of DESIGN.md:
+/// the request id first, then the tenant of the path, then the authenticated principal.
+public struct AtriumRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The `X-Request-Id` of this request, accepted from the client or generated.
+    public var requestID: String
+    /// The tenant named in the path, once resolved.
+    public var tenant: Tenant?
+    /// The authenticated caller, once authenticated.
+    public var principal: Principal?
+    /// Upper bound on request bodies collected into memory.
+    public var maxUploadSize: Int
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+        self.tenant = nil
+        self.principal = nil
+        self.maxUploadSize = 1 << 20
+    }
+
+    public var requestDecoder: AtriumRequestDecoder { AtriumRequestDecoder() }
+    public var responseEncoder: AtriumResponseEncoder { AtriumResponseEncoder() }
+}
+
+/// Decodes JSON bodies with the API's conventions and turns every failure into a
+/// `validation_failed` or `malformed_json` problem that names the offending field.
+public struct AtriumRequestDecoder: RequestDecoder {
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        try await decode(type, from: request, maxSize: context.maxUploadSize)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, maxSize: Int) async throws -> T {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: maxSize)
+        } catch {
+            throw AtriumError(
+                status: .contentTooLarge, code: "payload_too_large", title: "Payload too large",
+                detail: "The request body exceeds \(maxSize) bytes.")
+        }
+        return try Self.decode(type, from: Data(buffer.readableBytesView))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        do {
+            return try AtriumJSON.decoder.decode(type, from: data)
+        } catch let error as DecodingError {
+            throw Self.problem(for: error)
+        }
+    }
+
+    static func problem(for error: DecodingError) -> AtriumError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { key in key.intValue.map { "[\($0)]" } ?? snakeCase(key.stringValue) }
+                .joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return .badRequest(code: "malformed_json", "The request body is not valid JSON.")
+        case .dataCorrupted(let context):
+            return .validation(field: path(context.codingPath), "has an invalid value")
+        case .keyNotFound(let key, let context):
+            return .validation(field: path(context.codingPath + [key]), "is required")
+        case .typeMismatch(let type, let context):
+            return .validation(field: path(context.codingPath).isEmpty ? "body" : path(context.codingPath), "must be \(jsonTypeName(type))")
+        case .valueNotFound(let type, let context):
+            return .validation(field: path(context.codingPath), "must be \(jsonTypeName(type)), not null")
+        @unknown default:
+            return .badRequest(code: "malformed_json", "The request body could not be decoded.")
+        }
+    }
+
+    private static func jsonTypeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is UUID.Type, is Date.Type: return "a string"
+        case is Int.Type, is Int64.Type, is Int32.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        case is Bool.Type: return "a boolean"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object"
+        }
+    }
+
+    private static func snakeCase(_ key: String) -> String { SnakeCase.convert(key) }
+}
+
+/// Encodes responses with the API's JSON conventions.
+public struct AtriumResponseEncoder: ResponseEncoder {
+    public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
+        let data = try AtriumJSON.encoder.encode(value)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}

@@ -1,0 +1,90 @@
+public import HTTPTypes
+import Hummingbird
+
+/// Registers a module's (or the kernel's) routes, each with the facts the kernel
+/// enforces and documents: its permission, its body and response types.
+///
+/// Registration writes the OpenAPI operation at the same moment it adds the route, so
+/// the published document lists exactly what the router serves.
+public final class ModuleRoutes {
+    let group: RouterGroup<AtriumRequestContext>
+    let openAPIPrefix: String
+    let tag: String
+    let authenticated: Bool
+    let services: KernelServices
+    let collector: OperationCollector
+
+    init(
+        group: RouterGroup<AtriumRequestContext>, openAPIPrefix: String, tag: String, authenticated: Bool,
+        services: KernelServices, collector: OperationCollector
+    ) {
+        self.group = group
+        self.openAPIPrefix = openAPIPrefix
+        self.tag = tag
+        self.authenticated = authenticated
+        self.services = services
+        self.collector = collector
+    }
+
+    /// A route without a request body (GET, DELETE, or a POST action).
+    public func on<Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?,
+        query: [QueryParameter] = [], response: Output.Type, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest) async throws -> Output
+    ) {
+        register(method, path, summary: summary, permission: permission, query: query, body: nil, response: response, status: status) {
+            request in try await handler(request)
+        }
+    }
+
+    /// A route with a JSON request body, decoded (and validated by its `Decodable` init) before the handler runs.
+    public func on<Input: Decodable & Sendable, Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?,
+        body: Input.Type, response: Output.Type, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
+    ) {
+        register(
+            method, path, summary: summary, permission: permission, query: [], body: SchemaReflector.schema(for: Input.self),
+            response: response, status: status
+        ) { request in
+            let input = try await AtriumRequestDecoder().decode(Input.self, from: request.request, maxSize: request.maxUploadSize)
+            return try await handler(request, input)
+        }
+    }
+
+    private func register<Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?, query: [QueryParameter],
+        body: JSONSchema?, response: Output.Type, status: HTTPResponse.Status,
+        handler: @escaping @Sendable (TenantRequest) async throws -> Output
+    ) {
+        let trimmed = path.split(separator: "/").joined(separator: "/")
+        collector.add(
+            OperationRecord(
+                method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag,
+                permission: permission, authenticated: authenticated, query: query, requestBody: body,
+                response: Output.self == NoContent.self ? nil : SchemaReflector.schema(for: Output.self),
+                successStatus: Int(status.code)))
+        let routerPath = trimmed.split(separator: "/").map { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
+        }.joined(separator: "/")
+        let services = self.services
+        group.on(RouterPath(routerPath), method: method) { request, context -> Response in
+            guard let tenant = context.tenant else { throw AtriumError.notFound() }
+            let tenantRequest = TenantRequest(
+                request: request, tenant: tenant, principal: context.principal, logger: context.logger,
+                requestID: context.requestID, parameters: context.parameters, services: services,
+                maxUploadSize: context.maxUploadSize)
+            if let permission { try tenantRequest.require(permission) }
+            let output = try await handler(tenantRequest)
+            if output is NoContent { return Response(status: .noContent) }
+            var response = try context.responseEncoder.encode(output, from: request, context: context)
+            response.status = status
+            return response
+        }
+    }
+}
+
+/// The response of routes that answer 204 with no body.
+public struct NoContent: Codable, Sendable {
+    public init() {}
+}

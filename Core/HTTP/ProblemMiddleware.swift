@@ -1,0 +1,45 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// Renders every error as RFC 9457 problem+json, in one place.
+///
+/// Unknown routes, wrong methods, oversized or malformed bodies and unexpected
+/// failures all reach the client as a problem document with a stable `code`; an
+/// unexpected error's details go to the log only.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as AtriumError {
+            return try error.response(from: request, context: context)
+        } catch let error as DecodingError {
+            return try AtriumRequestDecoder.problem(for: error).response(from: request, context: context)
+        } catch let error as HTTPError {
+            return try Self.problem(for: error, path: request.uri.path).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
+            return try AtriumError.internalError().response(from: request, context: context)
+        }
+    }
+
+    static func problem(for error: HTTPError, path: String) -> AtriumError {
+        switch error.status {
+        case .notFound:
+            return .init(status: .notFound, code: "not_found", title: "Not found", detail: "No route matches \(path).")
+        case .methodNotAllowed:
+            return .init(status: .methodNotAllowed, code: "method_not_allowed", title: "Method not allowed", detail: "This route does not accept that method.")
+        case .contentTooLarge:
+            return .init(status: .contentTooLarge, code: "payload_too_large", title: "Payload too large", detail: "The request body is too large.")
+        case .badRequest:
+            return .badRequest(error.body ?? "The request is malformed.")
+        case .unsupportedMediaType:
+            return .init(status: .unsupportedMediaType, code: "unsupported_media_type", title: "Unsupported media type", detail: error.body)
+        default:
+            return .init(status: error.status, code: error.status.reasonPhrase.lowercased().replacingOccurrences(of: " ", with: "_"),
+                         title: error.status.reasonPhrase, detail: error.body)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Accepts the client's `X-Request-Id` (when it is a sane token) or makes one, puts it
+/// in every log line of the request, and echoes it with the security headers that every
+/// response carries.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let offered = request.headers[.requestID]
+        let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
+        context.requestID = id
+        context.logger[metadataKey: "request.id"] = .string(id)
+        var response = try await next(request, context)
+        response.headers[.requestID] = id
+        response.headers[.xContentTypeOptions] = "nosniff"
+        return response
+    }
+
+    static func isAcceptable(_ id: String) -> Bool {
+        (1...128).contains(id.utf8.count) && id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2D || byte == 0x2E || byte == 0x5F
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = Self("X-Request-Id")!
+    static let xContentTypeOptions = Self("X-Content-Type-Options")!
+    static let apiKey = Self("X-Api-Key")!
+}

@@ -1,0 +1,12 @@
+/// How the HTTP server is set up, from flags and environment.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Largest request body read into memory, in bytes.
+    public var maxBodySize: Int
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 1 << 20) {
+        self.host = host
+        self.port = port
+        self.maxBodySize = maxBodySize
+    }
+}

@@ -1,0 +1,82 @@
+public import Foundation
+public import Hummingbird
+public import Logging
+public import PostgresNIO
+
+/// What a module's handler receives: the request and everything the kernel resolved
+/// for it, plus the one way to touch the database, a tenant-scoped transaction.
+public struct TenantRequest: Sendable {
+    public let request: Request
+    public let tenant: Tenant
+    /// The authenticated caller; nil only on public routes.
+    public let principal: Principal?
+    public let logger: Logger
+    public let requestID: String
+    public let parameters: Parameters
+    let services: KernelServices
+    let maxUploadSize: Int
+
+    /// The caller, which every authenticated route has.
+    public func requirePrincipal() throws -> Principal {
+        guard let principal else { throw AtriumError.unauthenticated() }
+        return principal
+    }
+
+    /// Fails with 403 `permission_denied` unless the caller holds `permission`.
+    public func require(_ permission: String) throws {
+        guard try requirePrincipal().has(permission) else {
+            throw AtriumError.forbidden(code: "permission_denied", "this operation requires the '\(permission)' permission")
+        }
+    }
+
+    /// A path parameter, or 404 when it is absent or malformed (a bad id is a missing resource).
+    public func parameter(_ name: String) throws -> String {
+        guard let value = parameters.get(name) else { throw AtriumError.notFound() }
+        return value
+    }
+
+    public func uuidParameter(_ name: String) throws -> UUID {
+        guard let value = parameters.get(name).flatMap(UUID.init(uuidString:)) else { throw AtriumError.notFound() }
+        return value
+    }
+
+    /// Runs `body` in one transaction where row-level security shows only this tenant's rows.
+    public func transaction<Result>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (TenantTransaction) async throws -> sending Result
+    ) async throws -> sending Result {
+        let tenantID = tenant.id
+        let logger = logger
+        let jobs = services.jobs
+        return try await services.database.withTenantTransaction(tenantID, logger: logger, isolation: isolation) { connection in
+            try await body(TenantTransaction(connection: connection, tenantID: tenantID, logger: logger, jobs: jobs))
+        }
+    }
+}
+
+/// An open tenant-scoped transaction. Everything done through it commits or rolls back together.
+public struct TenantTransaction {
+    public let connection: PostgresConnection
+    public let tenantID: UUID
+    public let logger: Logger
+    let jobs: JobQueue
+
+    /// Enqueues a job for this tenant in the same transaction as the caller's writes.
+    @discardableResult
+    public func enqueue(
+        _ kind: String, moduleID: String? = nil, payload: some Encodable, runAt: Date? = nil, uniqueKey: String? = nil
+    ) async throws -> UUID? {
+        try await jobs.enqueue(
+            kind: kind, tenantID: tenantID, moduleID: moduleID ?? kind.split(separator: ".").first.map(String.init),
+            payload: payload, runAt: runAt, uniqueKey: uniqueKey, on: connection)
+    }
+}
+
+/// The kernel services route handlers reach through their request.
+struct KernelServices: Sendable {
+    var database: Database
+    var jobs: JobQueue
+    var tenants: TenantStore
+    var enablement: ModuleEnablement
+    var authenticator: any Authenticator
+}

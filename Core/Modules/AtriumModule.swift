@@ -1,0 +1,73 @@
+/// A feature module: everything it adds to the platform, declared in one place.
+///
+/// The kernel reads these declarations at start-up, validates the whole set (see
+/// ``ModuleRegistry``), applies the migrations, mounts the routes under
+/// `/v1/tenants/{tenant}/{id}/` behind authentication, enablement and permission
+/// checks, and runs the jobs and schedules. A module talks to the kernel only
+/// through `AtriumCore`'s public API.
+public protocol AtriumModule: Sendable {
+    /// Lowercase identifier; also the URL segment and the prefix of its permissions and meters.
+    var id: String { get }
+    var version: String { get }
+    /// The kernel major.minor this module was written against (for example "0.1").
+    var requiredKernelVersion: String { get }
+    /// Ids of modules that must be installed alongside this one.
+    var dependencies: [String] { get }
+    /// Permissions this module checks, each named `<id>.<...>`.
+    var permissions: [PermissionDefinition] { get }
+    /// Permissions granted to roles by default: built-in roles (`owner`, `admin`,
+    /// `member`) or roles the module introduces.
+    var roleGrants: [String: [String]] { get }
+    /// Usage meters this module records, each named `<id>.<...>`.
+    var meters: [MeterDefinition] { get }
+    /// The module's SQL migrations, normally `Migration.fromFiles(EmbeddedMigrations.files, owner: id)`.
+    func migrations() throws -> [Migration]
+    /// Routes mounted at `/v1/tenants/{tenant}/{id}/`, reached by authenticated principals.
+    func routes(_ routes: ModuleRoutes)
+    /// Unauthenticated tenant-scoped routes (for example a public booking form), mounted at
+    /// `/v1/public/{tenant}/{id}/`.
+    func publicRoutes(_ routes: ModuleRoutes)
+    /// Job kinds this module handles, each named `<id>.<...>`.
+    var jobs: [JobDefinition] { get }
+    /// Recurring schedules; per-tenant schedules fan out only to tenants with the module enabled.
+    var schedules: [ScheduleDefinition] { get }
+}
+
+extension AtriumModule {
+    public var dependencies: [String] { [] }
+    public var permissions: [PermissionDefinition] { [] }
+    public var roleGrants: [String: [String]] { [:] }
+    public var meters: [MeterDefinition] { [] }
+    public func migrations() throws -> [Migration] { [] }
+    public func publicRoutes(_ routes: ModuleRoutes) {}
+    public var jobs: [JobDefinition] { [] }
+    public var schedules: [ScheduleDefinition] { [] }
+}
+
+/// A permission in the catalog that tenant admins build roles from.
+public struct PermissionDefinition: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String
+    public init(_ name: String, description: String) {
+        self.name = name
+        self.description = description
+    }
+}
+
+/// A usage meter a module records against.
+public struct MeterDefinition: Sendable, Equatable, Codable {
+    public enum Aggregation: String, Sendable, Codable {
+        case count, sum, max
+        case uniqueCount = "unique_count"
+        case latest
+    }
+
+    public var name: String
+    public var aggregation: Aggregation
+    public var unit: String
+    public init(_ name: String, aggregation: Aggregation, unit: String) {
+        self.name = name
+        self.aggregation = aggregation
+        self.unit = unit
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import HTTPTypes
+
+/// Builds the OpenAPI 3.1 document from the operations registered on the router.
+enum OpenAPIDocument {
+    static func build(operations: [OperationRecord], version: String) -> JSONValue {
+        var paths: [String: [String: JSONValue]] = [:]
+        var operationIDs: Set<String> = []
+        for operation in operations {
+            var parameters: [JSONValue] = pathParameters(operation.path).map { name in
+                ["name": .string(name), "in": "path", "required": true, "schema": name == "tenant" ? JSONSchema.string().json : pathSchema(name).json]
+            }
+            parameters += operation.query.map { query in
+                ["name": .string(query.name), "in": "query", "required": false, "description": .string(query.description), "schema": query.schema.json]
+            }
+            var entry: [String: JSONValue] = [
+                "summary": .string(operation.summary),
+                "operationId": .string(uniqueID(for: operation, taken: &operationIDs)),
+                "tags": [.string(operation.tag)],
+                "parameters": .array(parameters),
+            ]
+            if let permission = operation.permission {
+                entry["x-atrium-permission"] = .string(permission)
+            }
+            if operation.authenticated {
+                entry["security"] = [["bearer": []], ["apiKey": []]]
+            }
+            if let body = operation.requestBody {
+                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": body.json]]]
+            }
+            var responses: [String: JSONValue] = [:]
+            let status = String(operation.successStatus)
+            if operation.successStatus == 204 {
+                responses[status] = ["description": "No content"]
+            } else {
+                responses[status] = [
+                    "description": "Success",
+                    "content": ["application/json": ["schema": operation.response?.json ?? JSONSchema.freeform.json]],
+                ]
+            }
+            responses["default"] = ["$ref": "#/components/responses/Problem"]
+            entry["responses"] = .object(responses)
+            paths[operation.path, default: [:]][operation.method.rawValue.lowercased()] = .object(entry)
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Atrium API",
+                "version": .string(version),
+                "description": "Multi-tenant SaaS backend: the kernel and every installed module.",
+            ],
+            "paths": .object(paths.mapValues { .object($0) }),
+            "components": [
+                "securitySchemes": [
+                    "bearer": ["type": "http", "scheme": "bearer", "bearerFormat": "JWT"],
+                    "apiKey": ["type": "apiKey", "in": "header", "name": "X-Api-Key"],
+                ],
+                "schemas": ["Problem": problemSchema],
+                "responses": [
+                    "Problem": [
+                        "description": "An RFC 9457 problem document.",
+                        "content": ["application/problem+json": ["schema": ["$ref": "#/components/schemas/Problem"]]],
+                    ]
+                ],
+            ],
+        ]
+    }
+
+    static var problemSchema: JSONValue {
+        JSONSchema.object(
+            properties: [
+                "type": .string(format: "uri-reference"), "title": .string(), "status": .integer, "detail": .string(),
+                "instance": .string(), "code": .string(),
+                "errors": .array(.object(properties: ["field": .string(), "message": .string()], required: ["field", "message"])),
+            ],
+            required: ["type", "title", "status", "code"]
+        ).json
+    }
+
+    static func pathParameters(_ path: String) -> [String] {
+        path.split(separator: "/").compactMap { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? String(segment.dropFirst().dropLast()) : nil
+        }
+    }
+
+    private static func pathSchema(_ name: String) -> JSONSchema {
+        name == "id" || name.hasSuffix("_id") ? .string(format: "uuid") : .string()
+    }
+
+    private static func uniqueID(for operation: OperationRecord, taken: inout Set<String>) -> String {
+        let words = operation.path.split(separator: "/").filter { !$0.hasPrefix("{") && $0 != "v1" && $0 != "tenants" }
+        var base = operation.method.rawValue.lowercased() + words.map { word in
+            word.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == "." }).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+        }.joined()
+        if operation.path.hasSuffix("}") { base += "ById" }
+        var candidate = base
+        var counter = 2
+        while !taken.insert(candidate).inserted {
+            candidate = base + String(counter)
+            counter += 1
+        }
+        return candidate
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import PostgresNIO
+import Logging
+
+/// The tenant part of the request path: resolve the tenant named in the URL, refuse a
+/// suspended one, authenticate the caller as a principal *of that tenant*, and refuse
+/// a module the tenant has not enabled.
+///
+/// A principal of another tenant is refused exactly like a bad credential, so a token
+/// never reveals whether a tenant exists.
+struct TenantMiddleware: RouterMiddleware {
+    typealias Context = AtriumRequestContext
+    let services: KernelServices
+    /// Authenticate the caller (false for a module's public routes).
+    let authenticate: Bool
+    /// The module whose routes this guards, if any.
+    let moduleID: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        guard let slug = context.parameters.get("tenant") else { throw AtriumError.notFound() }
+        let logger = context.logger
+        let tenantStore = services.tenants
+        let found = try await services.database.client.withConnection { connection in
+            try await tenantStore.find(slug: slug, on: connection)
+        }
+        guard let tenant = found else {
+            throw AtriumError.notFound("No tenant named '\(slug)'.")
+        }
+        context.tenant = tenant
+        context.logger[metadataKey: "tenant.id"] = .string(tenant.id.uuidString.lowercased())
+        if tenant.status == .suspended {
+            throw AtriumError.forbidden(code: "tenant_suspended", "Tenant '\(slug)' is suspended.")
+        }
+        if authenticate {
+            guard let principal = try await services.authenticator.authenticate(request, tenant: tenant, logger: logger),
+                principal.tenantID == tenant.id
+            else {
+                throw AtriumError.unauthenticated()
+            }
+            context.principal = principal
+            context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
+        }
+        if let moduleID {
+            let enablement = services.enablement
+            let enabled = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection in
+                try await enablement.isEnabled(moduleID, on: connection)
+            }
+            guard enabled else {
+                throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID)' module is not enabled for this tenant.")
+            }
+        }
+        return try await next(request, context)
+    }
+}
