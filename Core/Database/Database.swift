@@ -19,32 +19,33 @@ public struct Database: Sendable {
     }
 
     /// Runs `body` in one transaction scoped to `tenantID` by row-level security.
+    @discardableResult
     public func withTenantTransaction<Result>(
         _ tenantID: UUID,
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query("SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true)", logger: logger)
-            return try await body(connection)
+        try await client.withConnection(isolation: isolation) { connection in
+            try await connection.withTenantTransaction(tenantID, logger: logger, isolation: isolation, body)
         }
     }
 
     /// Runs `body` in one transaction that sees platform-scoped rows (the job queue)
     /// across tenants. Only the kernel's own cross-tenant machinery uses it.
+    @discardableResult
     public func withPlatformTransaction<Result>(
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query("SELECT set_config('app.scope', 'platform', true)", logger: logger)
-            return try await body(connection)
+        try await client.withConnection(isolation: isolation) { connection in
+            try await connection.withPlatformTransaction(logger: logger, isolation: isolation, body)
         }
     }
 
     /// Runs `body` in a transaction with no tenant set: only platform tables are visible.
+    @discardableResult
     public func withTransaction<Result>(
         logger: Logger,
         isolation: isolated (any Actor)? = #isolation,

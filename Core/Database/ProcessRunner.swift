@@ -1,34 +1,71 @@
 import Foundation
 
-/// Runs a helper program (initdb, pg_ctl) to completion and captures its output.
+/// Runs a helper program (initdb, pg_ctl, psql) to completion.
 ///
-/// When Atrium runs as root, PostgreSQL's tools refuse to run, so they are started as
-/// the `postgres` OS user through `runuser`.
-struct ProcessRunner: Sendable {
-    struct Result: Sendable {
-        var status: Int32
-        var output: String
+/// It spawns and reaps the child itself with `posix_spawn` and `waitpid`: `pg_ctl start`
+/// leaves a daemon holding the descriptors it inherited, which defeats pipe-based
+/// capture, and Foundation's `Process` did not reap children here. When Atrium runs as
+/// root, PostgreSQL's tools refuse to run, so they are started as the `postgres` OS
+/// user through `runuser`.
+public struct ProcessRunner: Sendable {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var output: String
     }
 
     /// The OS user to run as, or nil for the current user.
     var runAsUser: String?
 
-    func run(_ executable: String, _ arguments: [String]) throws -> Result {
-        let process = Process()
+    public init(runAsUser: String? = nil) {
+        self.runAsUser = runAsUser
+    }
+
+    /// Runs the program with its output captured (stdin is /dev/null).
+    public func run(_ executable: String, _ arguments: [String]) throws -> Result {
+        let outputPath = FileManager.default.temporaryDirectory.appending(path: "atrium-\(UUID().uuidString).log").path()
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let status = try spawn(executable, arguments, environment: ProcessInfo.processInfo.environment, captureTo: outputPath)
+        let data = FileManager.default.contents(atPath: outputPath) ?? Data()
+        return Result(status: status, output: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Runs the program attached to this terminal (for `psql`), searching `PATH`.
+    public func runInteractive(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> Int32 {
+        try spawn(executable, arguments, environment: environment, captureTo: nil)
+    }
+
+    private func spawn(_ executable: String, _ arguments: [String], environment: [String: String], captureTo outputPath: String?) throws -> Int32 {
+        var argv = [executable] + arguments
+        var program = executable
         if let user = runAsUser {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", user, "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
+            program = "/usr/sbin/runuser"
+            argv = [program, "-u", user, "--"] + argv
         }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let outputPath {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        let cArguments = argv.map { strdup($0) } + [nil]
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in cArguments { free(pointer) }
+            for pointer in cEnvironment { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, program, &actions, nil, cArguments, cEnvironment)
+        guard spawned == 0 else {
+            throw ConfigurationError("cannot run \(program): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+        }
+        // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
     }
 }

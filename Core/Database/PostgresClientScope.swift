@@ -1,0 +1,52 @@
+public import Logging
+public import PostgresNIO
+
+/// Runs `body` with a pooled client that is running for exactly the body's duration,
+/// for commands that need the database briefly rather than as a long-lived service.
+public func withPostgresClient<Result: Sendable>(
+    _ url: DatabaseURL, maximumConnections: Int = 4, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> Result
+) async throws -> Result {
+    let client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await client.run() }
+        defer { group.cancelAll() }
+        return try await body(client)
+    }
+}
+
+/// Opens one connection (for the migrator, which holds a session advisory lock), runs
+/// `body` and closes it.
+public func withPostgresConnection<Result: Sendable>(
+    _ url: DatabaseURL, logger: Logger, _ body: (PostgresConnection) async throws -> Result
+) async throws -> Result {
+    var connectionConfiguration = PostgresConnection.Configuration(
+        host: url.host, port: url.port, username: url.username, password: url.password, database: url.database,
+        tls: url.sslMode == "disable" ? .disable : .prefer(try .init(configuration: .makeClientConfiguration())))
+    connectionConfiguration.options.connectTimeout = .seconds(5)
+    let connection: PostgresConnection
+    do {
+        connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 1, logger: logger)
+    } catch {
+        throw ConfigurationError("cannot connect to PostgreSQL at \(url.redactedDescription): \(DatabaseErrors.describe(error))")
+    }
+    do {
+        let result = try await body(connection)
+        try? await connection.close()
+        return result
+    } catch {
+        try? await connection.close()
+        throw error
+    }
+}
+
+/// Short, human descriptions of driver errors for operator-facing messages.
+public enum DatabaseErrors {
+    public static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            if let underlying = error.underlying { return String(describing: underlying) }
+            return "\(error.code)"
+        }
+        return String(describing: error)
+    }
+}

@@ -1,0 +1,76 @@
+public import Logging
+public import PostgresNIO
+
+/// Checks the tenancy rules on the live schema, so a migration that breaks them is
+/// caught by the tests and by `atrium doctor`, not by a customer.
+///
+/// Every table with a `tenant_id` column must have row-level security enabled and
+/// forced with at least one policy. Unless it is a platform table (commented
+/// `atrium:platform`, like the job queue), `tenant_id` must also be NOT NULL, lead its
+/// primary key and every unique index (so the schema can be distributed by tenant), and
+/// reference `tenants` with ON DELETE CASCADE (so deleting a tenant removes its rows).
+public struct SchemaVerifier: Sendable {
+    public struct Violation: Sendable, Equatable, CustomStringConvertible, Codable {
+        public var table: String
+        public var problem: String
+        public var description: String { "\(table): \(problem)" }
+    }
+
+    let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func verify(_ connection: PostgresConnection) async throws -> [Violation] {
+        let tables = try await connection.query(
+            """
+            SELECT c.oid::int8, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                   coalesce(obj_description(c.oid, 'pg_class'), '') = 'atrium:platform',
+                   a.attnotnull,
+                   (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid)
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+            WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+            ORDER BY c.relname
+            """, logger: logger
+        ).collect()
+        var violations: [Violation] = []
+        for row in tables {
+            let (oid, table, rls, forced, platform, notNull, policies) = try row.decode((Int64, String, Bool, Bool, Bool, Bool, Int).self)
+            func flag(_ problem: String) { violations.append(Violation(table: table, problem: problem)) }
+            if !rls { flag("row-level security is not enabled") }
+            if !forced { flag("row-level security is not forced (the owner would bypass it)") }
+            if policies == 0 { flag("has no row-level security policy") }
+            if platform { continue }
+            if !notNull { flag("tenant_id is nullable") }
+            let indexes = try await connection.query(
+                """
+                SELECT ic.relname::text, i.indisprimary, coalesce(a.attname::text, '')
+                FROM pg_index i
+                JOIN pg_class ic ON ic.oid = i.indexrelid
+                LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                WHERE i.indrelid = \(oid)::oid AND i.indisunique
+                """, logger: logger
+            ).collect()
+            var hasPrimaryKey = false
+            for index in indexes {
+                let (name, primary, firstColumn) = try index.decode((String, Bool, String).self)
+                hasPrimaryKey = hasPrimaryKey || primary
+                if firstColumn != "tenant_id" {
+                    flag("\(primary ? "primary key" : "unique index") \(name) does not start with tenant_id")
+                }
+            }
+            if !hasPrimaryKey { flag("has no primary key") }
+            let cascades = try await connection.query(
+                """
+                SELECT count(*)::int FROM pg_constraint
+                WHERE conrelid = \(oid)::oid AND contype = 'f' AND confrelid = 'tenants'::regclass AND confdeltype = 'c'
+                """, logger: logger
+            ).collect().first?.decode(Int.self) ?? 0
+            if cascades == 0 { flag("tenant_id does not reference tenants (id) ON DELETE CASCADE") }
+        }
+        return violations
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+public import Logging
+public import PostgresNIO
+
+/// Makes the database match the tenant files: creates missing tenants, updates changed
+/// ones and sets each tenant's enabled modules to exactly the listed ones. Applying the
+/// same files twice changes nothing; tenants without a file are left alone.
+public struct TenantApplier: Sendable {
+    public struct Change: Sendable, Codable, Equatable, CustomStringConvertible {
+        public var slug: String
+        public var action: String
+        public var detail: String
+        public var description: String { "\(slug): \(action)\(detail.isEmpty ? "" : " (\(detail))")" }
+    }
+
+    let registry: ModuleRegistry
+    let logger: Logger
+
+    public init(registry: ModuleRegistry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    /// Applies `files` on an owner connection, in one transaction: all files or none.
+    public func apply(_ files: [TenantFile], on connection: PostgresConnection) async throws -> [Change] {
+        for file in files {
+            for module in file.modules ?? [] where registry.module(module) == nil {
+                throw ConfigurationError("\(file.path): module '\(module)' is not installed")
+            }
+        }
+        let store = TenantStore(logger: logger)
+        let enablement = ModuleEnablement(logger: logger)
+        return try await connection.withTransaction(logger: logger) { connection in
+            var changes: [Change] = []
+            for file in files {
+                let plan = file.plan ?? "free"
+                var details: [String] = []
+                let tenant: Tenant
+                var created = false
+                if let existing = try await store.find(slug: file.slug, on: connection) {
+                    if existing.name != file.name { details.append("name") }
+                    if existing.plan != plan { details.append("plan \(existing.plan) -> \(plan)") }
+                    if details.isEmpty {
+                        tenant = existing
+                    } else {
+                        tenant = try await store.update(slug: file.slug, name: file.name, plan: plan, on: connection) ?? existing
+                    }
+                } else {
+                    tenant = try await store.create(slug: file.slug, name: file.name, plan: plan, on: connection)
+                    created = true
+                }
+                let settings = String(decoding: try JSONEncoder().encode(file.settings ?? [:]), as: UTF8.self)
+                let settingsChanged = try await connection.query(
+                    "UPDATE tenants SET settings = \(settings)::jsonb, updated_at = now() WHERE id = \(tenant.id) AND settings <> \(settings)::jsonb RETURNING 1",
+                    logger: logger
+                ).collect().isEmpty == false
+                if settingsChanged { details.append("settings") }
+                try await connection.query("SELECT set_config('app.tenant_id', \(tenant.id.uuidString.lowercased()), true)", logger: logger)
+                let wanted = Set(file.modules ?? [])
+                let current = try await enablement.enabledModules(on: connection)
+                for module in wanted.subtracting(current).sorted() {
+                    try await enablement.enable(module, tenantID: tenant.id, on: connection)
+                    details.append("enabled \(module)")
+                }
+                for module in current.subtracting(wanted).sorted() {
+                    try await enablement.disable(module, on: connection)
+                    details.append("disabled \(module)")
+                }
+                if created || !details.isEmpty {
+                    changes.append(Change(slug: file.slug, action: created ? "created" : "updated", detail: details.joined(separator: ", ")))
+                }
+            }
+            return changes
+        }
+    }
+}

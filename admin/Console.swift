@@ -1,0 +1,42 @@
+import AtriumCore
+import Foundation
+
+/// Writes command output: aligned tables for people, JSON for scripts.
+enum Console {
+    static func line(_ text: String = "") {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+
+    static func json(_ value: some Encodable) throws {
+        let encoder = AtriumJSON.encoder
+        encoder.outputFormatting.insert(.prettyPrinted)
+        line(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func table(_ headers: [String], _ rows: [[String]]) {
+        guard !rows.isEmpty else {
+            line("(none)")
+            return
+        }
+        var widths = headers.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+        }
+        func render(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        line(render(headers.map { $0.uppercased() }))
+        for row in rows { line(render(row)) }
+    }
+
+    static func timestamp(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        return date.formatted(.iso8601)
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import AtriumCore
+import Foundation
+import Logging
+
+struct DBCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db", abstract: "Reach the database directly.", subcommands: [URLCommand.self, Shell.self])
+
+    enum Role: String, ExpressibleByArgument {
+        case app, owner
+    }
+
+    struct URLCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "url",
+            abstract: "Print the connection URL (with password) of the application or owner role.",
+            discussion: "For the embedded cluster, the URL works while an `atrium` command or server keeps the cluster running.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "app (row-level security applies) or owner (owns the tables).") var role: Role = .app
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let url = try await global.withDatabase(logger: logger) { location in role == .app ? location.app : location.owner }
+            Console.line(url.description)
+        }
+    }
+
+    struct Shell: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "shell", abstract: "Open psql on the database.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "app (row-level security applies) or owner (owns the tables).") var role: Role = .app
+        @Option(name: .shortAndLong, help: "Run one SQL command and exit, as psql -c.") var command: String?
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let status = try await global.withDatabase(logger: logger) { location in
+                let url = role == .app ? location.app : location.owner
+                var environment = ProcessInfo.processInfo.environment
+                environment["PGPASSWORD"] = url.password
+                environment["PGSSLMODE"] = url.sslMode
+                let arguments = ["--no-psqlrc", "-h", url.host, "-p", String(url.port), "-U", url.username, "-d", url.database]
+                    + (command.map { ["-v", "ON_ERROR_STOP=1", "-c", $0] } ?? [])
+                // psql handles Ctrl-C itself (it cancels the running query); this process must not die of it.
+                signal(SIGINT, SIG_IGN)
+                defer { signal(SIGINT, SIG_DFL) }
+                do {
+                    return try ProcessRunner().runInteractive("psql", arguments, environment: environment)
+                } catch {
+                    throw ConfigurationError("cannot start psql (install Debian's postgresql-client): \(error)")
+                }
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+import AtriumCore
+
+/// The feature modules compiled into this binary, in no particular order (the registry
+/// orders them by dependency).
+let installedModules: [any AtriumModule] = []

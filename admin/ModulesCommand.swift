@@ -1,0 +1,102 @@
+import ArgumentParser
+import AtriumCore
+import Logging
+import PostgresNIO
+
+struct ModulesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modules", abstract: "List installed modules; enable or disable one for a tenant.",
+        subcommands: [List.self, Enable.self, Disable.self])
+
+    static func registry() throws -> ModuleRegistry {
+        try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List installed modules (and, with --tenant, whether each is enabled).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        struct Row: Encodable {
+            var id: String
+            var version: String
+            var dependencies: [String]
+            var enabled: Bool?
+        }
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let registry = try ModulesCommand.registry()
+            var enabled: Set<String>?
+            if let slug = tenant {
+                enabled = try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) {
+                        try await ModuleEnablement(logger: logger).enabledModules(on: $0)
+                    }
+                }
+            }
+            let rows = registry.modules.map { Row(id: $0.id, version: $0.version, dependencies: $0.dependencies, enabled: enabled.map { [id = $0.id] in $0.contains(id) }) }
+            if json {
+                try Console.json(rows)
+            } else {
+                Console.table(["id", "version", "depends on"] + (enabled == nil ? [] : ["enabled"]), rows.map { row in
+                    [row.id, row.version, row.dependencies.isEmpty ? "-" : row.dependencies.joined(separator: ", ")]
+                        + (row.enabled.map { [$0 ? "yes" : "no"] } ?? [])
+                })
+            }
+        }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a module for a tenant.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var module: String
+        @Option(help: "Tenant slug.") var tenant: String
+
+        func run() async throws {
+            try await ModulesCommand.change(module: module, tenant: tenant, enable: true, global: global)
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a module for a tenant (its data is kept).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var module: String
+        @Option(help: "Tenant slug.") var tenant: String
+
+        func run() async throws {
+            try await ModulesCommand.change(module: module, tenant: tenant, enable: false, global: global)
+        }
+    }
+
+    static func change(module: String, tenant slug: String, enable: Bool, global: GlobalOptions) async throws {
+        let logger = global.logger(defaultLevel: .warning)
+        let registry = try registry()
+        guard let installed = registry.module(module) else { throw ValidationFailure("module '\(module)' is not installed") }
+        let dependencies = installed.dependencies
+        let changed = try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
+            let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+            return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                let enablement = ModuleEnablement(logger: logger)
+                if enable {
+                    let current = try await enablement.enabledModules(on: connection)
+                    if let missing = dependencies.first(where: { !current.contains($0) }) {
+                        throw ValidationFailure("module '\(module)' needs '\(missing)' enabled first")
+                    }
+                    return try await enablement.enable(module, tenantID: tenant.id, on: connection)
+                }
+                return try await enablement.disable(module, on: connection)
+            }
+        }
+        Console.line("\(module) \(enable ? "enabled" : "disabled") for \(slug)\(changed ? "" : " (no change)")")
+    }
+
+    static func tenant(_ slug: String, on connection: PostgresConnection, logger: Logger) async throws -> Tenant {
+        guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else {
+            throw ValidationFailure("no tenant named '\(slug)'")
+        }
+        return tenant
+    }
+}

@@ -1,0 +1,72 @@
+import ArgumentParser
+import AtriumCore
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP API with its job workers.",
+        discussion: """
+            Migrates the database first. With the embedded database it also applies the tenant files \
+            (--tenants-dir, default tenants/) so a new checkout has demo tenants. SIGTERM or SIGINT stops \
+            accepting requests, drains in-flight requests and running jobs (30 s at most), closes the pool \
+            and stops the embedded cluster.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Address to listen on (default: $ATRIUM_HOST or 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Port to listen on (default: $ATRIUM_PORT or 8080).")
+    var port: Int?
+
+    @Option(help: "Folder of tenant files applied at start with the embedded database.")
+    var tenantsDir: String = "tenants"
+
+    @Flag(help: "Serve HTTP only; run workers elsewhere with `atrium worker`.")
+    var noWorker = false
+
+    func run() async throws {
+        let logger = global.logger(defaultLevel: .info)
+        let environment = ProcessInfo.processInfo.environment
+        let server = ServerConfiguration(
+            host: host ?? environment["ATRIUM_HOST"] ?? "127.0.0.1",
+            port: port ?? environment["ATRIUM_PORT"].flatMap(Int.init) ?? 8080)
+        let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
+        try await global.withDatabase(logger: logger) { location in
+            try await KernelSetup.migrate(location, registry: registry, logger: logger)
+            if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
+                let changes = try await TenantsCommand.applyFiles(in: tenantsDir, location: location, registry: registry, logger: logger)
+                for change in changes { logger.info("tenant file applied", metadata: ["change": "\(change)"]) }
+            }
+            let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: 20), backgroundLogger: logger)
+            let database = Database(client: client, maximumConnections: 20)
+            let dependencies = ApplicationDependencies(
+                database: database, registry: registry, logger: logger, expectedMigrations: try registry.allMigrations())
+            let application = buildApplication(dependencies, server: server)
+            var services: [any Service] = [client]
+            if !noWorker {
+                services.append(JobWorker(database: database, registry: registry, configuration: .init(), logger: logger))
+            }
+            services.append(application)
+            logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])
+            try await ServiceRunner.run(services, logger: logger)
+        }
+    }
+}
+
+extension CommandErrors {
+    static func mappedSync<Result>(_ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as ConfigurationError {
+            throw ValidationFailure(error.description)
+        }
+    }
+}

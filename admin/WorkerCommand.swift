@@ -1,0 +1,29 @@
+import ArgumentParser
+import AtriumCore
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run job workers only (any number of them, on any machine, may share one database).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Jobs run at once by this worker.")
+    var concurrency: Int = 4
+
+    func run() async throws {
+        let logger = global.logger(defaultLevel: .info)
+        let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
+        try await global.withDatabase(logger: logger) { location in
+            try await KernelSetup.migrate(location, registry: registry, logger: logger)
+            let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: concurrency + 2), backgroundLogger: logger)
+            let worker = JobWorker(
+                database: Database(client: client, maximumConnections: concurrency + 2), registry: registry,
+                configuration: .init(concurrency: concurrency), logger: logger)
+            try await ServiceRunner.run([client, worker], logger: logger)
+        }
+    }
+}
