@@ -5,7 +5,7 @@ import Logging
 
 struct DBCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "db", abstract: "Reach the database directly.", subcommands: [URLCommand.self, Shell.self])
+        commandName: "db", abstract: "Reach the database directly.", subcommands: [URLCommand.self, Shell.self, Start.self, Stop.self])
 
     enum Role: String, ExpressibleByArgument {
         case app, owner
@@ -51,6 +51,36 @@ struct DBCommand: AsyncParsableCommand {
                 }
             }
             if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Start the embedded cluster and leave it running (other commands then connect to it).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let embedded = EmbeddedPostgres(dataDirectory: global.dataDirectoryURL, logger: logger)
+            let started = try await CommandErrors.mapped { try await embedded.start() }
+            let url = try CommandErrors.mappedSync { try embedded.urls().app }
+            Console.line(started ? "started embedded PostgreSQL on port \(url.port)" : "embedded PostgreSQL is already running on port \(url.port)")
+        }
+    }
+
+    struct Stop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the embedded cluster.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let embedded = EmbeddedPostgres(dataDirectory: global.dataDirectoryURL, logger: logger)
+            guard try CommandErrors.mappedSync({ try embedded.isRunning() }) else {
+                Console.line("embedded PostgreSQL is not running")
+                return
+            }
+            try CommandErrors.mappedSync { try embedded.stop() }
+            Console.line("stopped embedded PostgreSQL")
         }
     }
 }

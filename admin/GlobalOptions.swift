@@ -67,6 +67,18 @@ enum CommandErrors {
     }
 }
 
+extension CommandErrors {
+    static func mappedSync<Result>(_ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as ConfigurationError {
+            throw ValidationFailure(error.description)
+        } catch let error as AtriumError {
+            throw ValidationFailure(error.detail ?? error.title)
+        }
+    }
+}
+
 /// A failure whose message is printed as is, with a non-zero exit.
 struct ValidationFailure: Error, CustomStringConvertible {
     var description: String

@@ -60,13 +60,3 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension CommandErrors {
-    static func mappedSync<Result>(_ body: () throws -> Result) throws -> Result {
-        do {
-            return try body()
-        } catch let error as ConfigurationError {
-            throw ValidationFailure(error.description)
-        }
-    }
-}

@@ -11,6 +11,12 @@ public struct DatabaseLocation: Sendable {
     /// The embedded cluster, when one is in use.
     public var embedded: EmbeddedPostgres?
 
+    public init(app: DatabaseURL, owner: DatabaseURL, embedded: EmbeddedPostgres?) {
+        self.app = app
+        self.owner = owner
+        self.embedded = embedded
+    }
+
     /// Resolves the database from the environment and, for the embedded cluster, makes
     /// sure it is running for the duration of `body` (stopping it afterwards only if this
     /// call started it).

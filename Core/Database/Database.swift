@@ -51,6 +51,8 @@ public struct Database: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await client.withTransaction(logger: logger, isolation: isolation, body)
+        try await client.withConnection(isolation: isolation) { connection in
+            try await connection.withUnwrappedTransaction(logger: logger, isolation: isolation, body)
+        }
     }
 }

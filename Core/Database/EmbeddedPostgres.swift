@@ -42,6 +42,14 @@ public struct EmbeddedPostgres: Sendable {
         return (url(Self.appRole, credentials.appPassword, credentials), url(Self.ownerRole, credentials.ownerPassword, credentials))
     }
 
+    /// The bootstrap superuser's URL, for test harnesses that create a database per suite.
+    public func superuserURL(database: String = "postgres") throws -> DatabaseURL {
+        let credentials = try loadCredentials()
+        return DatabaseURL(
+            username: Self.superuser, password: credentials.superuserPassword, host: "127.0.0.1", port: credentials.port, database: database,
+            sslMode: "disable")
+    }
+
     public var isInitialized: Bool {
         FileManager.default.fileExists(atPath: clusterDirectory.appending(path: "PG_VERSION").path())
             && FileManager.default.fileExists(atPath: credentialsFile.path())

@@ -39,7 +39,7 @@ public struct Migrator: Sendable {
                 logger.info("applying migration", metadata: ["migration.owner": "\(migration.owner)", "migration.file": "\(migration.fileName)"])
                 let checksum = try await self.checksum(of: migration, on: connection)
                 do {
-                    try await connection.withTransaction(logger: logger) { transaction in
+                    try await connection.withUnwrappedTransaction(logger: logger) { transaction in
                         for statement in SQLScript.statements(in: migration.sql) {
                             try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                         }

@@ -9,8 +9,16 @@ struct PostgresBinaries: Sendable {
     /// Finds the server binaries: `ATRIUM_PG_BINDIR`, then Debian's versioned folders
     /// (newest first), then the usual install prefixes.
     static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PostgresBinaries {
+        if let configured = environment["ATRIUM_PG_BINDIR"], !configured.isEmpty {
+            // An explicit setting is obeyed, never silently replaced by another install.
+            guard FileManager.default.isExecutableFile(atPath: configured + "/initdb"),
+                FileManager.default.isExecutableFile(atPath: configured + "/pg_ctl")
+            else {
+                throw ConfigurationError("ATRIUM_PG_BINDIR=\(configured) does not contain the PostgreSQL server binaries initdb and pg_ctl")
+            }
+            return PostgresBinaries(directory: configured)
+        }
         var candidates: [String] = []
-        if let configured = environment["ATRIUM_PG_BINDIR"] { candidates.append(configured) }
         let debian = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: debian)) ?? [])
             .compactMap(Int.init).sorted(by: >)

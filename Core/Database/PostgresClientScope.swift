@@ -3,6 +3,7 @@ public import PostgresNIO
 
 /// Runs `body` with a pooled client that is running for exactly the body's duration,
 /// for commands that need the database briefly rather than as a long-lived service.
+@discardableResult
 public func withPostgresClient<Result: Sendable>(
     _ url: DatabaseURL, maximumConnections: Int = 4, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> Result
 ) async throws -> Result {
@@ -16,6 +17,7 @@ public func withPostgresClient<Result: Sendable>(
 
 /// Opens one connection (for the migrator, which holds a session advisory lock), runs
 /// `body` and closes it.
+@discardableResult
 public func withPostgresConnection<Result: Sendable>(
     _ url: DatabaseURL, logger: Logger, _ body: (PostgresConnection) async throws -> Result
 ) async throws -> Result {

@@ -30,7 +30,7 @@ public struct TenantApplier: Sendable {
         }
         let store = TenantStore(logger: logger)
         let enablement = ModuleEnablement(logger: logger)
-        return try await connection.withTransaction(logger: logger) { connection in
+        return try await connection.withUnwrappedTransaction(logger: logger) { connection in
             var changes: [Change] = []
             for file in files {
                 let plan = file.plan ?? "free"

@@ -1,0 +1,71 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+@Suite("HTTP edge: request ids, problems, health, metrics")
+struct HTTPEdgeTests {
+    @Test func healthAndReadinessAnswerWithRequestIDAndNoSniff() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        try await withTestApp(db) { client, _ in
+            try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "abc-123"]) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] == "abc-123")
+                #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+                #expect(response.headers[.server] == nil)
+            }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(json(response)["checks"]?["migrations"]?.string == "ok")
+                let generated = response.headers[HTTPField.Name("X-Request-Id")!] ?? ""
+                #expect(UUID(uuidString: generated) != nil)
+            }
+            // An unacceptable request id is replaced, not echoed.
+            try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "bad id\u{7f}"]) { response in
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] != "bad id\u{7f}")
+            }
+        }
+    }
+
+    @Test func readinessFailsWhileMigrationsArePending() async throws {
+        let db = try await TestDatabase.create(modules: [])  // notes migration not applied
+        try await withTestApp(db) { client, _ in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(json(response)["checks"]?["migrations"]?.string == "1 pending")
+            }
+        }
+    }
+
+    @Test func unknownRouteIsAProblemDocument() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        try await withTestApp(db) { client, _ in
+            try await client.execute(uri: "/nope", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let problem = json(response)
+                #expect(problem["code"]?.string == "not_found")
+                #expect(problem["status"] == 404)
+                #expect(problem["instance"]?.string == "/nope")
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] != nil)
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsByRouteTemplate() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        try await withTestApp(db) { client, _ in
+            for _ in 0..<3 { try await client.execute(uri: "/healthz", method: .get) { _ in } }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                #expect(text.contains(#"atrium_http_requests_total{route="/healthz",method="GET",status="200"} 3"#))
+                #expect(text.contains("atrium_http_request_duration_seconds_bucket"))
+                #expect(text.contains(#"atrium_jobs_queue_jobs{state="pending"} 0"#))
+                #expect(text.contains("atrium_db_pool_max_connections 4"))
+            }
+        }
+    }
+}

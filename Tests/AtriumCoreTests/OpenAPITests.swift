@@ -1,0 +1,48 @@
+import AtriumCore
+import Foundation
+import NIOFoundationCompat
+import HTTPTypes
+import HummingbirdTesting
+import Testing
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    @Test func documentListsEveryOperationWithSchemas() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let document = try await withTestApp(db) { client, _ in
+            try await client.execute(uri: "/v1/openapi.json", method: .get) { response in
+                #expect(response.status == .ok)
+                return json(response)
+            }
+        }
+        #expect(document["openapi"]?.string == "3.1.0")
+        let create = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes"]?["post"])
+        #expect(create["x-atrium-permission"]?.string == "notes.write")
+        let body = try #require(create["requestBody"]?["content"]?["application/json"]?["schema"])
+        #expect(body["properties"]?["title"]?["type"]?.string == "string")
+        #expect(body["required"] == ["title"])  // pinned is optional
+        let response = try #require(create["responses"]?["201"]?["content"]?["application/json"]?["schema"])
+        #expect(response["properties"]?["created_at"]?["format"]?.string == "date-time")
+        #expect(response["properties"]?["id"]?["format"]?.string == "uuid")
+        let get = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes/{id}"]?["get"])
+        #expect(get["parameters"]?.array?.compactMap { $0["name"]?.string } == ["tenant", "id"])
+        #expect(document["paths"]?["/healthz"]?["get"] != nil)
+        #expect(document["paths"]?["/v1/tenants/{tenant}/modules"]?["get"] != nil)
+        let list = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes"]?["get"])
+        #expect(list["responses"]?["200"]?["content"]?["application/json"]?["schema"]?["properties"]?["data"]?["type"]?.string == "array")
+    }
+
+    @Test func documentPassesAnOpenAPIValidator() async throws {
+        let python = try #require(
+            ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides a Python with openapi-spec-validator")
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let data = try await withTestApp(db) { client, _ in
+            try await client.execute(uri: "/v1/openapi.json", method: .get) { Data(buffer: $0.body) }
+        }
+        let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
+        try data.write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()])
+        #expect(result.status == 0, "\(result.output)")
+    }
+}

@@ -1,0 +1,38 @@
+import AtriumCore
+import Foundation
+import NIOFoundationCompat
+import Hummingbird
+import HummingbirdTesting
+import Prometheus
+
+/// Builds the real router over a test database and runs `body` against it in-process.
+func withTestApp<Result: Sendable>(
+    _ db: TestDatabase, modules: [any AtriumModule] = [NotesModule()], maxBodySize: Int = 1 << 20,
+    _ body: @escaping @Sendable (any TestClientProtocol, PrometheusCollectorRegistry) async throws -> Result
+) async throws -> Result {
+    try await db.withApp { database in
+        let registry = try ModuleRegistry(modules)
+        let metrics = PrometheusCollectorRegistry()
+        let dependencies = ApplicationDependencies(
+            database: database, registry: registry, authenticator: TestAuthenticator(), metrics: metrics, logger: TestDatabase.logger,
+            expectedMigrations: try registry.allMigrations())
+        let app = Application(router: buildRouter(dependencies, maxBodySize: maxBodySize), logger: TestDatabase.logger)
+        return try await app.test(.router) { client in try await body(client, metrics) }
+    }
+}
+
+/// Decodes a JSON response body into a loose JSON value for assertions (null when it is not JSON).
+func json(_ response: TestResponse) -> JSONValue {
+    (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: response.body))) ?? .null
+}
+
+extension JSONValue {
+    var string: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+    var array: [JSONValue]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+}

@@ -1,0 +1,81 @@
+import AtriumCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A fresh database on the throwaway cluster that `make test` started, one per test,
+/// so tests run in parallel without seeing each other's rows.
+struct TestDatabase: Sendable {
+    let name: String
+    let app: DatabaseURL
+    let owner: DatabaseURL
+    let superuser: DatabaseURL
+
+    static let logger: Logger = {
+        var logger = Logger(label: "atrium.test")
+        logger.logLevel = ProcessInfo.processInfo.environment["ATRIUM_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return logger
+    }()
+
+    static func cluster() throws -> EmbeddedPostgres {
+        guard let directory = ProcessInfo.processInfo.environment["ATRIUM_TEST_DATA_DIR"] else {
+            throw ConfigurationError("ATRIUM_TEST_DATA_DIR is not set: run the tests with `make test`, which starts a throwaway PostgreSQL")
+        }
+        return EmbeddedPostgres(dataDirectory: URL(fileURLWithPath: directory), logger: logger)
+    }
+
+    /// Creates an empty database owned by the owner role, migrated unless `migrate` is false.
+    static func create(modules: [any AtriumModule] = [], migrate: Bool = true) async throws -> TestDatabase {
+        let cluster = try cluster()
+        let urls = try cluster.urls()
+        let name = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let superuser = try cluster.superuserURL()
+        try await withPostgresConnection(superuser, logger: logger) { connection in
+            // Database names cannot be bind parameters; `name` is generated above from hex digits.
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)"), logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
+        }
+        var app = urls.app
+        app.database = name
+        var owner = urls.owner
+        owner.database = name
+        var superuserHere = superuser
+        superuserHere.database = name
+        let database = TestDatabase(name: name, app: app, owner: owner, superuser: superuserHere)
+        if migrate {
+            let registry = try ModuleRegistry(modules)
+            try await withPostgresConnection(owner, logger: logger) { connection in
+                try await Migrator(migrations: try registry.allMigrations(), logger: logger).migrate(connection)
+            }
+        }
+        return database
+    }
+
+    var location: DatabaseLocation { DatabaseLocation(app: app, owner: owner, embedded: nil) }
+
+    /// Runs `body` with a pooled application-role `Database`.
+    func withApp<Result: Sendable>(maximumConnections: Int = 4, _ body: @Sendable (Database) async throws -> Result) async throws -> Result {
+        try await withPostgresClient(app, maximumConnections: maximumConnections, logger: Self.logger) { client in
+            try await body(Database(client: client, maximumConnections: maximumConnections))
+        }
+    }
+
+    func withOwner<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        try await withPostgresConnection(owner, logger: Self.logger, body)
+    }
+
+    /// Creates a tenant as an operator would.
+    func createTenant(_ slug: String, modules: [String] = []) async throws -> Tenant {
+        try await withOwner { connection in
+            let tenant = try await TenantStore(logger: Self.logger).create(slug: slug, name: slug.capitalized, plan: "free", on: connection)
+            for module in modules {
+                try await connection.withTenantTransaction(tenant.id, logger: Self.logger) { connection in
+                    try await ModuleEnablement(logger: Self.logger).enable(module, tenantID: tenant.id, on: connection)
+                }
+            }
+            return tenant
+        }
+    }
+}

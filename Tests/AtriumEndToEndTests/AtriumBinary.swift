@@ -1,0 +1,109 @@
+import Foundation
+
+/// Runs the built `atrium` executable the way an operator would.
+struct AtriumBinary {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var path: String {
+        if let path = ProcessInfo.processInfo.environment["ATRIUM_BINARY"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appending(path: ".build/debug/atrium").path()
+    }
+
+    var environment: [String: String]
+
+    /// The test's own environment minus anything that would point the binary at another database.
+    init(dataDirectory: URL? = nil, extra: [String: String] = [:]) {
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["DATABASE_URL", "DATABASE_OWNER_URL", "ATRIUM_DATA_DIR", "ATRIUM_LOG_FORMAT", "ATRIUM_LOG_LEVEL"] {
+            environment.removeValue(forKey: key)
+        }
+        if let dataDirectory { environment["ATRIUM_DATA_DIR"] = dataDirectory.path() }
+        environment.merge(extra) { $1 }
+        self.environment = environment
+    }
+
+    /// Runs `atrium ARGS` to completion.
+    func run(_ arguments: String..., timeout: Duration = .seconds(120)) throws -> Result {
+        let process = try start(arguments)
+        return try process.wait(timeout: timeout)
+    }
+
+    func start(_ arguments: [String]) throws -> RunningProcess {
+        try RunningProcess(executable: Self.path, arguments: arguments, environment: environment)
+    }
+}
+
+/// A child process with its output captured to files, reaped with waitpid.
+final class RunningProcess {
+    let pid: pid_t
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(executable: String, arguments: [String], environment: [String: String]) throws {
+        let base = FileManager.default.temporaryDirectory.appending(path: "atrium-e2e-\(UUID().uuidString)").path()
+        stdoutPath = base + ".out"
+        stderrPath = base + ".err"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard result == 0 else { throw POSIXError(POSIXErrorCode(rawValue: result) ?? .EIO) }
+        self.pid = pid
+    }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    func wait(timeout: Duration) throws -> AtriumBinary.Result {
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw TimeoutError(output: output())
+            }
+            usleep(20_000)
+        }
+        let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let (out, err) = output()
+        try? FileManager.default.removeItem(atPath: stdoutPath)
+        try? FileManager.default.removeItem(atPath: stderrPath)
+        return .init(status: code, stdout: out, stderr: err)
+    }
+
+    func output() -> (String, String) {
+        (
+            String(decoding: FileManager.default.contents(atPath: stdoutPath) ?? Data(), as: UTF8.self),
+            String(decoding: FileManager.default.contents(atPath: stderrPath) ?? Data(), as: UTF8.self)
+        )
+    }
+
+    struct TimeoutError: Error, CustomStringConvertible {
+        var output: (String, String)
+        var description: String { "process timed out; stdout: \(output.0) stderr: \(output.1)" }
+    }
+}
+
+/// A scratch folder the `postgres` OS user can enter (when the tests run as root).
+func makeScratchDirectory() throws -> URL {
+    let url = URL(fileURLWithPath: "/tmp/atrium-e2e-\(UUID().uuidString.prefix(8).lowercased())")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    return url
+}

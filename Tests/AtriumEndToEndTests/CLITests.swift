@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+@Suite("The atrium command line, run as a built binary", .serialized)
+struct CLITests {
+    @Test func helpExplainsEveryCommand() throws {
+        let help = try AtriumBinary().run("--help")
+        #expect(help.status == 0)
+        for command in ["serve", "worker", "migrate", "doctor", "db", "tenants", "modules", "jobs"] {
+            #expect(help.stdout.contains("  \(command)"), "help lists \(command)")
+        }
+        let tenants = try AtriumBinary().run("tenants", "--help")
+        for command in ["create", "list", "show", "suspend", "resume", "delete", "apply"] {
+            #expect(tenants.stdout.contains("  \(command)"), "tenants help lists \(command)")
+        }
+    }
+
+    @Test func everyAdminCommandWorksOnTheEmbeddedDatabase() throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let tenantsDirectory = scratch.appending(path: "tenants")
+        try FileManager.default.createDirectory(at: tenantsDirectory, withIntermediateDirectories: true)
+        try "slug: acme\nname: Acme\nplan: pro\nsettings:\n  timezone: UTC\n".write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
+        try "slug: glow\nname: Glow\n".write(to: tenantsDirectory.appending(path: "glow.yaml"), atomically: true, encoding: .utf8)
+        try "plans: {}\n".write(to: tenantsDirectory.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
+
+        let migrate = try atrium.run("migrate")
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        #expect(migrate.stdout.contains("applied kernel/0001_platform.sql"))
+        #expect(try atrium.run("migrate").stdout.contains("Database is up to date."))
+        let status = try atrium.run("migrate", "status", "--json")
+        #expect(status.stdout.contains(#""state" : "applied""#))
+
+        let doctor = try atrium.run("doctor")
+        #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
+        #expect(doctor.stdout.contains("ok   application role: owns nothing"))
+
+        let apply = try atrium.run("tenants", "apply", tenantsDirectory.path())
+        #expect(apply.status == 0, "\(apply.stderr)")
+        #expect(apply.stdout.contains("acme: created"))
+        #expect(apply.stdout.contains("glow: created"))
+        #expect(try atrium.run("tenants", "apply", tenantsDirectory.path()).stdout == "No changes.\n")
+        try "slug: glow\nname: Glow Studio\nplan: pro\n".write(to: tenantsDirectory.appending(path: "glow.yaml"), atomically: true, encoding: .utf8)
+        #expect(try atrium.run("tenants", "apply", tenantsDirectory.path()).stdout.contains("glow: updated (name, plan free -> pro)"))
+
+        let create = try atrium.run("tenants", "create", "zeta", "--name", "Zeta Corp", "--plan", "pro")
+        #expect(create.status == 0)
+        let duplicate = try atrium.run("tenants", "create", "zeta", "--name", "Again")
+        #expect(duplicate.status != 0)
+        #expect(duplicate.stderr.contains("a tenant with slug 'zeta' already exists"))
+        #expect(duplicate.stderr.split(separator: "\n").count <= 2)
+
+        let list = try atrium.run("tenants", "list", "--json")
+        let slugs = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]]
+        #expect(slugs?.compactMap { $0["slug"] as? String } == ["acme", "glow", "zeta"])
+        #expect(try atrium.run("tenants", "show", "acme").stdout.contains("Acme"))
+        #expect(try atrium.run("tenants", "suspend", "zeta").stdout.contains("suspended"))
+        #expect(try atrium.run("tenants", "resume", "zeta").stdout.contains("active"))
+        let refused = try atrium.run("tenants", "delete", "zeta")
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--yes"))
+        #expect(try atrium.run("tenants", "delete", "zeta", "--yes").stdout == "deleted zeta\n")
+        #expect(try atrium.run("tenants", "show", "zeta").status != 0)
+
+        #expect(try atrium.run("modules", "list", "--tenant", "acme").status == 0)
+        let unknownModule = try atrium.run("modules", "enable", "nosuch", "--tenant", "acme")
+        #expect(unknownModule.stderr.contains("module 'nosuch' is not installed"))
+        #expect(try atrium.run("jobs", "list", "--json").stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[\n\n]")
+        let noJob = try atrium.run("jobs", "retry", UUID().uuidString)
+        #expect(noJob.status != 0)
+        #expect(try atrium.run("jobs", "list", "--state", "bogus").status != 0)
+
+        let url = try atrium.run("db", "url", "--role", "owner")
+        #expect(url.stdout.hasPrefix("postgres://atrium_owner:"))
+        let shell = try atrium.run("db", "shell", "-c", "SELECT count(*) AS tenants FROM tenants")
+        #expect(shell.status == 0, "\(shell.stderr)")
+        #expect(shell.stdout.contains("2"))
+
+        // Each command started the cluster for its own duration and stopped it again.
+        #expect(try atrium.run("db", "stop").stdout.contains("not running"))
+    }
+
+    @Test func serveAppliesTenantFilesServesAndStopsCleanlyOnSIGTERM() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let tenantsDirectory = scratch.appending(path: "tenants")
+        try FileManager.default.createDirectory(at: tenantsDirectory, withIntermediateDirectories: true)
+        try "slug: acme\nname: Acme\n".write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
+        let port = 20000 + Int.random(in: 0..<20000)
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_LOG_FORMAT": "json"])
+        let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenantsDirectory.path()])
+        var healthy = false
+        for _ in 0..<300 where !healthy {
+            try await Task.sleep(for: .milliseconds(100))
+            healthy = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        #expect(healthy)
+        let known = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme")
+        #expect(known.status == 401)  // the demo tenant exists; no unauthenticated way in
+        let unknown = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/nobody")
+        #expect(unknown.status == 404)
+        #expect(unknown.contentType == "application/problem+json")
+        server.signal(SIGTERM)
+        let result = try server.wait(timeout: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains(#""message":"request""#))  // JSON access log lines
+        #expect(try atrium.run("db", "stop").stdout.contains("not running"))
+    }
+
+    @Test func externalDatabaseNeedsBothURLsAndWorksWithThem() throws {
+        let missingOwner = try AtriumBinary(extra: ["DATABASE_URL": "postgres://atrium_app:x@127.0.0.1:1/atrium"]).run("migrate")
+        #expect(missingOwner.status != 0)
+        #expect(missingOwner.stderr.contains("DATABASE_OWNER_URL"))
+
+        let unreachable = try AtriumBinary(extra: [
+            "DATABASE_URL": "postgres://atrium_app:x@127.0.0.1:1/atrium", "DATABASE_OWNER_URL": "postgres://atrium_owner:x@127.0.0.1:1/atrium",
+        ]).run("migrate")
+        #expect(unreachable.status != 0)
+        #expect(unreachable.stderr.contains("cannot connect to PostgreSQL at postgres://atrium_owner:***@127.0.0.1:1/atrium"))
+
+        // The throwaway cluster of `make test`, used as an external server.
+        let testCluster = try #require(ProcessInfo.processInfo.environment["ATRIUM_TEST_DATA_DIR"])
+        let clusterTool = AtriumBinary(dataDirectory: URL(fileURLWithPath: testCluster))
+        let app = try clusterTool.run("db", "url", "--role", "app").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let owner = try clusterTool.run("db", "url", "--role", "owner").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let external = AtriumBinary(extra: ["DATABASE_URL": app, "DATABASE_OWNER_URL": owner])
+        #expect(try external.run("migrate").status == 0)
+        let doctor = try external.run("doctor")
+        #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
+        #expect(doctor.stdout.contains("external postgres://atrium_app:***@"))
+    }
+
+    @Test func missingServerBinariesGiveAClearError() throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let result = try AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_PG_BINDIR": "/nonexistent"]).run("migrate")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("ATRIUM_PG_BINDIR=/nonexistent does not contain the PostgreSQL server binaries"))
+        #expect(!result.stderr.contains("Fatal error"))
+    }
+}

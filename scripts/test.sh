@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a throwaway PostgreSQL cluster started here and
+# stopped (and deleted) on exit, whatever the outcome.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift build --build-tests
+bin="$(swift build --show-bin-path)"
+
+# Python test helpers live in a virtual environment of their own, never the system's.
+venv=.build/test-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.9.0
+
+scratch="$(mktemp -d /tmp/atrium-test.XXXXXX)"
+chmod 755 "$scratch"
+export ATRIUM_TEST_DATA_DIR="$scratch/.atrium"
+export ATRIUM_BINARY="$bin/atrium"
+export ATRIUM_TEST_PYTHON="$PWD/$venv/bin/python"
+cleanup() {
+  ATRIUM_DATA_DIR="$ATRIUM_TEST_DATA_DIR" "$bin/atrium" db stop >/dev/null 2>&1 || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+ATRIUM_DATA_DIR="$ATRIUM_TEST_DATA_DIR" "$bin/atrium" db start
+
+swift test --skip-build "$@"
