@@ -20,7 +20,7 @@ test: deps
 	scripts/test.sh
 
 bench: deps
-	scripts/install-deps.sh wrk
+	scripts/install-deps.sh wrk curl
 	bench/run.sh
 
 # Removes the embedded database of `make run` (all local data).

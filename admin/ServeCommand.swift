@@ -29,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Folder of tenant files applied at start with the embedded database.")
     var tenantsDir: String = "tenants"
 
+    @Option(help: "Largest request body accepted, in bytes (default: $ATRIUM_MAX_BODY_BYTES or 1048576).")
+    var maxBodyBytes: Int?
+
     @Flag(help: "Serve HTTP only; run workers elsewhere with `atrium worker`.")
     var noWorker = false
 
@@ -37,7 +40,8 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let server = ServerConfiguration(
             host: host ?? environment["ATRIUM_HOST"] ?? "127.0.0.1",
-            port: port ?? environment["ATRIUM_PORT"].flatMap(Int.init) ?? 8080)
+            port: port ?? environment["ATRIUM_PORT"].flatMap(Int.init) ?? 8080,
+            maxBodySize: maxBodyBytes ?? environment["ATRIUM_MAX_BODY_BYTES"].flatMap(Int.init) ?? 1 << 20)
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)

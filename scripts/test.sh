@@ -26,4 +26,16 @@ cleanup() {
 trap cleanup EXIT
 ATRIUM_DATA_DIR="$ATRIUM_TEST_DATA_DIR" "$bin/atrium" db start
 
-swift test --skip-build "$@"
+log="$scratch/swift-test.log"
+set +e
+swift test --skip-build "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One plain summary line for CI, from Swift Testing's own count.
+summary="$(grep -E 'Test run with [0-9]+ tests?' "$log" | tail -n 1)"
+total="$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")"
+failed="$(grep -E '^✘ Test .* failed after' "$log" | grep -vc '^✘ Test run with' || true)"
+if [ -n "$summary" ]; then
+  echo "$((total - failed)) passed, $failed failed"
+fi
+exit "$status"

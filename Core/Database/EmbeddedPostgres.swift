@@ -124,6 +124,12 @@ public struct EmbeddedPostgres: Sendable {
             try files.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dataDirectory.path())
         }
         try files.setAttributes([.posixPermissions: 0o700], ofItemAtPath: clusterDirectory.path())
+        if osUser != nil, try runner().run("/usr/bin/test", ["-w", clusterDirectory.path()]).status != 0 {
+            try? files.removeItem(at: clusterDirectory)
+            throw ConfigurationError(
+                "the postgres OS user cannot reach \(clusterDirectory.path()) (a parent folder is closed to other users); "
+                    + "set ATRIUM_DATA_DIR to a folder it can enter, for example /var/lib/atrium")
+        }
         logger.info("initialising embedded PostgreSQL cluster", metadata: ["db.directory": "\(clusterDirectory.path())"])
         let result = try runner().run(
             binaries.initdb,

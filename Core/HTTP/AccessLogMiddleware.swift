@@ -16,7 +16,6 @@ struct AccessLogMiddleware: RouterMiddleware {
                 "http.path": .string(request.uri.path),
                 "http.status": .stringConvertible(response.status.code),
                 "http.duration_ms": .stringConvertible(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000),
-                "tenant.slug": context.tenant.map { .string($0.slug) } ?? .string("-"),
             ])
         return response
     }
