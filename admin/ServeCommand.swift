@@ -41,7 +41,8 @@ struct ServeCommand: AsyncParsableCommand {
         let server = ServerConfiguration(
             host: host ?? environment["ATRIUM_HOST"] ?? "127.0.0.1",
             port: port ?? environment["ATRIUM_PORT"].flatMap(Int.init) ?? 8080,
-            maxBodySize: maxBodyBytes ?? environment["ATRIUM_MAX_BODY_BYTES"].flatMap(Int.init) ?? 1 << 20)
+            maxBodySize: maxBodyBytes ?? environment["ATRIUM_MAX_BODY_BYTES"].flatMap(Int.init) ?? 1 << 20,
+            corsOrigins: Set((environment["ATRIUM_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)

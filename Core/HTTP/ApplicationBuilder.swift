@@ -30,17 +30,20 @@ public struct ApplicationDependencies: Sendable {
 
 /// Builds the router: the kernel's routes and every module's, behind the request path
 /// of DESIGN.md. Tests call this to get the very router `atrium serve` runs.
-public func buildRouter(_ dependencies: ApplicationDependencies, maxBodySize: Int = 1 << 20) -> Router<AtriumRequestContext> {
+public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerConfiguration = .init()) -> Router<AtriumRequestContext> {
     let logger = dependencies.logger
     let services = KernelServices(
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
+    if !server.corsOrigins.isEmpty {
+        router.add(middleware: CORSMiddleware(allowedOrigins: server.corsOrigins))
+    }
     router.add(middleware: HTTPMetricsMiddleware(registry: dependencies.metrics))
     router.add(middleware: AccessLogMiddleware())
     router.add(middleware: ProblemMiddleware())
-    router.add(middleware: BodyLimitMiddleware(maxBodySize: maxBodySize))
+    router.add(middleware: BodyLimitMiddleware(maxBodySize: server.maxBodySize))
 
     let collector = OperationCollector()
     HealthRoutes(dependencies: dependencies, collector: collector).register(on: router)
@@ -79,7 +82,7 @@ public func buildApplication(
     _ dependencies: ApplicationDependencies, server: ServerConfiguration, services: [any Service] = []
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(dependencies, maxBodySize: server.maxBodySize),
+        router: buildRouter(dependencies, server: server),
         configuration: .init(address: .hostname(server.host, port: server.port)),
         services: services,
         logger: dependencies.logger

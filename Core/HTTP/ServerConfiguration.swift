@@ -4,9 +4,13 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Largest request body read into memory, in bytes.
     public var maxBodySize: Int
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 1 << 20) {
+    /// Browser origins allowed by CORS (exact `scheme://host[:port]` strings); empty allows none.
+    public var corsOrigins: Set<String>
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 1 << 20, corsOrigins: Set<String> = []) {
         self.host = host
         self.port = port
         self.maxBodySize = maxBodySize
+        self.corsOrigins = corsOrigins
     }
 }

@@ -31,9 +31,10 @@ public struct JobWorker: Service {
     public init(database: Database, registry: ModuleRegistry, kernelJobs: [JobDefinition] = [], configuration: Configuration, logger: Logger) {
         self.database = database
         var definitions: [String: JobDefinition] = [:]
-        for job in kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
+        for job in KernelJobs.definitions + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
         self.definitions = definitions
-        self.schedules = registry.modules.flatMap { module in module.schedules.map { ($0, Optional(module.id)) } }
+        self.schedules = KernelJobs.schedules.map { ($0, nil) }
+            + registry.modules.flatMap { module in module.schedules.map { ($0, Optional(module.id)) } }
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "worker.id"] = .string(configuration.workerID)
@@ -140,7 +141,15 @@ public struct JobWorker: Service {
                 jobID: job.id, kind: job.kind, tenantID: job.tenantID, payload: Data(job.payload.utf8), attempt: job.attempts, logger: logger,
                 database: database)
             do {
-                try await definition.handler(context)
+                let lease = definition.lease
+                let leaseLogger = logger
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // A job that outlives a third of its lease gets the lease extended, so only
+                    // a worker that really died loses its job to another.
+                    group.addTask { try await self.keepLease(of: job, lease: lease, logger: leaseLogger) }
+                    try await definition.handler(context)
+                    group.cancelAll()
+                }
                 try await finish(job, state: "succeeded", error: nil, logger: logger)
                 logger.debug("job succeeded")
             } catch {
@@ -157,6 +166,21 @@ public struct JobWorker: Service {
         } catch {
             // Recording the outcome failed (database gone); the lease will expire and the job runs again.
             logger.error("cannot record job outcome", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    private func keepLease(of job: Claimed, lease: Duration, logger: Logger) async throws {
+        let workerID = configuration.workerID
+        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        while true {
+            try await Task.sleep(for: lease / 3)
+            try await database.withPlatformTransaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(seconds)), updated_at = now()
+                    WHERE id = \(job.id) AND state = 'running' AND locked_by = \(workerID)
+                    """, logger: logger)
+            }
         }
     }
 

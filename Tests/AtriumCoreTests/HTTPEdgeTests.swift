@@ -69,3 +69,30 @@ struct HTTPEdgeTests {
         }
     }
 }
+
+@Suite("CORS")
+struct CORSTests {
+    @Test func allowListedOriginIsEchoedAndOthersGetNothing() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        try await withTestApp(db, server: ServerConfiguration(corsOrigins: ["https://app.example.com"])) { client, _ in
+            let origin = HTTPField.Name("Origin")!
+            try await client.execute(
+                uri: "/v1/tenants/acme/notes/notes", method: .options,
+                headers: [origin: "https://app.example.com", HTTPField.Name("Access-Control-Request-Method")!: "POST"]
+            ) { response in
+                #expect(response.status == .noContent)
+                #expect(response.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == "https://app.example.com")
+                #expect(response.headers[HTTPField.Name("Access-Control-Allow-Methods")!]?.contains("POST") == true)
+            }
+            try await client.execute(uri: "/healthz", method: .get, headers: [origin: "https://app.example.com"]) { response in
+                #expect(response.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == "https://app.example.com")
+                #expect(response.headers[HTTPField.Name("Access-Control-Allow-Credentials")!] == "true")
+                #expect(response.headers[HTTPField.Name("Vary")!] == "Origin")
+            }
+            try await client.execute(uri: "/healthz", method: .get, headers: [origin: "https://evil.example"]) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[HTTPField.Name("Access-Control-Allow-Origin")!] == nil)
+            }
+        }
+    }
+}

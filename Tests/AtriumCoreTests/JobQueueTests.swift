@@ -220,13 +220,13 @@ struct JobQueueTests {
                 for worker in workers { group.addTask { try await worker.fireDueSchedules() } }
                 return try await group.reduce(0, +)
             }
-            #expect(fired == 2)  // one per enabled tenant + one platform job
+            #expect(fired == 3)  // one per enabled tenant, one platform job, and the kernel's prune job
             let observed14 = try await workers[1].fireDueSchedules()
             #expect(observed14 == 0)  // the next slot is an hour away
             let kinds = try await database.withPlatformTransaction(logger: logger) { connection in
                 try await JobQueue(logger: logger).list(on: connection).map(\.kind).sorted()
             }
-            #expect(kinds == ["fixture.nightly", "fixture.platform"])
+            #expect(kinds == ["fixture.nightly", "fixture.platform", "kernel.jobs.prune"])
             let next = try await database.client.query(
                 "SELECT min(next_run_at) > now() + interval '59 minutes' FROM job_schedules", logger: logger
             ).collect().first?.decode(Bool.self)
@@ -249,6 +249,53 @@ struct JobQueueTests {
             task.cancel()
             _ = await task.result
             #expect(runs.count == 5)
+        }
+    }
+
+    @Test func longJobKeepsItsLeaseSoNoOtherWorkerTakesIt() async throws {
+        let db = try await TestDatabase.create()
+        let runs = Counter()
+        let module = JobsFixture(
+            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(1)) { _ in
+                _ = runs.increment()
+                try await Task.sleep(for: .milliseconds(2500))
+            }], schedules: [])
+        try await db.withApp(maximumConnections: 6) { database in
+            let id = try #require(try await enqueue("fixture.long", in: database))
+            let first = try worker(database, module, id: "first")
+            let second = try worker(database, module, id: "second")
+            let running = Task { try await first.runAvailableJobs() }
+            var stolen = 0
+            for _ in 0..<10 {
+                try await Task.sleep(for: .milliseconds(200))
+                stolen += try await second.runAvailableJobs()
+            }
+            _ = try await running.value
+            #expect(stolen == 0)
+            #expect(runs.count == 1)
+            #expect(try await job(id, in: database)?.state == "succeeded")
+        }
+    }
+
+    @Test func pruneRemovesOldFinishedJobsAndKeepsDeadOnes() async throws {
+        let db = try await TestDatabase.create()
+        let module = JobsFixture(jobs: [], schedules: [])
+        try await db.withApp { database in
+            try await database.withPlatformTransaction(logger: logger) { connection in
+                try await connection.query(
+                    """
+                    INSERT INTO jobs (kind, state, finished_at) VALUES
+                        ('fixture.old', 'succeeded', now() - interval '8 days'),
+                        ('fixture.recent', 'succeeded', now() - interval '1 day'),
+                        ('fixture.dead', 'dead', now() - interval '30 days'),
+                        ('kernel.jobs.prune', 'pending', NULL)
+                    """, logger: logger)
+            }
+            #expect(try await worker(database, module).runAvailableJobs() == 1)
+            let kinds = try await database.withPlatformTransaction(logger: logger) { connection in
+                try await JobQueue(logger: logger).list(on: connection).map(\.kind).sorted()
+            }
+            #expect(kinds == ["fixture.dead", "fixture.recent", "kernel.jobs.prune"])
         }
     }
 }

@@ -93,7 +93,7 @@ struct TenantRoutingTests {
     @Test func badBodiesGetProblemsAndChangeNothing() async throws {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         let acme = try await db.createTenant("acme", modules: ["notes"])
-        try await withTestApp(db, maxBodySize: 256) { client, _ in
+        try await withTestApp(db, server: ServerConfiguration(maxBodySize: 256)) { client, _ in
             let headers: HTTPFields = [.authorization: TestAuthenticator.header(acme, "notes.read", "notes.write"), .contentType: "application/json"]
             try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .post, headers: headers, body: ByteBuffer(string: "{not json")) {
                 #expect($0.status == .badRequest)

@@ -71,6 +71,16 @@ struct CLITests {
         #expect(noJob.status != 0)
         #expect(try atrium.run("jobs", "list", "--state", "bogus").status != 0)
 
+        // A job put on the queue by hand can be canceled and retried by id.
+        let inserted = try atrium.run(
+            "db", "shell", "--role", "owner", "-c",
+            "SELECT set_config('app.scope', 'platform', false); INSERT INTO jobs (kind, run_at) VALUES ('kernel.jobs.prune', now() + interval '1 day') RETURNING id")
+        let jobID = try #require(inserted.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { UUID(uuidString: $0) != nil })
+        #expect(try atrium.run("jobs", "cancel", jobID).stdout == "canceled \(jobID)\n")
+        #expect(try atrium.run("jobs", "cancel", jobID).status != 0)
+        #expect(try atrium.run("jobs", "retry", jobID).stdout == "retried \(jobID)\n")
+        #expect(try atrium.run("jobs", "list", "--state", "pending").stdout.contains(jobID))
+
         let url = try atrium.run("db", "url", "--role", "owner")
         #expect(url.stdout.hasPrefix("postgres://atrium_owner:"))
         let shell = try atrium.run("db", "shell", "-c", "SELECT count(*) AS tenants FROM tenants")
@@ -105,6 +115,31 @@ struct CLITests {
         let result = try server.wait(timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains(#""message":"request""#))  // JSON access log lines
+        #expect(try atrium.run("db", "stop").stdout.contains("not running"))
+    }
+
+    @Test func workerRunsUntilSIGTERMAndExitsCleanly() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let worker = try atrium.start(["worker", "--concurrency", "2"])
+        var started = false
+        for _ in 0..<300 where !started {
+            try await Task.sleep(for: .milliseconds(100))
+            started = worker.output().1.contains("job worker started")
+        }
+        #expect(started)
+        // The worker's first pass enqueued and ran the kernel's prune schedule.
+        var pruned = false
+        for _ in 0..<100 where !pruned {
+            try await Task.sleep(for: .milliseconds(100))
+            pruned = worker.output().1.contains("pruned finished jobs")
+        }
+        #expect(pruned)
+        worker.signal(SIGTERM)
+        let result = try worker.wait(timeout: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("job worker stopped"))
         #expect(try atrium.run("db", "stop").stdout.contains("not running"))
     }
 

@@ -7,7 +7,7 @@ import Prometheus
 
 /// Builds the real router over a test database and runs `body` against it in-process.
 func withTestApp<Result: Sendable>(
-    _ db: TestDatabase, modules: [any AtriumModule] = [NotesModule()], maxBodySize: Int = 1 << 20,
+    _ db: TestDatabase, modules: [any AtriumModule] = [NotesModule()], server: ServerConfiguration = .init(),
     _ body: @escaping @Sendable (any TestClientProtocol, PrometheusCollectorRegistry) async throws -> Result
 ) async throws -> Result {
     try await db.withApp { database in
@@ -16,7 +16,7 @@ func withTestApp<Result: Sendable>(
         let dependencies = ApplicationDependencies(
             database: database, registry: registry, authenticator: TestAuthenticator(), metrics: metrics, logger: TestDatabase.logger,
             expectedMigrations: try registry.allMigrations())
-        let app = Application(router: buildRouter(dependencies, maxBodySize: maxBodySize), logger: TestDatabase.logger)
+        let app = Application(router: buildRouter(dependencies, server: server), logger: TestDatabase.logger)
         return try await app.test(.router) { client in try await body(client, metrics) }
     }
 }

@@ -1,0 +1,32 @@
+import Logging
+import PostgresNIO
+
+/// The kernel's own housekeeping jobs, run by every worker.
+enum KernelJobs {
+    /// Finished jobs are kept this long for inspection, then removed; dead jobs stay
+    /// until an operator retries or cancels them.
+    static let retentionDays = 7
+
+    static var definitions: [JobDefinition] {
+        [
+            JobDefinition(kind: "kernel.jobs.prune", maxAttempts: 3) { context in
+                try await context.database.withPlatformTransaction(logger: context.logger) { connection in
+                    let deleted = try await connection.query(
+                        """
+                        WITH pruned AS (
+                            DELETE FROM jobs
+                            WHERE state IN ('succeeded', 'canceled') AND finished_at < now() - make_interval(days => \(retentionDays)::int)
+                            RETURNING 1
+                        ) SELECT count(*)::int FROM pruned
+                        """, logger: context.logger
+                    ).collect().first?.decode(Int.self) ?? 0
+                    context.logger.info("pruned finished jobs", metadata: ["jobs.deleted": "\(deleted)"])
+                }
+            }
+        ]
+    }
+
+    static var schedules: [ScheduleDefinition] {
+        [ScheduleDefinition(name: "kernel.jobs.prune", kind: "kernel.jobs.prune", every: .seconds(3600), perTenant: false)]
+    }
+}
