@@ -9,10 +9,7 @@ extension PostgresConnection {
         _ tenantID: UUID, logger: Logger, isolation: isolated (any Actor)? = #isolation,
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
-        try await withUnwrappedTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query("SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true)", logger: logger)
-            return try await body(connection)
-        }
+        try await withTransaction(setting: "app.tenant_id", to: tenantID.uuidString.lowercased(), logger: logger, isolation: isolation, body)
     }
 
     /// A transaction on this connection that sees the platform-scoped queue tables across tenants.
@@ -20,8 +17,17 @@ extension PostgresConnection {
     public func withPlatformTransaction<Result>(
         logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
+        try await withTransaction(setting: "app.scope", to: "platform", logger: logger, isolation: isolation, body)
+    }
+
+    /// A transaction with one row-level security setting made transaction-local, so it
+    /// ends with the transaction and never travels with a pooled connection.
+    private func withTransaction<Result>(
+        setting name: String, to value: String, logger: Logger, isolation: isolated (any Actor)?,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
         try await withUnwrappedTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query("SELECT set_config('app.scope', 'platform', true)", logger: logger)
+            try await connection.query("SELECT set_config(\(name), \(value), true)", logger: logger)
             return try await body(connection)
         }
     }

@@ -256,9 +256,9 @@ struct JobQueueTests {
         let db = try await TestDatabase.create()
         let runs = Counter()
         let module = JobsFixture(
-            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(1)) { _ in
+            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(2)) { _ in
                 _ = runs.increment()
-                try await Task.sleep(for: .milliseconds(2500))
+                try await Task.sleep(for: .milliseconds(5000))
             }], schedules: [])
         try await db.withApp(maximumConnections: 6) { database in
             let id = try #require(try await enqueue("fixture.long", in: database))
@@ -266,8 +266,8 @@ struct JobQueueTests {
             let second = try worker(database, module, id: "second")
             let running = Task { try await first.runAvailableJobs() }
             var stolen = 0
-            for _ in 0..<10 {
-                try await Task.sleep(for: .milliseconds(200))
+            for _ in 0..<20 {
+                try await Task.sleep(for: .milliseconds(250))
                 stolen += try await second.runAvailableJobs()
             }
             _ = try await running.value
