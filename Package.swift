@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
     ],
     targets: [
         // Turns the `.sql` files of a target into Swift string constants, so the binary
@@ -31,9 +33,16 @@ let package = Package(
         .executableTarget(name: "EmbedSQL", path: "Plugins/EmbedSQLTool"),
         .plugin(name: "EmbedSQLPlugin", capability: .buildTool(), dependencies: ["EmbedSQL"], path: "Plugins/EmbedSQLPlugin"),
 
+        // The reference Argon2 library (Debian's libargon2-dev), for password hashing.
+        .systemLibrary(name: "CArgon2", path: "System/CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+
         .target(
             name: "AtriumCore",
             dependencies: [
+                "CArgon2",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -13,7 +13,7 @@ struct AtriumCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, WorkerCommand.self, MigrateCommand.self, DoctorCommand.self, DBCommand.self,
-            TenantsCommand.self, ModulesCommand.self, JobsCommand.self,
+            TenantsCommand.self, UsersCommand.self, ModulesCommand.self, JobsCommand.self, KeysCommand.self,
         ]
     )
 }

@@ -47,13 +47,21 @@ struct ServeCommand: AsyncParsableCommand {
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
-                let changes = try await TenantsCommand.applyFiles(in: tenantsDir, location: location, registry: registry, logger: logger)
-                for change in changes { logger.info("tenant file applied", metadata: ["change": "\(change)"]) }
+                let applied = try await TenantsCommand.applyFiles(in: tenantsDir, location: location, registry: registry, logger: logger)
+                for change in applied.changes { logger.info("tenant file applied", metadata: ["change": "\(change)"]) }
+                if !applied.logins.isEmpty {
+                    Console.line("Demo logins created from \(tenantsDir)/ (POST /v1/tenants/{tenant}/auth/login):")
+                    Console.table(["tenant", "email", "password", "roles"], applied.logins.map { [$0.tenant, $0.email, $0.password, $0.roles.joined(separator: ",")] })
+                }
             }
             let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: 20), backgroundLogger: logger)
             let database = Database(client: client, maximumConnections: 20)
+            let masterKey = try CommandErrors.mappedSync {
+                try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
+            }
+            let identity = try await Identity.prepare(database: database, registry: registry, masterKey: masterKey, logger: logger)
             let dependencies = ApplicationDependencies(
-                database: database, registry: registry, logger: logger, expectedMigrations: try registry.allMigrations())
+                database: database, registry: registry, identity: identity, logger: logger, expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             var services: [any Service] = [client]
             if !noWorker {

@@ -18,10 +18,12 @@ struct TenantsCommand: AsyncParsableCommand {
         }
     }
 
-    static func applyFiles(in directory: String, location: DatabaseLocation, registry: ModuleRegistry, logger: Logger) async throws -> [TenantApplier.Change] {
+    static func applyFiles(
+        in directory: String, location: DatabaseLocation, registry: ModuleRegistry, logger: Logger
+    ) async throws -> (changes: [TenantApplier.Change], logins: [TenantApplier.CreatedLogin]) {
         let files = try TenantFile.load(directory: URL(fileURLWithPath: directory))
         return try await withPostgresConnection(location.owner, logger: logger) { connection in
-            try await TenantApplier(registry: registry, logger: logger).apply(files, on: connection)
+            try await TenantApplier(registry: registry, logger: logger).applyReportingLogins(files, on: connection)
         }
     }
 
@@ -155,7 +157,7 @@ struct TenantsCommand: AsyncParsableCommand {
             let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
             let directory = directory
             let changes = try await global.withDatabase(logger: logger) { location in
-                try await applyFiles(in: directory, location: location, registry: registry, logger: logger)
+                try await applyFiles(in: directory, location: location, registry: registry, logger: logger).changes
             }
             if json {
                 try Console.json(changes)

@@ -14,12 +14,15 @@ public struct Principal: Sendable, Equatable {
     public var id: UUID
     public var tenantID: UUID
     public var permissions: Set<String>
+    /// The login session behind a user's access token.
+    public var sessionID: UUID?
 
-    public init(kind: Kind, id: UUID, tenantID: UUID, permissions: Set<String>) {
+    public init(kind: Kind, id: UUID, tenantID: UUID, permissions: Set<String>, sessionID: UUID? = nil) {
         self.kind = kind
         self.id = id
         self.tenantID = tenantID
         self.permissions = permissions
+        self.sessionID = sessionID
     }
 
     /// Whether the principal holds `permission`; holding `x.any` implies `x.own`.

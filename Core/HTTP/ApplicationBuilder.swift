@@ -14,14 +14,18 @@ public struct ApplicationDependencies: Sendable {
     public var logger: Logger
     /// The migrations `/readyz` expects applied.
     public var expectedMigrations: [Migration]
+    /// The identity layer; when present its auth routes and JWKS are served and access
+    /// tokens authenticate (unless `authenticator` says otherwise).
+    public var identity: Identity?
 
     public init(
-        database: Database, registry: ModuleRegistry, authenticator: any Authenticator = DenyAllAuthenticator(),
+        database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
     ) {
         self.database = database
         self.registry = registry
-        self.authenticator = authenticator
+        self.identity = identity
+        self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0, database: database) } ?? DenyAllAuthenticator()
         self.metrics = metrics
         self.logger = logger
         self.expectedMigrations = expectedMigrations
@@ -34,7 +38,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let logger = dependencies.logger
     let services = KernelServices(
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
-        enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator)
+        enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {
@@ -50,8 +54,24 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
 
     let tenantGroup = router.group("v1/tenants/:tenant")
         .add(middleware: TenantMiddleware(services: services, authenticate: true, moduleID: nil))
-    TenantRoutes(registry: dependencies.registry).register(
-        ModuleRoutes(group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector))
+    let tenantRoutes = ModuleRoutes(
+        group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector)
+    TenantRoutes(registry: dependencies.registry).register(tenantRoutes)
+    if let identity = dependencies.identity {
+        let authGroup = router.group("v1/tenants/:tenant/auth")
+            .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: nil))
+        let auth = AuthRoutes(identity: identity)
+        auth.registerPublic(
+            ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
+        auth.registerAuthenticated(tenantRoutes)
+        collector.add(OperationRecord(
+            method: .get, path: "/.well-known/jwks.json", summary: "Public keys that verify access tokens (RFC 7517)", tag: "auth", permission: nil,
+            authenticated: false, query: [], requestBody: nil, response: .freeform, successStatus: 200))
+        router.get(".well-known/jwks.json") { _, _ -> Response in
+            let body = try JSONEncoder().encode(try await identity.keyring.jwks())
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "public, max-age=300"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+    }
 
     for module in dependencies.registry.modules {
         let group = router.group(RouterPath("v1/tenants/:tenant/\(module.id)"))

@@ -16,6 +16,8 @@ public struct AtriumRequestContext: RequestContext {
     public var principal: Principal?
     /// Upper bound on request bodies collected into memory.
     public var maxUploadSize: Int
+    /// The peer's IP address (the proxy's, behind one).
+    public var peerIP: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -23,6 +25,7 @@ public struct AtriumRequestContext: RequestContext {
         self.tenant = nil
         self.principal = nil
         self.maxUploadSize = 1 << 20
+        self.peerIP = source.channel.remoteAddress?.ipAddress
     }
 
     public var requestDecoder: AtriumRequestDecoder { AtriumRequestDecoder() }

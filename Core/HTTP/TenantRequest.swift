@@ -15,6 +15,8 @@ public struct TenantRequest: Sendable {
     public let parameters: Parameters
     let services: KernelServices
     let maxUploadSize: Int
+    /// The client's IP address and user agent, for sessions and the audit log.
+    public let client: ClientInfo
 
     /// The caller, which every authenticated route has.
     public func requirePrincipal() throws -> Principal {
@@ -79,4 +81,5 @@ struct KernelServices: Sendable {
     var tenants: TenantStore
     var enablement: ModuleEnablement
     var authenticator: any Authenticator
+    var identity: Identity?
 }

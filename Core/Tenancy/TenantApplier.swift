@@ -13,25 +13,58 @@ public struct TenantApplier: Sendable {
         public var description: String { "\(slug): \(action)\(detail.isEmpty ? "" : " (\(detail))")" }
     }
 
+    /// A declared user this run created, so `serve` can show how to log in.
+    public struct CreatedLogin: Sendable, Codable, Equatable {
+        public var tenant: String
+        public var email: String
+        public var password: String
+        public var roles: [String]
+    }
+
     let registry: ModuleRegistry
+    let hasher: PasswordHasher
     let logger: Logger
 
-    public init(registry: ModuleRegistry, logger: Logger) {
+    public init(registry: ModuleRegistry, hasher: PasswordHasher = PasswordHasher(), logger: Logger) {
         self.registry = registry
+        self.hasher = hasher
         self.logger = logger
     }
 
     /// Applies `files` on an owner connection, in one transaction: all files or none.
     public func apply(_ files: [TenantFile], on connection: PostgresConnection) async throws -> [Change] {
+        try await applyReportingLogins(files, on: connection).changes
+    }
+
+    /// Applies `files` and also returns the declared users it created.
+    public func applyReportingLogins(_ files: [TenantFile], on connection: PostgresConnection) async throws -> (changes: [Change], logins: [CreatedLogin]) {
+        let catalog = PermissionCatalog(registry: registry)
+        var hashes: [String: String] = [:]
         for file in files {
             for module in file.modules ?? [] where registry.module(module) == nil {
                 throw ConfigurationError("\(file.path): module '\(module)' is not installed")
             }
+            for user in file.users ?? [] {
+                for role in user.roles ?? [] where !catalog.isRole(role) {
+                    throw ConfigurationError("\(file.path): user \(user.email) has unknown role '\(role)'")
+                }
+                do {
+                    try PasswordPolicy.validate(email: user.email)
+                    try PasswordPolicy.validate(user.password, email: user.email)
+                } catch {
+                    throw ConfigurationError("\(file.path): user \(user.email): \(error.detail ?? error.title)")
+                }
+                // Hashing happens before the transaction opens, so it holds no locks while hashing.
+                hashes["\(file.slug)/\(user.email.lowercased())"] = try await hasher.hash(user.password)
+            }
         }
+        let users = UserStore(logger: logger)
+        let audit = AuditLog(logger: logger)
         let store = TenantStore(logger: logger)
         let enablement = ModuleEnablement(logger: logger)
         return try await connection.withUnwrappedTransaction(logger: logger) { connection in
             var changes: [Change] = []
+            var logins: [CreatedLogin] = []
             for file in files {
                 let plan = file.plan ?? "free"
                 var details: [String] = []
@@ -66,11 +99,22 @@ public struct TenantApplier: Sendable {
                     try await enablement.disable(module, on: connection)
                     details.append("disabled \(module)")
                 }
+                for declared in file.users ?? [] where try await users.find(email: declared.email, on: connection) == nil {
+                    let roles = declared.roles ?? ["member"]
+                    let user = try await users.create(
+                        tenantID: tenant.id, email: declared.email, passwordHash: hashes["\(file.slug)/\(declared.email.lowercased())"], roles: roles,
+                        verified: true, on: connection)
+                    try await audit.record(
+                        "user.created", tenantID: tenant.id, actor: .init(type: .operator, id: "tenant-file"), subject: user.id.uuidString.lowercased(),
+                        details: ["email": .string(declared.email), "roles": .array(roles.map(JSONValue.string))], on: connection)
+                    details.append("user \(declared.email)")
+                    logins.append(CreatedLogin(tenant: file.slug, email: declared.email, password: declared.password, roles: roles))
+                }
                 if created || !details.isEmpty {
                     changes.append(Change(slug: file.slug, action: created ? "created" : "updated", detail: details.joined(separator: ", ")))
                 }
             }
-            return changes
+            return (changes, logins)
         }
     }
 }

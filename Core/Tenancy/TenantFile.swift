@@ -10,18 +10,30 @@ import Yams
 /// modules: [sales]
 /// settings:
 ///   timezone: Europe/Berlin
+/// users:                 # demo logins, created when missing
+///   - email: owner@acme.test
+///     password: demo-password
+///     roles: [owner]
 /// ```
 public struct TenantFile: Sendable, Equatable, Decodable {
+    /// A user the file declares; created when missing, never changed afterwards.
+    public struct DeclaredUser: Sendable, Equatable, Decodable {
+        public var email: String
+        public var password: String
+        public var roles: [String]?
+    }
+
     public var slug: String
     public var name: String
     public var plan: String?
     public var modules: [String]?
     public var settings: [String: JSONValue]?
+    public var users: [DeclaredUser]?
     /// The file it came from, for messages.
     public var path: String = ""
 
     enum CodingKeys: String, CodingKey {
-        case slug, name, plan, modules, settings
+        case slug, name, plan, modules, settings, users
     }
 
     /// Every `*.yaml` / `*.yml` in `directory` except the plan catalog, sorted by name.

@@ -12,7 +12,8 @@ struct MigratorTests {
         let migrator = Migrator(migrations: try Migration.kernel(), logger: logger)
         let first = try await db.withOwner { try await migrator.migrate($0) }
         let second = try await db.withOwner { try await migrator.migrate($0) }
-        #expect(first.map(\.fileName) == ["0001_platform.sql", "0002_tenants.sql", "0003_jobs.sql"])
+        #expect(first.map(\.fileName) == (try Migration.kernel()).map(\.fileName))
+        #expect(Array(first.map(\.fileName).prefix(3)) == ["0001_platform.sql", "0002_tenants.sql", "0003_jobs.sql"])
         #expect(second.isEmpty)
         let status = try await db.withOwner { try await migrator.status($0) }
         #expect(status.allSatisfy { $0.state == "applied" })

@@ -6,7 +6,7 @@ struct CLITests {
     @Test func helpExplainsEveryCommand() throws {
         let help = try AtriumBinary().run("--help")
         #expect(help.status == 0)
-        for command in ["serve", "worker", "migrate", "doctor", "db", "tenants", "modules", "jobs"] {
+        for command in ["serve", "worker", "migrate", "doctor", "db", "tenants", "users", "modules", "jobs", "keys"] {
             #expect(help.stdout.contains("  \(command)"), "help lists \(command)")
         }
         let tenants = try AtriumBinary().run("tenants", "--help")
@@ -81,6 +81,24 @@ struct CLITests {
         #expect(try atrium.run("jobs", "retry", jobID).stdout == "retried \(jobID)\n")
         #expect(try atrium.run("jobs", "list", "--state", "pending").stdout.contains(jobID))
 
+        let createdUser = try atrium.run("users", "create", "--tenant", "acme", "--email", "Admin@Acme.test", "--password", "admin-password-1", "--role", "admin")
+        #expect(createdUser.status == 0, "\(createdUser.stderr)")
+        #expect(try atrium.run("users", "create", "--tenant", "acme", "--email", "x@acme.test", "--password", "short").stderr.contains("password"))
+        #expect(try atrium.run("users", "create", "--tenant", "acme", "--email", "y@acme.test", "--password", "long-enough-1", "--role", "emperor").stderr.contains("unknown role 'emperor'"))
+        #expect(try atrium.run("users", "create", "--tenant", "acme", "--email", "admin@acme.test", "--password", "admin-password-1").stderr.contains("already exists"))
+        let users = try atrium.run("users", "list", "--tenant", "acme")
+        #expect(users.stdout.contains("Admin@Acme.test"))
+        #expect(users.stdout.contains("admin"))
+        #expect(try atrium.run("users", "disable", "--tenant", "acme", "--email", "admin@acme.test").stdout == "admin@acme.test disabled\n")
+        #expect(try atrium.run("users", "disable", "--tenant", "acme", "--email", "admin@acme.test").status != 0)
+        #expect(try atrium.run("users", "enable", "--tenant", "acme", "--email", "admin@acme.test").status == 0)
+        let audit = try atrium.run("db", "shell", "--role", "owner", "-c", "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false); SELECT action FROM audit_events ORDER BY occurred_at")
+        #expect(audit.stdout.contains("user.created"))
+        #expect(audit.stdout.contains("user.disabled"))
+        let rotated = try atrium.run("keys", "rotate-signing")
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        #expect(rotated.stdout.hasPrefix("added signing key atr-"))
+
         let url = try atrium.run("db", "url", "--role", "owner")
         #expect(url.stdout.hasPrefix("postgres://atrium_owner:"))
         let shell = try atrium.run("db", "shell", "-c", "SELECT count(*) AS tenants FROM tenants")
@@ -96,7 +114,8 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let tenantsDirectory = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenantsDirectory, withIntermediateDirectories: true)
-        try "slug: acme\nname: Acme\n".write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
+        try "slug: acme\nname: Acme\nusers:\n  - email: owner@acme.test\n    password: owner-demo-pw\n    roles: [owner]\n"
+            .write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
         let port = 20000 + Int.random(in: 0..<20000)
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_LOG_FORMAT": "json"])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenantsDirectory.path()])
@@ -111,10 +130,19 @@ struct CLITests {
         let unknown = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/nobody")
         #expect(unknown.status == 404)
         #expect(unknown.contentType == "application/problem+json")
+        // The demo login from the tenant file works against the running server.
+        let login = try await HTTP.post("http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"owner-demo-pw"}"#)
+        #expect(login.status == 200)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+        let me = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: token)
+        #expect(me.status == 200)
+        let jwks = try await HTTP.get("http://127.0.0.1:\(port)/.well-known/jwks.json")
+        #expect(String(decoding: jwks.body, as: UTF8.self).contains(#""crv":"Ed25519""#))
         server.signal(SIGTERM)
         let result = try server.wait(timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains(#""message":"request""#))  // JSON access log lines
+        #expect(result.stdout.contains("owner@acme.test"))  // the demo login was printed
         #expect(try atrium.run("db", "stop").stdout.contains("not running"))
     }
 

@@ -62,6 +62,7 @@ struct TestDatabase: Sendable {
         }
     }
 
+    @discardableResult
     func withOwner<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         try await withPostgresConnection(owner, logger: Self.logger, body)
     }

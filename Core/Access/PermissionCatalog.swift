@@ -1,0 +1,43 @@
+/// Every permission of the platform and what each role grants.
+///
+/// The kernel declares its own `kernel.*` permissions; modules add theirs and their role
+/// grants through the registry. Built-in roles: `owner` holds every permission,
+/// `admin` every kernel permission plus what modules grant to `admin`, `member` what
+/// modules grant to `member`. Roles a module names in its grants (for example
+/// `sales_rep`) exist in every tenant.
+public struct PermissionCatalog: Sendable {
+    public static let kernelPermissions: [PermissionDefinition] = [
+        .init("kernel.users.read", description: "List users and their roles"),
+        .init("kernel.users.manage", description: "Invite, disable and enable users; assign roles"),
+        .init("kernel.roles.manage", description: "Create and change custom roles"),
+        .init("kernel.api_keys.manage", description: "Create and revoke API keys"),
+        .init("kernel.sessions.manage", description: "End any user's sessions"),
+        .init("kernel.audit.read", description: "Read the audit log"),
+    ]
+
+    public static let builtInRoles = ["owner", "admin", "member"]
+
+    public let permissions: [PermissionDefinition]
+    public let grants: [String: Set<String>]
+
+    public init(registry: ModuleRegistry) {
+        let all = Self.kernelPermissions + registry.modules.flatMap(\.permissions)
+        var grants: [String: Set<String>] = ["owner": Set(all.map(\.name)), "admin": Set(Self.kernelPermissions.map(\.name)), "member": []]
+        for module in registry.modules {
+            for (role, permissions) in module.roleGrants where role != "owner" {
+                grants[role, default: []].formUnion(permissions)
+            }
+        }
+        self.permissions = all
+        self.grants = grants
+    }
+
+    /// The permissions held through `roles`; unknown role names grant nothing.
+    public func permissions(for roles: some Sequence<String>) -> Set<String> {
+        roles.reduce(into: Set<String>()) { result, role in result.formUnion(grants[role] ?? []) }
+    }
+
+    public func isRole(_ name: String) -> Bool { grants[name] != nil }
+
+    public var roleNames: [String] { grants.keys.sorted() }
+}

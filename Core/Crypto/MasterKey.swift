@@ -1,0 +1,76 @@
+public import Crypto
+public import Foundation
+
+/// The platform master key: encrypts secrets at rest (signing keys, OIDC client secrets,
+/// exchange credentials) and derives the keys that make token hashes unforgeable.
+///
+/// It comes from `ATRIUM_MASTER_KEY` (32 bytes, base64). With the embedded database and
+/// no such variable, one is generated once into `<data>/master.key` (mode 0600), so
+/// `make run` needs no setup; losing that file makes the stored secrets unreadable.
+public struct MasterKey: Sendable {
+    let key: SymmetricKey
+
+    public init(rawKey: Data) throws(ConfigurationError) {
+        guard rawKey.count == 32 else { throw ConfigurationError("the master key must be 32 bytes (base64 in ATRIUM_MASTER_KEY)") }
+        self.key = SymmetricKey(data: rawKey)
+    }
+
+    /// A fresh random key (for tests and first start).
+    public static func generate() -> MasterKey {
+        MasterKey(key: SymmetricKey(size: .bits256))
+    }
+
+    private init(key: SymmetricKey) {
+        self.key = key
+    }
+
+    /// Loads the key from the environment or, when `dataDirectory` is given (embedded
+    /// database), from its `master.key` file, creating it on first use.
+    public static func load(environment: [String: String], dataDirectory: URL?) throws -> MasterKey {
+        if let text = environment["ATRIUM_MASTER_KEY"], !text.isEmpty {
+            guard let data = Data(base64Encoded: text) else { throw ConfigurationError("ATRIUM_MASTER_KEY is not valid base64") }
+            return try MasterKey(rawKey: data)
+        }
+        guard let dataDirectory else {
+            throw ConfigurationError("ATRIUM_MASTER_KEY is required with an external database (32 random bytes, base64: openssl rand -base64 32)")
+        }
+        let file = dataDirectory.appending(path: "master.key")
+        if let text = try? String(contentsOf: file, encoding: .utf8) {
+            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw ConfigurationError("\(file.path()) does not hold a base64 master key")
+            }
+            return try MasterKey(rawKey: data)
+        }
+        let key = generate()
+        let encoded = key.key.withUnsafeBytes { Data($0).base64EncodedString() }
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: file.path(), contents: Data((encoded + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ConfigurationError("cannot write \(file.path())")
+        }
+        return key
+    }
+
+    /// Encrypts `plaintext` with AES-256-GCM; `context` is bound as associated data, so a
+    /// ciphertext moved to another row or purpose does not decrypt.
+    public func seal(_ plaintext: Data, context: String) throws -> Data {
+        guard let combined = try AES.GCM.seal(plaintext, using: key, authenticating: Data(context.utf8)).combined else {
+            throw ConfigurationError("AES-GCM produced no combined box")
+        }
+        return combined
+    }
+
+    public func open(_ ciphertext: Data, context: String) throws -> Data {
+        try AES.GCM.open(AES.GCM.SealedBox(combined: ciphertext), using: key, authenticating: Data(context.utf8))
+    }
+
+    /// A key for one purpose (HKDF-SHA256), so one secret never serves two uses.
+    public func derivedKey(for purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("atrium:\(purpose)".utf8), outputByteCount: 32)
+    }
+
+    /// HMAC-SHA256 of `value` under the key derived for `purpose`: how single-use tokens
+    /// are stored, so a database leak alone does not yield usable tokens.
+    public func tokenHash(_ value: String, purpose: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(value.utf8), using: derivedKey(for: purpose)))
+    }
+}

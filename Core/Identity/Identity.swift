@@ -1,0 +1,28 @@
+import Foundation
+public import Logging
+
+/// The identity layer's services, built once at start-up and shared by routes,
+/// the authenticator and the CLI.
+public struct Identity: Sendable {
+    public let keyring: SigningKeyring
+    public let masterKey: MasterKey
+    public let hasher: PasswordHasher
+    public let sessions: SessionService
+    public let catalog: PermissionCatalog
+    /// A hash of a random password with the current parameters: verified against when an
+    /// email is unknown, so that case takes as long as a wrong password.
+    let decoyHash: String
+
+    /// Builds the services; the signing keys load (and the first is created) on first use.
+    public static func prepare(
+        database: Database, registry: ModuleRegistry, masterKey: MasterKey, hasher: PasswordHasher = PasswordHasher(),
+        settings: SessionSettings = SessionSettings(), logger: Logger
+    ) async throws -> Identity {
+        let keyring = SigningKeyring(database: database, masterKey: masterKey, logger: logger)
+        return Identity(
+            keyring: keyring, masterKey: masterKey, hasher: hasher,
+            sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
+            catalog: PermissionCatalog(registry: registry),
+            decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
+    }
+}

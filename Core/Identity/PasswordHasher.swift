@@ -1,0 +1,97 @@
+import CArgon2
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// Argon2id password hashing with the reference implementation, off the event loop.
+///
+/// Hashes are PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`), so the
+/// parameters travel with each hash: changing them in configuration makes
+/// ``verify(_:against:)`` report `needsRehash` at the user's next login instead of
+/// invalidating anyone. Hashing runs on a dedicated thread pool one thread smaller than
+/// the machine, so a storm of logins queues up there instead of starving every other
+/// request of CPU.
+public struct PasswordHasher: Sendable {
+    /// Argon2id cost parameters. The defaults are OWASP's recommendation.
+    public struct Parameters: Sendable, Equatable {
+        public var memoryKiB: UInt32
+        public var iterations: UInt32
+        public var parallelism: UInt32
+        public init(memoryKiB: UInt32 = 19456, iterations: UInt32 = 2, parallelism: UInt32 = 1) {
+            self.memoryKiB = memoryKiB
+            self.iterations = iterations
+            self.parallelism = parallelism
+        }
+    }
+
+    public enum Verification: Sendable, Equatable {
+        case invalid
+        /// The password matches; `needsRehash` when the hash was made with other parameters.
+        case valid(needsRehash: Bool)
+    }
+
+    public let parameters: Parameters
+
+    /// Hashing threads shared by every hasher of the process.
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount - 1))
+        pool.start()
+        return pool
+    }()
+
+    static let saltLength = 16
+    static let hashLength = 32
+
+    public init(parameters: Parameters = Parameters()) {
+        self.parameters = parameters
+    }
+
+    public func hash(_ password: String) async throws -> String {
+        let parameters = self.parameters
+        var salt = [UInt8](repeating: 0, count: Self.saltLength)
+        var generator = SystemRandomNumberGenerator()
+        for index in salt.indices { salt[index] = UInt8.random(in: .min ... .max, using: &generator) }
+        let saltBytes = salt
+        return try await Self.pool.runIfActive {
+            try Self.encode(password, salt: saltBytes, parameters: parameters)
+        }
+    }
+
+    public func verify(_ password: String, against encoded: String) async throws -> Verification {
+        guard encoded.hasPrefix("$argon2id$") else { return .invalid }
+        let matches = try await Self.pool.runIfActive {
+            let bytes = Array(password.utf8)
+            return encoded.withCString { argon2id_verify($0, bytes, bytes.count) } == ARGON2_OK.rawValue
+        }
+        guard matches else { return .invalid }
+        return .valid(needsRehash: Self.parameters(of: encoded) != parameters)
+    }
+
+    /// The parameters a PHC string was made with, or nil when it is not Argon2id.
+    static func parameters(of encoded: String) -> Parameters? {
+        let fields = encoded.split(separator: "$")
+        guard fields.count == 5, fields[0] == "argon2id", fields[1] == "v=19" else { return nil }
+        var values: [Substring: UInt32] = [:]
+        for pair in fields[2].split(separator: ",") {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, let value = UInt32(parts[1]) else { return nil }
+            values[parts[0]] = value
+        }
+        guard let m = values["m"], let t = values["t"], let p = values["p"] else { return nil }
+        return Parameters(memoryKiB: m, iterations: t, parallelism: p)
+    }
+
+    private static func encode(_ password: String, salt: [UInt8], parameters: Parameters) throws -> String {
+        let bytes = Array(password.utf8)
+        let length = argon2_encodedlen(
+            parameters.iterations, parameters.memoryKiB, parameters.parallelism, UInt32(salt.count), UInt32(hashLength), Argon2_id)
+        var output = [CChar](repeating: 0, count: length)
+        let status = argon2id_hash_encoded(
+            parameters.iterations, parameters.memoryKiB, parameters.parallelism, bytes, bytes.count, salt, salt.count, hashLength,
+            &output, length)
+        guard status == ARGON2_OK.rawValue else {
+            throw ConfigurationError("argon2id failed: \(String(cString: argon2_error_message(status)))")
+        }
+        return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,69 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+
+/// Cheap Argon2 parameters so tests hash in milliseconds; production uses the defaults.
+let testHasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1, parallelism: 1))
+
+/// The real router with the identity layer on, over a test database.
+func withIdentityApp<Result: Sendable>(
+    _ db: TestDatabase, settings: SessionSettings = SessionSettings(), hasher: PasswordHasher = testHasher,
+    _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
+) async throws -> Result {
+    try await db.withApp(maximumConnections: 8) { database in
+        let registry = try ModuleRegistry([NotesModule()])
+        let identity = try await Identity.prepare(
+            database: database, registry: registry, masterKey: .generate(), hasher: hasher, settings: settings, logger: TestDatabase.logger)
+        let dependencies = ApplicationDependencies(
+            database: database, registry: registry, identity: identity, logger: TestDatabase.logger, expectedMigrations: try registry.allMigrations())
+        let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
+        return try await app.test(.router) { client in try await body(client, identity) }
+    }
+}
+
+extension TestDatabase {
+    /// Creates a user with a password and roles, as an operator would.
+    func createUser(_ email: String, password: String, roles: [String], in tenant: Tenant, hasher: PasswordHasher = testHasher) async throws -> User {
+        let hash = try await hasher.hash(password)
+        do {
+            return try await withOwner { connection in
+                try await connection.withTenantTransaction(tenant.id, logger: Self.logger) { connection in
+                    try await UserStore(logger: Self.logger).create(tenantID: tenant.id, email: email, passwordHash: hash, roles: roles, on: connection)
+                }
+            }
+        } catch {
+            // Driver errors describe themselves generically; a failing test needs the details.
+            throw TestFailure(String(reflecting: error))
+        }
+    }
+}
+
+extension TestClientProtocol {
+    /// POSTs a JSON body and returns the response.
+    func post(_ uri: String, json: String, token: String? = nil) async throws -> TestResponse {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: json))
+    }
+
+    func get(_ uri: String, token: String?) async throws -> TestResponse {
+        var headers: HTTPFields = [:]
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await execute(uri: uri, method: .get, headers: headers, body: nil)
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    func login(_ tenant: String, _ email: String, _ password: String) async throws -> (access: String, refresh: String) {
+        let response = try await post("/v1/tenants/\(tenant)/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#)
+        let body = json(response)
+        return (body["access_token"]?.string ?? "", body["refresh_token"]?.string ?? "")
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

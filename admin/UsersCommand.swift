@@ -1,0 +1,132 @@
+import ArgumentParser
+import AtriumCore
+import Foundation
+import Logging
+import PostgresNIO
+
+struct UsersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "users", abstract: "Create, list, disable and enable a tenant's users (recorded in its audit log).",
+        subcommands: [Create.self, List.self, Disable.self, Enable.self])
+
+    /// Runs `body` in a transaction of the tenant named `slug`, on the owner connection.
+    static func inTenant<Result: Sendable>(
+        _ slug: String, global: GlobalOptions, logger: Logger, _ body: @escaping @Sendable (PostgresConnection, Tenant) async throws -> Result
+    ) async throws -> Result {
+        try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
+            let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+            return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in try await body(connection, tenant) }
+        }
+    }
+
+    static func render(_ users: [User], json: Bool) throws {
+        if json {
+            try Console.json(users)
+        } else {
+            Console.table(["email", "status", "roles", "id", "created"], users.map {
+                [$0.email, $0.status, $0.roles.joined(separator: ","), $0.id.uuidString.lowercased(), Console.timestamp($0.createdAt)]
+            })
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user with a password and roles.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "Email address (unique per tenant, case-insensitive).") var email: String
+        @Option(help: "Password (visible in the process list; prefer --password-stdin).") var password: String?
+        @Flag(help: "Read the password from the first line of standard input.") var passwordStdin = false
+        @Option(name: .customLong("role"), help: "Role to grant (repeatable; default member).") var roles: [String] = []
+        @Flag(help: "Print JSON.") var json = false
+
+        func validate() throws {
+            if (password == nil) == !passwordStdin { throw ValidationError("give exactly one of --password and --password-stdin") }
+        }
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let secret = try password ?? {
+                guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationFailure("no password on standard input") }
+                return line
+            }()
+            let roles = self.roles.isEmpty ? ["member"] : self.roles
+            let catalog = PermissionCatalog(registry: try ModulesCommand.registry())
+            if let unknown = roles.first(where: { !catalog.isRole($0) }) {
+                throw ValidationFailure("unknown role '\(unknown)'; roles are \(catalog.roleNames.joined(separator: ", "))")
+            }
+            let email = self.email
+            try CommandErrors.mappedSync {
+                try PasswordPolicy.validate(email: email)
+                try PasswordPolicy.validate(secret, email: email)
+            }
+            let hash = try await PasswordHasher().hash(secret)
+            let user = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, tenant in
+                let user = try await UserStore(logger: logger).create(
+                    tenantID: tenant.id, email: email, passwordHash: hash, roles: roles, verified: true, on: connection)
+                try await AuditLog(logger: logger).record(
+                    "user.created", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name), subject: user.id.uuidString.lowercased(),
+                    details: ["email": .string(email), "roles": .array(roles.map(JSONValue.string))], on: connection)
+                return user
+            }
+            try render([user], json: json)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's users.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let users = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, _ in
+                try await UserStore(logger: logger).list(on: connection)
+            }
+            try render(users, json: json)
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable a user; all of their sessions end at once.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "Email of the user.") var email: String
+        func run() async throws { try await UsersCommand.setStatus("disabled", tenant: tenant, email: email, global: global) }
+    }
+
+    struct Enable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "Email of the user.") var email: String
+        func run() async throws { try await UsersCommand.setStatus("active", tenant: tenant, email: email, global: global) }
+    }
+
+    static func setStatus(_ status: String, tenant slug: String, email: String, global: GlobalOptions) async throws {
+        let logger = global.logger(defaultLevel: .warning)
+        let changed = try await inTenant(slug, global: global, logger: logger) { connection, tenant -> Bool in
+            let rows = try await connection.query(
+                "UPDATE users SET status = \(status), updated_at = now() WHERE lower(email) = lower(\(email)) AND status <> \(status) RETURNING id",
+                logger: logger
+            ).collect()
+            guard let id = try rows.first?.decode(UUID.self) else { return false }
+            if status == "disabled" {
+                try await connection.query(
+                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_disabled' WHERE user_id = \(id) AND revoked_at IS NULL",
+                    logger: logger)
+            }
+            try await AuditLog(logger: logger).record(
+                status == "disabled" ? "user.disabled" : "user.enabled", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
+                subject: id.uuidString.lowercased(), on: connection)
+            return true
+        }
+        guard changed else { throw ValidationFailure("no user \(email) in \(slug) that is not already \(status)") }
+        Console.line("\(email) \(status == "disabled" ? "disabled" : "enabled")")
+    }
+}
+
+/// Who runs the CLI, for the audit log: the OS user.
+enum Operator {
+    static var name: String { ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "operator" }
+}
