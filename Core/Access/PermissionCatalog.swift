@@ -2,7 +2,8 @@
 ///
 /// The kernel declares its own `kernel.*` permissions; modules add theirs and their role
 /// grants through the registry. Built-in roles: `owner` holds every permission,
-/// `admin` every kernel permission plus what modules grant to `admin`, `member` what
+/// `admin` every kernel permission but the owner-only ones plus what modules grant to
+/// `admin`, `member` what
 /// modules grant to `member`. Roles a module names in its grants (for example
 /// `sales_rep`) exist in every tenant.
 public struct PermissionCatalog: Sendable {
@@ -13,7 +14,11 @@ public struct PermissionCatalog: Sendable {
         .init("kernel.api_keys.manage", description: "Create and revoke API keys"),
         .init("kernel.sessions.manage", description: "End any user's sessions"),
         .init("kernel.audit.read", description: "Read the audit log"),
+        .init("kernel.owners.manage", description: "Make users owners or take that role away (owners only)"),
     ]
+
+    /// Kernel permissions only owners hold; everything an owner can do beyond an admin hangs on these.
+    public static let ownerOnlyPermissions: Set<String> = ["kernel.owners.manage"]
 
     public static let builtInRoles = ["owner", "admin", "member"]
 
@@ -22,7 +27,11 @@ public struct PermissionCatalog: Sendable {
 
     public init(registry: ModuleRegistry) {
         let all = Self.kernelPermissions + registry.modules.flatMap(\.permissions)
-        var grants: [String: Set<String>] = ["owner": Set(all.map(\.name)), "admin": Set(Self.kernelPermissions.map(\.name)), "member": []]
+        var grants: [String: Set<String>] = [
+            "owner": Set(all.map(\.name)),
+            "admin": Set(Self.kernelPermissions.map(\.name)).subtracting(Self.ownerOnlyPermissions),
+            "member": [],
+        ]
         for module in registry.modules {
             for (role, permissions) in module.roleGrants where role != "owner" {
                 grants[role, default: []].formUnion(permissions)

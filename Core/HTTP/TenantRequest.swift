@@ -42,6 +42,16 @@ public struct TenantRequest: Sendable {
         return value
     }
 
+    /// A query-string parameter, percent-decoded.
+    public func query(_ name: String) -> String? {
+        request.uri.queryParameters[Substring(name)].map(String.init)
+    }
+
+    /// The `?limit=` of a list route (1-200, default 50; 422 otherwise).
+    public func limit() throws -> Int {
+        try Pagination.limit(query("limit"))
+    }
+
     /// Runs `body` in one transaction where row-level security shows only this tenant's rows.
     public func transaction<Result>(
         isolation: isolated (any Actor)? = #isolation,

@@ -57,6 +57,20 @@ public struct UserStore: Sendable {
         return (id, hash, status)
     }
 
+    /// Sets the status; false when it already was that.
+    public func setStatus(_ status: String, userID: UUID, on connection: PostgresConnection) async throws -> Bool {
+        try await !connection.query(
+            "UPDATE users SET status = \(status), updated_at = now() WHERE id = \(userID) AND status <> \(status) RETURNING 1", logger: logger
+        ).collect().isEmpty
+    }
+
+    /// 404 unless the user exists in this tenant.
+    public func requireExists(_ userID: UUID, on connection: PostgresConnection) async throws {
+        guard try await !connection.query("SELECT 1 FROM users WHERE id = \(userID)", logger: logger).collect().isEmpty else {
+            throw AtriumError.notFound("No such user.")
+        }
+    }
+
     public func setPasswordHash(_ hash: String, userID: UUID, on connection: PostgresConnection) async throws {
         try await connection.query("UPDATE users SET password_hash = \(hash), updated_at = now() WHERE id = \(userID)", logger: logger)
     }

@@ -6,7 +6,7 @@ struct CLITests {
     @Test func helpExplainsEveryCommand() throws {
         let help = try AtriumBinary().run("--help")
         #expect(help.status == 0)
-        for command in ["serve", "worker", "migrate", "doctor", "db", "tenants", "users", "modules", "jobs", "keys"] {
+        for command in ["serve", "worker", "migrate", "doctor", "db", "tenants", "users", "roles", "api-keys", "audit", "modules", "jobs", "keys"] {
             #expect(help.stdout.contains("  \(command)"), "help lists \(command)")
         }
         let tenants = try AtriumBinary().run("tenants", "--help")
@@ -92,9 +92,27 @@ struct CLITests {
         #expect(try atrium.run("users", "disable", "--tenant", "acme", "--email", "admin@acme.test").stdout == "admin@acme.test disabled\n")
         #expect(try atrium.run("users", "disable", "--tenant", "acme", "--email", "admin@acme.test").status != 0)
         #expect(try atrium.run("users", "enable", "--tenant", "acme", "--email", "admin@acme.test").status == 0)
-        let audit = try atrium.run("db", "shell", "--role", "owner", "-c", "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false); SELECT action FROM audit_events ORDER BY occurred_at")
-        #expect(audit.stdout.contains("user.created"))
-        #expect(audit.stdout.contains("user.disabled"))
+        #expect(try atrium.run("roles", "grant", "--tenant", "acme", "--email", "admin@acme.test", "--role", "owner").stdout == "admin@acme.test granted owner\n")
+        // admin@ is now the tenant's only owner, so the role stays.
+        let lastOwner = try atrium.run("roles", "revoke", "--tenant", "acme", "--email", "admin@acme.test", "--role", "owner")
+        #expect(lastOwner.status != 0)
+        #expect(lastOwner.stderr.contains("last active owner"))
+        #expect(try atrium.run("roles", "revoke", "--tenant", "acme", "--email", "admin@acme.test", "--role", "admin").status == 0)
+        #expect(try atrium.run("roles", "list", "--tenant", "acme").stdout.contains("kernel.owners.manage"))
+        let key = try atrium.run("api-keys", "create", "--tenant", "acme", "--name", "ci", "--permission", "kernel.audit.read")
+        #expect(key.status == 0, "\(key.stderr)")
+        #expect(key.stdout.hasPrefix("atr_"))
+        #expect(key.stderr.contains("not shown again"))
+        let keys = try atrium.run("api-keys", "list", "--tenant", "acme", "--json")
+        let keyID = try #require((try JSONSerialization.jsonObject(with: Data(keys.stdout.utf8)) as? [[String: Any]])?.first?["id"] as? String)
+        #expect(!keys.stdout.contains(String(key.stdout.trimmingCharacters(in: .whitespacesAndNewlines).suffix(20))))
+        #expect(try atrium.run("api-keys", "revoke", "--tenant", "acme", keyID).stdout == "revoked \(keyID)\n")
+        #expect(try atrium.run("api-keys", "create", "--tenant", "acme", "--name", "x", "--permission", "nope.nothing").status != 0)
+        let audit = try atrium.run("audit", "--tenant", "acme")
+        for action in ["user.created", "user.disabled", "role.granted", "role.revoked", "api_key.created", "api_key.revoked"] {
+            #expect(audit.stdout.contains(action), "audit shows \(action)")
+        }
+        #expect(audit.stdout.contains("operator:"))
         let rotated = try atrium.run("keys", "rotate-signing")
         #expect(rotated.status == 0, "\(rotated.stderr)")
         #expect(rotated.stdout.hasPrefix("added signing key atr-"))

@@ -1,0 +1,115 @@
+import ArgumentParser
+import AtriumCore
+import Foundation
+import Logging
+import PostgresNIO
+
+struct APIKeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api-keys", abstract: "Create, list and revoke a tenant's API keys.", subcommands: [Create.self, List.self, Revoke.self])
+
+    static func store(_ global: GlobalOptions, location: DatabaseLocation, logger: Logger) throws -> APIKeyStore {
+        APIKeyStore(
+            masterKey: try MasterKey.load(environment: ProcessInfo.processInfo.environment, dataDirectory: location.embedded?.dataDirectory),
+            logger: logger)
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API key and print it (the only time it is shown).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "A name that says what the key is for.") var name: String
+        @Option(name: .customLong("permission"), help: "Permission the key holds (repeatable).") var permissions: [String] = []
+        @Option(help: "Expiry as an RFC 3339 time.") var expires: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let catalog = PermissionCatalog(registry: try ModulesCommand.registry())
+            let known = Set(catalog.permissions.map(\.name))
+            if let unknown = permissions.first(where: { !known.contains($0) }) {
+                throw ValidationFailure("'\(unknown)' is not in the permission catalog")
+            }
+            var expiresAt: Date?
+            if let expires {
+                guard let date = ISO8601DateFormatter().date(from: expires) else { throw ValidationFailure("--expires must be an RFC 3339 time") }
+                expiresAt = date
+            }
+            let (slug, name, permissions, expiry) = (tenant, name, permissions, expiresAt)
+            let created = try await global.withDatabase(logger: logger) { location in
+                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                return try await withPostgresConnection(location.owner, logger: logger) { connection in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                        let created = try await store.create(
+                            tenantID: tenant.id, name: name, permissions: permissions, expiresAt: expiry, createdBy: "operator:\(Operator.name)", on: connection)
+                        try await AuditLog(logger: logger).record(
+                            "api_key.created", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
+                            subject: created.apiKey.id.uuidString.lowercased(), details: ["name": .string(name)], on: connection)
+                        return created
+                    }
+                }
+            }
+            if json {
+                try Console.json(created)
+            } else {
+                Console.line(created.key)
+                Console.error("Store this key now: it is not shown again. Id \(created.apiKey.id.uuidString.lowercased()).")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's API keys (never their secrets).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let slug = tenant
+            let keys = try await global.withDatabase(logger: logger) { location in
+                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                return try await withPostgresConnection(location.owner, logger: logger) { connection in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { try await store.list(on: $0) }
+                }
+            }
+            if json {
+                try Console.json(keys)
+            } else {
+                Console.table(["id", "name", "permissions", "last used", "revoked"], keys.map {
+                    [$0.id.uuidString.lowercased(), $0.name, $0.permissions.joined(separator: " "), Console.timestamp($0.lastUsedAt), Console.timestamp($0.revokedAt)]
+                })
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API key.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Argument(help: "Key id.") var id: String
+
+        func run() async throws {
+            guard let keyID = UUID(uuidString: id) else { throw ValidationFailure("'\(id)' is not a key id") }
+            let logger = global.logger(defaultLevel: .warning)
+            let slug = tenant
+            let revoked = try await global.withDatabase(logger: logger) { location in
+                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                return try await withPostgresConnection(location.owner, logger: logger) { connection in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                        guard try await store.revoke(keyID, on: connection) else { return false }
+                        try await AuditLog(logger: logger).record(
+                            "api_key.revoked", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name), subject: keyID.uuidString.lowercased(),
+                            on: connection)
+                        return true
+                    }
+                }
+            }
+            guard revoked else { throw ValidationFailure("no unrevoked key \(id) in \(slug)") }
+            Console.line("revoked \(id)")
+        }
+    }
+}
