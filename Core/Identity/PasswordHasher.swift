@@ -1,5 +1,7 @@
 import CArgon2
+import Crypto
 import Foundation
+import HummingbirdBcrypt
 import NIOCore
 import NIOPosix
 
@@ -58,6 +60,11 @@ public struct PasswordHasher: Sendable {
     }
 
     public func verify(_ password: String, against encoded: String) async throws -> Verification {
+        if let legacy = LegacyHash(encoded) {
+            // Imported from an older system: accepted once, then replaced by Argon2id at this login.
+            let matches = try await Self.pool.runIfActive { legacy.matches(password) }
+            return matches ? .valid(needsRehash: true) : .invalid
+        }
         guard encoded.hasPrefix("$argon2id$") else { return .invalid }
         let matches = try await Self.pool.runIfActive {
             let bytes = Array(password.utf8)
@@ -93,5 +100,52 @@ public struct PasswordHasher: Sendable {
             throw ConfigurationError("argon2id failed: \(String(cString: argon2_error_message(status)))")
         }
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Password hashes imported from systems Atrium replaces.
+///
+/// - bcrypt (`$2a$`, `$2b$`, `$2y$`), as the Python backends used;
+/// - salted SHA-256 of legacy JSON stores, imported as `sha256$<salt>$<hex of SHA-256(salt + password)>`.
+enum LegacyHash {
+    case bcrypt(String)
+    case saltedSHA256(salt: String, digest: Data)
+
+    init?(_ encoded: String) {
+        if encoded.hasPrefix("$2a$") || encoded.hasPrefix("$2b$") || encoded.hasPrefix("$2y$") {
+            self = .bcrypt(encoded)
+            return
+        }
+        let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0] == "sha256", parts[2].count == 64, let digest = Data(hex: String(parts[2])) {
+            self = .saltedSHA256(salt: String(parts[1]), digest: digest)
+            return
+        }
+        return nil
+    }
+
+    func matches(_ password: String) -> Bool {
+        switch self {
+        case .bcrypt(let hash):
+            return Bcrypt.verify(password, hash: hash)
+        case .saltedSHA256(let salt, let digest):
+            return ConstantTime.equal(Data(SHA256.hash(data: Data((salt + password).utf8))), digest)
+        }
+    }
+}
+
+extension Data {
+    /// Decodes lowercase or uppercase hex.
+    init?(hex: String) {
+        guard hex.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        self.init(bytes)
     }
 }

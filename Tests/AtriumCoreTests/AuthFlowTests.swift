@@ -1,5 +1,6 @@
 import AtriumCore
 import Crypto
+import HummingbirdBcrypt
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -237,6 +238,29 @@ struct AuthFlowTests {
             }
         }
         #expect(stored?.hasPrefix("$argon2id$v=19$m=1024,t=1,p=1$") == true)
+    }
+
+    @Test func importedBcryptHashLogsInAndIsReplacedByArgon2id() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme")
+        let legacy = Bcrypt.hash("from-the-old-app", cost: 4)
+        let user = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await UserStore(logger: logger).create(tenantID: acme.id, email: "old@acme.test", passwordHash: legacy, roles: ["member"], on: connection)
+            }
+        }
+        try await withIdentityApp(db) { client, _ in
+            let wrong = try await client.login("acme", "old@acme.test", "not-the-password")
+            #expect(wrong.access.isEmpty)
+            let right = try await client.login("acme", "old@acme.test", "from-the-old-app")
+            #expect(!right.access.isEmpty)
+        }
+        let stored = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await connection.query("SELECT password_hash FROM users WHERE id = \(user.id)", logger: logger).collect().first?.decode(String.self)
+            }
+        }
+        #expect(stored?.hasPrefix("$argon2id$") == true)
     }
 
     @Test func jwksPublishesKeysAndRotationKeepsOldTokensValid() async throws {

@@ -1,4 +1,7 @@
 @testable import AtriumCore
+import Crypto
+import Foundation
+import HummingbirdBcrypt
 import Testing
 
 @Suite("Argon2id password hashing")
@@ -31,5 +34,18 @@ struct PasswordHasherTests {
         #expect(throws: AtriumError.self) { try PasswordPolicy.validate(email: "not-an-email") }
         #expect(throws: AtriumError.self) { try PasswordPolicy.validate(email: "a b@example.com") }
         try PasswordPolicy.validate(email: "alice@example.com")
+    }
+
+    @Test func legacyBcryptAndSaltedSHA256VerifyAndAskForRehash() async throws {
+        let hasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1, parallelism: 1))
+        let bcrypt = Bcrypt.hash("old-python-password", cost: 4)
+        #expect(bcrypt.hasPrefix("$2b$"))
+        #expect(try await hasher.verify("old-python-password", against: bcrypt) == .valid(needsRehash: true))
+        #expect(try await hasher.verify("wrong", against: bcrypt) == .invalid)
+        let digest = SHA256.hash(data: Data("pepper-salt".utf8) + Data("json-store-password".utf8)).map { String(format: "%02x", $0) }.joined()
+        let legacy = "sha256$pepper-salt$\(digest)"
+        #expect(try await hasher.verify("json-store-password", against: legacy) == .valid(needsRehash: true))
+        #expect(try await hasher.verify("json-store-passworD", against: legacy) == .invalid)
+        #expect(try await hasher.verify("x", against: "sha256$salt$nothex") == .invalid)
     }
 }
