@@ -25,6 +25,8 @@ public struct AtriumError: Error, Sendable, Equatable {
     public var detail: String?
     public var fieldErrors: [FieldError]
     public var headers: HTTPFields
+    /// Extra members of the problem document (RFC 9457 §3.2), such as an MFA challenge token.
+    public var extensions: [String: JSONValue] = [:]
 
     public init(
         status: HTTPResponse.Status,
@@ -77,29 +79,21 @@ public struct AtriumError: Error, Sendable, Equatable {
 
 extension AtriumError: HTTPResponseError {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let document = ProblemDocument(
-            type: "https://atrium.dev/problems/\(code)",
-            title: title,
-            status: Int(status.code),
-            detail: detail,
-            instance: request.uri.path,
-            code: code,
-            errors: fieldErrors.isEmpty ? nil : fieldErrors
-        )
+        var document: [String: JSONValue] = extensions
+        document["type"] = .string("https://atrium.dev/problems/\(code)")
+        document["title"] = .string(title)
+        document["status"] = .number(Double(status.code))
+        document["instance"] = .string(request.uri.path)
+        document["code"] = .string(code)
+        if let detail { document["detail"] = .string(detail) }
+        if !fieldErrors.isEmpty {
+            document["errors"] = .array(fieldErrors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
+        }
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
-        let body = try AtriumJSON.encoder.encode(document)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = try encoder.encode(JSONValue.object(document))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
-}
-
-/// The RFC 9457 problem document, with Atrium's `code` and `errors` extension members.
-struct ProblemDocument: Codable {
-    var type: String
-    var title: String
-    var status: Int
-    var detail: String?
-    var instance: String?
-    var code: String
-    var errors: [AtriumError.FieldError]?
 }

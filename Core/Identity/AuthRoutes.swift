@@ -37,12 +37,29 @@ struct AuthRoutes {
         var permissions: [String]
     }
 
+    struct CodeInput: Codable, Sendable {
+        var code: String
+    }
+
+    struct ChallengeAnswer: Codable, Sendable {
+        var challengeToken: String
+        var code: String?
+        var recoveryCode: String?
+    }
+
+    struct RecoveryCodes: Codable, Sendable {
+        var recoveryCodes: [String]
+    }
+
     struct SessionList: Codable, Sendable {
         var data: [SessionService.SessionView]
     }
 
     static let invalidCredentials = AtriumError(
         status: .unauthorized, code: "invalid_credentials", title: "Invalid credentials", detail: "The email or password is wrong.")
+    static let invalidMFACode = AtriumError(
+        status: .unauthorized, code: "invalid_mfa_code", title: "Invalid code",
+        detail: "The code is wrong, or the challenge expired or was used up; log in again if it keeps failing.")
     static let invalidGrant = AtriumError(
         status: .unauthorized, code: "invalid_grant", title: "Invalid refresh token",
         detail: "The refresh token is invalid, expired or revoked; log in again.")
@@ -95,14 +112,45 @@ struct AuthRoutes {
                 throw AtriumError.forbidden(code: "account_disabled", "This account is disabled.")
             }
             let rehashed = needsRehash ? try await identity.hasher.hash(input.password) : nil
-            return try await request.transaction { transaction in
+            let challenge = try await request.transaction { transaction -> String? in
                 if let rehashed { try await users.setPasswordHash(rehashed, userID: user.id, on: transaction.connection) }
+                guard try await identity.totp.isEnabled(userID: user.id, on: transaction.connection) else { return nil }
+                return try await identity.totp.createChallenge(userID: user.id, tenantID: transaction.tenantID, on: transaction.connection)
+            }
+            if let challenge {
+                var error = AtriumError(
+                    status: .unauthorized, code: "mfa_required", title: "Second factor required",
+                    detail: "Send a code from the authenticator (or a recovery code) with this challenge token to auth/mfa/verify.")
+                error.extensions = ["challenge_token": .string(challenge), "expires_in": .number(TOTPService.challengeLifetime)]
+                throw error
+            }
+            return try await request.transaction { transaction in
                 try await AuditLog(logger: transaction.logger).record(
                     "login.succeeded", tenantID: transaction.tenantID,
                     actor: .init(type: .user, id: user.id.uuidString.lowercased(), ip: request.client.ip, userAgent: request.client.userAgent),
                     on: transaction.connection)
                 return try await identity.sessions.start(userID: user.id, tenantID: transaction.tenantID, client: request.client, on: transaction.connection)
             }
+        }
+
+        routes.on(.post, "mfa/verify", summary: "Finish a login that answered mfa_required, with a TOTP or recovery code", permission: nil,
+                  body: ChallengeAnswer.self, response: TokenPair.self) { request, input in
+            guard input.code != nil || input.recoveryCode != nil else {
+                throw AtriumError.validation(field: "code", "give a code or a recovery_code")
+            }
+            let outcome = try await request.transaction { transaction -> (TOTPService.ChallengeOutcome, TokenPair?) in
+                let outcome = try await identity.totp.answer(
+                    challenge: input.challengeToken, code: input.code, recoveryCode: input.recoveryCode, tenantID: transaction.tenantID,
+                    on: transaction.connection)
+                guard case .verified(let userID) = outcome else { return (outcome, nil) }
+                try await AuditLog(logger: transaction.logger).record(
+                    input.code == nil ? "login.succeeded_with_recovery_code" : "login.succeeded", tenantID: transaction.tenantID,
+                    actor: .init(type: .user, id: userID.uuidString.lowercased(), ip: request.client.ip, userAgent: request.client.userAgent),
+                    on: transaction.connection)
+                return (outcome, try await identity.sessions.start(userID: userID, tenantID: transaction.tenantID, client: request.client, on: transaction.connection))
+            }
+            guard let pair = outcome.1 else { throw Self.invalidMFACode }
+            return pair
         }
 
         routes.on(.post, "refresh", summary: "Exchange a refresh token for a new token pair (rotation)", permission: nil,
@@ -166,6 +214,40 @@ struct AuthRoutes {
                 try await identity.sessions.revokeAll(userID: principal.id, keeping: principal.sessionID, reason: "password_changed", on: transaction.connection)
                 try await AuditLog(logger: transaction.logger).record(
                     "user.password_changed", tenantID: transaction.tenantID, actor: Self.actor(principal, request), on: transaction.connection)
+            }
+            return NoContent()
+        }
+
+        routes.on(.post, "auth/mfa/totp/enroll", summary: "Start TOTP enrolment: a secret and an otpauth:// URL for the authenticator", permission: nil,
+                  response: TOTPService.Enrollment.self) { request in
+            let principal = try request.requirePrincipal()
+            return try await request.transaction { transaction in
+                guard let user = try await users.find(id: principal.id, on: transaction.connection) else { throw AtriumError.notFound() }
+                return try await identity.totp.enroll(
+                    userID: principal.id, tenantID: transaction.tenantID, label: user.email, issuer: request.tenant.name, on: transaction.connection)
+            }
+        }
+
+        routes.on(.post, "auth/mfa/totp/confirm", summary: "Turn TOTP on with a first code; returns ten recovery codes, shown once",
+                  permission: nil, body: CodeInput.self, response: RecoveryCodes.self) { request, input in
+            let principal = try request.requirePrincipal()
+            return try await request.transaction { transaction in
+                let codes = try await identity.totp.confirm(userID: principal.id, tenantID: transaction.tenantID, code: input.code, on: transaction.connection)
+                try await identity.sessions.revokeAll(userID: principal.id, keeping: principal.sessionID, reason: "mfa_enabled", on: transaction.connection)
+                try await AuditLog(logger: transaction.logger).record(
+                    "mfa.enabled", tenantID: transaction.tenantID, actor: Self.actor(principal, request), on: transaction.connection)
+                return RecoveryCodes(recoveryCodes: codes)
+            }
+        }
+
+        routes.on(.post, "auth/mfa/totp/disable", summary: "Turn TOTP off with a current or recovery code; ends other sessions", permission: nil,
+                  body: CodeInput.self, response: NoContent.self, status: .noContent) { request, input in
+            let principal = try request.requirePrincipal()
+            try await request.transaction { transaction in
+                try await identity.totp.disable(userID: principal.id, tenantID: transaction.tenantID, code: input.code, on: transaction.connection)
+                try await identity.sessions.revokeAll(userID: principal.id, keeping: principal.sessionID, reason: "mfa_disabled", on: transaction.connection)
+                try await AuditLog(logger: transaction.logger).record(
+                    "mfa.disabled", tenantID: transaction.tenantID, actor: Self.actor(principal, request), on: transaction.connection)
             }
             return NoContent()
         }

@@ -9,6 +9,7 @@ public struct Identity: Sendable {
     public let hasher: PasswordHasher
     public let sessions: SessionService
     public let catalog: PermissionCatalog
+    public let totp: TOTPService
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that case takes as long as a wrong password.
     let decoyHash: String
@@ -22,7 +23,7 @@ public struct Identity: Sendable {
         return Identity(
             keyring: keyring, masterKey: masterKey, hasher: hasher,
             sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
-            catalog: PermissionCatalog(registry: registry),
+            catalog: PermissionCatalog(registry: registry), totp: TOTPService(masterKey: masterKey, logger: logger),
             decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
     }
 }
