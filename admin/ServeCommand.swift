@@ -42,7 +42,8 @@ struct ServeCommand: AsyncParsableCommand {
             host: host ?? environment["ATRIUM_HOST"] ?? "127.0.0.1",
             port: port ?? environment["ATRIUM_PORT"].flatMap(Int.init) ?? 8080,
             maxBodySize: maxBodyBytes ?? environment["ATRIUM_MAX_BODY_BYTES"].flatMap(Int.init) ?? 1 << 20,
-            corsOrigins: Set((environment["ATRIUM_CORS_ORIGINS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
+            corsOrigins: Set(Self.list(environment["ATRIUM_CORS_ORIGINS"])),
+            trustedProxies: TrustedProxies(Self.list(environment["ATRIUM_TRUSTED_PROXIES"])))
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
@@ -71,5 +72,10 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])
             try await ServiceRunner.run(services, logger: logger)
         }
+    }
+
+    /// A comma-separated setting as a list.
+    static func list(_ text: String?) -> [String] {
+        (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }

@@ -72,7 +72,8 @@ public struct EmbeddedPostgres: Sendable {
             return false
         }
         logger.info("starting embedded PostgreSQL", metadata: ["db.port": "\(credentials.port)", "db.directory": "\(clusterDirectory.path())"])
-        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories=''"
+        // Room for several servers, workers and a parallel test suite on one development machine.
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=300"
         let result = try runner().run(
             binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
         if result.status != 0 {

@@ -38,7 +38,8 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let logger = dependencies.logger
     let services = KernelServices(
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
-        enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity)
+        enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
+        trustedProxies: server.trustedProxies)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {

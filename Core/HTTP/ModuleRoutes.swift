@@ -73,7 +73,10 @@ public final class ModuleRoutes {
             let tenantRequest = TenantRequest(
                 request: request, tenant: tenant, principal: context.principal, logger: context.logger,
                 requestID: context.requestID, parameters: context.parameters, services: services,
-                maxUploadSize: context.maxUploadSize, client: ClientInfo(ip: context.peerIP, userAgent: request.headers[.userAgent]))
+                maxUploadSize: context.maxUploadSize,
+                client: ClientInfo(
+                    ip: services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]),
+                    userAgent: request.headers[.userAgent]))
             if let permission { try tenantRequest.require(permission) }
             let output = try await handler(tenantRequest)
             if output is NoContent { return Response(status: .noContent) }

@@ -33,4 +33,5 @@ extension HTTPField.Name {
     static let requestID = Self("X-Request-Id")!
     static let xContentTypeOptions = Self("X-Content-Type-Options")!
     static let apiKey = Self("X-Api-Key")!
+    static let xForwardedFor = Self("X-Forwarded-For")!
 }

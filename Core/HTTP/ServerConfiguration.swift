@@ -6,11 +6,17 @@ public struct ServerConfiguration: Sendable {
     public var maxBodySize: Int
     /// Browser origins allowed by CORS (exact `scheme://host[:port]` strings); empty allows none.
     public var corsOrigins: Set<String>
+    /// Proxies whose `X-Forwarded-For` is believed.
+    public var trustedProxies: TrustedProxies
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 1 << 20, corsOrigins: Set<String> = []) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, maxBodySize: Int = 1 << 20, corsOrigins: Set<String> = [],
+        trustedProxies: TrustedProxies = TrustedProxies([])
+    ) {
         self.host = host
         self.port = port
         self.maxBodySize = maxBodySize
         self.corsOrigins = corsOrigins
+        self.trustedProxies = trustedProxies
     }
 }

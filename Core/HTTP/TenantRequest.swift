@@ -92,4 +92,5 @@ struct KernelServices: Sendable {
     var enablement: ModuleEnablement
     var authenticator: any Authenticator
     var identity: Identity?
+    var trustedProxies: TrustedProxies
 }

@@ -95,6 +95,14 @@ struct AuthRoutes {
 
         routes.on(.post, "login", summary: "Log in with email and password", permission: nil, body: Credentials.self, response: TokenPair.self) {
             request, input in
+            let account = "\(request.tenant.id):\(input.email.lowercased())"
+            if let wait = await identity.throttle.wait(account: account, ip: request.client.ip) {
+                var error = AtriumError(
+                    status: .tooManyRequests, code: "too_many_attempts", title: "Too many login attempts",
+                    detail: "Too many failed logins for this account or address; try again later.")
+                error.headers[.retryAfter] = String(Int(wait.rounded(.up)))
+                throw error
+            }
             let found = try await request.transaction { transaction in
                 try await users.credentials(email: input.email, on: transaction.connection)
             }
@@ -106,8 +114,10 @@ struct AuthRoutes {
                         "login.failed", tenantID: transaction.tenantID, actor: actor, subject: found?.id.uuidString.lowercased(),
                         details: ["email": .string(input.email)], on: transaction.connection)
                 }
+                await identity.throttle.recordFailure(account: account, ip: request.client.ip)
                 throw Self.invalidCredentials
             }
+            await identity.throttle.recordSuccess(account: account)
             guard user.status == "active" else {
                 throw AtriumError.forbidden(code: "account_disabled", "This account is disabled.")
             }

@@ -10,6 +10,7 @@ public struct Identity: Sendable {
     public let sessions: SessionService
     public let catalog: PermissionCatalog
     public let totp: TOTPService
+    public let throttle: LoginThrottle
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that case takes as long as a wrong password.
     let decoyHash: String
@@ -17,13 +18,14 @@ public struct Identity: Sendable {
     /// Builds the services; the signing keys load (and the first is created) on first use.
     public static func prepare(
         database: Database, registry: ModuleRegistry, masterKey: MasterKey, hasher: PasswordHasher = PasswordHasher(),
-        settings: SessionSettings = SessionSettings(), logger: Logger
+        settings: SessionSettings = SessionSettings(), throttle: LoginThrottle.Policy = LoginThrottle.Policy(), logger: Logger
     ) async throws -> Identity {
         let keyring = SigningKeyring(database: database, masterKey: masterKey, logger: logger)
         return Identity(
             keyring: keyring, masterKey: masterKey, hasher: hasher,
             sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
             catalog: PermissionCatalog(registry: registry), totp: TOTPService(masterKey: masterKey, logger: logger),
+            throttle: LoginThrottle(policy: throttle),
             decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
     }
 }
