@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // Turns the `.sql` files of a target into Swift string constants, so the binary
@@ -36,15 +37,19 @@ let package = Package(
 
         // The reference Argon2 library (Debian's libargon2-dev), for password hashing.
         .systemLibrary(name: "CArgon2", path: "System/CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        // libcurl with OpenSSL (Debian's libcurl4-openssl-dev): SMTP, OIDC token exchange, webhooks.
+        .systemLibrary(name: "CCurl", path: "System/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         .target(
             name: "AtriumCore",
             dependencies: [
                 "CArgon2",
+                "CCurl",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -60,13 +60,22 @@ struct ServeCommand: AsyncParsableCommand {
             let masterKey = try CommandErrors.mappedSync {
                 try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
             }
-            let identity = try await Identity.prepare(database: database, registry: registry, masterKey: masterKey, logger: logger)
+            let appURL = try environment["ATRIUM_APP_URL"].map { text in
+                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                    throw ValidationFailure("ATRIUM_APP_URL must be an http(s) URL")
+                }
+                return url
+            } ?? Identity.defaultAppURL
+            let identity = try await Identity.prepare(database: database, registry: registry, masterKey: masterKey, appURL: appURL, logger: logger)
+            let mailer = try CommandErrors.mappedSync {
+                try Mailer.from(environment: environment, dataDirectory: global.dataDirectoryURL, logger: logger)
+            }
             let dependencies = ApplicationDependencies(
                 database: database, registry: registry, identity: identity, logger: logger, expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             var services: [any Service] = [client]
             if !noWorker {
-                services.append(JobWorker(database: database, registry: registry, configuration: .init(), logger: logger))
+                services.append(JobWorker(database: database, registry: registry, mailer: mailer, configuration: .init(), logger: logger))
             }
             services.append(application)
             logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import AtriumCore
 import Logging
 import PostgresNIO
@@ -20,8 +21,11 @@ struct WorkerCommand: AsyncParsableCommand {
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: concurrency + 2), backgroundLogger: logger)
+            let mailer = try CommandErrors.mappedSync {
+                try Mailer.from(environment: ProcessInfo.processInfo.environment, dataDirectory: global.dataDirectoryURL, logger: logger)
+            }
             let worker = JobWorker(
-                database: Database(client: client, maximumConnections: concurrency + 2), registry: registry,
+                database: Database(client: client, maximumConnections: concurrency + 2), registry: registry, mailer: mailer,
                 configuration: .init(concurrency: concurrency), logger: logger)
             try await ServiceRunner.run([client, worker], logger: logger)
         }

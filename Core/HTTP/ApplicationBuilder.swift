@@ -66,6 +66,10 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
             ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
         auth.registerAuthenticated(tenantRoutes)
         AdminRoutes(identity: identity).register(tenantRoutes)
+        let emailFlows = EmailFlowRoutes(identity: identity)
+        emailFlows.registerPublic(
+            ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
+        emailFlows.registerAuthenticated(tenantRoutes)
         collector.add(OperationRecord(
             method: .get, path: "/.well-known/jwks.json", summary: "Public keys that verify access tokens (RFC 7517)", tag: "auth", permission: nil,
             authenticated: false, query: [], requestBody: nil, response: .freeform, successStatus: 200))

@@ -78,9 +78,11 @@ public struct TenantTransaction {
     public func enqueue(
         _ kind: String, moduleID: String? = nil, payload: some Encodable, runAt: Date? = nil, uniqueKey: String? = nil
     ) async throws -> UUID? {
-        try await jobs.enqueue(
-            kind: kind, tenantID: tenantID, moduleID: moduleID ?? kind.split(separator: ".").first.map(String.init),
-            payload: payload, runAt: runAt, uniqueKey: uniqueKey, on: connection)
+        // A module's job is skipped for tenants without the module; the kernel's always run.
+        let owner = moduleID ?? kind.split(separator: ".").first.map(String.init)
+        return try await jobs.enqueue(
+            kind: kind, tenantID: tenantID, moduleID: owner == "kernel" ? nil : owner, payload: payload, runAt: runAt, uniqueKey: uniqueKey,
+            on: connection)
     }
 }
 

@@ -89,6 +89,8 @@ struct AuthRoutes {
                 try await AuditLog(logger: transaction.logger).record(
                     "user.registered", tenantID: transaction.tenantID, actor: .init(type: .user, id: user.id.uuidString.lowercased(), ip: request.client.ip, userAgent: request.client.userAgent),
                     on: transaction.connection)
+                let token = try await identity.emailTokens.issue(.verifyEmail, tenantID: transaction.tenantID, userID: user.id, email: user.email, on: transaction.connection)
+                try await EmailFlowRoutes.enqueueMail(.verifyEmail, to: user.email, token: token, values: [:], identity: identity, request: request, transaction)
                 return try await identity.sessions.start(userID: user.id, tenantID: transaction.tenantID, client: request.client, on: transaction.connection)
             }
         }

@@ -28,10 +28,13 @@ public struct JobWorker: Service {
     let configuration: Configuration
     let logger: Logger
 
-    public init(database: Database, registry: ModuleRegistry, kernelJobs: [JobDefinition] = [], configuration: Configuration, logger: Logger) {
+    public init(
+        database: Database, registry: ModuleRegistry, mailer: Mailer? = nil, kernelJobs: [JobDefinition] = [], configuration: Configuration,
+        logger: Logger
+    ) {
         self.database = database
         var definitions: [String: JobDefinition] = [:]
-        for job in KernelJobs.definitions + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
+        for job in KernelJobs.definitions(mailer: mailer) + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
         self.definitions = definitions
         self.schedules = KernelJobs.schedules.map { ($0, nil) }
             + registry.modules.flatMap { module in module.schedules.map { ($0, Optional(module.id)) } }

@@ -7,8 +7,13 @@ enum KernelJobs {
     /// until an operator retries or cancels them.
     static let retentionDays = 7
 
-    static var definitions: [JobDefinition] {
+    static func definitions(mailer: Mailer?) -> [JobDefinition] {
         [
+            // The mail outbox: messages are enqueued in the transaction that decided to send them.
+            JobDefinition(kind: "kernel.mail.send", maxAttempts: 8, backoff: .seconds(30)) { context in
+                guard let mailer else { throw MailError("no mailer is configured for this worker") }
+                try await mailer.send(try context.decodePayload(MailMessage.self))
+            },
             JobDefinition(kind: "kernel.jobs.prune", maxAttempts: 3) { context in
                 try await context.database.withPlatformTransaction(logger: context.logger) { connection in
                     let deleted = try await connection.query(
