@@ -39,15 +39,38 @@ measure() {
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port$1" 2>&1
 }
 
-printf '%-12s %12s %10s %10s %10s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz'
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
+field() { awk -v key="$1" '$1==key {print $2}' <<<"$2"; }
+rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+
+printf '%-14s %12s %10s %10s %10s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz'
 baseline=""
 for route in "${routes[@]}"; do
   out="$(measure "$route")"
-  rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
-  p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
-  p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
-  to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
+  rps="$(rps_of "$out")"
   [ -n "$baseline" ] || baseline="$rps"
   ratio="$(awk -v a="$rps" -v b="$baseline" 'BEGIN { printf "%.2f", a/b }')"
-  printf '%-12s %12s %10s %10s %10s\n' "$route" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$ratio"
+  printf '%-14s %12s %10s %10s %10s\n' "$route" "$rps" "$(to_ms "$(field 50% "$out")")" "$(to_ms "$(field 99% "$out")")" "$ratio"
 done
+
+# Login throughput against the physical limit: raw Argon2id hashes/s on this machine,
+# measured in the same run with the same parameters and pool.
+echo
+hashes="$("$bin" bench password-hashing --seconds "$seconds")"
+login="$(wrk -t2 -c8 -d"${seconds}s" --latency -s bench/login.lua "http://127.0.0.1:$port/v1/tenants/acme/auth/login" 2>&1)"
+login_rps="$(rps_of "$login")"
+printf 'argon2id hashes/s (raw): %s\n' "$hashes"
+printf 'logins/s:                %s  (%s of raw hashing)\n' "$login_rps" "$(awk -v a="$login_rps" -v b="$hashes" 'BEGIN { printf "%.2f", a/b }')"
+
+# p99 of an authenticated read while a login storm runs, next to it without the storm.
+token="$(curl -fsS -H 'Content-Type: application/json' -d '{"email":"owner@acme.test","password":"acme-demo-owner"}' \
+  "http://127.0.0.1:$port/v1/tenants/acme/auth/login" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')"
+read_route="http://127.0.0.1:$port/v1/tenants/acme/auth/me"
+quiet="$(wrk -t1 -c8 -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$read_route" 2>&1)"
+wrk -t1 -c16 -d"$((seconds + 2))s" -s bench/login.lua "http://127.0.0.1:$port/v1/tenants/acme/auth/login" >/dev/null 2>&1 &
+storm=$!
+sleep 1
+busy="$(wrk -t1 -c8 -d"${seconds}s" --latency -H "Authorization: Bearer $token" "$read_route" 2>&1)"
+wait "$storm" || true
+printf 'auth/me p99 ms: %s quiet, %s during a login storm (%s req/s quiet, %s during)\n' \
+  "$(to_ms "$(field 99% "$quiet")")" "$(to_ms "$(field 99% "$busy")")" "$(rps_of "$quiet")" "$(rps_of "$busy")"

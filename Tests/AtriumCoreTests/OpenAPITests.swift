@@ -36,9 +36,21 @@ struct OpenAPITests {
         let python = try #require(
             ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides a Python with openapi-spec-validator")
         let db = try await TestDatabase.create(modules: [NotesModule()])
-        let data = try await withTestApp(db) { client, _ in
+        // With the identity layer on, so its routes are validated too.
+        let data = try await withIdentityApp(db) { client, _ in
             try await client.execute(uri: "/v1/openapi.json", method: .get) { Data(buffer: $0.body) }
         }
+        let document = try JSONDecoder().decode(JSONValue.self, from: data)
+        for (path, method) in [
+            ("/v1/tenants/{tenant}/auth/login", "post"), ("/v1/tenants/{tenant}/auth/refresh", "post"), ("/v1/tenants/{tenant}/auth/me", "get"),
+            ("/v1/tenants/{tenant}/auth/mfa/verify", "post"), ("/v1/tenants/{tenant}/admin/api-keys", "post"),
+            ("/v1/tenants/{tenant}/admin/users/{id}/roles", "post"), ("/v1/tenants/{tenant}/auth/reset-password", "post"), ("/.well-known/jwks.json", "get"),
+        ] {
+            #expect(document["paths"]?[path]?[method] != nil, "\(method) \(path) is documented")
+        }
+        let login = document["paths"]?["/v1/tenants/{tenant}/auth/login"]?["post"]
+        #expect(login?["requestBody"]?["content"]?["application/json"]?["schema"]?["required"] == ["email", "password"])
+        #expect(login?["responses"]?["200"]?["content"]?["application/json"]?["schema"]?["properties"]?["access_token"] != nil)
         let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
         try data.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
