@@ -66,7 +66,14 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 return url
             } ?? Identity.defaultAppURL
-            let identity = try await Identity.prepare(database: database, registry: registry, masterKey: masterKey, appURL: appURL, logger: logger)
+            let publicURL = try environment["ATRIUM_PUBLIC_URL"].map { text in
+                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
+                    throw ValidationFailure("ATRIUM_PUBLIC_URL must be an http(s) URL")
+                }
+                return url
+            } ?? URL(string: "http://\(server.host):\(server.port)") ?? Identity.defaultAppURL
+            let identity = try await Identity.prepare(
+                database: database, registry: registry, masterKey: masterKey, appURL: appURL, publicURL: publicURL, logger: logger)
             let mailer = try CommandErrors.mappedSync {
                 try Mailer.from(environment: environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }

@@ -70,6 +70,8 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         emailFlows.registerPublic(
             ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
         emailFlows.registerAuthenticated(tenantRoutes)
+        OIDCRoutes(identity: identity).register(
+            ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
         collector.add(OperationRecord(
             method: .get, path: "/.well-known/jwks.json", summary: "Public keys that verify access tokens (RFC 7517)", tag: "auth", permission: nil,
             authenticated: false, query: [], requestBody: nil, response: .freeform, successStatus: 200))

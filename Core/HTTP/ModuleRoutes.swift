@@ -62,7 +62,7 @@ public final class ModuleRoutes {
             OperationRecord(
                 method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag,
                 permission: permission, authenticated: authenticated, query: query, requestBody: body,
-                response: Output.self == NoContent.self ? nil : SchemaReflector.schema(for: Output.self),
+                response: Output.self == NoContent.self || Output.self == Redirect.self ? nil : SchemaReflector.schema(for: Output.self),
                 successStatus: Int(status.code)))
         let routerPath = trimmed.split(separator: "/").map { segment in
             segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
@@ -80,6 +80,7 @@ public final class ModuleRoutes {
             if let permission { try tenantRequest.require(permission) }
             let output = try await handler(tenantRequest)
             if output is NoContent { return Response(status: .noContent) }
+            if let redirect = output as? Redirect { return Response(status: .found, headers: [.location: redirect.location]) }
             var response = try context.responseEncoder.encode(output, from: request, context: context)
             response.status = status
             return response

@@ -14,6 +14,8 @@ public struct Identity: Sendable {
     public let emailTokens: EmailTokens
     /// The application's web address, for the links in emails.
     public let appURL: URL
+    /// This server's own external address, for OIDC callback URLs.
+    public let publicURL: URL
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that case takes as long as a wrong password.
     let decoyHash: String
@@ -25,7 +27,7 @@ public struct Identity: Sendable {
     public static func prepare(
         database: Database, registry: ModuleRegistry, masterKey: MasterKey, hasher: PasswordHasher = PasswordHasher(),
         settings: SessionSettings = SessionSettings(), throttle: LoginThrottle.Policy = LoginThrottle.Policy(),
-        appURL: URL = Identity.defaultAppURL, logger: Logger
+        appURL: URL = Identity.defaultAppURL, publicURL: URL = Identity.defaultAppURL, logger: Logger
     ) async throws -> Identity {
         let keyring = SigningKeyring(database: database, masterKey: masterKey, logger: logger)
         return Identity(
@@ -33,6 +35,7 @@ public struct Identity: Sendable {
             sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
             catalog: PermissionCatalog(registry: registry), totp: TOTPService(masterKey: masterKey, logger: logger),
             throttle: LoginThrottle(policy: throttle), emailTokens: EmailTokens(masterKey: masterKey, logger: logger), appURL: appURL,
+            publicURL: publicURL,
             decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
     }
 }

@@ -32,6 +32,8 @@ enum OpenAPIDocument {
             let status = String(operation.successStatus)
             if operation.successStatus == 204 {
                 responses[status] = ["description": "No content"]
+            } else if operation.successStatus == 302 {
+                responses[status] = ["description": "Redirect", "headers": ["Location": ["schema": ["type": "string", "format": "uri"]]]]
             } else {
                 responses[status] = [
                     "description": "Success",

@@ -28,13 +28,13 @@ struct AtriumBinary {
     }
 
     /// Runs `atrium ARGS` to completion.
-    func run(_ arguments: String..., timeout: Duration = .seconds(120)) throws -> Result {
-        let process = try start(arguments)
+    func run(_ arguments: String..., stdin: String? = nil, timeout: Duration = .seconds(120)) throws -> Result {
+        let process = try start(arguments, stdin: stdin)
         return try process.wait(timeout: timeout)
     }
 
-    func start(_ arguments: [String]) throws -> RunningProcess {
-        try RunningProcess(executable: Self.path, arguments: arguments, environment: environment)
+    func start(_ arguments: [String], stdin: String? = nil) throws -> RunningProcess {
+        try RunningProcess(executable: Self.path, arguments: arguments, environment: environment, stdin: stdin)
     }
 }
 
@@ -44,14 +44,17 @@ final class RunningProcess {
     let stdoutPath: String
     let stderrPath: String
 
-    init(executable: String, arguments: [String], environment: [String: String]) throws {
+    init(executable: String, arguments: [String], environment: [String: String], stdin: String? = nil) throws {
         let base = FileManager.default.temporaryDirectory.appending(path: "atrium-e2e-\(UUID().uuidString)").path()
         stdoutPath = base + ".out"
         stderrPath = base + ".err"
+        let stdinPath = base + ".in"
+        _ = FileManager.default.createFile(atPath: stdinPath, contents: Data((stdin ?? "").utf8))
+        defer { try? FileManager.default.removeItem(atPath: stdinPath) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]

@@ -1,0 +1,66 @@
+import ArgumentParser
+import AtriumCore
+import Foundation
+import Logging
+
+struct OIDCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "oidc", abstract: "Configure a tenant's OpenID Connect login providers.", subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add or replace a provider. `--name google` needs no issuer; any other issuer is found by OIDC discovery.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "Provider name, used in auth/oauth/{name}/start.") var name: String
+        @Option(help: "Issuer URL (discovery at <issuer>/.well-known/openid-configuration).") var issuer: String?
+        @Option(help: "OAuth client id.") var clientID: String
+        @Flag(help: "Read the client secret from the first line of standard input.") var clientSecretStdin = false
+        @Option(help: "Scopes to request.") var scopes: String = "openid email profile"
+
+        func run() async throws {
+            guard clientSecretStdin, let secret = readLine(strippingNewline: true), !secret.isEmpty else {
+                throw ValidationFailure("give the client secret on standard input with --client-secret-stdin")
+            }
+            guard let issuer = issuer ?? (name == "google" ? OIDCLogin.googleIssuer : nil) else {
+                throw ValidationFailure("--issuer is required for providers other than google")
+            }
+            let logger = global.logger(defaultLevel: .warning)
+            let (slug, name, clientID, scopes) = (tenant, name, clientID, scopes)
+            let provider = try await global.withDatabase(logger: logger) { location in
+                let masterKey = try MasterKey.load(environment: ProcessInfo.processInfo.environment, dataDirectory: location.embedded?.dataDirectory)
+                return try await withPostgresConnection(location.owner, logger: logger) { connection in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                        let provider = try await OIDCLogin(masterKey: masterKey, logger: logger).save(
+                            tenantID: tenant.id, name: name, issuer: issuer, clientID: clientID, clientSecret: secret, scopes: scopes, on: connection)
+                        try await AuditLog(logger: logger).record(
+                            "oidc.provider_saved", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
+                            details: ["name": .string(name), "issuer": .string(issuer)], on: connection)
+                        return provider
+                    }
+                }
+            }
+            Console.line("saved provider \(provider.name) (\(provider.issuer)) for \(slug)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a tenant's providers (never their secrets).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant slug.") var tenant: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let providers = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, _ in
+                try await OIDCLogin.list(on: connection, logger: logger)
+            }
+            if json {
+                try Console.json(providers)
+            } else {
+                Console.table(["name", "issuer", "client id", "scopes"], providers.map { [$0.name, $0.issuer, $0.clientID, $0.scopes] })
+            }
+        }
+    }
+}
