@@ -72,8 +72,10 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 return url
             } ?? URL(string: "http://\(server.host):\(server.port)") ?? Identity.defaultAppURL
+            let settings = try IdentitySettings(environment: environment)
             let identity = try await Identity.prepare(
-                database: database, registry: registry, masterKey: masterKey, appURL: appURL, publicURL: publicURL, logger: logger)
+                database: database, registry: registry, masterKey: masterKey, hasher: PasswordHasher(parameters: settings.hashing),
+                settings: settings.sessions, appURL: appURL, publicURL: publicURL, emailTokenLifetimes: settings.emailTokenLifetimes, logger: logger)
             let mailer = try CommandErrors.mappedSync {
                 try Mailer.from(environment: environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }

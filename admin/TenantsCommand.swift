@@ -23,7 +23,8 @@ struct TenantsCommand: AsyncParsableCommand {
     ) async throws -> (changes: [TenantApplier.Change], logins: [TenantApplier.CreatedLogin]) {
         let files = try TenantFile.load(directory: URL(fileURLWithPath: directory))
         return try await withPostgresConnection(location.owner, logger: logger) { connection in
-            try await TenantApplier(registry: registry, logger: logger).applyReportingLogins(files, on: connection)
+            let hasher = PasswordHasher(parameters: try IdentitySettings(environment: ProcessInfo.processInfo.environment).hashing)
+            return try await TenantApplier(registry: registry, hasher: hasher, logger: logger).applyReportingLogins(files, on: connection)
         }
     }
 

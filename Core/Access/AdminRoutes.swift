@@ -120,6 +120,27 @@ struct AdminRoutes {
             }
         }
 
+        routes.on(.get, "admin/users/{id}/sessions", summary: "A user's active sessions", permission: "kernel.sessions.manage",
+                  response: AuthRoutes.SessionList.self) { request in
+            let userID = try request.uuidParameter("id")
+            return AuthRoutes.SessionList(data: try await request.transaction { transaction in
+                try await users.requireExists(userID, on: transaction.connection)
+                return try await identity.sessions.list(userID: userID, current: nil, on: transaction.connection)
+            })
+        }
+
+        routes.on(.delete, "admin/users/{id}/sessions", summary: "End every session of a user", permission: "kernel.sessions.manage",
+                  response: NoContent.self, status: .noContent) { request in
+            let principal = try request.requirePrincipal()
+            let userID = try request.uuidParameter("id")
+            try await request.transaction { transaction in
+                try await users.requireExists(userID, on: transaction.connection)
+                let ended = try await identity.sessions.revokeAll(userID: userID, reason: "ended_by_admin", on: transaction.connection)
+                try await Self.audit("sessions.revoked", request, principal, subject: userID.uuidString.lowercased(), details: ["count": .number(Double(ended))], transaction)
+            }
+            return NoContent()
+        }
+
         routes.on(.get, "admin/api-keys", summary: "The tenant's API keys (never their secrets)", permission: "kernel.api_keys.manage", response: KeyList.self) {
             request in
             KeyList(data: try await request.transaction { try await keys.list(on: $0.connection) })

@@ -10,7 +10,7 @@ public struct EmailTokens: Sendable {
         case invitation
 
         /// Default lifetimes: reset 30 minutes, verification 24 hours, invitation 7 days.
-        public var lifetime: TimeInterval {
+        public var defaultLifetime: TimeInterval {
             switch self {
             case .resetPassword: 30 * 60
             case .verifyEmail: 24 * 3600
@@ -26,11 +26,18 @@ public struct EmailTokens: Sendable {
     }
 
     let masterKey: MasterKey
+    let lifetimes: [Purpose: TimeInterval]
     let logger: Logger
 
-    public init(masterKey: MasterKey, logger: Logger) {
+    /// `lifetimes` overrides the defaults per purpose.
+    public init(masterKey: MasterKey, lifetimes: [Purpose: TimeInterval] = [:], logger: Logger) {
         self.masterKey = masterKey
+        self.lifetimes = lifetimes
         self.logger = logger
+    }
+
+    public func lifetime(of purpose: Purpose) -> TimeInterval {
+        lifetimes[purpose] ?? purpose.defaultLifetime
     }
 
     public func issue(
@@ -42,7 +49,7 @@ public struct EmailTokens: Sendable {
             """
             INSERT INTO email_tokens (tenant_id, purpose, token_hash, user_id, email, role, created_by, expires_at)
             VALUES (\(tenantID), \(purpose.rawValue), \(hash(token, purpose)), \(userID), \(email), \(role), \(createdBy),
-                    now() + make_interval(secs => \(purpose.lifetime)))
+                    now() + make_interval(secs => \(lifetime(of: purpose))))
             """, logger: logger)
         return token
     }

@@ -27,14 +27,15 @@ public struct Identity: Sendable {
     public static func prepare(
         database: Database, registry: ModuleRegistry, masterKey: MasterKey, hasher: PasswordHasher = PasswordHasher(),
         settings: SessionSettings = SessionSettings(), throttle: LoginThrottle.Policy = LoginThrottle.Policy(),
-        appURL: URL = Identity.defaultAppURL, publicURL: URL = Identity.defaultAppURL, logger: Logger
+        appURL: URL = Identity.defaultAppURL, publicURL: URL = Identity.defaultAppURL,
+        emailTokenLifetimes: [EmailTokens.Purpose: TimeInterval] = [:], logger: Logger
     ) async throws -> Identity {
         let keyring = SigningKeyring(database: database, masterKey: masterKey, logger: logger)
         return Identity(
             keyring: keyring, masterKey: masterKey, hasher: hasher,
             sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
             catalog: PermissionCatalog(registry: registry), totp: TOTPService(masterKey: masterKey, logger: logger),
-            throttle: LoginThrottle(policy: throttle), emailTokens: EmailTokens(masterKey: masterKey, logger: logger), appURL: appURL,
+            throttle: LoginThrottle(policy: throttle), emailTokens: EmailTokens(masterKey: masterKey, lifetimes: emailTokenLifetimes, logger: logger), appURL: appURL,
             publicURL: publicURL,
             decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
     }

@@ -71,9 +71,16 @@ struct AdminAPITests {
             #expect(bad.status == .unprocessableContent)
             let unknownRole = try await client.post("/v1/tenants/acme/admin/users/\(member.id)/roles", json: #"{"role":"wizard"}"#, token: owner)
             #expect(unknownRole.status == .unprocessableContent)
+            // An admin can end any user's sessions at once.
+            let sessions = json(try await client.get("/v1/tenants/acme/admin/users/\(member.id)/sessions", token: owner))
+            #expect(sessions["data"]?.array?.count == 1)
+            let ended = try await client.execute(uri: "/v1/tenants/acme/admin/users/\(member.id)/sessions", method: .delete, headers: [.authorization: "Bearer \(owner)"])
+            #expect(ended.status == .noContent)
+            #expect(try await client.get("/v1/tenants/acme/auth/me", token: memberToken).status == .unauthorized)
+            let memberAgain = try await client.login("acme", "member@acme.test", "member-password").access
             // Members reach none of the admin API.
-            #expect(try await client.get("/v1/tenants/acme/admin/users", token: memberToken).status == .forbidden)
-            #expect(try await client.get("/v1/tenants/acme/admin/audit", token: memberToken).status == .forbidden)
+            #expect(try await client.get("/v1/tenants/acme/admin/users", token: memberAgain).status == .forbidden)
+            #expect(try await client.get("/v1/tenants/acme/admin/audit", token: memberAgain).status == .forbidden)
         }
     }
 
