@@ -1,0 +1,157 @@
+public import Foundation
+import Yams
+
+/// One subscription plan: what a tenant may use, how fast, and what it pays.
+public struct Plan: Sendable, Equatable {
+    /// A named window of the rate limiter, as `RateLimit-Policy` reports it.
+    public struct RateLimit: Sendable, Equatable {
+        public var name: String
+        public var limit: Int64
+        public var windowSeconds: Int64
+    }
+
+    /// How one meter is priced on this plan.
+    public struct MeterPrice: Sendable, Equatable {
+        public var model: PriceModel
+        public var freeUnits: Int64
+    }
+
+    public var id: String
+    public var name: String
+    public var currency: String
+    /// The flat fee per month, in minor units.
+    public var monthlyFee: Int64
+    public var modules: Set<String>
+    /// Limits by name (`seats`, `api_calls_per_month`, `crypto.exchanges`, …); a missing
+    /// name is unlimited.
+    public var quotas: [String: Int64]
+    public var rateLimits: [RateLimit]
+    public var meters: [String: MeterPrice]
+}
+
+/// The plan catalog, `tenants/plans.yaml`, validated as a whole with errors that name
+/// the file and line of the offending entry.
+public struct PlanCatalog: Sendable, Equatable {
+    public var plans: [String: Plan]
+
+    public func plan(_ id: String) -> Plan? { plans[id] }
+
+    public static func load(_ url: URL, knownModules: Set<String>? = nil) throws -> PlanCatalog {
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot read the plan catalog \(url.path()): \(error.localizedDescription)")
+        }
+        return try parse(text, path: url.path(), knownModules: knownModules)
+    }
+
+    public static func parse(_ text: String, path: String, knownModules: Set<String>? = nil) throws -> PlanCatalog {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw ConfigurationError("\(path): the plan catalog is empty") }
+            root = node
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("\(path): not valid YAML: \(error)")
+        }
+        let reader = Reader(path: path)
+        guard let plansNode = root.mapping?["plans"], let plansMapping = plansNode.mapping else {
+            throw reader.error(root, "needs a `plans:` mapping")
+        }
+        var plans: [String: Plan] = [:]
+        for (key, node) in plansMapping {
+            guard let id = key.string, id.range(of: "^[a-z][a-z0-9_-]{0,39}$", options: .regularExpression) != nil else {
+                throw reader.error(key, "plan ids are lowercase letters, digits, '-' or '_'")
+            }
+            plans[id] = try reader.plan(id: id, node, knownModules: knownModules)
+        }
+        guard !plans.isEmpty else { throw reader.error(plansNode, "declares no plans") }
+        return PlanCatalog(plans: plans)
+    }
+
+    /// Reads nodes, failing with the file and line of the node at fault.
+    struct Reader {
+        let path: String
+
+        func error(_ node: Node, _ message: String) -> ConfigurationError {
+            ConfigurationError("\(path):\(node.mark.map { "\($0.line)" } ?? "?"): \(message)")
+        }
+
+        func integer(_ node: Node?, _ what: String, in parent: Node, minimum: Int64 = 0) throws -> Int64 {
+            guard let node else { throw error(parent, "\(what) is required") }
+            guard let text = node.scalar?.string, let value = Int64(text) else { throw error(node, "\(what) must be a whole number (minor units)") }
+            guard value >= minimum else { throw error(node, "\(what) must be at least \(minimum), not \(value)") }
+            return value
+        }
+
+        func plan(id: String, _ node: Node, knownModules: Set<String>?) throws -> Plan {
+            guard let mapping = node.mapping else { throw error(node, "plan '\(id)' must be a mapping") }
+            let currency = mapping["currency"]?.string ?? "USD"
+            guard Money.isCurrencyCode(currency) else { throw error(mapping["currency"] ?? node, "currency must be an ISO 4217 code such as USD") }
+            var modules: Set<String> = []
+            for moduleNode in mapping["modules"]?.sequence ?? [] {
+                guard let module = moduleNode.string else { throw error(moduleNode, "module ids are strings") }
+                if let knownModules, !knownModules.contains(module) { throw error(moduleNode, "unknown module '\(module)'") }
+                modules.insert(module)
+            }
+            var quotas: [String: Int64] = [:]
+            for (key, value) in mapping["quotas"]?.mapping ?? [:] {
+                guard let name = key.string else { throw error(key, "quota names are strings") }
+                quotas[name] = try integer(value, "quota \(name)", in: key)
+            }
+            var limits: [Plan.RateLimit] = []
+            for (key, value) in mapping["rate_limits"]?.mapping ?? [:] {
+                guard let name = key.string, let entry = value.mapping else { throw error(key, "a rate limit is `name: {limit: N, window: SECONDS}`") }
+                limits.append(Plan.RateLimit(
+                    name: name, limit: try integer(entry["limit"], "limit", in: value, minimum: 1),
+                    windowSeconds: try integer(entry["window"], "window", in: value, minimum: 1)))
+            }
+            var meters: [String: Plan.MeterPrice] = [:]
+            for (key, value) in mapping["meters"]?.mapping ?? [:] {
+                guard let meter = key.string else { throw error(key, "meter names are strings") }
+                if let module = meter.split(separator: ".").first.map(String.init), let knownModules, module != "kernel", !knownModules.contains(module) {
+                    throw error(key, "meter '\(meter)' belongs to unknown module '\(module)'")
+                }
+                meters[meter] = try price(value, meter: meter)
+            }
+            return Plan(
+                id: id, name: mapping["name"]?.string ?? id, currency: currency,
+                monthlyFee: try integer(mapping["price"] ?? Node("0"), "price", in: node), modules: modules, quotas: quotas,
+                rateLimits: limits.sorted { $0.windowSeconds < $1.windowSeconds }, meters: meters)
+        }
+
+        func price(_ node: Node, meter: String) throws -> Plan.MeterPrice {
+            guard let mapping = node.mapping else { throw error(node, "meter '\(meter)' needs a price model") }
+            let free = try mapping["free_units"].map { try integer($0, "free_units", in: node) } ?? 0
+            let model: PriceModel
+            if let unit = mapping["per_unit"] {
+                model = .perUnit(unitAmount: try integer(unit, "per_unit", in: node))
+            } else if let millis = mapping["per_unit_millis"] {
+                model = .perUnitDecimal(unitAmountMillis: try integer(millis, "per_unit_millis", in: node))
+            } else if let tiers = mapping["graduated"] {
+                model = .graduated(try self.tiers(tiers))
+            } else if let tiers = mapping["volume"] {
+                model = .volume(try self.tiers(tiers))
+            } else if let package = mapping["package"]?.mapping {
+                model = .package(size: try integer(package["size"], "package size", in: node, minimum: 1), amount: try integer(package["amount"], "package amount", in: node))
+            } else {
+                throw error(node, "meter '\(meter)' needs one of per_unit, per_unit_millis, graduated, volume or package")
+            }
+            if let problem = model.problems.first { throw error(node, "meter '\(meter)': \(problem)") }
+            return Plan.MeterPrice(model: model, freeUnits: free)
+        }
+
+        func tiers(_ node: Node) throws -> [PriceModel.Tier] {
+            guard let sequence = node.sequence else { throw error(node, "tiers are a list of {up_to, unit, flat}") }
+            return try sequence.map { tier in
+                guard let entry = tier.mapping else { throw error(tier, "a tier is {up_to, unit, flat}") }
+                let upTo = try entry["up_to"].map { try integer($0, "up_to", in: tier, minimum: 1) }
+                return PriceModel.Tier(
+                    upTo: upTo, unitAmount: try integer(entry["unit"] ?? Node("0"), "unit", in: tier),
+                    flatAmount: try integer(entry["flat"] ?? Node("0"), "flat", in: tier))
+            }
+        }
+    }
+}
