@@ -8,6 +8,11 @@ public struct Plan: Sendable, Equatable {
         public var name: String
         public var limit: Int64
         public var windowSeconds: Int64
+        public init(name: String, limit: Int64, windowSeconds: Int64) {
+            self.name = name
+            self.limit = limit
+            self.windowSeconds = windowSeconds
+        }
     }
 
     /// How one meter is priced on this plan.
