@@ -30,8 +30,14 @@ struct RequestIDMiddleware: RouterMiddleware {
 }
 
 extension HTTPField.Name {
-    static let requestID = Self("X-Request-Id")!
-    static let xContentTypeOptions = Self("X-Content-Type-Options")!
-    static let apiKey = Self("X-Api-Key")!
-    static let xForwardedFor = Self("X-Forwarded-For")!
+    static let requestID = constant("X-Request-Id")
+    static let xContentTypeOptions = constant("X-Content-Type-Options")
+    static let apiKey = constant("X-Api-Key")
+    static let xForwardedFor = constant("X-Forwarded-For")
+
+    /// A header name written in the source; only a typo in a literal could fail here.
+    private static func constant(_ name: String) -> Self {
+        guard let field = Self(name) else { preconditionFailure("invalid HTTP header name literal '\(name)'") }
+        return field
+    }
 }
