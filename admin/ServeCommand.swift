@@ -26,7 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (default: $ATRIUM_PORT or 8080).")
     var port: Int?
 
-    @Option(help: "Folder of tenant files applied at start with the embedded database.")
+    @Option(help: "Folder of tenant files (applied at start with the embedded database) and of plans.yaml, the plan catalog.")
     var tenantsDir: String = "tenants"
 
     @Option(help: "Largest request body accepted, in bytes (default: $ATRIUM_MAX_BODY_BYTES or 1048576).")
@@ -45,6 +45,11 @@ struct ServeCommand: AsyncParsableCommand {
             corsOrigins: Set(Self.list(environment["ATRIUM_CORS_ORIGINS"])),
             trustedProxies: TrustedProxies(Self.list(environment["ATRIUM_TRUSTED_PROXIES"])))
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
+        let plansFile = URL(fileURLWithPath: tenantsDir).appending(path: "plans.yaml")
+        let plans = try CommandErrors.mappedSync {
+            try FileManager.default.fileExists(atPath: plansFile.path())
+                ? PlanCatalog.load(plansFile, knownModules: Set(registry.modules.map(\.id))) : nil
+        }
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
@@ -80,7 +85,8 @@ struct ServeCommand: AsyncParsableCommand {
                 try Mailer.from(environment: environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }
             let dependencies = ApplicationDependencies(
-                database: database, registry: registry, identity: identity, logger: logger, expectedMigrations: try registry.allMigrations())
+                database: database, registry: registry, identity: identity, plans: plans, logger: logger,
+                expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             var services: [any Service] = [client]
             if !noWorker {

@@ -17,7 +17,12 @@ scratch="$(mktemp -d /tmp/atrium-bench.XXXXXX)"
 chmod 755 "$scratch"
 export ATRIUM_DATA_DIR="$scratch/.atrium"
 port="${BENCH_PORT:-18080}"
-"$bin" serve --port "$port" --tenants-dir tenants --log-level error &
+# The demo tenants without the plan catalog, so plan rate limits do not cap the load.
+mkdir -p "$scratch/tenants"
+for file in tenants/*.yaml; do
+  [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
+done
+"$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error &
 server=$!
 cleanup() {
   kill -TERM "$server" 2>/dev/null || true

@@ -17,14 +17,20 @@ public struct ApplicationDependencies: Sendable {
     /// The identity layer; when present its auth routes and JWKS are served and access
     /// tokens authenticate (unless `authenticator` says otherwise).
     public var identity: Identity?
+    /// The plan catalog; its rate limits apply to authenticated tenant requests.
+    public var plans: PlanCatalog?
+    public var limiter: GCRALimiter
 
     public init(
         database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
+        plans: PlanCatalog? = nil, limiter: GCRALimiter = GCRALimiter(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
     ) {
         self.database = database
         self.registry = registry
         self.identity = identity
+        self.plans = plans
+        self.limiter = limiter
         self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0, database: database) } ?? DenyAllAuthenticator()
         self.metrics = metrics
         self.logger = logger
@@ -39,7 +45,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let services = KernelServices(
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
-        trustedProxies: server.trustedProxies)
+        trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {

@@ -34,6 +34,8 @@ extension HTTPField.Name {
     static let xContentTypeOptions = constant("X-Content-Type-Options")
     static let apiKey = constant("X-Api-Key")
     static let xForwardedFor = constant("X-Forwarded-For")
+    static let rateLimit = constant("RateLimit")
+    static let rateLimitPolicy = constant("RateLimit-Policy")
 
     /// A header name written in the source; only a typo in a literal could fail here.
     private static func constant(_ name: String) -> Self {

@@ -95,4 +95,6 @@ struct KernelServices: Sendable {
     var authenticator: any Authenticator
     var identity: Identity?
     var trustedProxies: TrustedProxies
+    var plans: PlanCatalog?
+    var limiter: GCRALimiter
 }

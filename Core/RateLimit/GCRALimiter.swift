@@ -39,11 +39,15 @@ public actor GCRALimiter {
 
     private var arrivals: [String: TimeInterval] = [:]
     private var checks = 0
+    let clock: @Sendable () -> Date
 
-    public init() {}
+    /// `clock` is the time source; tests pass one they can advance.
+    public init(clock: @escaping @Sendable () -> Date = { Date() }) {
+        self.clock = clock
+    }
 
-    public func check(key: String, policies: [Plan.RateLimit], now: Date = Date()) -> Decision {
-        let time = now.timeIntervalSince1970
+    public func check(key: String, policies: [Plan.RateLimit], now: Date? = nil) -> Decision {
+        let time = (now ?? clock()).timeIntervalSince1970
         struct Evaluation {
             var policy: Plan.RateLimit
             var slot: String

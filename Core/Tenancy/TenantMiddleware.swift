@@ -42,6 +42,12 @@ struct TenantMiddleware: RouterMiddleware {
             context.principal = principal
             context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
         }
+        var limits: GCRALimiter.Decision?
+        if authenticate, let policies = services.plans?.plan(tenant.plan)?.rateLimits, !policies.isEmpty {
+            let decision = await services.limiter.check(key: "tenant:\(tenant.id)", policies: policies)
+            guard decision.allowed else { throw Self.rateLimited(decision) }
+            limits = decision
+        }
         if let moduleID {
             let enablement = services.enablement
             let enabled = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection in
@@ -51,6 +57,23 @@ struct TenantMiddleware: RouterMiddleware {
                 throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID)' module is not enabled for this tenant.")
             }
         }
-        return try await next(request, context)
+        var response = try await next(request, context)
+        if let limits {
+            response.headers[.rateLimitPolicy] = limits.policyHeader
+            response.headers[.rateLimit] = limits.stateHeader
+        }
+        return response
+    }
+
+    /// 429 naming the violated policies, with `Retry-After` and the IETF fields.
+    static func rateLimited(_ decision: GCRALimiter.Decision) -> AtriumError {
+        var error = AtriumError(
+            status: .tooManyRequests, code: "rate_limited", title: "Rate limited",
+            detail: "The plan's rate limit \(decision.violated.joined(separator: ", ")) is used up; retry after \(decision.retryAfter ?? 1) s.")
+        error.headers[.retryAfter] = String(decision.retryAfter ?? 1)
+        error.headers[.rateLimitPolicy] = decision.policyHeader
+        error.headers[.rateLimit] = decision.stateHeader
+        error.extensions = ["violated_policies": .array(decision.violated.map(JSONValue.string))]
+        return error
     }
 }
