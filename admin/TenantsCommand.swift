@@ -7,7 +7,42 @@ import PostgresNIO
 struct TenantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants", abstract: "Create, inspect, suspend and delete tenants; apply tenant files.",
-        subcommands: [Create.self, List.self, Show.self, Suspend.self, Resume.self, Delete.self, Apply.self])
+        subcommands: [Create.self, List.self, Show.self, Suspend.self, Resume.self, Delete.self, Apply.self, SetPlan.self])
+
+    /// The plan catalog at `path`, when the file exists.
+    static func catalog(_ path: String, registry: ModuleRegistry) throws -> PlanCatalog? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try CommandErrors.mappedSync {
+            try PlanCatalog.load(URL(fileURLWithPath: path), knownModules: Set(registry.modules.map(\.id)))
+        }
+    }
+
+    struct SetPlan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-plan", abstract: "Move a tenant to another plan now; modules the plan lacks are disabled (data kept).")
+        @OptionGroup var global: GlobalOptions
+        @Argument var slug: String
+        @Argument var plan: String
+        @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let registry = try ModulesCommand.registry()
+            guard let catalog = try TenantsCommand.catalog(plans, registry: registry) else { throw ValidationFailure("no plan catalog at \(plans)") }
+            let (slug, plan) = (slug, plan)
+            let outcome = try await withOwner(global, logger: logger) { connection, _ in
+                try await PlanChange(catalog: catalog, logger: logger).change(
+                    slug: slug, to: plan, actor: .init(type: .operator, id: Operator.name), on: connection)
+            }
+            if json {
+                try Console.json(outcome)
+            } else {
+                Console.line("\(slug): \(outcome.from) -> \(outcome.to)"
+                    + (outcome.disabledModules.isEmpty ? "" : "; disabled \(outcome.disabledModules.joined(separator: ", ")) (data kept)"))
+            }
+        }
+    }
 
     /// Runs `body` on an owner connection of the command's database.
     static func withOwner<Result: Sendable>(

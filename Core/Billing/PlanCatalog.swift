@@ -41,6 +41,11 @@ public struct PlanCatalog: Sendable, Equatable {
 
     public func plan(_ id: String) -> Plan? { plans[id] }
 
+    /// Whether a tenant on `planID` may enable `module`; an unknown plan includes nothing.
+    public func allows(_ module: String, on planID: String) -> Bool {
+        plans[planID]?.modules.contains(module) ?? false
+    }
+
     public static func load(_ url: URL, knownModules: Set<String>? = nil) throws -> PlanCatalog {
         let text: String
         do {

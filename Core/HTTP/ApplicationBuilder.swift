@@ -63,7 +63,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         .add(middleware: TenantMiddleware(services: services, authenticate: true, moduleID: nil))
     let tenantRoutes = ModuleRoutes(
         group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector)
-    TenantRoutes(registry: dependencies.registry).register(tenantRoutes)
+    TenantRoutes(registry: dependencies.registry, plans: dependencies.plans).register(tenantRoutes)
     if let identity = dependencies.identity {
         let authGroup = router.group("v1/tenants/:tenant/auth")
             .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: nil))

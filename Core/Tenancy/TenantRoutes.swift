@@ -4,6 +4,7 @@ import HTTPTypes
 /// Kernel routes under `/v1/tenants/{tenant}`: what a principal may learn about its own tenant.
 struct TenantRoutes {
     let registry: ModuleRegistry
+    let plans: PlanCatalog?
 
     struct TenantView: Codable, Sendable {
         var id: UUID
@@ -37,6 +38,46 @@ struct TenantRoutes {
                 try await enablement.enabledModules(on: transaction.connection)
             }
             return ModuleList(data: installed.map { ModuleView(id: $0.id, version: $0.version, enabled: enabled.contains($0.id)) })
+        }
+
+        let registry = self.registry
+        let plans = self.plans
+        routes.on(.put, "modules/{module}", summary: "Enable a module the tenant's plan includes", permission: "kernel.modules.manage",
+                  response: ModuleView.self) { request in
+            let id = try request.parameter("module")
+            guard let module = registry.module(id) else { throw AtriumError.notFound("No installed module named '\(id)'.") }
+            if let plans, !plans.allows(id, on: request.tenant.plan) {
+                throw AtriumError.forbidden(
+                    code: "plan_upgrade_required", "The '\(request.tenant.plan)' plan does not include the '\(id)' module; upgrade the plan to enable it.")
+            }
+            let principal = try request.requirePrincipal()
+            try await request.transaction { transaction in
+                let current = try await enablement.enabledModules(on: transaction.connection)
+                if let missing = module.dependencies.first(where: { !current.contains($0) }) {
+                    throw AtriumError.conflict(code: "module_dependency_disabled", "Enable '\(missing)' first; '\(id)' depends on it.")
+                }
+                if try await enablement.enable(id, tenantID: transaction.tenantID, on: transaction.connection) {
+                    try await AdminRoutes.audit("module.enabled", request, principal, subject: id, transaction)
+                }
+            }
+            return ModuleView(id: id, version: module.version, enabled: true)
+        }
+
+        routes.on(.delete, "modules/{module}", summary: "Disable a module (its data is kept)", permission: "kernel.modules.manage",
+                  response: ModuleView.self) { request in
+            let id = try request.parameter("module")
+            guard let module = registry.module(id) else { throw AtriumError.notFound("No installed module named '\(id)'.") }
+            let principal = try request.requirePrincipal()
+            try await request.transaction { transaction in
+                let current = try await enablement.enabledModules(on: transaction.connection)
+                if let dependent = registry.modules.first(where: { $0.dependencies.contains(id) && current.contains($0.id) }) {
+                    throw AtriumError.conflict(code: "module_required", "'\(dependent.id)' depends on '\(id)'; disable it first.")
+                }
+                if try await enablement.disable(id, on: transaction.connection) {
+                    try await AdminRoutes.audit("module.disabled", request, principal, subject: id, transaction)
+                }
+            }
+            return ModuleView(id: id, version: module.version, enabled: false)
         }
     }
 }

@@ -23,7 +23,7 @@ struct CLITests {
         try FileManager.default.createDirectory(at: tenantsDirectory, withIntermediateDirectories: true)
         try "slug: acme\nname: Acme\nplan: pro\nsettings:\n  timezone: UTC\n".write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
         try "slug: glow\nname: Glow\n".write(to: tenantsDirectory.appending(path: "glow.yaml"), atomically: true, encoding: .utf8)
-        try "plans: {}\n".write(to: tenantsDirectory.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
+        try "plans:\n  free:\n    price: 0\n  pro:\n    price: 1999\n".write(to: tenantsDirectory.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
 
         let migrate = try atrium.run("migrate")
         #expect(migrate.status == 0, "\(migrate.stderr)")
@@ -43,6 +43,12 @@ struct CLITests {
         #expect(try atrium.run("tenants", "apply", tenantsDirectory.path()).stdout == "No changes.\n")
         try "slug: glow\nname: Glow Studio\nplan: pro\n".write(to: tenantsDirectory.appending(path: "glow.yaml"), atomically: true, encoding: .utf8)
         #expect(try atrium.run("tenants", "apply", tenantsDirectory.path()).stdout.contains("glow: updated (name, plan free -> pro)"))
+
+        let plans = tenantsDirectory.appending(path: "plans.yaml").path()
+        #expect(try atrium.run("tenants", "set-plan", "glow", "free", "--plans", plans).stdout == "glow: pro -> free\n")
+        let unknownPlan = try atrium.run("tenants", "set-plan", "glow", "gold", "--plans", plans)
+        #expect(unknownPlan.status != 0)
+        #expect(unknownPlan.stderr.contains("'gold' is not in the plan catalog"))
 
         let create = try atrium.run("tenants", "create", "zeta", "--name", "Zeta Corp", "--plan", "pro")
         #expect(create.status == 0)

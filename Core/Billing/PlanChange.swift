@@ -1,0 +1,43 @@
+import Foundation
+public import Logging
+public import PostgresNIO
+
+/// Moves a tenant to another plan at once: modules the new plan lacks are disabled
+/// (their data is kept, ready for an upgrade back), and the change is audited.
+public struct PlanChange: Sendable {
+    public struct Outcome: Sendable, Codable, Equatable {
+        public var tenant: String
+        public var from: String
+        public var to: String
+        public var disabledModules: [String]
+    }
+
+    let catalog: PlanCatalog
+    let logger: Logger
+
+    public init(catalog: PlanCatalog, logger: Logger) {
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    /// Runs on an owner connection, in one transaction.
+    public func change(slug: String, to planID: String, actor: AuditLog.Actor, on connection: PostgresConnection) async throws -> Outcome {
+        guard let plan = catalog.plan(planID) else {
+            throw AtriumError.validation(field: "plan", "'\(planID)' is not in the plan catalog (\(catalog.plans.keys.sorted().joined(separator: ", ")))")
+        }
+        return try await connection.withUnwrappedTransaction(logger: logger) { connection in
+            let store = TenantStore(logger: logger)
+            guard let before = try await store.find(slug: slug, on: connection) else { throw AtriumError.notFound("No tenant named '\(slug)'.") }
+            _ = try await store.update(slug: slug, plan: planID, on: connection)
+            try await connection.query("SELECT set_config('app.tenant_id', \(before.id.uuidString.lowercased()), true)", logger: logger)
+            let enablement = ModuleEnablement(logger: logger)
+            let dropped = try await enablement.enabledModules(on: connection).subtracting(plan.modules).sorted()
+            for module in dropped { try await enablement.disable(module, on: connection) }
+            try await AuditLog(logger: logger).record(
+                "plan.changed", tenantID: before.id, actor: actor,
+                details: ["from": .string(before.plan), "to": .string(planID), "disabled_modules": .array(dropped.map(JSONValue.string))],
+                on: connection)
+            return Outcome(tenant: slug, from: before.plan, to: planID, disabledModules: dropped)
+        }
+    }
+}
