@@ -15,6 +15,7 @@ public struct PermissionCatalog: Sendable {
         .init("kernel.sessions.manage", description: "End any user's sessions"),
         .init("kernel.audit.read", description: "Read the audit log"),
         .init("kernel.modules.manage", description: "Enable and disable the modules the plan includes"),
+        .init("kernel.billing.read", description: "Read usage and invoices"),
         .init("kernel.owners.manage", description: "Make users owners or take that role away (owners only)"),
     ]
 

@@ -45,7 +45,8 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let services = KernelServices(
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
-        trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter)
+        trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter,
+        metering: Metering(registry: dependencies.registry, logger: logger))
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {
@@ -64,6 +65,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let tenantRoutes = ModuleRoutes(
         group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector)
     TenantRoutes(registry: dependencies.registry, plans: dependencies.plans).register(tenantRoutes)
+    BillingRoutes().register(tenantRoutes)
     if let identity = dependencies.identity {
         let authGroup = router.group("v1/tenants/:tenant/auth")
             .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: nil))

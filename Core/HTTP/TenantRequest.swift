@@ -60,8 +60,9 @@ public struct TenantRequest: Sendable {
         let tenantID = tenant.id
         let logger = logger
         let jobs = services.jobs
+        let metering = services.metering
         return try await services.database.withTenantTransaction(tenantID, logger: logger, isolation: isolation) { connection in
-            try await body(TenantTransaction(connection: connection, tenantID: tenantID, logger: logger, jobs: jobs))
+            try await body(TenantTransaction(connection: connection, tenantID: tenantID, logger: logger, jobs: jobs, metering: metering))
         }
     }
 }
@@ -72,6 +73,17 @@ public struct TenantTransaction {
     public let tenantID: UUID
     public let logger: Logger
     let jobs: JobQueue
+    let metering: Metering
+
+    /// Records usage of one of the module's meters in this transaction: rolled back with
+    /// it, and recorded once per `idempotencyKey`, ever. Returns false for a repeat.
+    @discardableResult
+    public func recordUsage(
+        _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:]
+    ) async throws -> Bool {
+        try await metering.record(
+            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, on: connection)
+    }
 
     /// Enqueues a job for this tenant in the same transaction as the caller's writes.
     @discardableResult
@@ -97,4 +109,5 @@ struct KernelServices: Sendable {
     var trustedProxies: TrustedProxies
     var plans: PlanCatalog?
     var limiter: GCRALimiter
+    var metering: Metering
 }

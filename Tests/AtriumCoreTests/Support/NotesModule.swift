@@ -67,7 +67,10 @@ struct NotesModule: AtriumModule {
                 let rows = try await transaction.connection.query(
                     "INSERT INTO notes (tenant_id, title) VALUES (\(transaction.tenantID), \(input.title)) RETURNING id, title, created_at",
                     logger: transaction.logger)
-                for try await (id, title, created) in rows.decode((UUID, String, Date).self) { return Note(id: id, title: title, createdAt: created) }
+                for try await (id, title, created) in rows.decode((UUID, String, Date).self) {
+                    try await transaction.recordUsage("notes.created", idempotencyKey: "note:\(id)")
+                    return Note(id: id, title: title, createdAt: created)
+                }
                 throw AtriumError.internalError()
             }
         }

@@ -1,0 +1,120 @@
+public import Foundation
+public import Logging
+public import PostgresNIO
+
+/// Records and reads metered usage inside tenant transactions.
+public struct Metering: Sendable {
+    /// Usage of one meter in one month, aggregated as the meter declares.
+    public struct MeterUsage: Sendable, Codable, Equatable {
+        public var meter: String
+        public var aggregation: String
+        public var unit: String
+        public var value: Int64
+        public var events: Int64
+    }
+
+    let meters: [String: MeterDefinition]
+    let logger: Logger
+
+    /// The kernel's own meters.
+    public static let kernelMeters = [MeterDefinition("kernel.api_calls", aggregation: .count, unit: "request")]
+
+    public init(registry: ModuleRegistry, logger: Logger) {
+        var meters: [String: MeterDefinition] = [:]
+        for meter in Self.kernelMeters + registry.modules.flatMap(\.meters) { meters[meter.name] = meter }
+        self.meters = meters
+        self.logger = logger
+    }
+
+    /// Records `quantity` of `meter`; returns false when `idempotencyKey` was recorded
+    /// before (ever), in which case nothing changes.
+    @discardableResult
+    public func record(
+        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
+        on connection: PostgresConnection
+    ) async throws -> Bool {
+        guard meters[meter] != nil else {
+            logger.error("usage recorded for an undeclared meter", metadata: ["meter": "\(meter)"])
+            throw AtriumError.internalError()
+        }
+        guard quantity >= 0 else { throw AtriumError.validation(field: "quantity", "must not be negative") }
+        let json = String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
+        let inserted = try await connection.query(
+            """
+            INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+            VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
+            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+            RETURNING period
+            """, logger: logger
+        ).collect()
+        guard let period = try inserted.first?.decode(Date.self) else { return false }
+        try await connection.query(
+            """
+            INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
+            VALUES (\(tenantID), \(meter), (\(period)::timestamptz AT TIME ZONE 'UTC')::date, \(quantity), 1, \(quantity))
+            ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
+                quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + 1,
+                max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
+            """, logger: logger)
+        return true
+    }
+
+    /// Every declared meter's usage in the month starting `period` (UTC).
+    public func usage(period: Date, on connection: PostgresConnection) async throws -> [MeterUsage] {
+        var counters: [String: (quantity: Int64, events: Int64, max: Int64)] = [:]
+        let rows = try await connection.query(
+            "SELECT meter, quantity, events, max_quantity FROM usage_counters WHERE period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
+            logger: logger)
+        for try await (meter, quantity, events, maximum) in rows.decode((String, Int64, Int64, Int64).self) {
+            counters[meter] = (quantity, events, maximum)
+        }
+        var usage: [MeterUsage] = []
+        for meter in meters.values.sorted(by: { $0.name < $1.name }) {
+            let counter = counters[meter.name] ?? (0, 0, 0)
+            var value: Int64
+            switch meter.aggregation {
+            case .count: value = counter.events
+            case .sum: value = counter.quantity
+            case .max: value = counter.max
+            case .uniqueCount, .latest:
+                value = try await fromEvents(meter, period: period, on: connection)
+            }
+            usage.append(MeterUsage(meter: meter.name, aggregation: meter.aggregation.rawValue, unit: meter.unit, value: value, events: counter.events))
+        }
+        return usage
+    }
+
+    /// Aggregations that need the events themselves: distinct `properties.unique_key`, or the last quantity.
+    private func fromEvents(_ meter: MeterDefinition, period: Date, on connection: PostgresConnection) async throws -> Int64 {
+        let rows: [PostgresRow]
+        if meter.aggregation == .uniqueCount {
+            rows = try await connection.query(
+                "SELECT count(DISTINCT properties->>'unique_key')::int8 FROM usage_events WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
+                logger: logger
+            ).collect()
+        } else {
+            rows = try await connection.query(
+                "SELECT coalesce((SELECT quantity FROM usage_events WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date ORDER BY occurred_at DESC, recorded_at DESC LIMIT 1), 0)::int8",
+                logger: logger
+            ).collect()
+        }
+        return try rows.first?.decode(Int64.self) ?? 0
+    }
+
+    /// The first day (UTC) of the month `text` (YYYY-MM) names, or of the current month.
+    public static func period(_ text: String?, now: Date = Date()) throws -> Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        guard let text else {
+            let parts = calendar.dateComponents([.year, .month], from: now)
+            return calendar.date(from: parts) ?? now
+        }
+        let pieces = text.split(separator: "-")
+        guard pieces.count == 2, let year = Int(pieces[0]), let month = Int(pieces[1]), (1...12).contains(month), (2000...9999).contains(year),
+            let date = calendar.date(from: DateComponents(year: year, month: month, day: 1))
+        else {
+            throw AtriumError.validation(field: "period", "must be a month as YYYY-MM")
+        }
+        return date
+    }
+}
