@@ -48,14 +48,8 @@ struct TenantMiddleware: RouterMiddleware {
             guard decision.allowed else { throw Self.rateLimited(decision) }
             limits = decision
         }
-        if let moduleID {
-            let enablement = services.enablement
-            let enabled = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection in
-                try await enablement.isEnabled(moduleID, on: connection)
-            }
-            guard enabled else {
-                throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID)' module is not enabled for this tenant.")
-            }
+        if moduleID != nil || authenticate {
+            try await admit(tenant: tenant, metered: authenticate, logger: logger)
         }
         var response = try await next(request, context)
         if let limits {
@@ -63,6 +57,50 @@ struct TenantMiddleware: RouterMiddleware {
             response.headers[.rateLimit] = limits.stateHeader
         }
         return response
+    }
+
+    /// One tenant transaction for the per-request checks: the module is enabled, and an
+    /// authenticated call is metered as `kernel.api_calls`, consuming the plan's monthly
+    /// quota atomically (a conditional update, so concurrent calls cannot both take the
+    /// last unit).
+    private func admit(tenant: Tenant, metered: Bool, logger: Logger) async throws {
+        let enablement = services.enablement
+        let quota = services.plans?.plan(tenant.plan)?.quotas["api_calls_per_month"]
+        let moduleID = self.moduleID
+        let metering = services.metering
+        let outcome = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection -> String? in
+            if let moduleID, try await !enablement.isEnabled(moduleID, on: connection) { return "module_disabled" }
+            guard metered else { return nil }
+            if let quota {
+                let period = try Metering.period(nil)
+                try await connection.query(
+                    """
+                    INSERT INTO usage_counters (tenant_id, meter, period) VALUES (\(tenant.id), 'kernel.api_calls', (\(period)::timestamptz AT TIME ZONE 'UTC')::date)
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+                let room = try await connection.query(
+                    """
+                    SELECT events < \(quota) FROM usage_counters
+                    WHERE meter = 'kernel.api_calls' AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE
+                    """, logger: logger
+                ).collect().first?.decode(Bool.self) ?? false
+                guard room else { return "quota_exceeded" }
+            }
+            try await metering.record(
+                "kernel.api_calls", quantity: 1, idempotencyKey: "api:\(UUID().uuidString.lowercased())", at: Date(), properties: [:], tenantID: tenant.id,
+                on: connection)
+            return nil
+        }
+        switch outcome {
+        case "module_disabled":
+            throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID ?? "")' module is not enabled for this tenant.")
+        case "quota_exceeded":
+            throw AtriumError(
+                status: .tooManyRequests, code: "quota_exceeded", title: "Quota exceeded",
+                detail: "The plan's \(quota ?? 0) API calls for this month are used up; upgrade the plan or wait for the next month.")
+        default:
+            return
+        }
     }
 
     /// 429 naming the violated policies, with `Retry-After` and the IETF fields.

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Synchronization
+import PostgresNIO
 import Testing
 
 /// A clock the test moves by hand.
@@ -51,5 +52,42 @@ struct RateLimitTests {
                 #expect(try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .get, headers: headers).status == .ok)
             }
         }
+    }
+}
+
+@Suite("Monthly API-call quota")
+struct APICallQuotaTests {
+    @Test func concurrentCallsNeverTakeMoreThanTheQuota() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme", modules: ["notes"])
+        let catalog = try PlanCatalog.parse("plans:\n  free:\n    quotas: { api_calls_per_month: 5 }\n", path: "plans.yaml")
+        try await db.withApp(maximumConnections: 10) { database in
+            let registry = try ModuleRegistry([NotesModule()])
+            let dependencies = ApplicationDependencies(
+                database: database, registry: registry, authenticator: TestAuthenticator(), plans: catalog, logger: TestDatabase.logger,
+                expectedMigrations: try registry.allMigrations())
+            let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
+            try await app.test(.router) { client in
+                let headers: HTTPFields = [.authorization: TestAuthenticator.header(acme, "notes.read", "kernel.billing.read")]
+                let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                    for _ in 0..<12 {
+                        group.addTask { try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .get, headers: headers).status }
+                    }
+                    return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+                }
+                #expect(statuses.filter { $0 == .ok }.count == 5)
+                #expect(statuses.filter { $0 == .tooManyRequests }.count == 7)
+                let over = try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .get, headers: headers)
+                #expect(json(over)["code"]?.string == "quota_exceeded")
+            }
+        }
+        let calls = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
+                try await connection.query(
+                    "SELECT count(*)::int FROM usage_events WHERE meter = 'kernel.api_calls'", logger: TestDatabase.logger
+                ).collect().first?.decode(Int.self)
+            }
+        }
+        #expect(calls == 5)
     }
 }
