@@ -69,7 +69,7 @@ struct CurlHTTP: Sendable {
         }
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw OutboundError("request to \(url.host() ?? "?") failed: \(detail.isEmpty ? String(decoding: Array(String(cString: curl_easy_strerror(code)).utf8), as: UTF8.self) : detail)")
+            throw OutboundError("request to \(url.host() ?? "?") failed: \(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)")
         }
         var status = 0
         atrium_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &status)
