@@ -50,13 +50,16 @@ struct ModulesCommand: AsyncParsableCommand {
     }
 
     struct Enable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enable a module for a tenant.")
+        static let configuration = CommandConfiguration(abstract: "Enable a module for a tenant (the tenant's plan must include it).")
         @OptionGroup var global: GlobalOptions
         @Argument var module: String
         @Option(help: "Tenant slug.") var tenant: String
+        @Option(help: "The plan catalog, when it exists.") var plans: String = "tenants/plans.yaml"
 
         func run() async throws {
-            try await ModulesCommand.change(module: module, tenant: tenant, enable: true, global: global)
+            try await ModulesCommand.change(
+                module: module, tenant: tenant, enable: true, catalog: try TenantsCommand.catalog(plans, registry: try ModulesCommand.registry()),
+                global: global)
         }
     }
 
@@ -67,17 +70,20 @@ struct ModulesCommand: AsyncParsableCommand {
         @Option(help: "Tenant slug.") var tenant: String
 
         func run() async throws {
-            try await ModulesCommand.change(module: module, tenant: tenant, enable: false, global: global)
+            try await ModulesCommand.change(module: module, tenant: tenant, enable: false, catalog: nil, global: global)
         }
     }
 
-    static func change(module: String, tenant slug: String, enable: Bool, global: GlobalOptions) async throws {
+    static func change(module: String, tenant slug: String, enable: Bool, catalog: PlanCatalog?, global: GlobalOptions) async throws {
         let logger = global.logger(defaultLevel: .warning)
         let registry = try registry()
         guard let installed = registry.module(module) else { throw ValidationFailure("module '\(module)' is not installed") }
         let dependencies = installed.dependencies
         let changed = try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
             let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+            if enable, let catalog, !catalog.allows(module, on: tenant.plan) {
+                throw ValidationFailure("the '\(tenant.plan)' plan of \(slug) does not include '\(module)'; change the plan first (tenants set-plan)")
+            }
             return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
                 let enablement = ModuleEnablement(logger: logger)
                 if enable {

@@ -57,9 +57,10 @@ struct TenantsCommand: AsyncParsableCommand {
         in directory: String, location: DatabaseLocation, registry: ModuleRegistry, logger: Logger
     ) async throws -> (changes: [TenantApplier.Change], logins: [TenantApplier.CreatedLogin]) {
         let files = try TenantFile.load(directory: URL(fileURLWithPath: directory))
+        let plans = try catalog(URL(fileURLWithPath: directory).appending(path: "plans.yaml").path(), registry: registry)
         return try await withPostgresConnection(location.owner, logger: logger) { connection in
             let hasher = PasswordHasher(parameters: try IdentitySettings(environment: ProcessInfo.processInfo.environment).hashing)
-            return try await TenantApplier(registry: registry, hasher: hasher, logger: logger).applyReportingLogins(files, on: connection)
+            return try await TenantApplier(registry: registry, hasher: hasher, plans: plans, logger: logger).applyReportingLogins(files, on: connection)
         }
     }
 

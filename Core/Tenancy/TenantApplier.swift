@@ -23,11 +23,14 @@ public struct TenantApplier: Sendable {
 
     let registry: ModuleRegistry
     let hasher: PasswordHasher
+    /// When given, every file's plan must be in it and include the file's modules.
+    let plans: PlanCatalog?
     let logger: Logger
 
-    public init(registry: ModuleRegistry, hasher: PasswordHasher = PasswordHasher(), logger: Logger) {
+    public init(registry: ModuleRegistry, hasher: PasswordHasher = PasswordHasher(), plans: PlanCatalog? = nil, logger: Logger) {
         self.registry = registry
         self.hasher = hasher
+        self.plans = plans
         self.logger = logger
     }
 
@@ -43,6 +46,13 @@ public struct TenantApplier: Sendable {
         for file in files {
             for module in file.modules ?? [] where registry.module(module) == nil {
                 throw ConfigurationError("\(file.path): module '\(module)' is not installed")
+            }
+            if let plans {
+                let planID = file.plan ?? "free"
+                guard plans.plan(planID) != nil else { throw ConfigurationError("\(file.path): plan '\(planID)' is not in the plan catalog") }
+                if let module = file.modules?.first(where: { !plans.allows($0, on: planID) }) {
+                    throw ConfigurationError("\(file.path): the '\(planID)' plan does not include the '\(module)' module")
+                }
             }
             for user in file.users ?? [] {
                 for role in user.roles ?? [] where !catalog.isRole(role) {
