@@ -105,21 +105,18 @@ struct UsersCommand: AsyncParsableCommand {
 
     static func setStatus(_ status: String, tenant slug: String, email: String, global: GlobalOptions) async throws {
         let logger = global.logger(defaultLevel: .warning)
-        let changed = try await inTenant(slug, global: global, logger: logger) { connection, tenant -> Bool in
-            let rows = try await connection.query(
-                "UPDATE users SET status = \(status), updated_at = now() WHERE lower(email) = lower(\(email)) AND status <> \(status) RETURNING id",
-                logger: logger
-            ).collect()
-            guard let id = try rows.first?.decode(UUID.self) else { return false }
-            if status == "disabled" {
-                try await connection.query(
-                    "UPDATE sessions SET revoked_at = now(), revoked_reason = 'user_disabled' WHERE user_id = \(id) AND revoked_at IS NULL",
-                    logger: logger)
+        let roles = RoleStore(catalog: PermissionCatalog(registry: try ModulesCommand.registry()), logger: logger)
+        let changed = try await CommandErrors.mapped {
+            try await inTenant(slug, global: global, logger: logger) { connection, tenant -> Bool in
+                let users = UserStore(logger: logger)
+                guard let user = try await users.find(email: email, on: connection) else { return false }
+                if status == "disabled" { try await roles.ensureAnotherOwner(than: user.id, on: connection) }
+                guard try await users.setStatus(status, userID: user.id, on: connection) else { return false }
+                try await AuditLog(logger: logger).record(
+                    status == "disabled" ? "user.disabled" : "user.enabled", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
+                    subject: user.id.uuidString.lowercased(), on: connection)
+                return true
             }
-            try await AuditLog(logger: logger).record(
-                status == "disabled" ? "user.disabled" : "user.enabled", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
-                subject: id.uuidString.lowercased(), on: connection)
-            return true
         }
         guard changed else { throw ValidationFailure("no user \(email) in \(slug) that is not already \(status)") }
         Console.line("\(email) \(status == "disabled" ? "disabled" : "enabled")")

@@ -107,10 +107,7 @@ struct AdminRoutes {
                 let userID = try request.uuidParameter("id")
                 return try await request.transaction { transaction in
                     try await users.requireExists(userID, on: transaction.connection)
-                    if status == "disabled" {
-                        try await roles.ensureAnotherOwner(than: userID, on: transaction.connection)
-                        try await identity.sessions.revokeAll(userID: userID, reason: "user_disabled", on: transaction.connection)
-                    }
+                    if status == "disabled" { try await roles.ensureAnotherOwner(than: userID, on: transaction.connection) }
                     if try await users.setStatus(status, userID: userID, on: transaction.connection) {
                         try await Self.audit("user.\(status == "disabled" ? "disabled" : "enabled")", request, principal, subject: userID.uuidString.lowercased(), transaction)
                     }

@@ -29,7 +29,7 @@ public struct PlanChange: Sendable {
             let store = TenantStore(logger: logger)
             guard let before = try await store.find(slug: slug, on: connection) else { throw AtriumError.notFound("No tenant named '\(slug)'.") }
             _ = try await store.update(slug: slug, plan: planID, on: connection)
-            try await connection.query("SELECT set_config('app.tenant_id', \(before.id.uuidString.lowercased()), true)", logger: logger)
+            try await connection.scopeTransaction(toTenant: before.id, logger: logger)
             let enablement = ModuleEnablement(logger: logger)
             let dropped = try await enablement.enabledModules(on: connection).subtracting(plan.modules).sorted()
             for module in dropped { try await enablement.disable(module, on: connection) }

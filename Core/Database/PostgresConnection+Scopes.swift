@@ -27,9 +27,19 @@ extension PostgresConnection {
         _ body: (PostgresConnection) async throws -> sending Result
     ) async throws -> sending Result {
         try await withUnwrappedTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query("SELECT set_config(\(name), \(value), true)", logger: logger)
+            try await connection.setLocal(name, to: value, logger: logger)
             return try await body(connection)
         }
+    }
+
+    /// Scopes the transaction already open on this connection to `tenantID`, for operator
+    /// work that touches several tenants' rows in one transaction.
+    public func scopeTransaction(toTenant tenantID: UUID, logger: Logger) async throws {
+        try await setLocal("app.tenant_id", to: tenantID.uuidString.lowercased(), logger: logger)
+    }
+
+    private func setLocal(_ name: String, to value: String, logger: Logger) async throws {
+        try await query("SELECT set_config(\(name), \(value), true)", logger: logger)
     }
 
     /// `withTransaction` that rethrows the closure's own error rather than postgres-nio's

@@ -145,6 +145,12 @@ public struct SessionService: Sendable {
     /// Revokes every session of a user except `keeping`; returns how many ended.
     @discardableResult
     public func revokeAll(userID: UUID, keeping: UUID? = nil, reason: String, on connection: PostgresConnection) async throws -> Int {
+        try await Self.revokeAll(userID: userID, keeping: keeping, reason: reason, logger: logger, on: connection)
+    }
+
+    /// The same, for callers without the token machinery (user status changes, the CLI).
+    @discardableResult
+    public static func revokeAll(userID: UUID, keeping: UUID? = nil, reason: String, logger: Logger, on connection: PostgresConnection) async throws -> Int {
         try await connection.query(
             """
             UPDATE sessions SET revoked_at = now(), revoked_reason = \(reason)

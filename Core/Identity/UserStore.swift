@@ -57,11 +57,16 @@ public struct UserStore: Sendable {
         return (id, hash, status)
     }
 
-    /// Sets the status; false when it already was that.
+    /// Sets the status; false when it already was that. Disabling ends every session of
+    /// the user in the same transaction.
     public func setStatus(_ status: String, userID: UUID, on connection: PostgresConnection) async throws -> Bool {
-        try await !connection.query(
+        let changed = try await !connection.query(
             "UPDATE users SET status = \(status), updated_at = now() WHERE id = \(userID) AND status <> \(status) RETURNING 1", logger: logger
         ).collect().isEmpty
+        if changed && status == "disabled" {
+            try await SessionService.revokeAll(userID: userID, reason: "user_disabled", logger: logger, on: connection)
+        }
+        return changed
     }
 
     /// 404 unless the user exists in this tenant.

@@ -98,7 +98,7 @@ public struct TenantApplier: Sendable {
                     logger: logger
                 ).collect().isEmpty == false
                 if settingsChanged { details.append("settings") }
-                try await connection.query("SELECT set_config('app.tenant_id', \(tenant.id.uuidString.lowercased()), true)", logger: logger)
+                try await connection.scopeTransaction(toTenant: tenant.id, logger: logger)
                 let wanted = Set(file.modules ?? [])
                 let current = try await enablement.enabledModules(on: connection)
                 for module in wanted.subtracting(current).sorted() {
