@@ -45,11 +45,7 @@ struct ServeCommand: AsyncParsableCommand {
             corsOrigins: Set(Self.list(environment["ATRIUM_CORS_ORIGINS"])),
             trustedProxies: TrustedProxies(Self.list(environment["ATRIUM_TRUSTED_PROXIES"])))
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
-        let plansFile = URL(fileURLWithPath: tenantsDir).appending(path: "plans.yaml")
-        let plans = try CommandErrors.mappedSync {
-            try FileManager.default.fileExists(atPath: plansFile.path())
-                ? PlanCatalog.load(plansFile, knownModules: Set(registry.modules.map(\.id))) : nil
-        }
+        let plans = try BillingSetup.catalog(tenantsDirectory: tenantsDir, registry: registry)
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
@@ -84,13 +80,17 @@ struct ServeCommand: AsyncParsableCommand {
             let mailer = try CommandErrors.mappedSync {
                 try Mailer.from(environment: environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }
+            let billing = try await BillingSetup.prepare(catalog: plans, registry: registry, location: location, masterKey: masterKey, logger: logger)
             let dependencies = ApplicationDependencies(
-                database: database, registry: registry, identity: identity, plans: plans, logger: logger,
+                database: database, registry: registry, identity: identity, plans: plans,
+                limiter: try BillingSetup.rateLimitStore(environment: environment, database: database, logger: logger), logger: logger,
                 expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             var services: [any Service] = [client]
             if !noWorker {
-                services.append(JobWorker(database: database, registry: registry, mailer: mailer, configuration: .init(), logger: logger))
+                services.append(JobWorker(
+                    database: database, registry: registry, mailer: mailer, kernelJobs: billing.jobs, kernelSchedules: billing.schedules,
+                    configuration: .init(), logger: logger))
             }
             services.append(application)
             logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])

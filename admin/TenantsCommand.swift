@@ -7,7 +7,7 @@ import PostgresNIO
 struct TenantsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenants", abstract: "Create, inspect, suspend and delete tenants; apply tenant files.",
-        subcommands: [Create.self, List.self, Show.self, Suspend.self, Resume.self, Delete.self, Apply.self, SetPlan.self])
+        subcommands: [Create.self, List.self, Show.self, Suspend.self, Resume.self, Delete.self, Apply.self, SetPlan.self, Cancel.self])
 
     /// The plan catalog at `path`, when the file exists.
     static func catalog(_ path: String, registry: ModuleRegistry) throws -> PlanCatalog? {
@@ -19,10 +19,13 @@ struct TenantsCommand: AsyncParsableCommand {
 
     struct SetPlan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "set-plan", abstract: "Move a tenant to another plan now; modules the plan lacks are disabled (data kept).")
+            commandName: "set-plan",
+            abstract: "Move a tenant to another plan now; modules the plan lacks are disabled (data kept).",
+            discussion: "The flat fee is prorated: this month's invoice bills each plan for the time it was in force. A canceled subscription becomes active again.")
         @OptionGroup var global: GlobalOptions
         @Argument var slug: String
         @Argument var plan: String
+        @Option(help: "Start a trial of this many days (no flat fee until it ends).") var trialDays: Int?
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
 
@@ -30,10 +33,12 @@ struct TenantsCommand: AsyncParsableCommand {
             let logger = global.logger(defaultLevel: .warning)
             let registry = try ModulesCommand.registry()
             guard let catalog = try TenantsCommand.catalog(plans, registry: registry) else { throw ValidationFailure("no plan catalog at \(plans)") }
-            let (slug, plan) = (slug, plan)
+            let (slug, plan, trialDays) = (slug, plan, trialDays)
+            if let trialDays, !(1...365).contains(trialDays) { throw ValidationFailure("--trial-days must be 1 to 365") }
             let outcome = try await withOwner(global, logger: logger) { connection, _ in
-                try await PlanChange(catalog: catalog, logger: logger).change(
-                    slug: slug, to: plan, actor: .init(type: .operator, id: Operator.name), on: connection)
+                try await catalog.publishQuotas(on: connection, logger: logger)
+                return try await PlanChange(catalog: catalog, logger: logger).change(
+                    slug: slug, to: plan, trialDays: trialDays, actor: .init(type: .operator, id: Operator.name), on: connection)
             }
             if json {
                 try Console.json(outcome)
@@ -41,6 +46,30 @@ struct TenantsCommand: AsyncParsableCommand {
                 Console.line("\(slug): \(outcome.from) -> \(outcome.to)"
                     + (outcome.disabledModules.isEmpty ? "" : "; disabled \(outcome.disabledModules.joined(separator: ", ")) (data kept)"))
             }
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a tenant's subscription now: the flat fee stops (prorated); data, users and modules stay.",
+            discussion: "Suspend the tenant as well to stop its API; `set-plan` subscribes it again.")
+        @OptionGroup var global: GlobalOptions
+        @Argument var slug: String
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let slug = slug
+            try await withOwner(global, logger: logger) { connection, _ in
+                guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else {
+                    throw ValidationFailure("no tenant named '\(slug)'")
+                }
+                try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                    try await Subscriptions(logger: logger).cancel(on: connection)
+                    try await AuditLog(logger: logger).record(
+                        "subscription.canceled", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name), on: connection)
+                }
+            }
+            Console.line("\(slug): subscription canceled")
         }
     }
 
@@ -59,6 +88,7 @@ struct TenantsCommand: AsyncParsableCommand {
         let files = try TenantFile.load(directory: URL(fileURLWithPath: directory))
         let plans = try catalog(URL(fileURLWithPath: directory).appending(path: "plans.yaml").path(), registry: registry)
         return try await withPostgresConnection(location.owner, logger: logger) { connection in
+            try await plans?.publishQuotas(on: connection, logger: logger)
             let hasher = PasswordHasher(parameters: try IdentitySettings(environment: ProcessInfo.processInfo.environment).hashing)
             return try await TenantApplier(registry: registry, hasher: hasher, plans: plans, logger: logger).applyReportingLogins(files, on: connection)
         }

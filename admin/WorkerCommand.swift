@@ -15,6 +15,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Jobs run at once by this worker.")
     var concurrency: Int = 4
 
+    @Option(help: "Folder of plans.yaml, the plan catalog the billing jobs price invoices with.")
+    var tenantsDir: String = "tenants"
+
     func run() async throws {
         let logger = global.logger(defaultLevel: .info)
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
@@ -24,9 +27,15 @@ struct WorkerCommand: AsyncParsableCommand {
             let mailer = try CommandErrors.mappedSync {
                 try Mailer.from(environment: ProcessInfo.processInfo.environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }
+            let environment = ProcessInfo.processInfo.environment
+            let masterKey = try CommandErrors.mappedSync {
+                try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
+            }
+            let plans = try BillingSetup.catalog(tenantsDirectory: tenantsDir, registry: registry)
+            let billing = try await BillingSetup.prepare(catalog: plans, registry: registry, location: location, masterKey: masterKey, logger: logger)
             let worker = JobWorker(
                 database: Database(client: client, maximumConnections: concurrency + 2), registry: registry, mailer: mailer,
-                configuration: .init(concurrency: concurrency), logger: logger)
+                kernelJobs: billing.jobs, kernelSchedules: billing.schedules, configuration: .init(concurrency: concurrency), logger: logger)
             try await ServiceRunner.run([client, worker], logger: logger)
         }
     }

@@ -15,7 +15,9 @@ public struct PermissionCatalog: Sendable {
         .init("kernel.sessions.manage", description: "End any user's sessions"),
         .init("kernel.audit.read", description: "Read the audit log"),
         .init("kernel.modules.manage", description: "Enable and disable the modules the plan includes"),
-        .init("kernel.billing.read", description: "Read usage and invoices"),
+        .init("kernel.billing.read", description: "Read the subscription, usage and invoices"),
+        .init("kernel.billing.manage", description: "Set where billing webhooks go"),
+        .init("kernel.usage.write", description: "Record usage events from outside services (batch ingestion)"),
         .init("kernel.owners.manage", description: "Make users owners or take that role away (owners only)"),
     ]
 

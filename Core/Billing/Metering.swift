@@ -1,4 +1,5 @@
 public import Foundation
+import HTTPTypes
 public import Logging
 public import PostgresNIO
 
@@ -19,25 +20,37 @@ public struct Metering: Sendable {
     /// The kernel's own meters.
     public static let kernelMeters = [MeterDefinition("kernel.api_calls", aggregation: .count, unit: "request")]
 
-    public init(registry: ModuleRegistry, logger: Logger) {
+    /// Every meter this binary records: the kernel's, the modules' and the plan catalog's.
+    public var definitions: [MeterDefinition] { meters.values.sorted { $0.name < $1.name } }
+
+    public init(registry: ModuleRegistry, catalog: PlanCatalog? = nil, logger: Logger) {
         var meters: [String: MeterDefinition] = [:]
-        for meter in Self.kernelMeters + registry.modules.flatMap(\.meters) { meters[meter.name] = meter }
+        for meter in Self.kernelMeters + registry.modules.flatMap(\.meters) + (catalog?.meters ?? []) { meters[meter.name] = meter }
         self.meters = meters
         self.logger = logger
     }
 
     /// Records `quantity` of `meter`; returns false when `idempotencyKey` was recorded
     /// before (ever), in which case nothing changes.
+    ///
+    /// With a `quota` (a hard limit on the meter's monthly count or sum), the month's
+    /// counter row is locked first and the event refused with 429 `quota_exceeded` when
+    /// it would pass the quota: concurrent transactions queue on that row, so two can
+    /// never both take the last unit, and a rolled-back one gives its unit back.
     @discardableResult
     public func record(
         _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
-        on connection: PostgresConnection
+        quota: Int64? = nil, on connection: PostgresConnection
     ) async throws -> Bool {
         guard meters[meter] != nil else {
             logger.error("usage recorded for an undeclared meter", metadata: ["meter": "\(meter)"])
             throw AtriumError.internalError()
         }
         guard quantity >= 0 else { throw AtriumError.validation(field: "quantity", "must not be negative") }
+        if let quota {
+            guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
+            else { return false }
+        }
         let json = String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
         let inserted = try await connection.query(
             """
@@ -58,6 +71,43 @@ public struct Metering: Sendable {
             """, logger: logger)
         return true
     }
+
+    /// Locks the month's counter and checks the quota; false when the key is a repeat.
+    private func consume(
+        _ meter: String, quantity: Int64, quota: Int64, idempotencyKey: String, at time: Date, tenantID: UUID, on connection: PostgresConnection
+    ) async throws -> Bool {
+        guard let definition = meters[meter], definition.aggregation == .count || definition.aggregation == .sum else {
+            logger.error("a quota needs a count or sum meter", metadata: ["meter": "\(meter)"])
+            throw AtriumError.internalError()
+        }
+        try await connection.query(
+            """
+            INSERT INTO usage_counters (tenant_id, meter, period)
+            VALUES (\(tenantID), \(meter), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date)
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+        let used = try await connection.query(
+            """
+            SELECT CASE WHEN \(definition.aggregation == .count) THEN events ELSE quantity END FROM usage_counters
+            WHERE meter = \(meter) AND period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE
+            """, logger: logger
+        ).collect().first?.decode(Int64.self) ?? 0
+        let repeated = try await !connection.query(
+            "SELECT 1 FROM usage_events WHERE idempotency_key = \(idempotencyKey)", logger: logger
+        ).collect().isEmpty
+        if repeated { return false }
+        guard used + (definition.aggregation == .count ? 1 : quantity) <= quota else {
+            var error = AtriumError(
+                status: .tooManyRequests, code: "quota_exceeded", title: "Quota exceeded",
+                detail: "The plan's monthly quota of \(quota) for \(meter) is used up; upgrade the plan or wait for the next month.")
+            error.extensions = ["meter": .string(meter), "quota": .number(Double(quota))]
+            throw error
+        }
+        return true
+    }
+
+    /// Whether `meter` is declared.
+    public func isDeclared(_ meter: String) -> Bool { meters[meter] != nil }
 
     /// Every declared meter's usage in the month starting `period` (UTC).
     public func usage(period: Date, on connection: PostgresConnection) async throws -> [MeterUsage] {

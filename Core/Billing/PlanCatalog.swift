@@ -30,7 +30,10 @@ public struct Plan: Sendable, Equatable {
     /// Limits by name (`seats`, `api_calls_per_month`, `crypto.exchanges`, …); a missing
     /// name is unlimited.
     public var quotas: [String: Int64]
+    /// Limits on the whole tenant.
     public var rateLimits: [RateLimit]
+    /// Limits on each user or API key of the tenant, on top of the tenant's.
+    public var principalRateLimits: [RateLimit]
     public var meters: [String: MeterPrice]
 }
 
@@ -38,6 +41,21 @@ public struct Plan: Sendable, Equatable {
 /// the file and line of the offending entry.
 public struct PlanCatalog: Sendable, Equatable {
     public var plans: [String: Plan]
+    /// Meters declared by the catalog itself, for usage that outside services send
+    /// through the batch ingestion route (modules declare their own in code).
+    public var meters: [MeterDefinition] = []
+    /// Limits on the sign-in routes, before anyone is authenticated: per client IP and
+    /// per account (tenant and email).
+    public var authRateLimits = AuthRateLimits()
+
+    public struct AuthRateLimits: Sendable, Equatable {
+        public var perIP: [Plan.RateLimit] = []
+        public var perAccount: [Plan.RateLimit] = []
+        public init(perIP: [Plan.RateLimit] = [], perAccount: [Plan.RateLimit] = []) {
+            self.perIP = perIP
+            self.perAccount = perAccount
+        }
+    }
 
     public func plan(_ id: String) -> Plan? { plans[id] }
 
@@ -70,15 +88,20 @@ public struct PlanCatalog: Sendable, Equatable {
         guard let plansNode = root.mapping?["plans"], let plansMapping = plansNode.mapping else {
             throw reader.error(root, "needs a `plans:` mapping")
         }
+        let meters = try reader.meterDeclarations(root.mapping?["meters"], knownModules: knownModules)
         var plans: [String: Plan] = [:]
         for (key, node) in plansMapping {
             guard let id = key.string, id.range(of: "^[a-z][a-z0-9_-]{0,39}$", options: .regularExpression) != nil else {
                 throw reader.error(key, "plan ids are lowercase letters, digits, '-' or '_'")
             }
-            plans[id] = try reader.plan(id: id, node, knownModules: knownModules)
+            plans[id] = try reader.plan(id: id, node, knownModules: knownModules, declaredMeters: Set(meters.map(\.name)))
         }
         guard !plans.isEmpty else { throw reader.error(plansNode, "declares no plans") }
-        return PlanCatalog(plans: plans)
+        let auth = root.mapping?["auth_rate_limits"]
+        if let auth, auth.mapping == nil { throw reader.error(auth, "`auth_rate_limits:` has `per_ip:` and `per_account:` rate limits") }
+        let authLimits = AuthRateLimits(
+            perIP: try reader.rateLimits(auth?.mapping?["per_ip"]), perAccount: try reader.rateLimits(auth?.mapping?["per_account"]))
+        return PlanCatalog(plans: plans, meters: meters, authRateLimits: authLimits)
     }
 
     /// Reads nodes, failing with the file and line of the node at fault.
@@ -96,7 +119,31 @@ public struct PlanCatalog: Sendable, Equatable {
             return value
         }
 
-        func plan(id: String, _ node: Node, knownModules: Set<String>?) throws -> Plan {
+        /// `meters: { name: { aggregation: sum, unit: analysis } }`: meters for outside
+        /// services. Their names must not claim a module's or the kernel's prefix.
+        func meterDeclarations(_ node: Node?, knownModules: Set<String>?) throws -> [MeterDefinition] {
+            guard let node else { return [] }
+            guard let mapping = node.mapping else { throw error(node, "`meters:` maps meter names to {aggregation, unit}") }
+            var meters: [MeterDefinition] = []
+            for (key, value) in mapping {
+                guard let name = key.string, name.range(of: "^[a-z][a-z0-9_]*\\.[a-z0-9_.]+$", options: .regularExpression) != nil else {
+                    throw error(key, "meter names are `<prefix>.<name>` in lowercase")
+                }
+                let prefix = String(name.prefix { $0 != "." })
+                if prefix == "kernel" || knownModules?.contains(prefix) == true {
+                    throw error(key, "meter '\(name)' uses the prefix of \(prefix == "kernel" ? "the kernel" : "module '\(prefix)'"), which declares its own meters")
+                }
+                guard let entry = value.mapping else { throw error(value, "meter '\(name)' needs {aggregation, unit}") }
+                let aggregationText = entry["aggregation"]?.string ?? "sum"
+                guard let aggregation = MeterDefinition.Aggregation(rawValue: aggregationText) else {
+                    throw error(entry["aggregation"] ?? value, "aggregation must be count, sum, max, unique_count or latest, not '\(aggregationText)'")
+                }
+                meters.append(MeterDefinition(name, aggregation: aggregation, unit: entry["unit"]?.string ?? "unit"))
+            }
+            return meters.sorted { $0.name < $1.name }
+        }
+
+        func plan(id: String, _ node: Node, knownModules: Set<String>?, declaredMeters: Set<String>) throws -> Plan {
             guard let mapping = node.mapping else { throw error(node, "plan '\(id)' must be a mapping") }
             let currency = mapping["currency"]?.string ?? "USD"
             guard Money.isCurrencyCode(currency) else { throw error(mapping["currency"] ?? node, "currency must be an ISO 4217 code such as USD") }
@@ -111,17 +158,17 @@ public struct PlanCatalog: Sendable, Equatable {
                 guard let name = key.string else { throw error(key, "quota names are strings") }
                 quotas[name] = try integer(value, "quota \(name)", in: key)
             }
-            var limits: [Plan.RateLimit] = []
-            for (key, value) in mapping["rate_limits"]?.mapping ?? [:] {
-                guard let name = key.string, let entry = value.mapping else { throw error(key, "a rate limit is `name: {limit: N, window: SECONDS}`") }
-                limits.append(Plan.RateLimit(
-                    name: name, limit: try integer(entry["limit"], "limit", in: value, minimum: 1),
-                    windowSeconds: try integer(entry["window"], "window", in: value, minimum: 1)))
+            let limits = try rateLimits(mapping["rate_limits"])
+            let principalLimits = try rateLimits(mapping["principal_rate_limits"])
+            if let clash = principalLimits.first(where: { limit in limits.contains { $0.name == limit.name } }) {
+                throw error(mapping["principal_rate_limits"] ?? node, "principal rate limit '\(clash.name)' has the name of a tenant rate limit; the headers need distinct names")
             }
             var meters: [String: Plan.MeterPrice] = [:]
             for (key, value) in mapping["meters"]?.mapping ?? [:] {
                 guard let meter = key.string else { throw error(key, "meter names are strings") }
-                if let module = meter.split(separator: ".").first.map(String.init), let knownModules, module != "kernel", !knownModules.contains(module) {
+                if let module = meter.split(separator: ".").first.map(String.init), let knownModules, module != "kernel", !knownModules.contains(module),
+                    !declaredMeters.contains(meter)
+                {
                     throw error(key, "meter '\(meter)' belongs to unknown module '\(module)'")
                 }
                 meters[meter] = try price(value, meter: meter)
@@ -129,7 +176,23 @@ public struct PlanCatalog: Sendable, Equatable {
             return Plan(
                 id: id, name: mapping["name"]?.string ?? id, currency: currency,
                 monthlyFee: try integer(mapping["price"] ?? Node("0"), "price", in: node), modules: modules, quotas: quotas,
-                rateLimits: limits.sorted { $0.windowSeconds < $1.windowSeconds }, meters: meters)
+                rateLimits: limits, principalRateLimits: principalLimits, meters: meters)
+        }
+
+        /// `name: {limit: N, window: SECONDS}` entries, shortest window first.
+        func rateLimits(_ node: Node?) throws -> [Plan.RateLimit] {
+            guard let node else { return [] }
+            guard let mapping = node.mapping else { throw error(node, "rate limits map names to {limit: N, window: SECONDS}") }
+            var limits: [Plan.RateLimit] = []
+            for (key, value) in mapping {
+                guard let name = key.string, name.range(of: "^[a-z][a-z0-9_-]*$", options: .regularExpression) != nil, let entry = value.mapping else {
+                    throw error(key, "a rate limit is `name: {limit: N, window: SECONDS}` with a lowercase name")
+                }
+                limits.append(Plan.RateLimit(
+                    name: name, limit: try integer(entry["limit"], "limit", in: value, minimum: 1),
+                    windowSeconds: try integer(entry["window"], "window", in: value, minimum: 1)))
+            }
+            return limits.sorted { $0.windowSeconds < $1.windowSeconds }
         }
 
         func price(_ node: Node, meter: String) throws -> Plan.MeterPrice {

@@ -20,8 +20,12 @@ public struct PlanChange: Sendable {
         self.logger = logger
     }
 
-    /// Runs on an owner connection, in one transaction.
-    public func change(slug: String, to planID: String, actor: AuditLog.Actor, on connection: PostgresConnection) async throws -> Outcome {
+    /// Runs on an owner connection, in one transaction. The database records when the
+    /// plan changed (`plan_periods`), which is what this month's invoice prorates. A
+    /// canceled subscription becomes active again; `trialDays` starts a trial.
+    public func change(
+        slug: String, to planID: String, trialDays: Int? = nil, actor: AuditLog.Actor, on connection: PostgresConnection
+    ) async throws -> Outcome {
         guard let plan = catalog.plan(planID) else {
             throw AtriumError.validation(field: "plan", "'\(planID)' is not in the plan catalog (\(catalog.plans.keys.sorted().joined(separator: ", ")))")
         }
@@ -33,6 +37,12 @@ public struct PlanChange: Sendable {
             let enablement = ModuleEnablement(logger: logger)
             let dropped = try await enablement.enabledModules(on: connection).subtracting(plan.modules).sorted()
             for module in dropped { try await enablement.disable(module, on: connection) }
+            let subscriptions = Subscriptions(logger: logger)
+            if let trialDays {
+                try await subscriptions.startTrial(days: trialDays, on: connection)
+            } else if try await subscriptions.find(on: connection)?.status == .canceled {
+                try await subscriptions.activate(on: connection)
+            }
             try await AuditLog(logger: logger).record(
                 "plan.changed", tenantID: before.id, actor: actor,
                 details: ["from": .string(before.plan), "to": .string(planID), "disabled_modules": .array(dropped.map(JSONValue.string))],

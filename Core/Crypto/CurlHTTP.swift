@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 
 /// A small HTTP client on libcurl (TLS by OpenSSL) for the server's outbound calls:
-/// OIDC discovery, JWKS and token exchange. Calls block, so they run on a thread pool.
+/// OIDC discovery, JWKS, token exchange and webhooks. Calls block, so they run on a thread pool.
 struct CurlHTTP: Sendable {
     struct Response: Sendable {
         var status: Int
@@ -28,6 +28,12 @@ struct CurlHTTP: Sendable {
         // URLComponents leaves '+' alone, which form decoding reads as a space.
         let body = (components.percentEncodedQuery ?? "").replacingOccurrences(of: "+", with: "%2B")
         return try await Self.pool.runIfActive { try Self.perform(url: url, form: body, headers: headers) }
+    }
+
+    /// POSTs a body as it is (the caller names its content type in `headers`).
+    func post(_ url: URL, body: Data, headers: [String]) async throws -> Response {
+        let text = String(decoding: body, as: UTF8.self)
+        return try await Self.pool.runIfActive { try Self.perform(url: url, form: text, headers: headers) }
     }
 
     final class Collected {

@@ -19,11 +19,11 @@ public struct ApplicationDependencies: Sendable {
     public var identity: Identity?
     /// The plan catalog; its rate limits apply to authenticated tenant requests.
     public var plans: PlanCatalog?
-    public var limiter: GCRALimiter
+    public var limiter: any RateLimitStore
 
     public init(
         database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
-        plans: PlanCatalog? = nil, limiter: GCRALimiter = GCRALimiter(),
+        plans: PlanCatalog? = nil, limiter: any RateLimitStore = MemoryRateLimitStore(),
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
     ) {
         self.database = database
@@ -46,7 +46,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
         trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter,
-        metering: Metering(registry: dependencies.registry, logger: logger))
+        metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger))
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {
@@ -65,10 +65,10 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     let tenantRoutes = ModuleRoutes(
         group: tenantGroup, openAPIPrefix: "/v1/tenants/{tenant}", tag: "tenants", authenticated: true, services: services, collector: collector)
     TenantRoutes(registry: dependencies.registry, plans: dependencies.plans).register(tenantRoutes)
-    BillingRoutes().register(tenantRoutes)
+    BillingRoutes(plans: dependencies.plans).register(tenantRoutes)
     if let identity = dependencies.identity {
         let authGroup = router.group("v1/tenants/:tenant/auth")
-            .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: nil))
+            .add(middleware: TenantMiddleware(services: services, authenticate: false, moduleID: nil, limitsSignIn: true))
         let auth = AuthRoutes(identity: identity)
         auth.registerPublic(
             ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))

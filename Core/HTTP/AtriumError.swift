@@ -1,6 +1,7 @@
 import Foundation
 public import HTTPTypes
 public import Hummingbird
+import PostgresNIO
 
 /// The one error type that crosses the HTTP edge.
 ///
@@ -95,5 +96,17 @@ extension AtriumError: HTTPResponseError {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let body = try encoder.encode(JSONValue.object(document))
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+extension AtriumError {
+    /// SQLSTATE of the rules the database enforces itself (seat limits): the trigger's
+    /// HINT is the problem code and its MESSAGE the detail.
+    static let databaseRuleState = "ATQ01"
+
+    /// The 403 a database rule's refusal stands for, or nil for any other database error.
+    public static func fromDatabaseRule(_ error: any Error) -> AtriumError? {
+        guard let error = error as? PSQLError, error.serverInfo?[.sqlState] == databaseRuleState else { return nil }
+        return .forbidden(code: error.serverInfo?[.hint] ?? "forbidden", error.serverInfo?[.message] ?? "refused by a plan limit")
     }
 }

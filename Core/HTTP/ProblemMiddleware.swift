@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import PostgresNIO
 
 /// Renders every error as RFC 9457 problem+json, in one place.
 ///
@@ -19,6 +20,8 @@ struct ProblemMiddleware: RouterMiddleware {
             return try AtriumRequestDecoder.problem(for: error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.problem(for: error, path: request.uri.path).response(from: request, context: context)
+        } catch let error as PSQLError where AtriumError.fromDatabaseRule(error) != nil {
+            return try (AtriumError.fromDatabaseRule(error) ?? .internalError()).response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try AtriumError.internalError().response(from: request, context: context)

@@ -52,6 +52,20 @@ public struct TenantRequest: Sendable {
         try Pagination.limit(query("limit"))
     }
 
+    /// A limit of the tenant's plan by name (`seats`, `crypto.exchanges`, …), or nil when
+    /// the plan sets none (unlimited). The one place modules read their plan limits.
+    public func quota(_ name: String) -> Int64? {
+        services.plans?.plan(tenant.plan)?.quotas[name]
+    }
+
+    /// Counts one sign-in attempt on `account` (an email) against the catalog's
+    /// per-account limits; 429 `rate_limited` when they are used up.
+    public func limitSignInAttempt(account: String) async throws {
+        guard let policies = services.plans?.authRateLimits.perAccount, !policies.isEmpty else { return }
+        let decision = try await services.limiter.check(key: "auth-account:\(tenant.id):\(account.lowercased())", policies: policies)
+        guard decision.allowed else { throw TenantMiddleware.rateLimited(decision) }
+    }
+
     /// Runs `body` in one transaction where row-level security shows only this tenant's rows.
     public func transaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
@@ -78,11 +92,16 @@ public struct TenantTransaction {
     /// Records usage of one of the module's meters in this transaction: rolled back with
     /// it, and recorded once per `idempotencyKey`, ever. Returns false for a repeat.
     @discardableResult
+    ///
+    /// With `quota` (from `TenantRequest.quota(_:)`), the month's usage may not pass it:
+    /// checked and consumed atomically, 429 `quota_exceeded` otherwise.
     public func recordUsage(
-        _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:]
+        _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:],
+        quota: Int64? = nil
     ) async throws -> Bool {
         try await metering.record(
-            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, on: connection)
+            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, quota: quota,
+            on: connection)
     }
 
     /// Enqueues a job for this tenant in the same transaction as the caller's writes.
@@ -108,6 +127,6 @@ struct KernelServices: Sendable {
     var identity: Identity?
     var trustedProxies: TrustedProxies
     var plans: PlanCatalog?
-    var limiter: GCRALimiter
+    var limiter: any RateLimitStore
     var metering: Metering
 }

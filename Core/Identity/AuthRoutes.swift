@@ -97,6 +97,7 @@ struct AuthRoutes {
 
         routes.on(.post, "login", summary: "Log in with email and password", permission: nil, body: Credentials.self, response: TokenPair.self) {
             request, input in
+            try await request.limitSignInAttempt(account: input.email)
             let account = "\(request.tenant.id):\(input.email.lowercased())"
             if let wait = await identity.throttle.wait(account: account, ip: request.client.ip) {
                 var error = AtriumError(

@@ -62,6 +62,8 @@ struct EmailFlowRoutes {
 
         routes.on(.post, "forgot-password", summary: "Mail a password-reset link; always 202, whether or not the email has an account",
                   permission: nil, body: EmailInput.self, response: Accepted.self, status: .accepted) { request, input in
+            // Limited per account as well, so nobody can flood one inbox with reset mail.
+            try await request.limitSignInAttempt(account: input.email)
             try await request.transaction { transaction in
                 guard let user = try await users.find(email: input.email, on: transaction.connection), user.status == "active" else { return }
                 let token = try await identity.emailTokens.issue(

@@ -29,14 +29,14 @@ public struct JobWorker: Service {
     let logger: Logger
 
     public init(
-        database: Database, registry: ModuleRegistry, mailer: Mailer? = nil, kernelJobs: [JobDefinition] = [], configuration: Configuration,
-        logger: Logger
+        database: Database, registry: ModuleRegistry, mailer: Mailer? = nil, kernelJobs: [JobDefinition] = [],
+        kernelSchedules: [ScheduleDefinition] = [], configuration: Configuration, logger: Logger
     ) {
         self.database = database
         var definitions: [String: JobDefinition] = [:]
         for job in KernelJobs.definitions(mailer: mailer) + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
         self.definitions = definitions
-        self.schedules = KernelJobs.schedules.map { ($0, nil) }
+        self.schedules = (KernelJobs.schedules + kernelSchedules).map { ($0, nil) }
             + registry.modules.flatMap { module in module.schedules.map { ($0, Optional(module.id)) } }
         self.configuration = configuration
         var logger = logger

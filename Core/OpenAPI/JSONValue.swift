@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON document as a value, for building documents whose shape is not a Swift type.
 public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral, ExpressibleByDictionaryLiteral,
     ExpressibleByArrayLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral
@@ -45,6 +47,11 @@ public enum JSONValue: Sendable, Equatable, Codable, ExpressibleByStringLiteral,
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
         }
+    }
+
+    /// `value` as the API would serialize it (snake_case keys, ISO 8601 dates).
+    public init(encoding value: some Encodable) throws {
+        self = try AtriumJSON.decoder.decode(JSONValue.self, from: AtriumJSON.encoder.encode(value))
     }
 
     public subscript(key: String) -> JSONValue? {

@@ -16,6 +16,8 @@ struct TenantMiddleware: RouterMiddleware {
     let authenticate: Bool
     /// The module whose routes this guards, if any.
     let moduleID: String?
+    /// Apply the catalog's per-IP limits of the sign-in routes.
+    var limitsSignIn = false
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -42,9 +44,19 @@ struct TenantMiddleware: RouterMiddleware {
             context.principal = principal
             context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
         }
-        var limits: GCRALimiter.Decision?
-        if authenticate, let policies = services.plans?.plan(tenant.plan)?.rateLimits, !policies.isEmpty {
-            let decision = await services.limiter.check(key: "tenant:\(tenant.id)", policies: policies)
+        var limits: RateLimitDecision?
+        if authenticate, let plan = services.plans?.plan(tenant.plan), let principal = context.principal {
+            let rules = plan.rateLimits.map { RateLimitRule(key: "tenant:\(tenant.id)", policy: $0) }
+                + plan.principalRateLimits.map { RateLimitRule(key: "principal:\(principal.id)", policy: $0) }
+            if !rules.isEmpty {
+                let decision = try await services.limiter.check(rules, now: nil)
+                guard decision.allowed else { throw Self.rateLimited(decision) }
+                limits = decision
+            }
+        }
+        if limitsSignIn, let policies = services.plans?.authRateLimits.perIP, !policies.isEmpty {
+            let ip = services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]) ?? "unknown"
+            let decision = try await services.limiter.check(key: "auth-ip:\(ip)", policies: policies)
             guard decision.allowed else { throw Self.rateLimited(decision) }
             limits = decision
         }
@@ -61,53 +73,30 @@ struct TenantMiddleware: RouterMiddleware {
 
     /// One tenant transaction for the per-request checks: the module is enabled, and an
     /// authenticated call is metered as `kernel.api_calls`, consuming the plan's monthly
-    /// quota atomically (a conditional update, so concurrent calls cannot both take the
-    /// last unit).
+    /// quota atomically (see `Metering.record(quota:)`).
     private func admit(tenant: Tenant, metered: Bool, logger: Logger) async throws {
         let enablement = services.enablement
         let quota = services.plans?.plan(tenant.plan)?.quotas["api_calls_per_month"]
         let moduleID = self.moduleID
         let metering = services.metering
-        let outcome = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection -> String? in
-            if let moduleID, try await !enablement.isEnabled(moduleID, on: connection) { return "module_disabled" }
-            guard metered else { return nil }
-            if let quota {
-                let period = try Metering.period(nil)
-                try await connection.query(
-                    """
-                    INSERT INTO usage_counters (tenant_id, meter, period) VALUES (\(tenant.id), 'kernel.api_calls', (\(period)::timestamptz AT TIME ZONE 'UTC')::date)
-                    ON CONFLICT DO NOTHING
-                    """, logger: logger)
-                let room = try await connection.query(
-                    """
-                    SELECT events < \(quota) FROM usage_counters
-                    WHERE meter = 'kernel.api_calls' AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE
-                    """, logger: logger
-                ).collect().first?.decode(Bool.self) ?? false
-                guard room else { return "quota_exceeded" }
-            }
+        let enabled = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection -> Bool in
+            if let moduleID, try await !enablement.isEnabled(moduleID, on: connection) { return false }
+            guard metered else { return true }
             try await metering.record(
                 "kernel.api_calls", quantity: 1, idempotencyKey: "api:\(UUID().uuidString.lowercased())", at: Date(), properties: [:], tenantID: tenant.id,
-                on: connection)
-            return nil
+                quota: quota, on: connection)
+            return true
         }
-        switch outcome {
-        case "module_disabled":
+        guard enabled else {
             throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID ?? "")' module is not enabled for this tenant.")
-        case "quota_exceeded":
-            throw AtriumError(
-                status: .tooManyRequests, code: "quota_exceeded", title: "Quota exceeded",
-                detail: "The plan's \(quota ?? 0) API calls for this month are used up; upgrade the plan or wait for the next month.")
-        default:
-            return
         }
     }
 
     /// 429 naming the violated policies, with `Retry-After` and the IETF fields.
-    static func rateLimited(_ decision: GCRALimiter.Decision) -> AtriumError {
+    static func rateLimited(_ decision: RateLimitDecision) -> AtriumError {
         var error = AtriumError(
             status: .tooManyRequests, code: "rate_limited", title: "Rate limited",
-            detail: "The plan's rate limit \(decision.violated.joined(separator: ", ")) is used up; retry after \(decision.retryAfter ?? 1) s.")
+            detail: "The rate limit \(decision.violated.joined(separator: ", ")) is used up; retry after \(decision.retryAfter ?? 1) s.")
         error.headers[.retryAfter] = String(decision.retryAfter ?? 1)
         error.headers[.rateLimitPolicy] = decision.policyHeader
         error.headers[.rateLimit] = decision.stateHeader

@@ -30,7 +30,7 @@ struct RateLimitTests {
             let registry = try ModuleRegistry([NotesModule()])
             let dependencies = ApplicationDependencies(
                 database: database, registry: registry, authenticator: TestAuthenticator(), plans: catalog,
-                limiter: GCRALimiter(clock: { clock.read() }), logger: TestDatabase.logger,
+                limiter: MemoryRateLimitStore(clock: { clock.read() }), logger: TestDatabase.logger,
                 expectedMigrations: try registry.allMigrations())
             let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
             try await app.test(.router) { client in
