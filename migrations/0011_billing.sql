@@ -104,7 +104,7 @@ CREATE POLICY tenant_isolation ON invoices
 REVOKE DELETE ON invoices FROM atrium_app;
 
 CREATE TABLE invoice_lines (
-    tenant_id uuid NOT NULL,
+    tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     invoice_id uuid NOT NULL,
     position integer NOT NULL,
     kind text NOT NULL CHECK (kind IN ('subscription', 'usage', 'adjustment')),
@@ -142,6 +142,10 @@ BEGIN
             RAISE EXCEPTION 'invoice % is % and cannot change', OLD.number, OLD.status USING ERRCODE = 'check_violation';
         END IF;
         RETURN NEW;
+    END IF;
+    -- Deleting a tenant or an invoice (owner only) cascades to the lines.
+    IF TG_OP = 'DELETE' AND pg_trigger_depth() > 1 THEN
+        RETURN OLD;
     END IF;
     IF EXISTS (SELECT 1 FROM invoices i WHERE i.tenant_id = coalesce(OLD.tenant_id, NEW.tenant_id)
                AND i.id = coalesce(OLD.invoice_id, NEW.invoice_id) AND i.status <> 'draft') THEN

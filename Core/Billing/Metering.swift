@@ -12,6 +12,13 @@ public struct Metering: Sendable {
         public var unit: String
         public var value: Int64
         public var events: Int64
+        public init(meter: String, aggregation: String, unit: String, value: Int64, events: Int64) {
+            self.meter = meter
+            self.aggregation = aggregation
+            self.unit = unit
+            self.value = value
+            self.events = events
+        }
     }
 
     let meters: [String: MeterDefinition]

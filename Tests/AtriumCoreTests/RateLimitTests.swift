@@ -91,3 +91,115 @@ struct APICallQuotaTests {
         #expect(calls == 5)
     }
 }
+
+@Suite("Rate limits per principal, on sign-in, and shared through PostgreSQL")
+struct RateLimitScopeTests {
+    @Test func eachPrincipalHasItsOwnLimitWithinTheTenants() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme", modules: ["notes"])
+        let catalog = try PlanCatalog.parse("""
+            plans:
+              free:
+                rate_limits:
+                  tenant-minute: { limit: 5, window: 60 }
+                principal_rate_limits:
+                  user-minute: { limit: 2, window: 60 }
+            """, path: "plans.yaml")
+        let clock = ManualClock()
+        try await db.withApp { database in
+            let registry = try ModuleRegistry([NotesModule()])
+            let dependencies = ApplicationDependencies(
+                database: database, registry: registry, authenticator: TestAuthenticator(), plans: catalog,
+                limiter: MemoryRateLimitStore(clock: { clock.read() }), logger: TestDatabase.logger, expectedMigrations: try registry.allMigrations())
+            let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
+            try await app.test(.router) { client in
+                let (ann, bob, cat) = (UUID(), UUID(), UUID())
+                func call(_ principal: UUID) async throws -> TestResponse {
+                    try await client.execute(
+                        uri: "/v1/tenants/acme/notes/notes", method: .get,
+                        headers: [.authorization: TestAuthenticator.header(acme, principal: principal, "notes.read")])
+                }
+                let first = try await call(ann)
+                #expect(first.headers[HTTPField.Name("RateLimit-Policy")!] == #""tenant-minute";q=5;w=60, "user-minute";q=2;w=60"#)
+                #expect(first.headers[HTTPField.Name("RateLimit")!] == #""tenant-minute";r=4;t=12, "user-minute";r=1;t=30"#)
+                #expect(try await call(ann).status == .ok)
+                let annLimited = try await call(ann)
+                #expect(annLimited.status == .tooManyRequests)
+                #expect(json(annLimited)["violated_policies"] == ["user-minute"])
+                // Bob has his own allowance, until the tenant's is spent (ann 2 + bob 2 + cat 1 = 5).
+                #expect(try await call(bob).status == .ok)
+                #expect(try await call(bob).status == .ok)
+                #expect(try await call(cat).status == .ok)
+                let tenantLimited = try await call(cat)
+                #expect(tenantLimited.status == .tooManyRequests)
+                #expect(json(tenantLimited)["violated_policies"] == ["tenant-minute"])
+                #expect(tenantLimited.headers[.retryAfter] == "12")
+            }
+        }
+    }
+
+    @Test func signInIsLimitedPerAddressAndPerAccount() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme")
+        _ = try await db.createUser("ann@acme.test", password: "correct horse battery", roles: ["owner"], in: acme)
+        let catalog = try PlanCatalog.parse("""
+            auth_rate_limits:
+              per_ip:
+                ip-minute: { limit: 6, window: 60 }
+              per_account:
+                account-minute: { limit: 3, window: 60 }
+            plans:
+              free: {}
+            """, path: "plans.yaml")
+        try await withIdentityApp(db, plans: catalog) { client, _ in
+            func login(_ email: String) async throws -> TestResponse {
+                try await client.post("/v1/tenants/acme/auth/login", json: #"{"email":"\#(email)","password":"correct horse battery"}"#)
+            }
+            let first = try await login("ann@acme.test")
+            #expect(first.status == .ok)
+            #expect(first.headers[HTTPField.Name("RateLimit-Policy")!] == #""ip-minute";q=6;w=60"#)
+            #expect(try await login("ann@acme.test").status == .ok)
+            #expect(try await login("ann@acme.test").status == .ok)
+            // The account's three attempts a minute are used, even with the right password.
+            let account = try await login("ann@acme.test")
+            #expect(account.status == .tooManyRequests)
+            #expect(json(account)["violated_policies"] == ["account-minute"])
+            #expect(account.headers[.retryAfter] == "20")
+            // Other accounts from the same address, until the address's six are used.
+            #expect(try await login("bob@acme.test").status == .unauthorized)
+            #expect(try await login("cat@acme.test").status == .unauthorized)
+            let address = try await login("dan@acme.test")
+            #expect(address.status == .tooManyRequests)
+            #expect(json(address)["violated_policies"] == ["ip-minute"])
+            // Every sign-in route counts against the address: password-reset mail too.
+            let reset = try await client.post("/v1/tenants/acme/auth/forgot-password", json: #"{"email":"eve@acme.test"}"#)
+            #expect(reset.status == .tooManyRequests)
+        }
+    }
+
+    @Test func twoPostgresStoresShareOneLimit() async throws {
+        let db = try await TestDatabase.create()
+        let policy = Plan.RateLimit(name: "hourly", limit: 10, windowSeconds: 3600)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let admitted = try await db.withApp(maximumConnections: 4) { first in
+            try await db.withApp(maximumConnections: 4) { second in
+                let stores = [PostgresRateLimitStore(database: first, logger: TestDatabase.logger), PostgresRateLimitStore(database: second, logger: TestDatabase.logger)]
+                // 30 concurrent requests alternating between the two stores.
+                return try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for index in 0..<30 {
+                        group.addTask { try await stores[index % 2].check(key: "tenant:x", policies: [policy], now: start).allowed }
+                    }
+                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+            }
+        }
+        #expect(admitted == 10)
+        // State refills with time exactly as in memory: one request per 360 s.
+        let later = try await db.withApp { database in
+            try await PostgresRateLimitStore(database: database, logger: TestDatabase.logger)
+                .check(key: "tenant:x", policies: [policy], now: start.addingTimeInterval(360))
+        }
+        #expect(later.allowed)
+        #expect(later.policies.first?.remaining == 0)
+    }
+}
