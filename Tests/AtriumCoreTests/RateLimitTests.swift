@@ -164,7 +164,8 @@ struct RateLimitScopeTests {
             let account = try await login("ann@acme.test")
             #expect(account.status == .tooManyRequests)
             #expect(json(account)["violated_policies"] == ["account-minute"])
-            #expect(account.headers[.retryAfter] == "20")
+            // A full refill of one attempt takes 20 s; less has passed since the first attempt.
+            #expect(account.headers[.retryAfter].flatMap(Int.init).map { (1...20).contains($0) } == true)
             // Other accounts from the same address, until the address's six are used.
             #expect(try await login("bob@acme.test").status == .unauthorized)
             #expect(try await login("cat@acme.test").status == .unauthorized)

@@ -10,6 +10,7 @@ enum HTTP {
         var contentType: String?
         var body: Data
         var location: String? = nil
+        var headers: [String: String] = [:]
     }
 
     static func get(_ url: String, bearer: String? = nil) async throws -> Response {
@@ -31,9 +32,13 @@ enum HTTP {
     static func send(_ request: URLRequest) async throws -> Response {
         let (data, response) = try await session.data(for: request)
         let http = response as? HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http?.allHeaderFields ?? [:] {
+            if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
+        }
         return Response(
             status: http?.statusCode ?? 0, contentType: http?.value(forHTTPHeaderField: "Content-Type"), body: data,
-            location: http?.value(forHTTPHeaderField: "Location"))
+            location: http?.value(forHTTPHeaderField: "Location"), headers: headers)
     }
 
     /// POSTs `application/x-www-form-urlencoded` fields, as a browser form would.

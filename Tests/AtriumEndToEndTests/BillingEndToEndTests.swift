@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+
+@Suite("Billing and shared rate limits, with built binaries", .serialized)
+struct BillingEndToEndTests {
+    /// A scratch folder with one tenant (a demo login) and a plan catalog.
+    func scratchWithTenant(plans: String) throws -> (scratch: URL, tenants: URL) {
+        let scratch = try makeScratchDirectory()
+        let tenants = scratch.appending(path: "tenants")
+        try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
+        try """
+            slug: acme
+            name: Acme
+            plan: pro
+            users:
+              - email: owner@acme.test
+                password: acme-demo-owner
+                roles: [owner]
+            """.write(to: tenants.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
+        try plans.write(to: tenants.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
+        return (scratch, tenants)
+    }
+
+    func waitUntilReady(port: Int) async throws {
+        var ready = false
+        for _ in 0..<300 where !ready {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        try #require(ready, "server on port \(port) became ready")
+    }
+
+    @Test func twoServersShareOneLimitThroughPostgreSQL() async throws {
+        let (scratch, tenants) = try scratchWithTenant(plans: """
+            plans:
+              pro:
+                price: 1999
+                rate_limits:
+                  hourly: { limit: 6, window: 3600 }
+            """)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_RATE_LIMIT_STORE": "postgres"])
+        let ports = [20000 + Int.random(in: 0..<10000), 30000 + Int.random(in: 0..<10000)]
+        let first = try atrium.start(["serve", "--port", String(ports[0]), "--tenants-dir", tenants.path()])
+        try await waitUntilReady(port: ports[0])
+        let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
+        defer {
+            for server in [second, first] {
+                server.signal(SIGTERM)
+                _ = try? server.wait(timeout: .seconds(60))
+            }
+        }
+        try await waitUntilReady(port: ports[1])
+        let login = try await HTTP.post(
+            "http://127.0.0.1:\(ports[0])/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"acme-demo-owner"}"#)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+        var statuses: [Int] = []
+        var lastRefusal: HTTP.Response?
+        for index in 0..<10 {
+            let response = try await HTTP.get("http://127.0.0.1:\(ports[index % 2])/v1/tenants/acme/auth/me", bearer: token)
+            statuses.append(response.status)
+            if response.status == 429 { lastRefusal = response }
+        }
+        // Six requests an hour for the tenant, whichever server answers.
+        #expect(statuses.filter { $0 == 200 }.count == 6, "\(statuses)")
+        #expect(statuses.filter { $0 == 429 }.count == 4, "\(statuses)")
+        #expect(lastRefusal?.headers["ratelimit-policy"] == #""hourly";q=6;w=3600"#)
+        #expect(lastRefusal?.headers["ratelimit"]?.hasPrefix(#""hourly";r=0;t="#) == true)
+        #expect(lastRefusal?.headers["retry-after"].flatMap(Int.init).map { $0 > 0 && $0 <= 600 } == true)
+    }
+
+    @Test func invoicesBillingAndUsageCommands() throws {
+        let (scratch, tenants) = try scratchWithTenant(plans: """
+            meters:
+              partner.calls: { aggregation: count, unit: call }
+            plans:
+              free:
+                price: 0
+                quotas: { seats: 3 }
+              pro:
+                price: 1999
+                meters:
+                  partner.calls: { per_unit: 2 }
+            """)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let plans = tenants.appending(path: "plans.yaml").path()
+        #expect(try atrium.run("migrate").status == 0)
+        #expect(try atrium.run("tenants", "apply", tenants.path()).status == 0)
+
+        let report = try atrium.run("usage", "report", "--tenant", "acme", "--plans", plans)
+        #expect(report.status == 0, "\(report.stderr)")
+        #expect(report.stdout.contains("partner.calls"))
+        #expect(report.stdout.contains("kernel.api_calls"))
+
+        let close = try atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans)
+        #expect(close.status == 0, "\(close.stderr)")
+        #expect(close.stdout.contains("ACME-202610"))
+        #expect(close.stdout.contains("created"))
+        #expect(try atrium.run("invoices", "close", "--period", "2026-10", "--tenant", "acme", "--plans", plans).stdout.contains("existed"))
+        let notEnded = try atrium.run("invoices", "close", "--period", "2999-01", "--plans", plans)
+        #expect(notEnded.status != 0)
+        #expect(notEnded.stderr.contains("has not ended yet"))
+
+        let list = try atrium.run("invoices", "list", "--tenant", "acme", "--plans", plans)
+        #expect(list.stdout.contains("ACME-202610"))
+        #expect(list.stdout.contains("draft"))
+        let finalize = try atrium.run("invoices", "finalize", "--tenant", "acme", "ACME-202610", "--plans", plans)
+        #expect(finalize.status == 0, "\(finalize.stderr)")
+        #expect(finalize.stdout.contains("finalized"))
+        #expect(try atrium.run("invoices", "pay", "--tenant", "acme", "acme-202610", "--plans", plans).stdout.contains("paid"))
+        let void = try atrium.run("invoices", "void", "--tenant", "acme", "ACME-202610", "--plans", plans)
+        #expect(void.status != 0)
+        #expect(void.stderr.contains("is paid"))
+        let show = try atrium.run("invoices", "show", "--tenant", "acme", "ACME-202610", "--json", "--plans", plans)
+        #expect(show.stdout.contains(#""status" : "paid""#))
+
+        let reconcile = try atrium.run("billing", "reconcile", "--plans", plans)
+        #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
+        #expect(reconcile.stdout.contains("agree"))
+
+        let webhook = try atrium.run("billing", "webhook", "--tenant", "acme", "--url", "https://hooks.example.test/atrium")
+        #expect(webhook.status == 0, "\(webhook.stderr)")
+        #expect(webhook.stdout.contains("signing secret (shown once): whsec_"))
+        #expect(try atrium.run("billing", "webhook", "--tenant", "acme").stdout.contains("https://hooks.example.test/atrium"))
+        #expect(try atrium.run("billing", "webhook", "--tenant", "acme", "--url", "ftp://x").status != 0)
+
+        #expect(try atrium.run("tenants", "set-plan", "acme", "free", "--trial-days", "14", "--plans", plans).stdout == "acme: pro -> free\n")
+        #expect(try atrium.run("tenants", "cancel", "acme").stdout == "acme: subscription canceled\n")
+        let audit = try atrium.run("audit", "--tenant", "acme")
+        #expect(audit.stdout.contains("subscription.canceled"))
+        #expect(audit.stdout.contains("invoice.paid"))
+    }
+}
