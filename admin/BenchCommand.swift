@@ -1,11 +1,13 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import Logging
+import PostgresNIO
 
 /// Measurements for `make bench`; not part of the operator's toolbox, so hidden from help.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self])
+        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self])
 
     struct PasswordHashing: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -33,6 +35,88 @@ struct BenchCommand: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - start
             let perSecond = Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             Console.line(String(format: "%.1f", perSecond))
+        }
+    }
+
+    /// The cost of metering, in process against the database (`--data-dir` as usual):
+    /// a module write with and without usage recorded in its transaction, and batch
+    /// ingestion against a plain insert of the same rows (no idempotency, no counters).
+    struct Metering: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "metering", abstract: "Metering overhead and batch ingestion rate.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant to write as.") var tenant: String = "acme"
+        @Option(help: "Writes per variant.") var writes: Int = 2000
+        @Option(help: "Batches of 1,000 events per variant.") var batches: Int = 40
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .error)
+            let (slug, writes, batches) = (tenant, writes, batches)
+            let metering = AtriumCore.Metering(registry: try ModulesCommand.registry(), catalog: try PlanCatalog.parse("""
+                meters:
+                  bench.events: { aggregation: sum, unit: event }
+                plans:
+                  bench: {}
+                """, path: "bench"), logger: logger)
+            let lines = try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
+                guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else { throw ValidationFailure("no tenant '\(slug)'") }
+                try await MeterDeclarations(metering: metering, logger: logger).synchronize(on: connection)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS bench_writes (tenant_id uuid NOT NULL, id uuid DEFAULT gen_random_uuid(), body text, quantity int8, key text)",
+                    logger: logger)
+                let run = UUID().uuidString.prefix(8)
+                func timed(_ body: () async throws -> Void) async throws -> Double {
+                    let start = ContinuousClock.now
+                    try await body()
+                    let elapsed = ContinuousClock.now - start
+                    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                }
+                let plain = try await timed {
+                    for index in 0..<writes {
+                        try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await connection.query("INSERT INTO bench_writes (tenant_id, body) VALUES (\(tenant.id), \("note \(index)"))", logger: logger)
+                        }
+                    }
+                }
+                let metered = try await timed {
+                    for index in 0..<writes {
+                        try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await connection.query("INSERT INTO bench_writes (tenant_id, body) VALUES (\(tenant.id), \("note \(index)"))", logger: logger)
+                            try await metering.record(
+                                "bench.events", quantity: 1, idempotencyKey: "w-\(run)-\(index)", at: Date(), properties: [:], tenantID: tenant.id,
+                                on: connection)
+                        }
+                    }
+                }
+                func batch(_ number: Int) -> [AtriumCore.Metering.IncomingEvent] {
+                    (0..<1000).map { .init(meter: "bench.events", quantity: Int64($0 % 7), timestamp: nil, idempotencyKey: "b-\(run)-\(number)-\($0)", properties: nil) }
+                }
+                let ingested = try await timed {
+                    for number in 0..<batches {
+                        _ = try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await metering.recordBatch(batch(number), tenantID: tenant.id, on: connection)
+                        }
+                    }
+                }
+                let bare = try await timed {
+                    for number in 0..<batches {
+                        let events = batch(number)
+                        let (quantities, keys) = (events.map { $0.quantity ?? 1 }, events.map(\.idempotencyKey))
+                        try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await connection.query(
+                                "INSERT INTO bench_writes (tenant_id, quantity, key) SELECT \(tenant.id), * FROM unnest(\(quantities)::int8[], \(keys)::text[])",
+                                logger: logger)
+                        }
+                    }
+                }
+                try await connection.query("DROP TABLE bench_writes", logger: logger)
+                let events = Double(batches * 1000)
+                return [
+                    String(format: "module write: %.0f/s plain, %.0f/s with usage recorded (%.2f of plain)", Double(writes) / plain, Double(writes) / metered, plain / metered),
+                    String(format: "batch ingestion (in process, idempotent, counters): %.0f events/s; bare insert of the same rows: %.0f rows/s (%.2f of bare)",
+                           events / ingested, events / bare, bare / ingested),
+                ]
+            }
+            for line in lines { Console.line(line) }
         }
     }
 }

@@ -9,6 +9,13 @@ extension Metering {
         public var timestamp: Date?
         public var idempotencyKey: String
         public var properties: [String: JSONValue]?
+        public init(meter: String, quantity: Int64? = nil, timestamp: Date? = nil, idempotencyKey: String, properties: [String: JSONValue]? = nil) {
+            self.meter = meter
+            self.quantity = quantity
+            self.timestamp = timestamp
+            self.idempotencyKey = idempotencyKey
+            self.properties = properties
+        }
     }
 
     /// How many events of a batch were new and how many repeated an idempotency key.
