@@ -24,7 +24,9 @@ for file in tenants/*.yaml; do
 done
 "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error &
 server=$!
+limited_server=""
 cleanup() {
+  [ -z "$limited_server" ] || { kill -TERM "$limited_server" 2>/dev/null || true; wait "$limited_server" 2>/dev/null || true; }
   kill -TERM "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   rm -rf "$scratch"
@@ -79,3 +81,48 @@ busy="$(wrk -t1 -c8 -d"${seconds}s" --latency -H "Authorization: Bearer $token" 
 wait "$storm" || true
 printf 'auth/me p99 ms: %s quiet, %s during a login storm (%s req/s quiet, %s during)\n' \
   "$(to_ms "$(field 99% "$quiet")")" "$(to_ms "$(field 99% "$busy")")" "$(rps_of "$quiet")" "$(rps_of "$busy")"
+
+# The rate limiter's cost: a second server on the same database with a plan catalog
+# whose limits are on (two per tenant, one per principal) but never reached, against
+# the first server without limits, alternating runs of the same authenticated read.
+mkdir -p "$scratch/limited"
+for file in "$scratch"/tenants/*.yaml; do cp "$file" "$scratch/limited/"; done
+cat > "$scratch/limited/plans.yaml" <<'YAML'
+meters:
+  bench.events: { aggregation: sum, unit: event }
+plans:
+  free:
+    rate_limits: &limits
+      minute: { limit: 1000000000, window: 60 }
+      hourly: { limit: 1000000000, window: 3600 }
+    principal_rate_limits: &principal
+      user-minute: { limit: 1000000000, window: 60 }
+  pro:
+    rate_limits: *limits
+    principal_rate_limits: *principal
+YAML
+limited_port=$((port + 1))
+"$bin" serve --port "$limited_port" --tenants-dir "$scratch/limited" --log-level error --no-worker &
+limited_server=$!
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$limited_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo
+off_total=0; on_total=0
+for round in 1 2; do
+  off="$(rps_of "$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" "$read_route" 2>&1)")"
+  on="$(rps_of "$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" "http://127.0.0.1:$limited_port/v1/tenants/acme/auth/me" 2>&1)")"
+  off_total="$(awk -v a="$off_total" -v b="$off" 'BEGIN { print a + b }')"
+  on_total="$(awk -v a="$on_total" -v b="$on" 'BEGIN { print a + b }')"
+done
+printf 'auth/me req/s: %.0f limiter off, %.0f limiter on (%s of off)\n' \
+  "$(awk -v a="$off_total" 'BEGIN { print a / 2 }')" "$(awk -v a="$on_total" 'BEGIN { print a / 2 }')" \
+  "$(awk -v a="$on_total" -v b="$off_total" 'BEGIN { printf "%.2f", a/b }')"
+
+# Usage ingestion through the batch route: 1,000 events a request, fresh idempotency keys.
+ingest="$(wrk -t2 -c8 -d"${seconds}s" -s bench/usage-batch.lua -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  "http://127.0.0.1:$limited_port/v1/tenants/acme/billing/usage/events" -- "run$$" 2>&1)"
+printf 'usage ingestion (HTTP batch route, idempotent): %.0f events/s\n' "$(awk -v r="$(rps_of "$ingest")" 'BEGIN { print r * 1000 }')"
+# Metering's cost inside a module write, and batch recording against a bare insert.
+"$bin" bench metering --tenant acme --log-level error

@@ -59,24 +59,26 @@ public struct Metering: Sendable {
             else { return false }
         }
         let json = String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
+        // One statement: the event, and the counter moved only if the event was new.
         let inserted = try await connection.query(
             """
-            INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
-            VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
-            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-            RETURNING period
+            WITH inserted AS (
+                INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+                VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
+                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                RETURNING meter, period, quantity
+            ), counted AS (
+                INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
+                SELECT \(tenantID), meter, period, quantity, 1, quantity FROM inserted
+                ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
+                    quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + 1,
+                    max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
+                RETURNING 1
+            )
+            SELECT count(*)::int8 FROM inserted
             """, logger: logger
-        ).collect()
-        guard let period = try inserted.first?.decode(Date.self) else { return false }
-        try await connection.query(
-            """
-            INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
-            VALUES (\(tenantID), \(meter), (\(period)::timestamptz AT TIME ZONE 'UTC')::date, \(quantity), 1, \(quantity))
-            ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
-                quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + 1,
-                max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
-            """, logger: logger)
-        return true
+        ).collect().first?.decode(Int64.self) ?? 0
+        return inserted == 1
     }
 
     /// Locks the month's counter and checks the quota; false when the key is a repeat.
@@ -93,15 +95,15 @@ public struct Metering: Sendable {
             VALUES (\(tenantID), \(meter), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date)
             ON CONFLICT DO NOTHING
             """, logger: logger)
-        let used = try await connection.query(
+        let row = try await connection.query(
             """
-            SELECT CASE WHEN \(definition.aggregation == .count) THEN events ELSE quantity END FROM usage_counters
+            SELECT CASE WHEN \(definition.aggregation == .count) THEN events ELSE quantity END,
+                   EXISTS (SELECT 1 FROM usage_events WHERE idempotency_key = \(idempotencyKey))
+            FROM usage_counters
             WHERE meter = \(meter) AND period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE
             """, logger: logger
-        ).collect().first?.decode(Int64.self) ?? 0
-        let repeated = try await !connection.query(
-            "SELECT 1 FROM usage_events WHERE idempotency_key = \(idempotencyKey)", logger: logger
-        ).collect().isEmpty
+        ).collect().first
+        let (used, repeated) = try row?.decode((Int64, Bool).self) ?? (Int64(0), false)
         if repeated { return false }
         guard used + (definition.aggregation == .count ? 1 : quantity) <= quota else {
             var error = AtriumError(
