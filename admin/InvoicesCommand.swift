@@ -75,7 +75,9 @@ struct InvoicesCommand: AsyncParsableCommand {
                 var results: [[String]] = []
                 for tenant in tenants {
                     let row = try await connection.withTenantTransaction(tenant.id, logger: logger) { connection -> [String] in
-                        let closing = try await context.invoices.close(period: month, tenantID: tenant.id, on: connection)
+                        guard let closing = try await context.invoices.close(period: month, tenantID: tenant.id, on: connection) else {
+                            return [tenant.slug, "-", "skipped: not subscribed that month", "-", "-"]
+                        }
                         var invoice = closing.invoice
                         if finalize, invoice.status == .draft {
                             invoice = try await context.invoices.finalize(invoice.id, tenantID: tenant.id, on: connection).0

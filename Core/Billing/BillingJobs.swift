@@ -34,7 +34,7 @@ public enum BillingJobs {
         let invoices = Invoices(catalog: catalog, metering: metering, logger: logger)
         let lastMonth = try Metering.period(nil, now: try Metering.period(nil, now: now).addingTimeInterval(-1))
         try await database.withTenantTransaction(tenantID, logger: logger) { connection in
-            _ = try await invoices.close(period: lastMonth, tenantID: tenantID, now: now, on: connection)
+            _ = try await invoices.close(period: lastMonth, tenantID: tenantID, now: now, on: connection)  // nil: not subscribed then
             let due = try await connection.query(
                 """
                 SELECT id FROM invoices WHERE status = 'draft'

@@ -45,14 +45,16 @@ public struct Invoices: Sendable {
     }
 
     /// Creates the invoice of the month starting `period` as a draft, unless the month
-    /// has one already. Only a month that has ended can be closed. Two closers at once
-    /// produce one invoice: the second waits on the unique (tenant, period) row and then
-    /// finds it.
-    public func close(period: Date, tenantID: UUID, now: Date = Date(), on connection: PostgresConnection) async throws -> Closing {
+    /// has one already. Only a month that has ended can be closed, and a month that
+    /// ended before the subscription began has nothing to bill (nil). Two closers at
+    /// once produce one invoice: the second waits on the unique (tenant, period) row and
+    /// then finds it.
+    public func close(period: Date, tenantID: UUID, now: Date = Date(), on connection: PostgresConnection) async throws -> Closing? {
         guard InvoiceCalculation.periodEnd(period) <= now else {
             throw AtriumError.validation(field: "period", "\(InvoiceCalculation.label(period)) has not ended yet")
         }
         let spans = try await planSpans(tenantID: tenantID, on: connection)
+        guard let first = spans.first, first.start < InvoiceCalculation.periodEnd(period) else { return nil }
         guard let plan = calculation.billingPlan(spans: spans, period: period) else {
             throw ConfigurationError("the tenant's plan is not in the plan catalog")
         }

@@ -99,6 +99,7 @@ struct BillingRoutesTests {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         let acme = try await db.createTenant("acme")
         let globex = try await db.createTenant("globex")
+        try await db.backdateSubscription(of: acme)
         let catalog = try PlanCatalog.parse(Self.catalogText, path: "plans.yaml")
         let metering = Metering(registry: try ModuleRegistry([NotesModule()]), catalog: catalog, logger: TestDatabase.logger)
         try await db.withOwner { try await MeterDeclarations(metering: metering, logger: TestDatabase.logger).synchronize(on: $0) }
@@ -106,8 +107,8 @@ struct BillingRoutesTests {
         let invoice = try await db.withOwner { connection in
             try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
                 try await metering.record("partner.calls", quantity: 1, idempotencyKey: "k", at: october.addingTimeInterval(60), properties: [:], tenantID: acme.id, on: connection)
-                return try await Invoices(catalog: catalog, metering: metering, logger: TestDatabase.logger)
-                    .close(period: october, tenantID: acme.id, on: connection).invoice
+                return try #require(try await Invoices(catalog: catalog, metering: metering, logger: TestDatabase.logger)
+                    .close(period: october, tenantID: acme.id, on: connection)).invoice
             }
         }
         try await withBillingApp(db) { client, _ in
@@ -195,6 +196,7 @@ struct WebhookTests {
     @Test func finalizingSendsASignedInvoiceEventAndRetriesFailures() async throws {
         let db = try await TestDatabase.create()
         let acme = try await db.createTenant("acme")
+        try await db.backdateSubscription(of: acme)
         let catalog = try PlanCatalog.parse(BillingRoutesTests.catalogText, path: "plans.yaml")
         let registry = try ModuleRegistry([])
         let metering = Metering(registry: registry, catalog: catalog, logger: TestDatabase.logger)
@@ -211,7 +213,7 @@ struct WebhookTests {
                 try await MeterDeclarations(metering: metering, logger: TestDatabase.logger).synchronize(on: connection)
                 try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
                     let invoices = Invoices(catalog: catalog, metering: metering, logger: TestDatabase.logger)
-                    let draft = try await invoices.close(period: try Metering.period("2026-10"), tenantID: acme.id, on: connection).invoice
+                    let draft = try #require(try await invoices.close(period: try Metering.period("2026-10"), tenantID: acme.id, on: connection)).invoice
                     _ = try await invoices.finalize(draft.id, tenantID: acme.id, on: connection)
                 }
             }

@@ -64,6 +64,7 @@ struct InvoiceTests {
     func fixture() async throws -> Fixture {
         let db = try await TestDatabase.create()
         let tenant = try await db.createTenant("acme")
+        try await db.backdateSubscription(of: tenant)
         let catalog = try PlanCatalog.parse(Self.catalogText, path: "plans.yaml")
         let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), catalog: catalog, logger: logger)
         try await db.withOwner { connection in try await MeterDeclarations(metering: metering, logger: TestDatabase.logger).synchronize(on: connection) }
@@ -79,13 +80,13 @@ struct InvoiceTests {
         // Two closers at once, on two connections.
         let closings = try await withThrowingTaskGroup(of: Invoices.Closing.self) { group in
             for _ in 0..<2 {
-                group.addTask { try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) } }
+                group.addTask { try #require(try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) }) }
             }
             return try await group.reduce(into: [Invoices.Closing]()) { $0.append($1) }
         }
         #expect(Set(closings.map(\.invoice.id)).count == 1)
         #expect(closings.filter(\.created).count == 1)
-        let again = try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) }
+        let again = try #require(try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) })
         #expect(again.created == false)
         #expect(again.invoice.id == closings[0].invoice.id)
         #expect(again.invoice.number == "ACME-202609")
@@ -93,6 +94,9 @@ struct InvoiceTests {
             try await connection.query("SELECT count(*)::int FROM invoices", logger: TestDatabase.logger).collect().first?.decode(Int.self)
         }
         #expect(count == 1)
+        // A month that ended before the subscription began has nothing to bill.
+        let before = try await fixture.inTenant { try await invoices.close(period: try Metering.period("2025-12"), tenantID: tenantID, on: $0) }
+        #expect(before == nil)
         // The current month has not ended: it cannot be closed.
         await #expect(throws: AtriumError.self) {
             try await fixture.inTenant { try await invoices.close(period: try Metering.period(nil), tenantID: tenantID, on: $0) }
@@ -116,7 +120,7 @@ struct InvoiceTests {
         try await fixture.setPlanHistory([("free", "2026-10-01T00:00:00Z", "2026-10-16T00:00:00Z"), ("pro", "2026-10-16T00:00:00Z", nil)])
         try await fixture.record(40, key: "oct", at: try Metering.period("2026-10").addingTimeInterval(3600))
         let (invoices, tenantID) = (fixture.invoices, fixture.tenant.id)
-        let invoice = try await fixture.inTenant { try await invoices.close(period: try Metering.period("2026-10"), tenantID: tenantID, on: $0) }.invoice
+        let invoice = try #require(try await fixture.inTenant { try await invoices.close(period: try Metering.period("2026-10"), tenantID: tenantID, on: $0) }).invoice
         let lines = try #require(invoice.lines)
         #expect(lines.map(\.kind) == [.subscription, .subscription, .usage])
         #expect(lines.map(\.amount) == [0, 1032, 40])  // rows priced by Pro, the plan at the month's end
@@ -131,7 +135,7 @@ struct InvoiceTests {
         let (august, september) = (try Metering.period("2026-08"), try Metering.period("2026-09"))
         try await fixture.record(90, key: "aug-1", at: august.addingTimeInterval(86_400))
         let (invoices, tenantID) = (fixture.invoices, fixture.tenant.id)
-        let draft = try await fixture.inTenant { try await invoices.close(period: august, tenantID: tenantID, on: $0) }.invoice
+        let draft = try #require(try await fixture.inTenant { try await invoices.close(period: august, tenantID: tenantID, on: $0) }).invoice
         // Usage arriving while the invoice is a draft lands on the draft when it is finalized.
         try await fixture.record(20, key: "aug-2", at: august.addingTimeInterval(2 * 86_400))
         let (finalized, changed) = try await fixture.inTenant { try await invoices.finalize(draft.id, tenantID: tenantID, on: $0) }
@@ -160,7 +164,7 @@ struct InvoiceTests {
         #expect(pending.differences.first?.expected == 140)
         #expect(pending.differences.first?.found == 110)
         #expect(pending.consistent)
-        let next = try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) }.invoice
+        let next = try #require(try await fixture.inTenant { try await invoices.close(period: september, tenantID: tenantID, on: $0) }).invoice
         let adjustment = try #require(next.lines?.first { $0.kind == .adjustment })
         #expect(adjustment.quantity == 30)
         #expect(adjustment.amount == 60)  // 140 rows cost 180, 110 cost 120
@@ -229,6 +233,19 @@ struct InvoiceTests {
         try await fixture.db.withOwner {
             try await MeterDeclarations(metering: Metering(registry: try ModuleRegistry([Unused()]), logger: TestDatabase.logger), logger: TestDatabase.logger)
                 .synchronize(on: $0)
+        }
+    }
+}
+
+extension TestDatabase {
+    /// Makes the tenant's current plan look in force since January 2026, so past months
+    /// have something to bill.
+    func backdateSubscription(of tenant: Tenant) async throws {
+        try await withOwner { connection in
+            try await connection.withPlatformTransaction(logger: TestDatabase.logger) { connection in
+                try await connection.query(
+                    "UPDATE plan_periods SET started_at = '2026-01-01T00:00:00Z' WHERE tenant_id = \(tenant.id)", logger: TestDatabase.logger)
+            }
         }
     }
 }

@@ -93,6 +93,12 @@ struct BillingEndToEndTests {
         #expect(report.stdout.contains("partner.calls"))
         #expect(report.stdout.contains("kernel.api_calls"))
 
+        // Acme was created today: October has nothing to bill until its subscription is backdated.
+        #expect(try atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans).stdout.contains("skipped: not subscribed that month"))
+        let backdate = try atrium.run(
+            "db", "shell", "--role", "owner", "--command",
+            "SELECT set_config('app.scope', 'platform', false); UPDATE plan_periods SET started_at = '2026-01-01T00:00:00Z'")
+        #expect(backdate.status == 0, "\(backdate.stderr)")
         let close = try atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans)
         #expect(close.status == 0, "\(close.stderr)")
         #expect(close.stdout.contains("ACME-202610"))
@@ -108,6 +114,8 @@ struct BillingEndToEndTests {
         let finalize = try atrium.run("invoices", "finalize", "--tenant", "acme", "ACME-202610", "--plans", plans)
         #expect(finalize.status == 0, "\(finalize.stderr)")
         #expect(finalize.stdout.contains("finalized"))
+        #expect(finalize.stdout.contains("pro plan, 2026-10"))
+        #expect(finalize.stdout.contains("total 19.99 USD"))
         #expect(try atrium.run("invoices", "pay", "--tenant", "acme", "acme-202610", "--plans", plans).stdout.contains("paid"))
         let void = try atrium.run("invoices", "void", "--tenant", "acme", "ACME-202610", "--plans", plans)
         #expect(void.status != 0)
