@@ -43,7 +43,7 @@ public enum BillingJobs {
                 """, logger: logger
             ).collect()
             for row in due { _ = try await invoices.finalize(try row.decode(UUID.self), tenantID: tenantID, on: connection) }
-            try await Subscriptions(logger: logger).refreshStatus(tenantID: tenantID, on: connection)
+            try await Subscriptions(logger: logger).refreshStatus(tenantID: tenantID, now: now, on: connection)
         }
     }
 }

@@ -74,15 +74,15 @@ public struct Subscriptions: Sendable {
     /// Moves time-driven states: a trial that has ended becomes active; an invoice unpaid
     /// past its term makes the subscription past due, and paying everything makes it
     /// active again. Canceled stays canceled.
-    public func refreshStatus(tenantID: UUID, on connection: PostgresConnection) async throws {
+    public func refreshStatus(tenantID: UUID, now: Date = Date(), on connection: PostgresConnection) async throws {
         try await connection.query(
             """
             UPDATE subscriptions s SET status = next.status, updated_at = now()
             FROM (
                 SELECT CASE
                     WHEN EXISTS (SELECT 1 FROM invoices WHERE status = 'finalized'
-                                 AND finalized_at < now() - make_interval(days => \(Invoices.paymentTermDays)::int)) THEN 'past_due'
-                    WHEN trial_ends_at > now() THEN 'trialing'
+                                 AND finalized_at < \(now)::timestamptz - make_interval(days => \(Invoices.paymentTermDays)::int)) THEN 'past_due'
+                    WHEN trial_ends_at > \(now)::timestamptz THEN 'trialing'
                     ELSE 'active' END AS status
                 FROM subscriptions WHERE tenant_id = \(tenantID)
             ) next

@@ -182,6 +182,47 @@ struct InvoiceTests {
         await #expect(throws: AtriumError.self) { try await fixture.inTenant { try await invoices.void(draft.id, on: $0) } }
     }
 
+    @Test func theDailyJobClosesFinalizesAndMovesTheSubscriptionThroughItsStates() async throws {
+        let fixture = try await fixture()
+        let (db, tenantID, logger) = (fixture.db, fixture.tenant.id, logger)
+        let subscriptions = Subscriptions(logger: logger)
+        // A trial: 10 days from now.
+        try await fixture.inTenant { try await subscriptions.startTrial(days: 10, on: $0) }
+        #expect(try await fixture.inTenant { try await subscriptions.find(on: $0) }?.status == .trialing)
+        // The job on the 2nd of a month drafts last month; on the 5th it finalizes it.
+        let now = Date()
+        let firstOfMonth = try Metering.period(nil, now: now)
+        try await db.withApp { database in
+            try await BillingJobs.closeAndFinalize(
+                tenantID: tenantID, catalog: fixture.catalog, metering: fixture.metering, database: database,
+                now: firstOfMonth.addingTimeInterval(86_400), logger: logger)
+        }
+        let lastMonth = try Metering.period(nil, now: firstOfMonth.addingTimeInterval(-1))
+        let drafted = try await fixture.inTenant { try await fixture.invoices.find(period: lastMonth, on: $0) }
+        #expect(drafted?.status == .draft)
+        try await db.withApp { database in
+            try await BillingJobs.closeAndFinalize(
+                tenantID: tenantID, catalog: fixture.catalog, metering: fixture.metering, database: database,
+                now: firstOfMonth.addingTimeInterval(4 * 86_400), logger: logger)
+        }
+        let finalized = try await fixture.inTenant { try await fixture.invoices.find(period: lastMonth, on: $0) }
+        #expect(finalized?.status == .finalized)
+        // Unpaid 15 days after finalization: past due; the trial has ended by then, too.
+        try await fixture.inTenant { try await subscriptions.refreshStatus(tenantID: tenantID, now: now.addingTimeInterval(15 * 86_400), on: $0) }
+        #expect(try await fixture.inTenant { try await subscriptions.find(on: $0) }?.status == .pastDue)
+        let invoiceID = try #require(finalized?.id)
+        _ = try await fixture.inTenant { try await fixture.invoices.markPaid(invoiceID, tenantID: tenantID, on: $0) }
+        // Paid today, while the trial still runs: trialing again; once it has ended, active.
+        #expect(try await fixture.inTenant { try await subscriptions.find(on: $0) }?.status == .trialing)
+        try await fixture.inTenant { try await subscriptions.refreshStatus(tenantID: tenantID, now: now.addingTimeInterval(15 * 86_400), on: $0) }
+        #expect(try await fixture.inTenant { try await subscriptions.find(on: $0) }?.status == .active)
+        try await fixture.inTenant { try await subscriptions.cancel(on: $0) }
+        try await fixture.inTenant { try await subscriptions.refreshStatus(tenantID: tenantID, on: $0) }
+        let canceled = try await fixture.inTenant { try await subscriptions.find(on: $0) }
+        #expect(canceled?.status == .canceled)
+        #expect(canceled?.canceledAt != nil)
+    }
+
     @Test func reconciliationNamesACounterThatDisagreesWithItsEvents() async throws {
         let fixture = try await fixture()
         let october = try Metering.period("2026-10")

@@ -256,9 +256,11 @@ struct JobQueueTests {
         let db = try await TestDatabase.create()
         let runs = Counter()
         let module = JobsFixture(
-            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(2)) { _ in
+            // The job outlives its lease by half; the heartbeat (every lease/3) must keep it.
+            // The lease leaves 2.7 s of slack for a loaded machine's scheduling delays.
+            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(4)) { _ in
                 _ = runs.increment()
-                try await Task.sleep(for: .milliseconds(5000))
+                try await Task.sleep(for: .milliseconds(6000))
             }], schedules: [])
         try await db.withApp(maximumConnections: 6) { database in
             let id = try #require(try await enqueue("fixture.long", in: database))
@@ -266,7 +268,7 @@ struct JobQueueTests {
             let second = try worker(database, module, id: "second")
             let running = Task { try await first.runAvailableJobs() }
             var stolen = 0
-            for _ in 0..<20 {
+            for _ in 0..<24 {
                 try await Task.sleep(for: .milliseconds(250))
                 stolen += try await second.runAvailableJobs()
             }

@@ -138,5 +138,8 @@ struct BillingEndToEndTests {
         let audit = try atrium.run("audit", "--tenant", "acme")
         #expect(audit.stdout.contains("subscription.canceled"))
         #expect(audit.stdout.contains("invoice.paid"))
+        // Deleting the tenant takes its frozen invoices with it.
+        let delete = try atrium.run("tenants", "delete", "acme", "--yes")
+        #expect(delete.status == 0, "\(delete.stderr)")
     }
 }
