@@ -83,7 +83,10 @@ struct ServeCommand: AsyncParsableCommand {
             let billing = try await BillingSetup.prepare(catalog: plans, registry: registry, location: location, masterKey: masterKey, logger: logger)
             let dependencies = ApplicationDependencies(
                 database: database, registry: registry, identity: identity, plans: plans,
-                limiter: try BillingSetup.rateLimitStore(environment: environment, database: database, logger: logger), logger: logger,
+                limiter: try BillingSetup.rateLimitStore(environment: environment, database: database, logger: logger),
+                operatorAccess: try environment["ATRIUM_OPERATOR_TOKEN"].map { token in
+                    try CommandErrors.mappedSync { try OperatorAccess(token: token, ownerURL: location.owner) }
+                }, logger: logger,
                 expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             var services: [any Service] = [client]

@@ -20,10 +20,12 @@ public struct ApplicationDependencies: Sendable {
     /// The plan catalog; its rate limits apply to authenticated tenant requests.
     public var plans: PlanCatalog?
     public var limiter: any RateLimitStore
+    /// The operator API's credentials; nil leaves `/v1/operator` unmounted.
+    public var operatorAccess: OperatorAccess?
 
     public init(
         database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
-        plans: PlanCatalog? = nil, limiter: any RateLimitStore = MemoryRateLimitStore(),
+        plans: PlanCatalog? = nil, limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil,
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
     ) {
         self.database = database
@@ -31,6 +33,7 @@ public struct ApplicationDependencies: Sendable {
         self.identity = identity
         self.plans = plans
         self.limiter = limiter
+        self.operatorAccess = operatorAccess
         self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0, database: database) } ?? DenyAllAuthenticator()
         self.metrics = metrics
         self.logger = logger
@@ -59,6 +62,9 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
 
     let collector = OperationCollector()
     HealthRoutes(dependencies: dependencies, collector: collector).register(on: router)
+    if let access = dependencies.operatorAccess {
+        OperatorRoutes(access: access, plans: dependencies.plans, collector: collector).register(on: router)
+    }
 
     let tenantGroup = router.group("v1/tenants/:tenant")
         .add(middleware: TenantMiddleware(services: services, authenticate: true, moduleID: nil))

@@ -36,8 +36,10 @@ struct OpenAPITests {
         let python = try #require(
             ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides a Python with openapi-spec-validator")
         let db = try await TestDatabase.create(modules: [NotesModule()])
-        // With the identity layer on, so its routes are validated too.
-        let data = try await withIdentityApp(db) { client, _ in
+        // With the identity layer, billing and the operator API on, so their routes are validated too.
+        let catalog = try PlanCatalog.parse("plans:\n  free: {}\n", path: "plans.yaml")
+        let access = try OperatorAccess(token: String(repeating: "t", count: 32), ownerURL: db.owner)
+        let data = try await withIdentityApp(db, plans: catalog, operatorAccess: access) { client, _ in
             try await client.execute(uri: "/v1/openapi.json", method: .get) { Data(buffer: $0.body) }
         }
         let document = try JSONDecoder().decode(JSONValue.self, from: data)
@@ -45,6 +47,8 @@ struct OpenAPITests {
             ("/v1/tenants/{tenant}/auth/login", "post"), ("/v1/tenants/{tenant}/auth/refresh", "post"), ("/v1/tenants/{tenant}/auth/me", "get"),
             ("/v1/tenants/{tenant}/auth/mfa/verify", "post"), ("/v1/tenants/{tenant}/admin/api-keys", "post"),
             ("/v1/tenants/{tenant}/admin/users/{id}/roles", "post"), ("/v1/tenants/{tenant}/auth/reset-password", "post"), ("/.well-known/jwks.json", "get"),
+            ("/v1/tenants/{tenant}/billing/usage/events", "post"), ("/v1/tenants/{tenant}/billing/invoices/{id}", "get"),
+            ("/v1/tenants/{tenant}/billing/webhook", "put"), ("/v1/operator/tenants/{tenant}/plan", "put"),
         ] {
             #expect(document["paths"]?[path]?[method] != nil, "\(method) \(path) is documented")
         }

@@ -11,7 +11,7 @@ let testHasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1
 /// The real router with the identity layer on, over a test database.
 func withIdentityApp<Result: Sendable>(
     _ db: TestDatabase, settings: SessionSettings = SessionSettings(), hasher: PasswordHasher = testHasher, plans: PlanCatalog? = nil,
-    limiter: any RateLimitStore = MemoryRateLimitStore(),
+    limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil,
     _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
@@ -19,7 +19,8 @@ func withIdentityApp<Result: Sendable>(
         let identity = try await Identity.prepare(
             database: database, registry: registry, masterKey: .generate(), hasher: hasher, settings: settings, logger: TestDatabase.logger)
         let dependencies = ApplicationDependencies(
-            database: database, registry: registry, identity: identity, plans: plans, limiter: limiter, logger: TestDatabase.logger,
+            database: database, registry: registry, identity: identity, plans: plans, limiter: limiter, operatorAccess: operatorAccess,
+            logger: TestDatabase.logger,
             expectedMigrations: try registry.allMigrations())
         let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
         return try await app.test(.router) { client in try await body(client, identity) }
