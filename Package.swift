@@ -63,10 +63,27 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
+        // Feature modules: each a folder under Modules/, using only AtriumCore's public API.
+        .target(
+            name: "AtriumSales",
+            dependencies: [
+                "AtriumCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Modules/Sales",
+            exclude: ["migrations"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedSQLPlugin"]
+        ),
         .executableTarget(
             name: "Atrium",
             dependencies: [
                 "AtriumCore",
+                "AtriumSales",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -81,6 +98,7 @@ let package = Package(
             name: "AtriumCoreTests",
             dependencies: [
                 "AtriumCore",
+                "AtriumSales",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -14,7 +14,7 @@ struct AtriumCommand: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, WorkerCommand.self, MigrateCommand.self, DoctorCommand.self, DBCommand.self,
             TenantsCommand.self, UsersCommand.self, RolesCommand.self, APIKeysCommand.self, AuditCommand.self, ModulesCommand.self,
-            OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self,
+            OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self, SalesCommand.self,
             BenchCommand.self,
         ]
     )

@@ -1,5 +1,6 @@
 import AtriumCore
+import AtriumSales
 
 /// The feature modules compiled into this binary, in no particular order (the registry
 /// orders them by dependency).
-let installedModules: [any AtriumModule] = []
+let installedModules: [any AtriumModule] = [SalesModule()]

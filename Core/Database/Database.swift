@@ -31,6 +31,21 @@ public struct Database: Sendable {
         }
     }
 
+    /// Runs `body` in one transaction scoped to `tenantID`, acting as `principal`
+    /// (`app.principal_id`, which owner-scoped module tables read).
+    @discardableResult
+    public func withTenantTransaction<Result>(
+        _ tenantID: UUID,
+        principal: UUID?,
+        logger: Logger,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await client.withConnection(isolation: isolation) { connection in
+            try await connection.withTenantTransaction(tenantID, principal: principal, logger: logger, isolation: isolation, body)
+        }
+    }
+
     /// Runs `body` in one transaction that sees platform-scoped rows (the job queue)
     /// across tenants. Only the kernel's own cross-tenant machinery uses it.
     @discardableResult

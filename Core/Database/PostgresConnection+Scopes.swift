@@ -12,6 +12,25 @@ extension PostgresConnection {
         try await withTransaction(setting: "app.tenant_id", to: tenantID.uuidString.lowercased(), logger: logger, isolation: isolation, body)
     }
 
+    /// A tenant transaction that also names the principal acting (`app.principal_id`),
+    /// for modules whose row-level security scopes rows to their owner. Both settings
+    /// are made in one statement and end with the transaction.
+    @discardableResult
+    public func withTenantTransaction<Result>(
+        _ tenantID: UUID, principal: UUID?, logger: Logger, isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let principal else { return try await withTenantTransaction(tenantID, logger: logger, isolation: isolation, body) }
+        return try await withUnwrappedTransaction(logger: logger, isolation: isolation) { connection in
+            try await connection.query(
+                """
+                SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true),
+                       set_config('app.principal_id', \(principal.uuidString.lowercased()), true)
+                """, logger: logger)
+            return try await body(connection)
+        }
+    }
+
     /// A transaction on this connection that sees the platform-scoped queue tables across tenants.
     @discardableResult
     public func withPlatformTransaction<Result>(

@@ -1,5 +1,5 @@
 public import HTTPTypes
-import Hummingbird
+public import Hummingbird
 
 /// Registers a module's (or the kernel's) routes, each with the facts the kernel
 /// enforces and documents: its permission, its body and response types.
@@ -52,6 +52,46 @@ public final class ModuleRoutes {
         }
     }
 
+    /// A route that streams: it may read the raw request body (`request.request.body`,
+    /// for uploads larger than the JSON limit, declared by `accepts`) and answers with a
+    /// response it builds itself (a CSV download, for example) of `produces`.
+    public func streaming(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?, query: [QueryParameter] = [],
+        accepts: [String] = [], produces: String, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest) async throws -> Response
+    ) {
+        let trimmed = path.split(separator: "/").joined(separator: "/")
+        var record = OperationRecord(
+            method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag, permission: permission,
+            authenticated: authenticated, query: query, requestBody: nil, response: nil, successStatus: Int(status.code))
+        record.requestContentTypes = accepts
+        record.responseContentType = produces
+        collector.add(record)
+        let services = self.services
+        group.on(RouterPath(Self.routerPath(trimmed)), method: method) { request, context -> Response in
+            let tenantRequest = try Self.tenantRequest(request, context: context, services: services)
+            if let permission { try tenantRequest.require(permission) }
+            return try await handler(tenantRequest)
+        }
+    }
+
+    static func routerPath(_ trimmed: String) -> String {
+        trimmed.split(separator: "/").map { segment in
+            segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
+        }.joined(separator: "/")
+    }
+
+    static func tenantRequest(_ request: Request, context: AtriumRequestContext, services: KernelServices) throws -> TenantRequest {
+        guard let tenant = context.tenant else { throw AtriumError.notFound() }
+        return TenantRequest(
+            request: request, tenant: tenant, principal: context.principal, logger: context.logger,
+            requestID: context.requestID, parameters: context.parameters, services: services,
+            maxUploadSize: context.maxUploadSize,
+            client: ClientInfo(
+                ip: services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]),
+                userAgent: request.headers[.userAgent]))
+    }
+
     private func register<Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?, query: [QueryParameter],
         body: JSONSchema?, response: Output.Type, status: HTTPResponse.Status,
@@ -64,19 +104,9 @@ public final class ModuleRoutes {
                 permission: permission, authenticated: authenticated, query: query, requestBody: body,
                 response: Output.self == NoContent.self || Output.self == Redirect.self ? nil : SchemaReflector.schema(for: Output.self),
                 successStatus: Int(status.code)))
-        let routerPath = trimmed.split(separator: "/").map { segment in
-            segment.hasPrefix("{") && segment.hasSuffix("}") ? ":" + segment.dropFirst().dropLast() : String(segment)
-        }.joined(separator: "/")
         let services = self.services
-        group.on(RouterPath(routerPath), method: method) { request, context -> Response in
-            guard let tenant = context.tenant else { throw AtriumError.notFound() }
-            let tenantRequest = TenantRequest(
-                request: request, tenant: tenant, principal: context.principal, logger: context.logger,
-                requestID: context.requestID, parameters: context.parameters, services: services,
-                maxUploadSize: context.maxUploadSize,
-                client: ClientInfo(
-                    ip: services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]),
-                    userAgent: request.headers[.userAgent]))
+        group.on(RouterPath(Self.routerPath(trimmed)), method: method) { request, context -> Response in
+            let tenantRequest = try Self.tenantRequest(request, context: context, services: services)
             if let permission { try tenantRequest.require(permission) }
             let output = try await handler(tenantRequest)
             if output is NoContent { return Response(status: .noContent) }

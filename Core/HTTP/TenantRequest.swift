@@ -52,6 +52,10 @@ public struct TenantRequest: Sendable {
         try Pagination.limit(query("limit"))
     }
 
+    /// The application role's pool, for work that needs transactions of its own next to
+    /// the request's (streaming a large upload in chunks, a long export in pages).
+    public var database: Database { services.database }
+
     /// A limit of the tenant's plan by name (`seats`, `crypto.exchanges`, …), or nil when
     /// the plan sets none (unlimited). The one place modules read their plan limits.
     public func quota(_ name: String) -> Int64? {
@@ -66,17 +70,19 @@ public struct TenantRequest: Sendable {
         guard decision.allowed else { throw TenantMiddleware.rateLimited(decision) }
     }
 
-    /// Runs `body` in one transaction where row-level security shows only this tenant's rows.
+    /// Runs `body` in one transaction where row-level security shows only this tenant's
+    /// rows; `app.principal_id` names the caller for tables scoped to their owner.
     public func transaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantTransaction) async throws -> sending Result
     ) async throws -> sending Result {
         let tenantID = tenant.id
+        let principalID = principal?.id
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
-        return try await services.database.withTenantTransaction(tenantID, logger: logger, isolation: isolation) { connection in
-            try await body(TenantTransaction(connection: connection, tenantID: tenantID, logger: logger, jobs: jobs, metering: metering))
+        return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
+            try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
         }
     }
 }
@@ -85,6 +91,8 @@ public struct TenantRequest: Sendable {
 public struct TenantTransaction {
     public let connection: PostgresConnection
     public let tenantID: UUID
+    /// The caller, also set as `app.principal_id` for owner-scoped tables.
+    public let principalID: UUID?
     public let logger: Logger
     let jobs: JobQueue
     let metering: Metering

@@ -48,6 +48,8 @@ public struct JobContext: Sendable {
     public var attempt: Int
     public var logger: Logger
     public var database: Database
+    /// Records usage from the job, in the job's own transactions.
+    public var metering: Metering
 
     /// Decodes the payload with the API's JSON conventions.
     public func decodePayload<T: Decodable>(_ type: T.Type) throws -> T {

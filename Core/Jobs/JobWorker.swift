@@ -23,6 +23,7 @@ public struct JobWorker: Service {
     }
 
     let database: Database
+    let metering: Metering
     let definitions: [String: JobDefinition]
     let schedules: [(schedule: ScheduleDefinition, moduleID: String?)]
     let configuration: Configuration
@@ -33,6 +34,7 @@ public struct JobWorker: Service {
         kernelSchedules: [ScheduleDefinition] = [], configuration: Configuration, logger: Logger
     ) {
         self.database = database
+        self.metering = Metering(registry: registry, logger: logger)
         var definitions: [String: JobDefinition] = [:]
         for job in KernelJobs.definitions(mailer: mailer) + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
         self.definitions = definitions
@@ -142,7 +144,7 @@ public struct JobWorker: Service {
             }
             let context = JobContext(
                 jobID: job.id, kind: job.kind, tenantID: job.tenantID, payload: Data(job.payload.utf8), attempt: job.attempts, logger: logger,
-                database: database)
+                database: database, metering: metering)
             do {
                 let lease = definition.lease
                 let leaseLogger = logger

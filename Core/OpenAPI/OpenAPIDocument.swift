@@ -27,6 +27,9 @@ enum OpenAPIDocument {
             }
             if let body = operation.requestBody {
                 entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": body.json]]]
+            } else if !operation.requestContentTypes.isEmpty {
+                let content = Dictionary(uniqueKeysWithValues: operation.requestContentTypes.map { ($0, JSONValue.object(["schema": ["type": "string"]])) })
+                entry["requestBody"] = ["required": true, "content": .object(content)]
             }
             var responses: [String: JSONValue] = [:]
             let status = String(operation.successStatus)
@@ -35,10 +38,9 @@ enum OpenAPIDocument {
             } else if operation.successStatus == 302 {
                 responses[status] = ["description": "Redirect", "headers": ["Location": ["schema": ["type": "string", "format": "uri"]]]]
             } else {
-                responses[status] = [
-                    "description": "Success",
-                    "content": ["application/json": ["schema": operation.response?.json ?? JSONSchema.freeform.json]],
-                ]
+                let schema = operation.responseContentType == "application/json"
+                    ? operation.response?.json ?? JSONSchema.freeform.json : ["type": "string"]
+                responses[status] = ["description": "Success", "content": .object([operation.responseContentType: .object(["schema": schema])])]
             }
             responses["default"] = ["$ref": "#/components/responses/Problem"]
             entry["responses"] = .object(responses)

@@ -13,6 +13,9 @@ public struct OperationRecord: Sendable {
     public var requestBody: JSONSchema?
     public var response: JSONSchema?
     public var successStatus: Int
+    /// Media types other than JSON, for routes that stream files (CSV uploads and downloads).
+    public var requestContentTypes: [String] = []
+    public var responseContentType: String = "application/json"
 }
 
 /// A documented query parameter.

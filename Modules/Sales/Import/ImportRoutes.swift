@@ -1,0 +1,172 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// `POST sales/imports` (the file as the body), `GET sales/imports[/{id}]` and
+/// `GET sales/imports/{id}/errors` (rejected rows as CSV).
+struct ImportRoutes {
+    struct ImportList: Codable, Sendable {
+        var data: [SalesImport.Status]
+    }
+
+    func register(_ routes: ModuleRoutes) {
+        routes.streaming(
+            .post, "imports",
+            summary: "Import a CSV or NDJSON file of one entity; runs as a job (202). Idempotency-Key honoured.",
+            permission: SalesPermission.importData,
+            query: [
+                .init("entity", "contacts, companies, products or deals."), .init("format", "csv (default) or ndjson."),
+                .init("mode", "upsert (default: by email, domain, sku or external_id) or insert."),
+                .init("error_policy", "skip_invalid (default) or all_or_nothing."),
+                .init("mapping", #"JSON object: field → source column, e.g. {"email":"E-mail"}."#),
+            ],
+            accepts: ["text/csv", "application/x-ndjson"], produces: "application/json", status: .accepted
+        ) { request in
+            let scope = try SalesScope.of(request)
+            let settings = try Self.settings(request)
+            let key = request.request.headers[.idempotencyKey]
+            let (tenantID, logger, database) = (request.tenant.id, request.logger, request.database)
+            let (importID, created) = try await scope.transaction(request) { transaction in
+                try await SalesImport.create(
+                    settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, idempotencyKey: key, tenantID: tenantID,
+                    on: transaction.connection, logger: logger)
+            }
+            if created {
+                do {
+                    let bytes = try await SalesImport.store(
+                        request.request.body.map { Array($0.readableBytesView) }, importID: importID, tenantID: tenantID, principal: scope.userID,
+                        database: database, logger: logger)
+                    try await scope.transaction(request) { transaction in
+                        try await transaction.connection.query(
+                            "UPDATE sales_imports SET state = 'queued', bytes = \(bytes) WHERE id = \(importID)", logger: logger)
+                        try await transaction.enqueue(SalesImport.jobKind, payload: SalesImport.JobPayload(importId: importID))
+                    }
+                } catch {
+                    _ = try? await scope.transaction(request) { transaction in
+                        try await transaction.connection.query(
+                            "UPDATE sales_imports SET state = 'failed', failure = 'the upload did not complete', finished_at = now() WHERE id = \(importID)",
+                            logger: logger)
+                    }
+                    throw error
+                }
+            }
+            let status = try await scope.transaction(request) { transaction in try await Self.status(importID, on: transaction) }
+            return try Self.json(status, status: .accepted)
+        }
+
+        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", permission: SalesPermission.importData,
+                  query: [.init("limit", "1-200, default 50.", schema: .integer)], response: ImportList.self) { request in
+            let scope = try SalesScope.of(request)
+            let limit = try request.limit()
+            return try await scope.transaction(request) { transaction in
+                let ids = try await transaction.connection.query(
+                    """
+                    SELECT id FROM sales_imports WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    ORDER BY created_at DESC LIMIT \(limit)
+                    """, logger: transaction.logger
+                ).collect().map { try $0.decode(UUID.self) }
+                var list: [SalesImport.Status] = []
+                for id in ids { list.append(try await Self.status(id, on: transaction)) }
+                return ImportList(data: list)
+            }
+        }
+
+        routes.on(.get, "imports/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
+                  permission: SalesPermission.importData, response: SalesImport.Status.self) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            return try await scope.transaction(request) { transaction in try await Self.status(id, on: transaction) }
+        }
+
+        routes.streaming(.get, "imports/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
+                         permission: SalesPermission.importData, produces: "text/csv") { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            let rows = try await scope.transaction(request) { transaction in
+                _ = try await Self.status(id, on: transaction)
+                return try await transaction.connection.query(
+                    "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line, reason", logger: transaction.logger
+                ).collect().map { try $0.decode((Int64, String).self) }
+            }
+            var buffer = ByteBuffer(string: "line,reason\r\n")
+            for (line, reason) in rows { CSVWriter.appendRow([String(line), reason], to: &buffer) }
+            return Response(
+                status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"import-\(id)-errors.csv\""],
+                body: .init(byteBuffer: buffer))
+        }
+    }
+
+    static func settings(_ request: TenantRequest) throws -> ImportSettings {
+        guard let entityText = request.query("entity"), let entity = ImportEntity.Name(rawValue: entityText) else {
+            throw AtriumError.validation(field: "entity", "must be contacts, companies, products or deals")
+        }
+        guard let format = ImportSettings.Format(rawValue: request.query("format") ?? "csv") else {
+            throw AtriumError.validation(field: "format", "must be csv or ndjson")
+        }
+        guard let mode = ImportSettings.Mode(rawValue: request.query("mode") ?? "upsert") else {
+            throw AtriumError.validation(field: "mode", "must be upsert or insert")
+        }
+        guard let policy = ImportSettings.ErrorPolicy(rawValue: request.query("error_policy") ?? "skip_invalid") else {
+            throw AtriumError.validation(field: "error_policy", "must be skip_invalid or all_or_nothing")
+        }
+        var mapping: [String: String] = [:]
+        if let text = request.query("mapping") {
+            guard let decoded = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else {
+                throw AtriumError.validation(field: "mapping", #"must be a JSON object of field → column, e.g. {"email":"E-mail"}"#)
+            }
+            let fields = ImportEntity.named(entity).fields
+            if let unknown = decoded.keys.first(where: { !fields.contains($0) }) {
+                throw AtriumError.validation(field: "mapping", "'\(unknown)' is not a field of \(entity.rawValue) (\(fields.joined(separator: ", ")))")
+            }
+            mapping = decoded
+        }
+        return ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
+    }
+
+    static func status(_ id: UUID, on transaction: TenantTransaction) async throws -> SalesImport.Status {
+        let row = try await transaction.connection.query(
+            """
+            SELECT entity, format, mode, error_policy, state, bytes, rows_read, rows_written, rows_unchanged, rows_rejected, failure, created_at, finished_at
+            FROM sales_imports WHERE id = \(id)
+            """, logger: transaction.logger
+        ).collect().first
+        guard let row else { throw AtriumError.notFound("No such import.") }
+        let (entity, format, mode, policy, state, bytes, read, written, unchanged, rejected, failure, created, finished) = try row.decode(
+            (String, String, String, String, String, Int64, Int64, Int64, Int64, Int64, String?, Date, Date?).self)
+        let errors = try await transaction.connection.query(
+            "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line LIMIT 10", logger: transaction.logger
+        ).collect().map { row in
+            let (line, reason) = try row.decode((Int64, String).self)
+            return SalesImport.RowError(line: line, reason: reason)
+        }
+        return SalesImport.Status(
+            id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
+            rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure, firstErrors: errors,
+            errorsUrl: "imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: try AtriumJSON.encoder.encode(value))))
+    }
+}
+
+/// RFC 4180 output: fields with a comma, quote or line break are quoted, quotes doubled.
+enum CSVWriter {
+    static func appendRow(_ fields: [String], to buffer: inout ByteBuffer) {
+        for (index, field) in fields.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+                buffer.writeString("\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+            } else {
+                buffer.writeString(field)
+            }
+        }
+        buffer.writeStaticString("\r\n")
+    }
+}

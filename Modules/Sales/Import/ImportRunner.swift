@@ -1,0 +1,290 @@
+import AtriumCore
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// What an import is asked to do.
+struct ImportSettings: Codable, Sendable {
+    enum Format: String, Codable, Sendable { case csv, ndjson }
+    enum Mode: String, Codable, Sendable { case upsert, insert }
+    enum ErrorPolicy: String, Codable, Sendable {
+        case allOrNothing = "all_or_nothing"
+        case skipInvalid = "skip_invalid"
+    }
+
+    var entity: ImportEntity.Name
+    var format: Format
+    var mode: Mode
+    var errorPolicy: ErrorPolicy
+    /// Target field → source column (CSV header or NDJSON key); unmapped fields are read
+    /// from the column of the same name.
+    var mapping: [String: String]
+}
+
+/// Where an import stands, as `GET sales/imports/{id}` and the CLI report it.
+struct ImportProgress: Sendable, Equatable {
+    var rowsRead: Int64 = 0
+    var rowsWritten: Int64 = 0
+    var rowsUnchanged: Int64 = 0
+    var rowsRejected: Int64 = 0
+}
+
+/// Runs one import: parses the source as it streams, checks each row, streams the
+/// valid rows through `COPY` into a temporary staging table, and lands them with one
+/// set-based statement — never a statement per row.
+///
+/// Everything the import writes (records, usage, its own final state) commits in one
+/// transaction; with `all_or_nothing` any rejected row rolls all of it back. Rejected
+/// rows (line and reason) and progress are written on a second connection as the
+/// import runs, so they survive a rollback and can be watched while it works. Memory
+/// holds one chunk of the source, one COPY buffer and one batch of rejections.
+struct ImportRunner: Sendable {
+    let importID: UUID
+    let tenantID: UUID
+    let ownerID: UUID
+    /// The importer may see (and so update) every record, not only its own.
+    let seesAll: Bool
+    let settings: ImportSettings
+    let database: Database
+    let metering: Metering
+    let logger: Logger
+
+    /// Rows between progress updates.
+    static let progressEvery = 50_000
+    static let copyBufferBytes = 1 << 18
+    static let rejectionBatch = 1_000
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Imports `source` (chunks of the file, in order) and returns the final counts.
+    /// `onProgress` is told the counts as they move.
+    func run(
+        source: some AsyncSequence<[UInt8], any Error> & Sendable, onProgress: @escaping @Sendable (ImportProgress) async -> Void = { _ in }
+    ) async throws -> ImportProgress {
+        let entity = ImportEntity.named(settings.entity)
+        try await setState("running")
+        do {
+            let result = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+                try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
+                try await connection.query(
+                    "CREATE TEMP TABLE sales_import_stage (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", "))) ON COMMIT DROP",
+                    logger: logger)
+                var progress = try await stage(entity: entity, source: source, connection: connection, onProgress: onProgress)
+                if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
+                    throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
+                }
+                let landing = ImportLanding(entity: entity, tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, importID: importID, logger: logger)
+                let rejectedOnLanding = try await landing.reject(mode: settings.mode, on: connection)
+                progress.rowsRejected += rejectedOnLanding
+                if settings.errorPolicy == .allOrNothing && rejectedOnLanding > 0 {
+                    try await copyOutRejections(from: connection)
+                    throw Failure(description: "\(rejectedOnLanding) row(s) rejected; nothing was imported (error policy all_or_nothing)")
+                }
+                if rejectedOnLanding > 0 { try await landing.keepRejections(on: connection) }
+                let staged = progress.rowsRead - progress.rowsRejected
+                progress.rowsWritten = try await landing.land(mode: settings.mode, on: connection)
+                progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
+                if progress.rowsWritten > 0 {
+                    try await metering.record(
+                        SalesImport.meter, quantity: progress.rowsWritten, idempotencyKey: "sales-import:\(importID.uuidString.lowercased())", at: Date(),
+                        properties: ["entity": .string(settings.entity.rawValue)], tenantID: tenantID, on: connection)
+                }
+                try await connection.query(
+                    """
+                    UPDATE sales_imports SET state = 'succeeded', rows_read = \(progress.rowsRead), rows_written = \(progress.rowsWritten),
+                        rows_unchanged = \(progress.rowsUnchanged), rows_rejected = \(progress.rowsRejected), finished_at = now()
+                    WHERE id = \(importID)
+                    """, logger: logger)
+                try await connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
+                return progress
+            }
+            await onProgress(result)
+            logger.info("import finished", metadata: [
+                "import.id": "\(importID)", "import.written": "\(result.rowsWritten)", "import.rejected": "\(result.rowsRejected)",
+            ])
+            return result
+        } catch {
+            let reason = (error as? Failure)?.description ?? (error as? AtriumError)?.detail ?? "the import failed: \(DatabaseErrors.describe(error))"
+            try? await fail(reason)
+            throw Failure(description: reason)
+        }
+    }
+
+    // MARK: - Staging
+
+    /// Parses and checks every row, streaming the valid ones into the staging table.
+    private func stage(
+        entity: ImportEntity, source: some AsyncSequence<[UInt8], any Error> & Sendable, connection: PostgresConnection,
+        onProgress: @escaping @Sendable (ImportProgress) async -> Void
+    ) async throws -> ImportProgress {
+        var progress = ImportProgress()
+        var rejections: [(Int64, String)] = []
+        var buffer = ByteBuffer()
+        var header: [Int?]?
+        var csv = CSVReader()
+        var ndjson = NDJSONReader()
+        var lastReported: Int64 = 0
+        let settings = self.settings
+        try await connection.copyFrom(table: "sales_import_stage", columns: ["line"] + entity.fields, logger: logger) { writer in
+            /// Handles one source row: the header, a valid row (to COPY) or a rejected one.
+            func take(line: Int, values: [String?]?, problem: String?) throws {
+                progress.rowsRead += 1
+                // An empty cell is an absent value.
+                var values = (values ?? []).map { $0?.isEmpty == true ? nil : $0 }
+                if problem == nil, values.count == entity.fields.count, let reason = entity.check(&values) {
+                    rejections.append((Int64(line), reason))
+                    progress.rowsRejected += 1
+                } else if let problem {
+                    rejections.append((Int64(line), problem))
+                    progress.rowsRejected += 1
+                } else {
+                    CopyText.appendRow(line: line, values: values, to: &buffer)
+                }
+            }
+            for try await chunk in source {
+                switch settings.format {
+                case .csv:
+                    try csv.feed(chunk) { record in
+                        guard let columns = header else {
+                            header = try Self.columns(header: record.fields, entity: entity, mapping: settings.mapping)
+                            return
+                        }
+                        try take(line: record.line, values: columns.map { index in index.flatMap { $0 < record.fields.count ? record.fields[$0] : nil } },
+                                 problem: record.problem)
+                    }
+                case .ndjson:
+                    ndjson.feed(chunk) { line, object, problem in
+                        let values = object.map { object in entity.fields.map { field in object[settings.mapping[field] ?? field] } }
+                        try? take(line: line, values: values, problem: problem)
+                    }
+                }
+                if buffer.readableBytes >= Self.copyBufferBytes {
+                    try await writer.write(buffer)
+                    buffer.clear()
+                }
+                if rejections.count >= Self.rejectionBatch {
+                    try await saveRejections(rejections)
+                    rejections.removeAll(keepingCapacity: true)
+                }
+                if progress.rowsRead - lastReported >= Int64(Self.progressEvery) {
+                    try await reportProgress(progress, onProgress: onProgress)
+                    lastReported = progress.rowsRead
+                }
+            }
+            switch settings.format {
+            case .csv:
+                try csv.finish { record in
+                    guard let columns = header else {
+                        header = try Self.columns(header: record.fields, entity: entity, mapping: settings.mapping)
+                        return
+                    }
+                    try take(line: record.line, values: columns.map { index in index.flatMap { $0 < record.fields.count ? record.fields[$0] : nil } },
+                             problem: record.problem)
+                }
+                if header == nil { throw Failure(description: "the file is empty: a CSV import needs a header row") }
+            case .ndjson:
+                ndjson.finish { line, object, problem in
+                    let values = object.map { object in entity.fields.map { field in object[settings.mapping[field] ?? field] } }
+                    try? take(line: line, values: values, problem: problem)
+                }
+            }
+            if buffer.readableBytes > 0 { try await writer.write(buffer) }
+        }
+        if !rejections.isEmpty { try await saveRejections(rejections) }
+        try await reportProgress(progress, onProgress: onProgress)
+        return progress
+    }
+
+    /// Where each entity field is in the CSV header; the key column must be present.
+    static func columns(header: [String], entity: ImportEntity, mapping: [String: String]) throws -> [Int?] {
+        let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let unknown = mapping.keys.first(where: { !entity.fields.contains($0) }) {
+            throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity.name.rawValue) (\(entity.fields.joined(separator: ", ")))")
+        }
+        let columns = entity.fields.map { field in names.firstIndex(of: (mapping[field] ?? field).lowercased()) }
+        guard let keyIndex = entity.fields.firstIndex(of: entity.key), columns[keyIndex] != nil else {
+            let source = mapping[entity.key] ?? entity.key
+            throw Failure(description: "the header has no '\(source)' column, which \(entity.name.rawValue) need; map it with mapping {\"\(entity.key)\": \"<your column>\"}")
+        }
+        return columns
+    }
+
+    // MARK: - Side channel (its own transactions, so it survives a rollback)
+
+    private func reportProgress(_ progress: ImportProgress, onProgress: @Sendable (ImportProgress) async -> Void) async throws {
+        await onProgress(progress)
+        try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+            try await connection.query(
+                "UPDATE sales_imports SET rows_read = \(progress.rowsRead), rows_rejected = \(progress.rowsRejected) WHERE id = \(importID)",
+                logger: logger)
+        }
+    }
+
+    private func saveRejections(_ rejections: [(Int64, String)]) async throws {
+        let (lines, reasons) = (rejections.map(\.0), rejections.map(\.1))
+        try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+            try await connection.query(
+                """
+                INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
+                SELECT \(tenantID), \(importID), * FROM unnest(\(lines)::int8[], \(reasons)::text[]) ON CONFLICT DO NOTHING
+                """, logger: logger)
+        }
+    }
+
+    /// Before an all-or-nothing rollback: the landing's rejections, saved on the side.
+    private func copyOutRejections(from connection: PostgresConnection) async throws {
+        let rows = try await connection.query(
+            "SELECT line, reason FROM sales_import_rejects ORDER BY line LIMIT 100000", logger: logger
+        ).collect()
+        var batch: [(Int64, String)] = []
+        for row in rows {
+            batch.append(try row.decode((Int64, String).self))
+            if batch.count >= Self.rejectionBatch {
+                try await saveRejections(batch)
+                batch.removeAll()
+            }
+        }
+        if !batch.isEmpty { try await saveRejections(batch) }
+    }
+
+    private func setState(_ state: String) async throws {
+        try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+            try await connection.query("UPDATE sales_imports SET state = \(state) WHERE id = \(importID)", logger: logger)
+        }
+    }
+
+    private func fail(_ reason: String) async throws {
+        try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+            try await connection.query(
+                "UPDATE sales_imports SET state = 'failed', failure = \(reason), finished_at = now() WHERE id = \(importID)", logger: logger)
+        }
+        logger.warning("import failed", metadata: ["import.id": "\(importID)", "reason": "\(reason)"])
+    }
+}
+
+/// PostgreSQL's COPY text format: tab-separated, `\N` for NULL, backslash escapes.
+enum CopyText {
+    static func appendRow(line: Int, values: [String?], to buffer: inout ByteBuffer) {
+        buffer.writeString(String(line))
+        for value in values {
+            buffer.writeInteger(UInt8(ascii: "\t"))
+            guard let value else {
+                buffer.writeStaticString("\\N")
+                continue
+            }
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+                default: buffer.writeInteger(byte)
+                }
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\n"))
+    }
+}

@@ -1,0 +1,94 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import PostgresNIO
+
+/// A call, email, meeting or note on a contact or deal (and the stage changes the
+/// module records itself).
+struct Activity: Codable, Sendable {
+    var id: UUID
+    var ownerId: UUID
+    var kind: String
+    var subject: String
+    var body: String
+    var contactId: UUID?
+    var dealId: UUID?
+    var occurredAt: Date
+
+    static let columns = "id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at"
+
+    init(_ row: PostgresRow) throws {
+        (id, ownerId, kind, subject, body, contactId, dealId, occurredAt) = try row.decode((UUID, UUID, String, String, String, UUID?, UUID?, Date).self)
+    }
+}
+
+struct ActivityInput: Codable, Sendable {
+    var kind: String
+    var subject: String
+    var body: String?
+    var contactId: UUID?
+    var dealId: UUID?
+    var occurredAt: Date?
+
+    func validated() throws -> ActivityInput {
+        var errors: [AtriumError.FieldError] = []
+        if !["call", "email", "meeting", "note"].contains(kind) { errors.append(.init(field: "kind", message: "must be call, email, meeting or note")) }
+        if subject.isEmpty || subject.count > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
+        if (body?.count ?? 0) > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
+        if contactId == nil && dealId == nil { errors.append(.init(field: "contact_id", message: "an activity is on a contact or a deal")) }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return self
+    }
+}
+
+struct ActivityList: Codable, Sendable {
+    var data: [Activity]
+}
+
+struct ActivityRoutes {
+    func register(_ routes: ModuleRoutes) {
+        routes.on(.get, "activities", summary: "Activities you may see on a contact or deal, newest first", permission: nil,
+                  query: [.init("contact", "The contact's id."), .init("deal", "The deal's id."), .init("limit", "1-200, default 50.", schema: .integer)],
+                  response: ActivityList.self) { request in
+            let scope = try SalesScope.of(request)
+            let contact = try request.query("contact").map { try Validation.uuid($0, field: "contact") }
+            let deal = try request.query("deal").map { try Validation.uuid($0, field: "deal") }
+            guard contact != nil || deal != nil else { throw AtriumError.validation(field: "contact", "name a contact or a deal") }
+            let limit = try request.limit()
+            return try await scope.transaction(request) { transaction in
+                let rows = try await transaction.connection.query(
+                    """
+                    SELECT \(unescaped: Activity.columns) FROM sales_activities
+                    WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                      AND (\(contact)::uuid IS NULL OR contact_id = \(contact)) AND (\(deal)::uuid IS NULL OR deal_id = \(deal))
+                    ORDER BY occurred_at DESC, id LIMIT \(limit)
+                    """, logger: transaction.logger
+                ).collect()
+                return ActivityList(data: try rows.map(Activity.init))
+            }
+        }
+
+        routes.on(.post, "activities", summary: "Log a call, email, meeting or note (Idempotency-Key honoured)", permission: nil,
+                  body: ActivityInput.self, response: Activity.self, status: .created) { request, input in
+            let scope = try SalesScope.of(request)
+            let activity = try input.validated()
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    try await Idempotency.run(request, input: input, transaction: transaction) {
+                        try await SalesReferences.require(contact: activity.contactId, deal: activity.dealId, on: transaction)
+                        let row = try await transaction.connection.query(
+                            """
+                            INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
+                            VALUES (\(transaction.tenantID), \(scope.userID), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
+                                    \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
+                            RETURNING \(unescaped: Activity.columns)
+                            """, logger: transaction.logger
+                        ).collect().first
+                        guard let row else { throw AtriumError.internalError() }
+                        return try Activity(row)
+                    }
+                }
+            }
+        }
+    }
+}

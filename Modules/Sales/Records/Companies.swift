@@ -1,0 +1,147 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import PostgresNIO
+
+/// An organisation the tenant sells to; `domain` is its natural key.
+struct Company: Codable, Sendable {
+    var id: UUID
+    var ownerId: UUID
+    var name: String
+    var domain: String?
+    var externalId: String?
+    var createdAt: Date
+    var updatedAt: Date
+
+    static let columns = "id, owner_id, name, domain, external_id, created_at, updated_at"
+
+    init(_ row: PostgresRow) throws {
+        (id, ownerId, name, domain, externalId, createdAt, updatedAt) = try row.decode((UUID, UUID, String, String?, String?, Date, Date).self)
+    }
+}
+
+struct CompanyInput: Codable, Sendable {
+    var name: String?
+    var domain: String?
+    var externalId: String?
+    var ownerId: UUID?
+
+    func validated(creating: Bool) throws -> CompanyInput {
+        var copy = self
+        var errors: [AtriumError.FieldError] = []
+        copy.domain = domain.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let domain = copy.domain, !Validation.isDomain(domain) { errors.append(.init(field: "domain", message: "is not a domain name")) }
+        if creating, (name ?? "").isEmpty { errors.append(.init(field: "name", message: "is required")) }
+        if let name, name.isEmpty || name.count > 300 { errors.append(.init(field: "name", message: "must be 1 to 300 characters")) }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return copy
+    }
+}
+
+struct CompanyList: Codable, Sendable {
+    var data: [Company]
+    var nextCursor: String?
+}
+
+struct CompanyRoutes {
+    func register(_ routes: ModuleRoutes) {
+        routes.on(.get, "companies", summary: "List companies you may see", permission: nil,
+                  query: QueryParameter.pagination + [
+                    .init("owner", "Only this owner's companies."), .init("updated_since", "Changed at or after this RFC 3339 time."),
+                    .init("q", "Search in name and domain."),
+                  ], response: CompanyList.self) { request in
+            let scope = try SalesScope.of(request)
+            let filter = try ListFilter(request, sortKeyCount: 2)
+            return try await scope.transaction(request) { transaction in
+                let rows = try await transaction.connection.query(
+                    """
+                    SELECT \(unescaped: Company.columns) FROM sales_companies
+                    WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                      AND (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
+                      AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
+                      AND (\(filter.search)::text IS NULL OR name ILIKE \(filter.pattern) OR domain ILIKE \(filter.pattern))
+                      AND (\(filter.afterID)::uuid IS NULL OR (updated_at, id) > (
+                          coalesce((SELECT updated_at FROM sales_companies WHERE id = \(filter.afterID)), \(filter.afterTime)), \(filter.afterID)))
+                    ORDER BY updated_at, id LIMIT \(filter.limit + 1)
+                    """, logger: transaction.logger
+                ).collect()
+                let companies = try rows.map(Company.init)
+                let page = Array(companies.prefix(filter.limit))
+                return CompanyList(data: page, nextCursor: filter.next(fetched: companies.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+            }
+        }
+
+        routes.on(.post, "companies", summary: "Create a company (Idempotency-Key honoured)", permission: nil, body: CompanyInput.self,
+                  response: Company.self, status: .created) { request, input in
+            let scope = try SalesScope.of(request)
+            let company = try input.validated(creating: true)
+            let owner = try scope.owner(for: company.ownerId, request: request)
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    try await Idempotency.run(request, input: input, transaction: transaction) {
+                        let row = try await transaction.connection.query(
+                            """
+                            INSERT INTO sales_companies (tenant_id, owner_id, name, domain, external_id)
+                            VALUES (\(transaction.tenantID), \(owner), \(company.name ?? ""), \(company.domain), \(company.externalId))
+                            RETURNING \(unescaped: Company.columns)
+                            """, logger: transaction.logger
+                        ).collect().first
+                        guard let row else { throw AtriumError.internalError() }
+                        return try Company(row)
+                    }
+                }
+            }
+        }
+
+        routes.on(.get, "companies/{id}", summary: "One company", permission: nil, response: Company.self) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            return try await scope.transaction(request) { transaction in
+                let row = try await transaction.connection.query(
+                    """
+                    SELECT \(unescaped: Company.columns) FROM sales_companies
+                    WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such company.") }
+                return try Company(row)
+            }
+        }
+
+        routes.on(.patch, "companies/{id}", summary: "Change a company; owner_id reassigns it (sales.owners.assign)", permission: nil,
+                  body: CompanyInput.self, response: Company.self) { request, input in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            let patch = try input.validated(creating: false)
+            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    let row = try await transaction.connection.query(
+                        """
+                        UPDATE sales_companies SET name = coalesce(\(patch.name), name), domain = coalesce(\(patch.domain), domain),
+                            external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                        WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                        RETURNING \(unescaped: Company.columns)
+                        """, logger: transaction.logger
+                    ).collect().first
+                    guard let row else { throw AtriumError.notFound("No such company.") }
+                    return try Company(row)
+                }
+            }
+        }
+
+        routes.on(.delete, "companies/{id}", summary: "Delete a company (its contacts and deals stay, without it)", permission: nil,
+                  response: NoContent.self, status: .noContent) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            try await scope.transaction(request) { transaction in
+                let deleted = try await transaction.connection.query(
+                    "DELETE FROM sales_companies WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
+                    logger: transaction.logger
+                ).collect()
+                guard !deleted.isEmpty else { throw AtriumError.notFound("No such company.") }
+            }
+            return NoContent()
+        }
+    }
+}

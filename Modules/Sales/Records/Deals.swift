@@ -1,0 +1,285 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import PostgresNIO
+
+/// An opportunity moving through the pipeline. Moving it to another stage records a
+/// `stage_change` activity in the same transaction.
+struct Deal: Codable, Sendable {
+    var id: UUID
+    var ownerId: UUID
+    var title: String
+    var companyId: UUID?
+    var contactId: UUID?
+    var stage: String
+    /// Minor units of `currency`.
+    var amount: Int64
+    var currency: String
+    var expectedClose: String?
+    var status: String
+    var externalId: String?
+    var createdAt: Date
+    var updatedAt: Date
+
+    static let columns = """
+        id, owner_id, title, company_id, contact_id, stage, amount, currency, to_char(expected_close, 'YYYY-MM-DD'), status, external_id, created_at, updated_at
+        """
+
+    init(_ row: PostgresRow) throws {
+        (id, ownerId, title, companyId, contactId, stage, amount, currency, expectedClose, status, externalId, createdAt, updatedAt) = try row.decode(
+            (UUID, UUID, String, UUID?, UUID?, String, Int64, String, String?, String, String?, Date, Date).self)
+    }
+}
+
+struct DealInput: Codable, Sendable {
+    var title: String?
+    var companyId: UUID?
+    var contactId: UUID?
+    var stage: String?
+    var amount: Int64?
+    var currency: String?
+    /// YYYY-MM-DD.
+    var expectedClose: String?
+    var status: String?
+    var externalId: String?
+    var ownerId: UUID?
+
+    func validated(creating: Bool) throws -> DealInput {
+        var errors: [AtriumError.FieldError] = []
+        if creating, (title ?? "").isEmpty { errors.append(.init(field: "title", message: "is required")) }
+        if let title, title.isEmpty || title.count > 300 { errors.append(.init(field: "title", message: "must be 1 to 300 characters")) }
+        if let stage, stage.range(of: "^[a-z][a-z0-9_]{0,39}$", options: .regularExpression) == nil {
+            errors.append(.init(field: "stage", message: "is a lowercase name such as qualified or proposal"))
+        }
+        if let amount, amount < 0 { errors.append(.init(field: "amount", message: "must not be negative")) }
+        if let currency, !Validation.isCurrency(currency) { errors.append(.init(field: "currency", message: "must be an ISO 4217 code")) }
+        if let status, !["open", "won", "lost"].contains(status) { errors.append(.init(field: "status", message: "must be open, won or lost")) }
+        if let expectedClose, (try? Date(expectedClose + "T00:00:00Z", strategy: .iso8601)) == nil {
+            errors.append(.init(field: "expected_close", message: "must be a date, YYYY-MM-DD"))
+        }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return self
+    }
+}
+
+struct DealList: Codable, Sendable {
+    var data: [Deal]
+    var nextCursor: String?
+}
+
+/// Deals per stage, with counts and totals per currency (amounts never mix currencies).
+struct Pipeline: Codable, Sendable {
+    struct Total: Codable, Sendable {
+        var currency: String
+        var amount: Int64
+    }
+    struct Stage: Codable, Sendable {
+        var stage: String
+        var count: Int64
+        var totals: [Total]
+    }
+    var status: String
+    var stages: [Stage]
+}
+
+struct DealItem: Codable, Sendable {
+    var id: UUID
+    var productId: UUID
+    var quantity: Int32
+    var unitPrice: Int64
+}
+
+struct DealItemInput: Codable, Sendable {
+    var productId: UUID
+    var quantity: Int32
+    /// Defaults to the product's price.
+    var unitPrice: Int64?
+}
+
+struct DealItemList: Codable, Sendable {
+    var data: [DealItem]
+}
+
+struct DealRoutes {
+    func register(_ routes: ModuleRoutes) {
+        routes.on(.get, "deals", summary: "List deals you may see", permission: nil,
+                  query: QueryParameter.pagination + [
+                    .init("owner", "Only this owner's deals."), .init("stage", "Only deals in this stage."), .init("status", "open, won or lost."),
+                    .init("updated_since", "Changed at or after this RFC 3339 time."), .init("q", "Search in titles."),
+                  ], response: DealList.self) { request in
+            let scope = try SalesScope.of(request)
+            let filter = try ListFilter(request, sortKeyCount: 2)
+            let (stage, status) = (request.query("stage"), request.query("status"))
+            return try await scope.transaction(request) { transaction in
+                let rows = try await transaction.connection.query(
+                    """
+                    SELECT \(unescaped: Deal.columns) FROM sales_deals
+                    WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                      AND (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
+                      AND (\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))
+                      AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
+                      AND (\(filter.search)::text IS NULL OR title ILIKE \(filter.pattern))
+                      AND (\(filter.afterID)::uuid IS NULL OR (updated_at, id) > (
+                          coalesce((SELECT updated_at FROM sales_deals WHERE id = \(filter.afterID)), \(filter.afterTime)), \(filter.afterID)))
+                    ORDER BY updated_at, id LIMIT \(filter.limit + 1)
+                    """, logger: transaction.logger
+                ).collect()
+                let deals = try rows.map(Deal.init)
+                let page = Array(deals.prefix(filter.limit))
+                return DealList(data: page, nextCursor: filter.next(fetched: deals.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+            }
+        }
+
+        routes.on(.get, "pipeline", summary: "Deals per stage with counts and totals per currency", permission: nil,
+                  query: [.init("status", "open (default), won or lost.")], response: Pipeline.self) { request in
+            let scope = try SalesScope.of(request)
+            let status = request.query("status") ?? "open"
+            guard ["open", "won", "lost"].contains(status) else { throw AtriumError.validation(field: "status", "must be open, won or lost") }
+            return try await scope.transaction(request) { transaction in
+                let rows = try await transaction.connection.query(
+                    """
+                    SELECT stage, currency, count(*)::int8, sum(amount)::int8 FROM sales_deals
+                    WHERE status = \(status) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    GROUP BY tenant_id, stage, currency ORDER BY stage, currency
+                    """, logger: transaction.logger)
+                var stages: [String: Pipeline.Stage] = [:]
+                for try await (stage, currency, count, amount) in rows.decode((String, String, Int64, Int64).self) {
+                    stages[stage, default: .init(stage: stage, count: 0, totals: [])].count += count
+                    stages[stage]?.totals.append(.init(currency: currency, amount: amount))
+                }
+                return Pipeline(status: status, stages: stages.values.sorted { $0.stage < $1.stage })
+            }
+        }
+
+        routes.on(.post, "deals", summary: "Create a deal (Idempotency-Key honoured)", permission: nil, body: DealInput.self,
+                  response: Deal.self, status: .created) { request, input in
+            let scope = try SalesScope.of(request)
+            let deal = try input.validated(creating: true)
+            let owner = try scope.owner(for: deal.ownerId, request: request)
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    try await Idempotency.run(request, input: input, transaction: transaction) {
+                        try await SalesReferences.require(company: deal.companyId, contact: deal.contactId, on: transaction)
+                        let row = try await transaction.connection.query(
+                            """
+                            INSERT INTO sales_deals (tenant_id, owner_id, title, company_id, contact_id, stage, amount, currency, expected_close, status, external_id)
+                            VALUES (\(transaction.tenantID), \(owner), \(deal.title ?? ""), \(deal.companyId), \(deal.contactId), \(deal.stage ?? "lead"),
+                                    \(deal.amount ?? 0), \(deal.currency ?? "USD"), \(deal.expectedClose)::date, \(deal.status ?? "open"), \(deal.externalId))
+                            RETURNING \(unescaped: Deal.columns)
+                            """, logger: transaction.logger
+                        ).collect().first
+                        guard let row else { throw AtriumError.internalError() }
+                        return try Deal(row)
+                    }
+                }
+            }
+        }
+
+        routes.on(.get, "deals/{id}", summary: "One deal", permission: nil, response: Deal.self) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            return try await scope.transaction(request) { transaction in try await Self.find(id, scope: scope, on: transaction) }
+        }
+
+        routes.on(.patch, "deals/{id}", summary: "Change a deal; a new stage records a stage_change activity", permission: nil,
+                  body: DealInput.self, response: Deal.self) { request, input in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            let patch = try input.validated(creating: false)
+            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    let before = try await Self.find(id, scope: scope, on: transaction, lock: true)
+                    try await SalesReferences.require(company: patch.companyId, contact: patch.contactId, on: transaction)
+                    let row = try await transaction.connection.query(
+                        """
+                        UPDATE sales_deals SET title = coalesce(\(patch.title), title), company_id = coalesce(\(patch.companyId), company_id),
+                            contact_id = coalesce(\(patch.contactId), contact_id), stage = coalesce(\(patch.stage), stage),
+                            amount = coalesce(\(patch.amount), amount), currency = coalesce(\(patch.currency), currency),
+                            expected_close = coalesce(\(patch.expectedClose)::date, expected_close), status = coalesce(\(patch.status), status),
+                            external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                        WHERE id = \(id)
+                        RETURNING \(unescaped: Deal.columns)
+                        """, logger: transaction.logger
+                    ).collect().first
+                    guard let row else { throw AtriumError.notFound("No such deal.") }
+                    let deal = try Deal(row)
+                    if deal.stage != before.stage {
+                        try await transaction.connection.query(
+                            """
+                            INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, deal_id, contact_id)
+                            VALUES (\(transaction.tenantID), \(deal.ownerId), 'stage_change', \("Stage \(before.stage) → \(deal.stage)"), \(deal.id), \(deal.contactId))
+                            """, logger: transaction.logger)
+                    }
+                    return deal
+                }
+            }
+        }
+
+        routes.on(.delete, "deals/{id}", summary: "Delete a deal with its items and activities", permission: nil, response: NoContent.self,
+                  status: .noContent) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            try await scope.transaction(request) { transaction in
+                let deleted = try await transaction.connection.query(
+                    "DELETE FROM sales_deals WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
+                    logger: transaction.logger
+                ).collect()
+                guard !deleted.isEmpty else { throw AtriumError.notFound("No such deal.") }
+            }
+            return NoContent()
+        }
+
+        routes.on(.get, "deals/{id}/items", summary: "A deal's line items", permission: nil, response: DealItemList.self) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            return try await scope.transaction(request) { transaction in
+                _ = try await Self.find(id, scope: scope, on: transaction)
+                let rows = try await transaction.connection.query(
+                    "SELECT id, product_id, quantity, unit_price FROM sales_deal_items WHERE deal_id = \(id) ORDER BY id", logger: transaction.logger)
+                var items: [DealItem] = []
+                for try await (itemID, product, quantity, price) in rows.decode((UUID, UUID, Int32, Int64).self) {
+                    items.append(DealItem(id: itemID, productId: product, quantity: quantity, unitPrice: price))
+                }
+                return DealItemList(data: items)
+            }
+        }
+
+        routes.on(.post, "deals/{id}/items", summary: "Add a product to a deal", permission: nil, body: DealItemInput.self,
+                  response: DealItem.self, status: .created) { request, input in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            guard input.quantity > 0 else { throw AtriumError.validation(field: "quantity", "must be positive") }
+            if let price = input.unitPrice, price < 0 { throw AtriumError.validation(field: "unit_price", "must not be negative") }
+            return try await SalesErrors.map {
+                try await scope.transaction(request) { transaction in
+                    let deal = try await Self.find(id, scope: scope, on: transaction)
+                    let row = try await transaction.connection.query(
+                        """
+                        INSERT INTO sales_deal_items (tenant_id, deal_id, owner_id, product_id, quantity, unit_price)
+                        SELECT \(transaction.tenantID), \(id), \(deal.ownerId), p.id, \(input.quantity), coalesce(\(input.unitPrice), p.unit_price)
+                        FROM sales_products p WHERE p.id = \(input.productId)
+                        RETURNING id, product_id, quantity, unit_price
+                        """, logger: transaction.logger
+                    ).collect().first
+                    guard let (itemID, product, quantity, price) = try row?.decode((UUID, UUID, Int32, Int64).self) else {
+                        throw AtriumError.validation(field: "product_id", "does not name a product of this tenant")
+                    }
+                    return DealItem(id: itemID, productId: product, quantity: quantity, unitPrice: price)
+                }
+            }
+        }
+    }
+
+    static func find(_ id: UUID, scope: SalesScope, on transaction: TenantTransaction, lock: Bool = false) async throws -> Deal {
+        let row = try await transaction.connection.query(
+            """
+            SELECT \(unescaped: Deal.columns) FROM sales_deals
+            WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+            \(unescaped: lock ? "FOR UPDATE" : "")
+            """, logger: transaction.logger
+        ).collect().first
+        guard let row else { throw AtriumError.notFound("No such deal.") }
+        return try Deal(row)
+    }
+}
