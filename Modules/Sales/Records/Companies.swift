@@ -31,8 +31,11 @@ struct CompanyInput: Codable, Sendable {
         var errors: [AtriumError.FieldError] = []
         copy.domain = domain.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if let domain = copy.domain, !Validation.isDomain(domain) { errors.append(.init(field: "domain", message: "is not a domain name")) }
-        if creating, (name ?? "").isEmpty { errors.append(.init(field: "name", message: "is required")) }
-        if let name, name.isEmpty || name.count > 300 { errors.append(.init(field: "name", message: "must be 1 to 300 characters")) }
+        if creating, (name ?? "").isEmpty {
+            errors.append(.init(field: "name", message: "is required"))
+        } else if let name, name.isEmpty || name.count > 300 {
+            errors.append(.init(field: "name", message: "must be 1 to 300 characters"))
+        }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return copy
     }

@@ -46,8 +46,11 @@ struct DealInput: Codable, Sendable {
 
     func validated(creating: Bool) throws -> DealInput {
         var errors: [AtriumError.FieldError] = []
-        if creating, (title ?? "").isEmpty { errors.append(.init(field: "title", message: "is required")) }
-        if let title, title.isEmpty || title.count > 300 { errors.append(.init(field: "title", message: "must be 1 to 300 characters")) }
+        if creating, (title ?? "").isEmpty {
+            errors.append(.init(field: "title", message: "is required"))
+        } else if let title, title.isEmpty || title.count > 300 {
+            errors.append(.init(field: "title", message: "must be 1 to 300 characters"))
+        }
         if let stage, stage.range(of: "^[a-z][a-z0-9_]{0,39}$", options: .regularExpression) == nil {
             errors.append(.init(field: "stage", message: "is a lowercase name such as qualified or proposal"))
         }

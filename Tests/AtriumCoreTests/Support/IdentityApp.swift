@@ -11,11 +11,11 @@ let testHasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1
 /// The real router with the identity layer on, over a test database.
 func withIdentityApp<Result: Sendable>(
     _ db: TestDatabase, settings: SessionSettings = SessionSettings(), hasher: PasswordHasher = testHasher, plans: PlanCatalog? = nil,
-    limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil,
+    limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil, modules: [any AtriumModule] = [NotesModule()],
     _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
-        let registry = try ModuleRegistry([NotesModule()])
+        let registry = try ModuleRegistry(modules)
         let identity = try await Identity.prepare(
             database: database, registry: registry, masterKey: .generate(), hasher: hasher, settings: settings, logger: TestDatabase.logger)
         let dependencies = ApplicationDependencies(

@@ -1,0 +1,142 @@
+import AtriumCore
+import AtriumSales
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
+import Testing
+
+@Suite("Sales imports: COPY staging, set-based landing, errors with line numbers")
+struct SalesImportTests {
+    static let base = "/v1/tenants/acme/sales"
+
+    /// Uploads `body` and runs the queued job; returns the final status.
+    func importFile(
+        _ client: any TestClientProtocol, _ team: SalesTeam, token: String, _ body: String, query: String, contentType: String = "text/csv",
+        tenant: String = "acme"
+    ) async throws -> JSONValue {
+        let upload = try await client.execute(
+            uri: "/v1/tenants/\(tenant)/sales/imports?\(query)", method: .post,
+            headers: [.authorization: "Bearer \(token)", .contentType: contentType], body: ByteBuffer(string: body))
+        #expect(upload.status == .accepted, "\(String(buffer: upload.body))")
+        #expect(json(upload)["state"]?.string == "queued")
+        let id = try #require(json(upload)["id"]?.string)
+        try await team.db.withApp { database in
+            let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), logger: TestDatabase.logger)
+            #expect(try await worker.runAvailableJobs() == 1)
+        }
+        return json(try await client.send(.get, "/v1/tenants/\(tenant)/sales/imports/\(id)", token: token))
+    }
+
+    static let contactsCSV =
+        "\u{FEFF}E-mail,first_name,last_name,tags\r\n"
+        + "ann@example.com,Ann,\"Smith, Jr.\",vip;lead\r\n"
+        + "bad-address,No,Good,\r\n"
+        + "\"multi@example.com\",\"Two\r\nLines\",Name,\r\n"
+        + "dup@example.com,First,Copy,\r\n"
+        + "dup@example.com,Second,Copy,\r\n"
+        + "last@example.com,No,Newline,x"
+
+    @Test func skipInvalidLandsTheGoodRowsAndReportsTheRestByLine() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let status = try await importFile(
+                client, team, token: team.ann, Self.contactsCSV, query: #"entity=contacts&mapping=%7B%22email%22:%22E-mail%22%7D"#)
+            #expect(status["state"]?.string == "succeeded")
+            #expect(status["rows_read"] == 6)
+            #expect(status["rows_written"] == 4)
+            #expect(status["rows_rejected"] == 2)
+            let id = try #require(status["id"]?.string)
+            let errors = try await client.send(.get, "\(Self.base)/imports/\(id)/errors", token: team.ann)
+            #expect(String(buffer: errors.body) == "line,reason\r\n3,email 'bad-address' is not an email address\r\n6,email repeats on line 7\r\n")
+            let contacts = try await client.send(.get, "\(Self.base)/contacts?limit=10", token: team.ann)
+            let byEmail = Dictionary(uniqueKeysWithValues: (json(contacts)["data"]?.array ?? []).compactMap { row in row["email"]?.string.map { ($0, row) } })
+            #expect(byEmail["ann@example.com"]?["last_name"]?.string == "Smith, Jr.")
+            #expect(byEmail["ann@example.com"]?["tags"] == ["vip", "lead"])
+            #expect(byEmail["multi@example.com"]?["first_name"]?.string == "Two\r\nLines")
+            #expect(byEmail["dup@example.com"]?["first_name"]?.string == "Second")  // the later line wins
+            #expect(byEmail["last@example.com"]?["owner_id"]?.string == team.annID.uuidString)
+            // The same file again changes nothing.
+            let again = try await importFile(
+                client, team, token: team.ann, Self.contactsCSV, query: #"entity=contacts&mapping=%7B%22email%22:%22E-mail%22%7D"#)
+            #expect(again["rows_written"] == 0)
+            #expect(again["rows_unchanged"] == 4)
+            // Imported rows are metered once per import.
+            let imported = try await team.db.withOwner { connection in
+                try await connection.withTenantTransaction(team.tenant.id, logger: TestDatabase.logger) { connection in
+                    try await connection.query(
+                        "SELECT coalesce(sum(quantity), 0)::int8 FROM usage_events WHERE meter = 'sales.rows_imported'", logger: TestDatabase.logger
+                    ).collect().first?.decode(Int64.self)
+                }
+            }
+            #expect(imported == 4)
+        }
+    }
+
+    @Test func allOrNothingWritesNothingWhenARowIsBad() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let status = try await importFile(
+                client, team, token: team.ann, "email,first_name\nok@example.com,Ok\nnope,Bad\n", query: "entity=contacts&error_policy=all_or_nothing")
+            #expect(status["state"]?.string == "failed")
+            #expect(status["failure"]?.string == "1 row(s) rejected; nothing was imported (error policy all_or_nothing)")
+            #expect(status["first_errors"]?.array?.first?["line"] == 3)
+            let contacts = try await client.send(.get, "\(Self.base)/contacts", token: team.ann)
+            #expect(json(contacts)["data"]?.array?.isEmpty == true)
+            // A file without the key column fails with a clear reason.
+            let headless = try await importFile(client, team, token: team.ann, "name,phone\nx,1\n", query: "entity=contacts")
+            #expect(headless["state"]?.string == "failed")
+            #expect(headless["failure"]?.string?.contains("the header has no 'email' column") == true)
+            // Bad settings are refused before any upload.
+            let bad = try await client.send(.post, "\(Self.base)/imports?entity=people", token: team.ann)
+            #expect(bad.status == .unprocessableContent)
+        }
+    }
+
+    @Test func aRepCannotOverwriteAnotherRepsRecordAndTenantsStayApart() async throws {
+        try await SalesTeam.withTeam { client, team in
+            _ = try await client.send(.post, "\(Self.base)/contacts", token: team.bob, json: #"{"email":"shared@example.com","first_name":"Bob's"}"#)
+            let status = try await importFile(
+                client, team, token: team.ann, "email,first_name\nshared@example.com,Ann's\nmine@example.com,Mine\n", query: "entity=contacts")
+            #expect(status["rows_written"] == 1)
+            #expect(status["first_errors"]?.array?.first?["reason"]?.string == "a record with this email belongs to another user")
+            let bobs = try await client.send(.get, "\(Self.base)/contacts?q=shared", token: team.bob)
+            #expect(json(bobs)["data"]?.array?.first?["first_name"]?.string == "Bob's")
+            // Insert mode refuses keys that exist; the manager may upsert anyone's rows.
+            let insert = try await importFile(client, team, token: team.manager, "email,first_name\nmine@example.com,Again\n", query: "entity=contacts&mode=insert")
+            #expect(insert["first_errors"]?.array?.first?["reason"]?.string == "a record with this email exists (mode insert)")
+            let managed = try await importFile(client, team, token: team.manager, "email,first_name\nshared@example.com,Managed\n", query: "entity=contacts")
+            #expect(managed["rows_written"] == 1)
+            // Another tenant with the same email keeps its own record.
+            let globex = try await team.db.createTenant("globex", modules: ["sales"])
+            _ = try await team.db.createUser("gina@globex.test", password: "correct horse battery", roles: ["sales_manager"], in: globex)
+            let gina = try await client.login("globex", "gina@globex.test", "correct horse battery").access
+            let other = try await importFile(
+                client, team, token: gina, "email,first_name\nshared@example.com,Globex\n", query: "entity=contacts", tenant: "globex")
+            #expect(other["rows_written"] == 1)
+            let acme = try await client.send(.get, "\(Self.base)/contacts?q=shared", token: team.manager)
+            #expect(json(acme)["data"]?.array?.first?["first_name"]?.string == "Managed")
+        }
+    }
+
+    @Test func ndjsonProductsAndDealsLinkedByNaturalKeys() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let products = try await importFile(
+                client, team, token: team.manager,
+                #"{"sku":"W-1","name":"Widget","unit_price":1999,"currency":"usd"}"# + "\n\n" + #"{"sku":"W-2","name":"Gadget","unit_price":"12.50","currency":"USD"}"# + "\n"
+                    + "not json\n" + #"{"sku":"W-3","name":"Gizmo","unit_price":5,"currency":"EUR"}"#,
+                query: "entity=products&format=ndjson", contentType: "application/x-ndjson")
+            #expect(products["rows_written"] == 2)
+            #expect(products["first_errors"]?.array?.compactMap { $0["line"] } == [3, 4])
+            _ = try await importFile(client, team, token: team.manager, "email\nbuyer@example.com\n", query: "entity=contacts")
+            let deals = try await importFile(
+                client, team, token: team.manager,
+                "external_id,title,stage,amount,currency,contact_email\nD-1,First,Proposal,100000,USD,buyer@example.com\n", query: "entity=deals")
+            #expect(deals["rows_written"] == 1)
+            let list = try await client.send(.get, "\(Self.base)/deals", token: team.manager)
+            #expect(json(list)["data"]?.array?.first?["stage"]?.string == "proposal")
+            #expect(json(list)["data"]?.array?.first?["contact_id"]?.string != nil)
+        }
+    }
+}
