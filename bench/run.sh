@@ -126,3 +126,60 @@ ingest="$(wrk -t2 -c8 -d"${seconds}s" -s bench/usage-batch.lua -H "Authorization
 printf 'usage ingestion (HTTP batch route, idempotent): %.0f events/s\n' "$(awk -v r="$(rps_of "$ingest")" 'BEGIN { print r * 1000 }')"
 # Metering's cost inside a module write, and batch recording against a bare insert.
 "$bin" bench metering --tenant acme --log-level error
+
+# Sales import: the same generated files through the import route (COPY staging and one
+# set-based upsert, run by the server's job worker), through a plain COPY of the file
+# into a bare table (the physical limit), and through a per-row SELECT + INSERT loop
+# (the importer the sales roadmap replaced). Peak RSS of the server is read from /proc.
+echo
+"$bin" modules enable sales --tenant acme --log-level error >/dev/null
+python3 - "$scratch" <<'PY'
+import sys
+for count in (100_000, 1_000_000):
+    with open(f"{sys.argv[1]}/contacts-{count}.csv", "w") as f:
+        f.write("email,first_name,last_name,phone,tags\n")
+        for i in range(count):
+            f.write(f"person{i}@example.com,First{i},Last{i},+1555{i:07d},lead;bench\n")
+PY
+rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$server/status"; }
+rss_before="$(rss_kb)"
+import_file() {
+  local file="$1" started finished id state
+  started="$(date +%s.%N)"
+  id="$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: text/csv' --data-binary "@$file" \
+    "http://127.0.0.1:$port/v1/tenants/acme/sales/imports?entity=contacts" | sed -E 's/.*"id":"([^"]+)".*/\1/')"
+  state=queued
+  while [ "$state" = queued ] || [ "$state" = running ] || [ "$state" = uploading ]; do
+    sleep 0.2
+    state="$(curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/v1/tenants/acme/sales/imports/$id" | sed -E 's/.*"state":"([^"]+)".*/\1/')"
+  done
+  finished="$(date +%s.%N)"
+  [ "$state" = succeeded ] || { echo "import of $file ended $state" >&2; exit 1; }
+  awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.3f", b - a }'
+}
+# A fresh login: the earlier token may be near its expiry after the runs above.
+token="$(curl -fsS -H 'Content-Type: application/json' -d '{"email":"owner@acme.test","password":"acme-demo-owner"}' \
+  "http://127.0.0.1:$port/v1/tenants/acme/auth/login" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')"
+copy_seconds() {
+  "$bin" db shell --role owner --command "CREATE TABLE IF NOT EXISTS bench_copy (email text, first_name text, last_name text, phone text, tags text)" >/dev/null
+  local started finished
+  started="$(date +%s.%N)"
+  "$bin" db shell --role owner --command "\\copy bench_copy FROM '$1' WITH (FORMAT csv, HEADER true)" >/dev/null
+  finished="$(date +%s.%N)"
+  "$bin" db shell --role owner --command "DROP TABLE bench_copy" >/dev/null
+  awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.3f", b - a }'
+}
+loop_rps="$("$bin" bench row-inserts --tenant acme --rows 5000 "$scratch/contacts-100000.csv" --log-level error)"
+printf '%-28s %12s %12s %14s %12s\n' file 'import r/s' 'COPY r/s' 'import/COPY' 'vs row loop'
+for count in 100000 1000000; do
+  file="$scratch/contacts-$count.csv"
+  import_s="$(import_file "$file")"
+  copy_s="$(copy_seconds "$file")"
+  import_rps="$(awk -v n="$count" -v s="$import_s" 'BEGIN { printf "%.0f", n / s }')"
+  copy_rps="$(awk -v n="$count" -v s="$copy_s" 'BEGIN { printf "%.0f", n / s }')"
+  printf '%-28s %12s %12s %14s %12s\n' "contacts-$count.csv" "$import_rps" "$copy_rps" \
+    "$(awk -v a="$import_rps" -v b="$copy_rps" 'BEGIN { printf "%.2f", a/b }')" "$(awk -v a="$import_rps" -v b="$loop_rps" 'BEGIN { printf "%.0fx", a/b }')"
+done
+printf 'per-row SELECT + INSERT loop: %s rows/s\n' "$loop_rps"
+printf 'server peak RSS: %s MiB before the imports, %s MiB after the 1,000,000-row import\n' \
+  "$(awk -v k="$rss_before" 'BEGIN { printf "%.0f", k/1024 }')" "$(awk -v k="$(rss_kb)" 'BEGIN { printf "%.0f", k/1024 }')"
