@@ -30,17 +30,18 @@ struct ImportEntity: Sendable {
     static let contacts = ImportEntity(
         name: .contacts, fields: ["email", "first_name", "last_name", "phone", "company_domain", "tags", "external_id"], key: "email"
     ) { values in
-        values[0] = values[0].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        values[0] = values[0].map(Validation.normalizedKey)
         guard let email = values[0], !email.isEmpty else { return "email is required" }
         guard Validation.isEmail(email) else { return "email '\(email.prefix(80))' is not an email address" }
-        if (values[1]?.count ?? 0) > 200 || (values[2]?.count ?? 0) > 200 { return "a name is longer than 200 characters" }
-        if (values[3]?.count ?? 0) > 50 { return "phone is longer than 50 characters" }
-        values[4] = values[4].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        if !Validation.fits(values[1], 200) || !Validation.fits(values[2], 200) { return "a name is longer than 200 characters" }
+        if !Validation.fits(values[3], 50) { return "phone is longer than 50 characters" }
+        values[4] = values[4].map(Validation.normalizedKey).flatMap { $0.isEmpty ? nil : $0 }
         if let domain = values[4], !Validation.isDomain(domain) { return "company_domain '\(domain.prefix(80))' is not a domain name" }
         if let tags = values[5] {
-            let list = tags.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            if let problem = Validation.tagsProblem(list) { return "tags: \(problem)" }
-            values[5] = list.joined(separator: ";")
+            switch Validation.normalizedTags(tags) {
+            case .success(let normalized): values[5] = normalized
+            case .failure(let problem): return "tags: \(problem.description)"
+            }
         }
         return nil
     }

@@ -72,12 +72,17 @@ struct ImportRunner: Sendable {
                 try await connection.query(
                     "CREATE TEMP TABLE sales_import_stage (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", "))) ON COMMIT DROP",
                     logger: logger)
+                let clock = ContinuousClock()
+                let stagingStarted = clock.now
                 var progress = try await stage(entity: entity, source: source, connection: connection, onProgress: onProgress)
+                let stagingTook = clock.now - stagingStarted
                 if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
                     throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
                 }
                 let landing = ImportLanding(entity: entity, tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, importID: importID, logger: logger)
+                let checksStarted = clock.now
                 let rejectedOnLanding = try await landing.reject(mode: settings.mode, on: connection)
+                let checksTook = clock.now - checksStarted
                 progress.rowsRejected += rejectedOnLanding
                 if settings.errorPolicy == .allOrNothing && rejectedOnLanding > 0 {
                     try await copyOutRejections(from: connection)
@@ -85,7 +90,12 @@ struct ImportRunner: Sendable {
                 }
                 if rejectedOnLanding > 0 { try await landing.keepRejections(on: connection) }
                 let staged = progress.rowsRead - progress.rowsRejected
+                let landingStarted = clock.now
                 progress.rowsWritten = try await landing.land(mode: settings.mode, on: connection)
+                logger.info("import phases", metadata: [
+                    "import.id": "\(importID)", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
+                    "import.landing": "\(clock.now - landingStarted)",
+                ])
                 progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
                 if progress.rowsWritten > 0 {
                     try await metering.record(
@@ -273,6 +283,12 @@ enum CopyText {
             buffer.writeInteger(UInt8(ascii: "\t"))
             guard let value else {
                 buffer.writeStaticString("\\N")
+                continue
+            }
+            // Most values need no escaping: write them whole.
+            let needsEscaping = value.utf8.contains { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+            guard needsEscaping else {
+                buffer.writeString(value)
                 continue
             }
             for byte in value.utf8 {

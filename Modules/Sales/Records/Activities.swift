@@ -90,5 +90,55 @@ struct ActivityRoutes {
                 }
             }
         }
+
+        routes.on(.patch, "activities/{id}", summary: "Correct an activity you logged", permission: nil, body: ActivityPatch.self,
+                  response: Activity.self) { request, input in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            let patch = try input.validated()
+            return try await scope.transaction(request) { transaction in
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_activities SET subject = coalesce(\(patch.subject), subject), body = coalesce(\(patch.body), body),
+                        occurred_at = coalesce(\(patch.occurredAt), occurred_at)
+                    WHERE id = \(id) AND kind <> 'stage_change' AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    RETURNING \(unescaped: Activity.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such activity you may change.") }
+                return try Activity(row)
+            }
+        }
+
+        routes.on(.delete, "activities/{id}", summary: "Delete an activity you logged", permission: nil, response: NoContent.self,
+                  status: .noContent) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            try await scope.transaction(request) { transaction in
+                let deleted = try await transaction.connection.query(
+                    """
+                    DELETE FROM sales_activities WHERE id = \(id) AND kind <> 'stage_change'
+                      AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1
+                    """, logger: transaction.logger
+                ).collect()
+                guard !deleted.isEmpty else { throw AtriumError.notFound("No such activity you may change.") }
+            }
+            return NoContent()
+        }
+    }
+}
+
+/// The fields of a logged activity that may be corrected (stage changes are history).
+struct ActivityPatch: Codable, Sendable {
+    var subject: String?
+    var body: String?
+    var occurredAt: Date?
+
+    func validated() throws -> ActivityPatch {
+        var errors: [AtriumError.FieldError] = []
+        if let subject, subject.isEmpty || subject.count > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
+        if (body?.count ?? 0) > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return self
     }
 }

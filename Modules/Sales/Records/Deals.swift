@@ -272,6 +272,23 @@ struct DealRoutes {
                 }
             }
         }
+        Self.registerItemRemoval(routes)
+    }
+
+    static func registerItemRemoval(_ routes: ModuleRoutes) {
+        routes.on(.delete, "deals/{id}/items/{item}", summary: "Remove a line item from a deal", permission: nil, response: NoContent.self,
+                  status: .noContent) { request in
+            let scope = try SalesScope.of(request)
+            let (id, item) = (try request.uuidParameter("id"), try request.uuidParameter("item"))
+            try await scope.transaction(request) { transaction in
+                _ = try await Self.find(id, scope: scope, on: transaction)
+                let deleted = try await transaction.connection.query(
+                    "DELETE FROM sales_deal_items WHERE id = \(item) AND deal_id = \(id) RETURNING 1", logger: transaction.logger
+                ).collect()
+                guard !deleted.isEmpty else { throw AtriumError.notFound("No such line item.") }
+            }
+            return NoContent()
+        }
     }
 
     static func find(_ id: UUID, scope: SalesScope, on transaction: TenantTransaction, lock: Bool = false) async throws -> Deal {

@@ -152,6 +152,23 @@ struct SalesAccessTests {
             let qualified = (json(managerPipeline)["stages"]?.array ?? []).first { $0["stage"]?.string == "qualified" }
             #expect(qualified?["count"] == 2)
             #expect(qualified?["totals"] == [["currency": "EUR", "amount": 1000], ["currency": "USD", "amount": 7]])
+            // Line items price from the catalog unless told otherwise; they come off again.
+            let product = try await client.send(.post, "\(Self.base)/products", token: team.manager, json: #"{"sku":"S-1","name":"Seat","unit_price":4900,"currency":"USD"}"#)
+            let productID = try #require(json(product)["id"]?.string)
+            let item = try await client.send(.post, "\(Self.base)/deals/\(dealID)/items", token: team.ann, json: #"{"product_id":"\#(productID)","quantity":3}"#)
+            #expect(json(item)["unit_price"] == 4900)
+            let itemID = try #require(json(item)["id"]?.string)
+            #expect(try await client.send(.delete, "\(Self.base)/deals/\(dealID)/items/\(itemID)", token: team.bob).status == .notFound)
+            #expect(try await client.send(.delete, "\(Self.base)/deals/\(dealID)/items/\(itemID)", token: team.ann).status == .noContent)
+            // Logged activities are corrected or removed by their owner only; stage changes are history.
+            let call = try await client.send(.post, "\(Self.base)/activities", token: team.ann, json: #"{"kind":"call","subject":"Intro","deal_id":"\#(dealID)"}"#)
+            let callID = try #require(json(call)["id"]?.string)
+            #expect(try await client.send(.patch, "\(Self.base)/activities/\(callID)", token: team.bob, json: #"{"subject":"Mine"}"#).status == .notFound)
+            let corrected = try await client.send(.patch, "\(Self.base)/activities/\(callID)", token: team.ann, json: #"{"subject":"Intro call"}"#)
+            #expect(json(corrected)["subject"]?.string == "Intro call")
+            let stageChange = try #require(json(activities)["data"]?.array?.first?["id"]?.string)
+            #expect(try await client.send(.delete, "\(Self.base)/activities/\(stageChange)", token: team.ann).status == .notFound)
+            #expect(try await client.send(.delete, "\(Self.base)/activities/\(callID)", token: team.ann).status == .noContent)
             // Bad input changes nothing and says what is wrong.
             let bad = try await client.send(.post, "\(Self.base)/deals", token: team.ann, json: #"{"title":"","amount":-1,"currency":"usd"}"#)
             #expect(bad.status == .unprocessableContent)

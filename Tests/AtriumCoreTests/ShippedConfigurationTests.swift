@@ -1,0 +1,44 @@
+import AtriumCore
+import AtriumSales
+import Foundation
+import Testing
+
+/// The plan catalog and demo tenants in `tenants/` are what `make run` starts with; they
+/// must load against the modules this binary installs.
+@Suite("Shipped tenants/ configuration")
+struct ShippedConfigurationTests {
+    static let tenants = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appending(path: "tenants")
+
+    @Test func thePlanCatalogLoadsAndPricesAsDocumented() throws {
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
+        let free = try #require(catalog.plan("free"))
+        #expect(free.quotas["api_calls_per_month"] == 1000)
+        #expect(free.quotas["crypto.exchanges"] == 1)
+        #expect(free.rateLimits.map(\.name) == ["hourly", "daily"])
+        #expect(catalog.plan("pro")?.monthlyFee == 1999)
+        #expect(catalog.plan("pro")?.quotas["crypto.exchanges"] == 3)
+        #expect(catalog.plan("enterprise")?.monthlyFee == 9999)
+        #expect(catalog.plan("enterprise")?.quotas["crypto.exchanges"] == nil)
+        #expect(catalog.allows("sales", on: "pro"))
+        #expect(!catalog.allows("sales", on: "free"))
+        #expect(!catalog.authRateLimits.perIP.isEmpty)
+        // The consultant: 5.00 INR per analysis and 2.00 per advice.
+        let consultant = try #require(catalog.plan("consultant"))
+        let analyses = try #require(consultant.meters["advisory.portfolio_analyses"])
+        let advice = try #require(consultant.meters["advisory.advice_generated"])
+        #expect(consultant.currency == "INR")
+        #expect(analyses.model.amount(for: 4) + advice.model.amount(for: 3) == 2600)
+        #expect(catalog.meters.map(\.name) == ["advisory.advice_generated", "advisory.portfolio_analyses"])
+    }
+
+    @Test func theDemoTenantsParseAndKeepToTheirPlans() throws {
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
+        let files = try TenantFile.load(directory: Self.tenants)
+        #expect(files.map(\.slug).sorted() == ["acme", "glow"])
+        for file in files {
+            for module in file.modules ?? [] { #expect(catalog.allows(module, on: file.plan ?? "free"), "\(file.slug) may enable \(module)") }
+        }
+        #expect(SalesModule().id == "sales")
+    }
+}
