@@ -74,26 +74,19 @@ struct CompanyRoutes {
             }
         }
 
-        routes.on(.post, "companies", summary: "Create a company (Idempotency-Key honoured)", permission: nil, body: CompanyInput.self,
-                  response: Company.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
-            let company = try input.validated(creating: true)
-            let owner = try scope.owner(for: company.ownerId, request: request)
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        let row = try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_companies (tenant_id, owner_id, name, domain, external_id)
-                            VALUES (\(transaction.tenantID), \(owner), \(company.name ?? ""), \(company.domain), \(company.externalId))
-                            RETURNING \(unescaped: Company.columns)
-                            """, logger: transaction.logger
-                        ).collect().first
-                        guard let row else { throw AtriumError.internalError() }
-                        return try Company(row)
-                    }
-                }
-            }
+        OwnedRecordRoutes.create(
+            routes, "companies", summary: "Create a company", body: CompanyInput.self, response: Company.self,
+            validate: { try $0.validated(creating: true) }, owner: \.ownerId
+        ) { transaction, company, owner in
+            let row = try await transaction.connection.query(
+                """
+                INSERT INTO sales_companies (tenant_id, owner_id, name, domain, external_id)
+                VALUES (\(transaction.tenantID), \(owner), \(company.name ?? ""), \(company.domain), \(company.externalId))
+                RETURNING \(unescaped: Company.columns)
+                """, logger: transaction.logger
+            ).collect().first
+            guard let row else { throw AtriumError.internalError() }
+            return try Company(row)
         }
 
         routes.on(.get, "companies/{id}", summary: "One company", permission: nil, response: Company.self) { request in
@@ -133,18 +126,7 @@ struct CompanyRoutes {
             }
         }
 
-        routes.on(.delete, "companies/{id}", summary: "Delete a company (its contacts and deals stay, without it)", permission: nil,
-                  response: NoContent.self, status: .noContent) { request in
-            let scope = try SalesScope.of(request)
-            let id = try request.uuidParameter("id")
-            try await scope.transaction(request) { transaction in
-                let deleted = try await transaction.connection.query(
-                    "DELETE FROM sales_companies WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
-                    logger: transaction.logger
-                ).collect()
-                guard !deleted.isEmpty else { throw AtriumError.notFound("No such company.") }
-            }
-            return NoContent()
-        }
+        OwnedRecordRoutes.delete(
+            routes, "companies/{id}", table: "sales_companies", noun: "company", summary: "Delete a company (its contacts and deals stay, without it)")
     }
 }

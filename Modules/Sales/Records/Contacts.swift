@@ -92,28 +92,21 @@ struct ContactRoutes {
             }
         }
 
-        routes.on(.post, "contacts", summary: "Create a contact (Idempotency-Key honoured)", permission: nil, body: ContactInput.self,
-                  response: Contact.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
-            let contact = try input.validated(creating: true)
-            let owner = try scope.owner(for: contact.ownerId, request: request)
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        try await SalesReferences.require(company: contact.companyId, on: transaction)
-                        let row = try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_contacts (tenant_id, owner_id, first_name, last_name, email, phone, company_id, tags, external_id)
-                            VALUES (\(transaction.tenantID), \(owner), \(contact.firstName ?? ""), \(contact.lastName ?? ""), \(contact.email), \(contact.phone),
-                                    \(contact.companyId), \(contact.tags ?? []), \(contact.externalId))
-                            RETURNING \(unescaped: Contact.columns)
-                            """, logger: transaction.logger
-                        ).collect().first
-                        guard let row else { throw AtriumError.internalError() }
-                        return try Contact(row)
-                    }
-                }
-            }
+        OwnedRecordRoutes.create(
+            routes, "contacts", summary: "Create a contact", body: ContactInput.self, response: Contact.self,
+            validate: { try $0.validated(creating: true) }, owner: \.ownerId
+        ) { transaction, contact, owner in
+            try await SalesReferences.require(company: contact.companyId, on: transaction)
+            let row = try await transaction.connection.query(
+                """
+                INSERT INTO sales_contacts (tenant_id, owner_id, first_name, last_name, email, phone, company_id, tags, external_id)
+                VALUES (\(transaction.tenantID), \(owner), \(contact.firstName ?? ""), \(contact.lastName ?? ""), \(contact.email), \(contact.phone),
+                        \(contact.companyId), \(contact.tags ?? []), \(contact.externalId))
+                RETURNING \(unescaped: Contact.columns)
+                """, logger: transaction.logger
+            ).collect().first
+            guard let row else { throw AtriumError.internalError() }
+            return try Contact(row)
         }
 
         routes.on(.get, "contacts/{id}", summary: "One contact", permission: nil, response: Contact.self) { request in
@@ -150,19 +143,7 @@ struct ContactRoutes {
             }
         }
 
-        routes.on(.delete, "contacts/{id}", summary: "Delete a contact and its activities", permission: nil, response: NoContent.self,
-                  status: .noContent) { request in
-            let scope = try SalesScope.of(request)
-            let id = try request.uuidParameter("id")
-            try await scope.transaction(request) { transaction in
-                let deleted = try await transaction.connection.query(
-                    "DELETE FROM sales_contacts WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
-                    logger: transaction.logger
-                ).collect()
-                guard !deleted.isEmpty else { throw AtriumError.notFound("No such contact.") }
-            }
-            return NoContent()
-        }
+        OwnedRecordRoutes.delete(routes, "contacts/{id}", table: "sales_contacts", noun: "contact", summary: "Delete a contact and its activities")
 
         routes.streaming(.get, "contacts/export", summary: "Every contact you may see, as CSV (streamed)", permission: SalesPermission.importData,
                          produces: "text/csv") { request in

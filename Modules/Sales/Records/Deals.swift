@@ -154,28 +154,21 @@ struct DealRoutes {
             }
         }
 
-        routes.on(.post, "deals", summary: "Create a deal (Idempotency-Key honoured)", permission: nil, body: DealInput.self,
-                  response: Deal.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
-            let deal = try input.validated(creating: true)
-            let owner = try scope.owner(for: deal.ownerId, request: request)
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        try await SalesReferences.require(company: deal.companyId, contact: deal.contactId, on: transaction)
-                        let row = try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_deals (tenant_id, owner_id, title, company_id, contact_id, stage, amount, currency, expected_close, status, external_id)
-                            VALUES (\(transaction.tenantID), \(owner), \(deal.title ?? ""), \(deal.companyId), \(deal.contactId), \(deal.stage ?? "lead"),
-                                    \(deal.amount ?? 0), \(deal.currency ?? "USD"), \(deal.expectedClose)::date, \(deal.status ?? "open"), \(deal.externalId))
-                            RETURNING \(unescaped: Deal.columns)
-                            """, logger: transaction.logger
-                        ).collect().first
-                        guard let row else { throw AtriumError.internalError() }
-                        return try Deal(row)
-                    }
-                }
-            }
+        OwnedRecordRoutes.create(
+            routes, "deals", summary: "Create a deal", body: DealInput.self, response: Deal.self, validate: { try $0.validated(creating: true) },
+            owner: \.ownerId
+        ) { transaction, deal, owner in
+            try await SalesReferences.require(company: deal.companyId, contact: deal.contactId, on: transaction)
+            let row = try await transaction.connection.query(
+                """
+                INSERT INTO sales_deals (tenant_id, owner_id, title, company_id, contact_id, stage, amount, currency, expected_close, status, external_id)
+                VALUES (\(transaction.tenantID), \(owner), \(deal.title ?? ""), \(deal.companyId), \(deal.contactId), \(deal.stage ?? "lead"),
+                        \(deal.amount ?? 0), \(deal.currency ?? "USD"), \(deal.expectedClose)::date, \(deal.status ?? "open"), \(deal.externalId))
+                RETURNING \(unescaped: Deal.columns)
+                """, logger: transaction.logger
+            ).collect().first
+            guard let row else { throw AtriumError.internalError() }
+            return try Deal(row)
         }
 
         routes.on(.get, "deals/{id}", summary: "One deal", permission: nil, response: Deal.self) { request in
@@ -219,19 +212,7 @@ struct DealRoutes {
             }
         }
 
-        routes.on(.delete, "deals/{id}", summary: "Delete a deal with its items and activities", permission: nil, response: NoContent.self,
-                  status: .noContent) { request in
-            let scope = try SalesScope.of(request)
-            let id = try request.uuidParameter("id")
-            try await scope.transaction(request) { transaction in
-                let deleted = try await transaction.connection.query(
-                    "DELETE FROM sales_deals WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
-                    logger: transaction.logger
-                ).collect()
-                guard !deleted.isEmpty else { throw AtriumError.notFound("No such deal.") }
-            }
-            return NoContent()
-        }
+        OwnedRecordRoutes.delete(routes, "deals/{id}", table: "sales_deals", noun: "deal", summary: "Delete a deal with its items and activities")
 
         routes.on(.get, "deals/{id}/items", summary: "A deal's line items", permission: nil, response: DealItemList.self) { request in
             let scope = try SalesScope.of(request)

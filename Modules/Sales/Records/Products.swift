@@ -75,26 +75,19 @@ struct ProductRoutes {
             }
         }
 
-        routes.on(.post, "products", summary: "Add a product (Idempotency-Key honoured)", permission: nil, body: ProductInput.self,
-                  response: Product.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
-            let product = try input.validated(creating: true)
-            let owner = try scope.owner(for: product.ownerId, request: request)
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        let row = try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_products (tenant_id, owner_id, sku, name, unit_price, currency)
-                            VALUES (\(transaction.tenantID), \(owner), \(product.sku ?? ""), \(product.name ?? ""), \(product.unitPrice ?? 0), \(product.currency ?? ""))
-                            RETURNING \(unescaped: Product.columns)
-                            """, logger: transaction.logger
-                        ).collect().first
-                        guard let row else { throw AtriumError.internalError() }
-                        return try Product(row)
-                    }
-                }
-            }
+        OwnedRecordRoutes.create(
+            routes, "products", summary: "Add a product", body: ProductInput.self, response: Product.self,
+            validate: { try $0.validated(creating: true) }, owner: \.ownerId
+        ) { transaction, product, owner in
+            let row = try await transaction.connection.query(
+                """
+                INSERT INTO sales_products (tenant_id, owner_id, sku, name, unit_price, currency)
+                VALUES (\(transaction.tenantID), \(owner), \(product.sku ?? ""), \(product.name ?? ""), \(product.unitPrice ?? 0), \(product.currency ?? ""))
+                RETURNING \(unescaped: Product.columns)
+                """, logger: transaction.logger
+            ).collect().first
+            guard let row else { throw AtriumError.internalError() }
+            return try Product(row)
         }
 
         routes.on(.get, "products/{id}", summary: "One product", permission: nil, response: Product.self) { request in
@@ -131,20 +124,6 @@ struct ProductRoutes {
             }
         }
 
-        routes.on(.delete, "products/{id}", summary: "Remove a product no deal uses", permission: nil, response: NoContent.self,
-                  status: .noContent) { request in
-            let scope = try SalesScope.of(request)
-            let id = try request.uuidParameter("id")
-            try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let deleted = try await transaction.connection.query(
-                        "DELETE FROM sales_products WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) RETURNING 1",
-                        logger: transaction.logger
-                    ).collect()
-                    guard !deleted.isEmpty else { throw AtriumError.notFound("No such product you may change.") }
-                }
-            }
-            return NoContent()
-        }
+        OwnedRecordRoutes.delete(routes, "products/{id}", table: "sales_products", noun: "product you may change", summary: "Remove a product no deal uses")
     }
 }
