@@ -157,9 +157,28 @@ struct ImportRoutes {
 }
 
 /// RFC 4180 output: fields with a comma, quote or line break are quoted, quotes doubled.
+/// A field a spreadsheet would run as a formula (starting with `=`, `@`, or `+`/`-` not
+/// followed by a number such as a phone) is prefixed with `'`, so an exported file
+/// cannot carry formula injection into the reader's spreadsheet.
 enum CSVWriter {
+    static func neutralised(_ field: String) -> String {
+        guard let first = field.utf8.first else { return field }
+        switch first {
+        case UInt8(ascii: "="), UInt8(ascii: "@"), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
+            return "'" + field
+        case UInt8(ascii: "+"), UInt8(ascii: "-"):
+            let rest = field.utf8.dropFirst()
+            let numeric = !rest.isEmpty && rest.allSatisfy { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: " ")
+                || $0 == UInt8(ascii: "(") || $0 == UInt8(ascii: ")") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+            return numeric ? field : "'" + field
+        default:
+            return field
+        }
+    }
+
     static func appendRow(_ fields: [String], to buffer: inout ByteBuffer) {
-        for (index, field) in fields.enumerated() {
+        for (index, raw) in fields.enumerated() {
+            let field = neutralised(raw)
             if index > 0 { buffer.writeStaticString(",") }
             if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
                 buffer.writeString("\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"")

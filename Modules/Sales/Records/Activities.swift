@@ -91,6 +91,21 @@ struct ActivityRoutes {
             }
         }
 
+        routes.on(.get, "activities/{id}", summary: "One activity", permission: nil, response: Activity.self) { request in
+            let scope = try SalesScope.of(request)
+            let id = try request.uuidParameter("id")
+            return try await scope.transaction(request) { transaction in
+                let row = try await transaction.connection.query(
+                    """
+                    SELECT \(unescaped: Activity.columns) FROM sales_activities
+                    WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such activity.") }
+                return try Activity(row)
+            }
+        }
+
         routes.on(.patch, "activities/{id}", summary: "Correct an activity you logged", permission: nil, body: ActivityPatch.self,
                   response: Activity.self) { request, input in
             let scope = try SalesScope.of(request)

@@ -99,6 +99,11 @@ struct DealItemInput: Codable, Sendable {
     var unitPrice: Int64?
 }
 
+struct DealItemPatch: Codable, Sendable {
+    var quantity: Int32?
+    var unitPrice: Int64?
+}
+
 struct DealItemList: Codable, Sendable {
     var data: [DealItem]
 }
@@ -257,6 +262,27 @@ struct DealRoutes {
     }
 
     static func registerItemRemoval(_ routes: ModuleRoutes) {
+        routes.on(.patch, "deals/{id}/items/{item}", summary: "Change a line item's quantity or price", permission: nil,
+                  body: DealItemPatch.self, response: DealItem.self) { request, input in
+            let scope = try SalesScope.of(request)
+            let (id, item) = (try request.uuidParameter("id"), try request.uuidParameter("item"))
+            if let quantity = input.quantity, quantity <= 0 { throw AtriumError.validation(field: "quantity", "must be positive") }
+            if let price = input.unitPrice, price < 0 { throw AtriumError.validation(field: "unit_price", "must not be negative") }
+            return try await scope.transaction(request) { transaction in
+                _ = try await Self.find(id, scope: scope, on: transaction)
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_deal_items SET quantity = coalesce(\(input.quantity), quantity), unit_price = coalesce(\(input.unitPrice), unit_price)
+                    WHERE id = \(item) AND deal_id = \(id) RETURNING id, product_id, quantity, unit_price
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let (itemID, product, quantity, price) = try row?.decode((UUID, UUID, Int32, Int64).self) else {
+                    throw AtriumError.notFound("No such line item.")
+                }
+                return DealItem(id: itemID, productId: product, quantity: quantity, unitPrice: price)
+            }
+        }
+
         routes.on(.delete, "deals/{id}/items/{item}", summary: "Remove a line item from a deal", permission: nil, response: NoContent.self,
                   status: .noContent) { request in
             let scope = try SalesScope.of(request)

@@ -49,6 +49,12 @@ struct CSVReaderTests {
         #expect(stray[2].problem == "characters after a closing quote")
     }
 
+    @Test func exportedFieldsCannotRunAsSpreadsheetFormulas() {
+        var buffer = ByteBuffer()
+        CSVWriter.appendRow(["=HYPERLINK(\"x\")", "@SUM(A1)", "+1 555 0100", "-12.5", "+cmd", "plain, with comma"], to: &buffer)
+        #expect(String(buffer: buffer) == "\"'=HYPERLINK(\"\"x\"\")\",'@SUM(A1),+1 555 0100,-12.5,'+cmd,\"plain, with comma\"\r\n")
+    }
+
     @Test func copyTextEscapesWhatCOPYWouldMisread() {
         var buffer = ByteBuffer()
         CopyText.appendRow(line: 7, values: ["a\tb", nil, "back\\slash\nnew\rline"], to: &buffer)
