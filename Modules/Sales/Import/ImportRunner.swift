@@ -270,6 +270,8 @@ struct ImportRunner: Sendable {
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await connection.query(
                 "UPDATE sales_imports SET state = 'failed', failure = \(reason), finished_at = now() WHERE id = \(importID)", logger: logger)
+            // A failed import is not resumed (a retry uploads again), so its file goes.
+            try await connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
         }
         logger.warning("import failed", metadata: ["import.id": "\(importID)", "reason": "\(reason)"])
     }

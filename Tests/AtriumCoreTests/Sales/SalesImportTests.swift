@@ -84,6 +84,13 @@ struct SalesImportTests {
             #expect(status["first_errors"]?.array?.first?["line"] == 3)
             let contacts = try await client.send(.get, "\(Self.base)/contacts", token: team.ann)
             #expect(json(contacts)["data"]?.array?.isEmpty == true)
+            // Nothing of the failed import's file is kept.
+            let chunks = try await team.db.withOwner { connection in
+                try await connection.withTenantTransaction(team.tenant.id, logger: TestDatabase.logger) { connection in
+                    try await connection.query("SELECT count(*)::int FROM sales_import_chunks", logger: TestDatabase.logger).collect().first?.decode(Int.self)
+                }
+            }
+            #expect(chunks == 0)
             // A file without the key column fails with a clear reason.
             let headless = try await importFile(client, team, token: team.ann, "name,phone\nx,1\n", query: "entity=contacts")
             #expect(headless["state"]?.string == "failed")
