@@ -72,12 +72,8 @@ public struct Invoices: Sendable {
             try await writeLines(invoiceID: id, period: period, tenantID: tenantID, spans: spans, plan: plan, on: connection)
             logger.info("invoice drafted", metadata: ["invoice.number": "\(number)"])
         }
-        let existing = try await connection.query(
-            "SELECT id FROM invoices WHERE period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date", logger: logger
-        ).collect().first?.decode(UUID.self)
-        guard let id = inserted ?? existing, let invoice = try await find(id, on: connection) else {
-            throw AtriumError.notFound("No invoice for \(InvoiceCalculation.label(period)).")
-        }
+        let found = if let inserted { try await find(inserted, on: connection) } else { try await find(period: period, on: connection) }
+        guard let invoice = found else { throw AtriumError.notFound("No invoice for \(InvoiceCalculation.label(period)).") }
         return Closing(invoice: invoice, created: inserted != nil)
     }
 

@@ -124,9 +124,22 @@ struct ListFilter: Sendable {
         }
     }
 
+    /// The page of `fetched` (which holds one row more than the limit when there is a
+    /// next page) and the cursor of the next page.
+    func page<Record: KeysetRecord>(_ fetched: [Record]) -> (rows: [Record], next: String?) {
+        let rows = Array(fetched.prefix(limit))
+        return (rows, next(fetched: fetched.count, lastTime: rows.last?.updatedAt, lastID: rows.last?.id))
+    }
+
     /// The cursor of the next page, when there is one (`fetched` counts the extra row).
-    func next(fetched: Int, lastTime: Date?, lastID: UUID?) -> String? {
+    private func next(fetched: Int, lastTime: Date?, lastID: UUID?) -> String? {
         guard fetched > limit, let lastTime, let lastID else { return nil }
         return PageCursor([String(lastTime.timeIntervalSince1970), lastID.uuidString]).encoded
     }
+}
+
+/// A record listed in (updated_at, id) order.
+protocol KeysetRecord {
+    var id: UUID { get }
+    var updatedAt: Date { get }
 }

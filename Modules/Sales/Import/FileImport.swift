@@ -66,23 +66,19 @@ public struct SalesFileImport: Sendable {
         }
         let total = Int64((try? FileManager.default.attributesOfItem(atPath: file.path())[.size] as? NSNumber)?.int64Value ?? 0)
         let (tenantID, ownerEmail, logger) = (tenantID, ownerEmail, logger)
-        let (ownerID, ownerName, importID) = try await database.withTenantTransaction(tenantID, logger: logger) { connection in
-            try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
-            let owner = try await connection.query(
-                """
-                SELECT u.id, u.email FROM users u
-                WHERE u.status = 'active' AND (CASE WHEN \(ownerEmail)::text IS NULL
-                    THEN EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id AND r.role = 'owner') ELSE lower(u.email) = lower(\(ownerEmail)) END)
-                ORDER BY u.created_at LIMIT 1
-                """, logger: logger
-            ).collect().first?.decode((UUID, String).self)
-            guard let (ownerID, email) = owner else {
-                throw ConfigurationError(ownerEmail.map { "no active user \($0) in this tenant" } ?? "the tenant has no active owner; pass --owner EMAIL")
-            }
-            try await connection.query("SELECT set_config('app.principal_id', \(ownerID.uuidString.lowercased()), true)", logger: logger)
-            let created = try await SalesImport.create(
-                settings: withMapping, ownerID: ownerID, seesAll: true, idempotencyKey: nil, tenantID: tenantID, on: connection, logger: logger)
-            return (ownerID, email, created.id)
+        let users = UserStore(logger: logger)
+        let owner = try await database.withTenantTransaction(tenantID, logger: logger) { connection -> User? in
+            if let ownerEmail { return try await users.find(email: ownerEmail, on: connection).flatMap { $0.status == "active" ? $0 : nil } }
+            return try await users.list(on: connection).filter { $0.status == "active" && $0.roles.contains("owner") }.min { $0.createdAt < $1.createdAt }
+        }
+        guard let owner else {
+            throw ConfigurationError(ownerEmail.map { "no active user \($0) in this tenant" } ?? "the tenant has no active owner; pass --owner EMAIL")
+        }
+        let (ownerID, ownerName) = (owner.id, owner.email)
+        let importID = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+            try await SalesImport.create(
+                settings: withMapping, ownerID: ownerID, seesAll: true, idempotencyKey: nil, tenantID: tenantID, on: connection, logger: logger
+            ).id
         }
         let bytesRead = Atomic<Int64>(0)
         // Pulled one chunk at a time, so the file is never read ahead of the import.

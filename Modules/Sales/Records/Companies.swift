@@ -4,7 +4,7 @@ import HTTPTypes
 import PostgresNIO
 
 /// An organisation the tenant sells to; `domain` is its natural key.
-struct Company: Codable, Sendable {
+struct Company: Codable, Sendable, KeysetRecord {
     var id: UUID
     var ownerId: UUID
     var name: String
@@ -69,8 +69,8 @@ struct CompanyRoutes {
                     """, logger: transaction.logger
                 ).collect()
                 let companies = try rows.map(Company.init)
-                let page = Array(companies.prefix(filter.limit))
-                return CompanyList(data: page, nextCursor: filter.next(fetched: companies.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+                let page = filter.page(companies)
+                return CompanyList(data: page.rows, nextCursor: page.next)
             }
         }
 

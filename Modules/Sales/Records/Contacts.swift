@@ -4,7 +4,7 @@ import HTTPTypes
 import PostgresNIO
 
 /// A person the tenant sells to.
-struct Contact: Codable, Sendable {
+struct Contact: Codable, Sendable, KeysetRecord {
     var id: UUID
     var ownerId: UUID
     var firstName: String
@@ -87,8 +87,8 @@ struct ContactRoutes {
                     """, logger: transaction.logger
                 ).collect()
                 let contacts = try rows.map(Contact.init)
-                let page = Array(contacts.prefix(filter.limit))
-                return ContactList(data: page, nextCursor: filter.next(fetched: contacts.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+                let page = filter.page(contacts)
+                return ContactList(data: page.rows, nextCursor: page.next)
             }
         }
 

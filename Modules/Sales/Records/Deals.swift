@@ -5,7 +5,7 @@ import PostgresNIO
 
 /// An opportunity moving through the pipeline. Moving it to another stage records a
 /// `stage_change` activity in the same transaction.
-struct Deal: Codable, Sendable {
+struct Deal: Codable, Sendable, KeysetRecord {
     var id: UUID
     var ownerId: UUID
     var title: String
@@ -133,8 +133,8 @@ struct DealRoutes {
                     """, logger: transaction.logger
                 ).collect()
                 let deals = try rows.map(Deal.init)
-                let page = Array(deals.prefix(filter.limit))
-                return DealList(data: page, nextCursor: filter.next(fetched: deals.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+                let page = filter.page(deals)
+                return DealList(data: page.rows, nextCursor: page.next)
             }
         }
 

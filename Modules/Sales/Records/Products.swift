@@ -5,7 +5,7 @@ import PostgresNIO
 
 /// An item of the tenant's catalog; `sku` is its natural key. Everyone in the tenant
 /// reads the catalog; its owner or a manager changes an entry.
-struct Product: Codable, Sendable {
+struct Product: Codable, Sendable, KeysetRecord {
     var id: UUID
     var ownerId: UUID
     var sku: String
@@ -70,8 +70,8 @@ struct ProductRoutes {
                     """, logger: transaction.logger
                 ).collect()
                 let products = try rows.map(Product.init)
-                let page = Array(products.prefix(filter.limit))
-                return ProductList(data: page, nextCursor: filter.next(fetched: products.count, lastTime: page.last?.updatedAt, lastID: page.last?.id))
+                let page = filter.page(products)
+                return ProductList(data: page.rows, nextCursor: page.next)
             }
         }
 

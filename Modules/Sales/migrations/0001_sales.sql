@@ -188,20 +188,45 @@ CREATE TABLE sales_idempotency (
     PRIMARY KEY (tenant_id, key, principal_id)
 );
 
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['sales_companies', 'sales_contacts', 'sales_products', 'sales_deals', 'sales_deal_items',
-                             'sales_activities', 'sales_imports', 'sales_import_chunks', 'sales_import_errors', 'sales_idempotency'] LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant())', t);
-    END LOOP;
-    FOREACH t IN ARRAY ARRAY['sales_companies', 'sales_contacts', 'sales_deals', 'sales_deal_items', 'sales_activities', 'sales_imports'] LOOP
-        EXECUTE format('CREATE POLICY owner_scope ON %I AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id))', t);
-    END LOOP;
-END $$;
+-- Every table: forced row-level security, one tenant per transaction.
+ALTER TABLE sales_companies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_companies FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_companies USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_contacts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_contacts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_contacts USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_products ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_products FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_products USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_deals ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_deals FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_deals USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_deal_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_deal_items FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_deal_items USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_activities ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_activities FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_activities USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_imports ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_imports FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_imports USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_import_chunks ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_import_chunks FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_import_chunks USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_import_errors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_import_errors FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_import_errors USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+ALTER TABLE sales_idempotency ENABLE ROW LEVEL SECURITY;
+ALTER TABLE sales_idempotency FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON sales_idempotency USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+
+-- Owned records: the caller's own rows only, unless the module set app.sales_scope = 'any'.
+CREATE POLICY owner_scope ON sales_companies AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
+CREATE POLICY owner_scope ON sales_contacts AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
+CREATE POLICY owner_scope ON sales_deals AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
+CREATE POLICY owner_scope ON sales_deal_items AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
+CREATE POLICY owner_scope ON sales_activities AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
+CREATE POLICY owner_scope ON sales_imports AS RESTRICTIVE USING (sales_visible(owner_id)) WITH CHECK (sales_visible(owner_id));
 
 -- Products are the tenant's catalog: everyone in the tenant reads them (deals of every
 -- rep refer to them); only their owner, or a manager, changes them.
