@@ -38,4 +38,10 @@ failed="$(grep -E '^✘ Test .* failed after' "$log" | grep -vc '^✘ Test run w
 if [ -n "$summary" ]; then
   echo "$((total - failed)) passed, $failed failed"
 fi
+# A run that executed no test proves nothing: a filter that matched nothing, or a
+# runner that never started, is a failure.
+if [ "$status" -eq 0 ] && { [ -z "$summary" ] || [ "${total:-0}" -eq 0 ]; }; then
+  echo "no test ran" >&2
+  exit 1
+fi
 exit "$status"

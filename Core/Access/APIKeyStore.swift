@@ -36,7 +36,7 @@ public struct APIKeyStore: Sendable {
     public func create(
         tenantID: UUID, name: String, permissions: [String], expiresAt: Date?, createdBy: String, on connection: PostgresConnection
     ) async throws -> CreatedKey {
-        guard (1...100).contains(name.count) else { throw AtriumError.validation(field: "name", "must be 1-100 characters") }
+        guard (1...100).contains(InputDomain.length(name)) else { throw AtriumError.validation(field: "name", "must be 1-100 characters") }
         if let expiresAt, expiresAt <= Date() { throw AtriumError.validation(field: "expires_at", "must be in the future") }
         let id = UUID()
         let secret = SecureRandom.base64URL(bytes: 32)

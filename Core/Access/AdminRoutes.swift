@@ -107,7 +107,10 @@ struct AdminRoutes {
                 let userID = try request.uuidParameter("id")
                 return try await request.transaction { transaction in
                     try await users.requireExists(userID, on: transaction.connection)
-                    if status == "disabled" { try await roles.ensureAnotherOwner(than: userID, on: transaction.connection) }
+                    if status == "disabled" {
+                        try await roles.requireOwnerAuthority(over: userID, principal: principal, on: transaction.connection)
+                        try await roles.ensureAnotherOwner(than: userID, on: transaction.connection)
+                    }
                     if try await users.setStatus(status, userID: userID, on: transaction.connection) {
                         try await Self.audit("user.\(status == "disabled" ? "disabled" : "enabled")", request, principal, subject: userID.uuidString.lowercased(), transaction)
                     }
@@ -132,6 +135,7 @@ struct AdminRoutes {
             let userID = try request.uuidParameter("id")
             try await request.transaction { transaction in
                 try await users.requireExists(userID, on: transaction.connection)
+                try await roles.requireOwnerAuthority(over: userID, principal: principal, on: transaction.connection)
                 let ended = try await identity.sessions.revokeAll(userID: userID, reason: "ended_by_admin", on: transaction.connection)
                 try await Self.audit("sessions.revoked", request, principal, subject: userID.uuidString.lowercased(), details: ["count": .number(Double(ended))], transaction)
             }

@@ -118,6 +118,19 @@ public struct RoleStore: Sendable {
         }
     }
 
+    /// 403 unless `principal` may act on `userID` as on an owner: disabling an owner or
+    /// ending an owner's sessions takes `kernel.owners.manage`, which only owners hold,
+    /// so an admin cannot lock the tenant's owners out.
+    public func requireOwnerAuthority(over userID: UUID, principal: Principal, on connection: PostgresConnection) async throws {
+        guard !principal.has("kernel.owners.manage") else { return }
+        let isOwner = try await !connection.query(
+            "SELECT 1 FROM user_roles WHERE user_id = \(userID) AND role = 'owner'", logger: logger
+        ).collect().isEmpty
+        if isOwner {
+            throw AtriumError.forbidden(code: "permission_denied", "acting on an owner requires the 'kernel.owners.manage' permission")
+        }
+    }
+
     private func requireUser(_ userID: UUID, on connection: PostgresConnection) async throws {
         guard try await !connection.query("SELECT 1 FROM users WHERE id = \(userID)", logger: logger).collect().isEmpty else {
             throw AtriumError.notFound("No such user.")

@@ -25,6 +25,10 @@ public struct Metering: Sendable {
     let logger: Logger
 
     /// The kernel's own meters.
+    /// The largest quantity one event may carry (10^12). Bounded so that a month's
+    /// counter, a sum in `bigint`, stays millions of maximal events away from overflow.
+    public static let maximumQuantity: Int64 = 1_000_000_000_000
+
     public static let kernelMeters = [MeterDefinition("kernel.api_calls", aggregation: .count, unit: "request")]
 
     /// Every meter this binary records: the kernel's, the modules' and the plan catalog's.
@@ -53,7 +57,9 @@ public struct Metering: Sendable {
             logger.error("usage recorded for an undeclared meter", metadata: ["meter": "\(meter)"])
             throw AtriumError.internalError()
         }
-        guard quantity >= 0 else { throw AtriumError.validation(field: "quantity", "must not be negative") }
+        guard (0...Self.maximumQuantity).contains(quantity) else {
+            throw AtriumError.validation(field: "quantity", "must be from 0 to \(Self.maximumQuantity)")
+        }
         if let quota {
             guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
             else { return false }

@@ -36,8 +36,10 @@ extension Metering {
         var errors: [AtriumError.FieldError] = []
         for (index, event) in events.enumerated() {
             if meters[event.meter] == nil { errors.append(.init(field: "events[\(index)].meter", message: "'\(event.meter)' is not a declared meter")) }
-            if (event.quantity ?? 1) < 0 { errors.append(.init(field: "events[\(index)].quantity", message: "must not be negative")) }
-            if !(1...200).contains(event.idempotencyKey.count) {
+            if !(0...Metering.maximumQuantity).contains(event.quantity ?? 1) {
+                errors.append(.init(field: "events[\(index)].quantity", message: "must be from 0 to \(Metering.maximumQuantity)"))
+            }
+            if !(1...200).contains(InputDomain.length(event.idempotencyKey)) {
                 errors.append(.init(field: "events[\(index)].idempotency_key", message: "must be 1 to 200 characters"))
             }
         }

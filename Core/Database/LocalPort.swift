@@ -1,8 +1,8 @@
 import Foundation
 
 /// Finds a free TCP port on the loopback interface by letting the kernel choose one.
-enum LocalPort {
-    static func free() throws -> Int {
+public enum LocalPort {
+    public static func free() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw ConfigurationError("cannot open a socket to find a free port") }
         defer { close(fd) }

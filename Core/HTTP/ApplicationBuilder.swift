@@ -57,7 +57,9 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     }
     router.add(middleware: HTTPMetricsMiddleware(registry: dependencies.metrics))
     router.add(middleware: AccessLogMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    let routeMethods = RouteMethods()
+    router.add(middleware: ProblemMiddleware(routeMethods: routeMethods))
+    router.add(middleware: QueryDomainMiddleware())
     router.add(middleware: BodyLimitMiddleware(maxBodySize: server.maxBodySize))
 
     let collector = OperationCollector()
@@ -108,6 +110,11 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
                          services: services, collector: collector))
     }
 
+    routeMethods.load(collector.operations + [
+        OperationRecord(
+            method: .get, path: "/v1/openapi.json", summary: "", tag: "", permission: nil, authenticated: false, query: [], requestBody: nil,
+            response: nil, successStatus: 200),
+    ])
     let document = OpenAPIDocument.build(operations: collector.operations, version: AtriumVersion.kernel)
     let documentBody: ByteBuffer
     let plainEncoder = JSONEncoder()

@@ -10,10 +10,20 @@ public enum AtriumJSON {
         return encoder
     }
 
+    /// What a time the decoder refuses is told (a real RFC 3339 time, years 1 to 9999).
+    public static let timeProblem = "must be an RFC 3339 time (2024-05-01T12:30:00Z) in years 1 to 9999"
+
     public static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = InputDomain.parseTimestamp(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: timeProblem)
+            }
+            return date
+        }
         return decoder
     }
 }

@@ -56,7 +56,7 @@ struct HealthRoutes {
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
 
-        document("/metrics", "Prometheus metrics in the text exposition format", response: String.self)
+        document("/metrics", "Prometheus metrics in the text exposition format", response: String.self, contentType: "text/plain; version=0.0.4")
         router.get("metrics") { _, context -> Response in
             await Self.refreshGauges(dependencies, logger: context.logger)
             let text = dependencies.metrics.emitToBuffer()
@@ -65,9 +65,11 @@ struct HealthRoutes {
         }
     }
 
-    private func document<Output: Decodable>(_ path: String, _ summary: String, response: Output.Type) {
-        collector.add(OperationRecord(method: .get, path: path, summary: summary, tag: "operations", permission: nil, authenticated: false,
-                                      query: [], requestBody: nil, response: SchemaReflector.schema(for: Output.self), successStatus: 200))
+    private func document<Output: Decodable>(_ path: String, _ summary: String, response: Output.Type, contentType: String = "application/json") {
+        var record = OperationRecord(method: .get, path: path, summary: summary, tag: "operations", permission: nil, authenticated: false,
+                                     query: [], requestBody: nil, response: SchemaReflector.schema(for: Output.self), successStatus: 200)
+        record.responseContentType = contentType
+        collector.add(record)
     }
 
     /// Job counts are read at scrape time so every process reports the shared queue.

@@ -1,3 +1,4 @@
+import Foundation
 public import HTTPTypes
 public import Hummingbird
 
@@ -47,6 +48,7 @@ public final class ModuleRoutes {
             method, path, summary: summary, permission: permission, query: [], body: SchemaReflector.schema(for: Input.self),
             response: response, status: status
         ) { request in
+            try Self.requireJSON(request.request)
             let input = try await AtriumRequestDecoder().decode(Input.self, from: request.request, maxSize: request.maxUploadSize)
             return try await handler(request, input)
         }
@@ -72,6 +74,19 @@ public final class ModuleRoutes {
             let tenantRequest = try Self.tenantRequest(request, context: context, services: services)
             if let permission { try tenantRequest.require(permission) }
             return try await handler(tenantRequest)
+        }
+    }
+
+    /// 415 for a body declared as anything but JSON (`application/json` or a `+json`
+    /// type); a body without a Content-Type is read as JSON.
+    static func requireJSON(_ request: Request) throws {
+        guard let declared = request.headers[.contentType] else { return }
+        let type = declared.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")) else {
+            throw AtriumError(
+                status: .unsupportedMediaType, code: "unsupported_media_type", title: "Unsupported media type",
+                detail: "This route takes application/json, not \(type.isEmpty ? "an empty Content-Type" : type).",
+                headers: [.accept: "application/json"])
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The list conventions: `?limit=` from 1 to 200, 50 by default.
 public enum Pagination {
@@ -33,11 +33,40 @@ public struct PageCursor: Sendable, Equatable {
     /// Decodes `?cursor=`; 422 when it was not issued by us or has `count` values.
     public static func decode(_ text: String?, count: Int) throws(AtriumError) -> PageCursor? {
         guard let text else { return nil }
+        // Cursors we issue are short; anything long is junk not worth decoding.
+        guard text.utf8.count <= 512 else { throw .validation(field: "cursor", "is not a cursor this list issued") }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64), let values = try? JSONDecoder().decode([String].self, from: data), values.count == count else {
             throw .validation(field: "cursor", "is not a cursor this list issued")
         }
         return PageCursor(values)
+    }
+}
+
+/// The cursor of lists ordered by (time, id), such as `updated_at, id`: the position
+/// after the last row of a page. Its time is checked to be one PostgreSQL can store
+/// before it goes anywhere near the driver, which traps on a `Date` out of range.
+public struct KeysetCursor: Sendable, Equatable {
+    public var time: Date
+    public var id: UUID
+
+    public init(time: Date, id: UUID) {
+        self.time = time
+        self.id = id
+    }
+
+    public var encoded: String {
+        PageCursor([String(time.timeIntervalSince1970), id.uuidString.lowercased()]).encoded
+    }
+
+    /// Decodes `?cursor=`; 422 `validation_failed` (field `cursor`) for anything this
+    /// list could not have issued, including a time outside years 1 to 9999.
+    public static func decode(_ text: String?) throws(AtriumError) -> KeysetCursor? {
+        guard let cursor = try PageCursor.decode(text, count: 2) else { return nil }
+        guard let seconds = Double(cursor.values[0]), let id = UUID(uuidString: cursor.values[1]),
+            InputDomain.isStorable(Date(timeIntervalSince1970: seconds))
+        else { throw .validation(field: "cursor", "is not a cursor this list issued") }
+        return KeysetCursor(time: Date(timeIntervalSince1970: seconds), id: id)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import PostgresNIO
@@ -10,6 +11,8 @@ import PostgresNIO
 /// unexpected error's details go to the log only.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
+    /// The routes' methods, for answering 405 rather than 404 to a known path.
+    var routeMethods = RouteMethods()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -18,10 +21,25 @@ struct ProblemMiddleware: RouterMiddleware {
             return try error.response(from: request, context: context)
         } catch let error as DecodingError {
             return try AtriumRequestDecoder.problem(for: error).response(from: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound && !routeMethods.allowed(for: request.uri.path).isEmpty {
+            let allowed = routeMethods.allowed(for: request.uri.path)
+            var problem = AtriumError(
+                status: .methodNotAllowed, code: "method_not_allowed", title: "Method not allowed",
+                detail: "\(request.uri.path) answers \(allowed.joined(separator: ", ")), not \(request.method.rawValue).")
+            problem.headers[.allow] = allowed.joined(separator: ", ")
+            return try problem.response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.problem(for: error, path: request.uri.path).response(from: request, context: context)
         } catch let error as PSQLError where AtriumError.fromDatabaseRule(error) != nil {
             return try (AtriumError.fromDatabaseRule(error) ?? .internalError()).response(from: request, context: context)
+        } catch let error as PSQLError where DatabaseProblems.problem(for: error) != nil {
+            // The edge let a value through that the database refused: the client's input, but
+            // a check the kernel or a module should make earlier, so it is logged.
+            context.logger.warning("database refused a value", metadata: [
+                "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")", "constraint": "\(error.serverInfo?[.constraintName] ?? "")",
+                "error": "\(error.serverInfo?[.message] ?? "")",
+            ])
+            return try (DatabaseProblems.problem(for: error) ?? .internalError()).response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try AtriumError.internalError().response(from: request, context: context)

@@ -47,6 +47,26 @@ public struct TenantRequest: Sendable {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// A query parameter holding an RFC 3339 time (`?updated_since=`); 422 naming it
+    /// unless it is a real time in years 1 to 9999.
+    public func timeQuery(_ name: String) throws -> Date? {
+        guard let text = query(name) else { return nil }
+        guard let date = InputDomain.parseTimestamp(text) else { throw AtriumError.validation(field: name, AtriumJSON.timeProblem) }
+        return date
+    }
+
+    /// A query parameter holding an id; 422 naming it unless it is a UUID.
+    public func uuidQuery(_ name: String) throws -> UUID? {
+        guard let text = query(name) else { return nil }
+        guard let id = UUID(uuidString: text) else { throw AtriumError.validation(field: name, "is not an id") }
+        return id
+    }
+
+    /// The `?cursor=` of a list ordered by (time, id).
+    public func keysetCursor() throws -> KeysetCursor? {
+        try KeysetCursor.decode(query("cursor"))
+    }
+
     /// The `?limit=` of a list route (1-200, default 50; 422 otherwise).
     public func limit() throws -> Int {
         try Pagination.limit(query("limit"))

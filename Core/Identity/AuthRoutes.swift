@@ -199,7 +199,7 @@ struct AuthRoutes {
         routes.on(.patch, "auth/me", summary: "Change the caller's profile", permission: nil, body: ProfileUpdate.self, response: Me.self) {
             request, input in
             let principal = try request.requirePrincipal()
-            if let name = input.displayName, name.count > 200 { throw AtriumError.validation(field: "display_name", "must be at most 200 characters") }
+            if let name = input.displayName, InputDomain.length(name) > 200 { throw AtriumError.validation(field: "display_name", "must be at most 200 characters") }
             let user = try await request.transaction { transaction in
                 try await transaction.connection.query(
                     "UPDATE users SET display_name = \(input.displayName), updated_at = now() WHERE id = \(principal.id)", logger: transaction.logger)

@@ -17,7 +17,7 @@ enum Validation {
                 at = count
             case UInt8(ascii: "."):
                 if at >= 0 && count > at + 1 { dotAfterAt = true }
-            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"), 0x0B, 0x0C, 0:
                 return false
             default:
                 break
@@ -36,19 +36,20 @@ enum Validation {
         return needsWork ? text.trimmingCharacters(in: .whitespaces).lowercased() : text
     }
 
-    /// Whether `text` has at most `limit` characters, counting only when it could not.
+    /// Whether `text` has at most `limit` characters as PostgreSQL counts them (code
+    /// points), counting only when it could not.
     static func fits(_ text: String?, _ limit: Int) -> Bool {
         guard let text else { return true }
-        return text.utf8.count <= limit || text.count <= limit
+        return text.utf8.count <= limit || InputDomain.length(text) <= limit
     }
 
     static func isDomain(_ text: String) -> Bool {
-        text.count <= 253 && text.range(of: "^[a-z0-9.-]+\\.[a-z]{2,}$", options: .regularExpression) != nil
+        text.utf8.count <= 253 && text.range(of: "^[a-z0-9.-]+\\.[a-z]{2,}\\z", options: .regularExpression) != nil
     }
 
     static func tagsProblem(_ tags: [String]) -> String? {
         if tags.count > 20 { return "at most 20 tags" }
-        if tags.contains(where: { $0.isEmpty || $0.count > 50 }) { return "tags are 1 to 50 characters" }
+        if tags.contains(where: { $0.isEmpty || InputDomain.length($0) > 50 }) { return "tags are 1 to 50 characters" }
         return nil
     }
 
@@ -81,7 +82,7 @@ enum Validation {
     }
 
     static func isCurrency(_ text: String) -> Bool {
-        text.count == 3 && text.allSatisfy { $0.isASCII && $0.isUppercase }
+        text.utf8.count == 3 && text.utf8.allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
     }
 
     static func uuid(_ text: String, field: String) throws -> UUID {
@@ -107,21 +108,14 @@ struct ListFilter: Sendable {
         search.map { "%" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%" }
     }
 
-    init(_ request: TenantRequest, sortKeyCount: Int) throws {
+    init(_ request: TenantRequest) throws {
         limit = try request.limit()
-        owner = try request.query("owner").map { try Validation.uuid($0, field: "owner") }
-        updatedSince = try request.query("updated_since").map { text in
-            guard let date = try? Date(text, strategy: .iso8601) else { throw AtriumError.validation(field: "updated_since", "must be an RFC 3339 time") }
-            return date
-        }
+        owner = try request.uuidQuery("owner")
+        updatedSince = try request.timeQuery("updated_since")
         search = request.query("q").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) }
-        if let cursor = try PageCursor.decode(request.query("cursor"), count: sortKeyCount) {
-            guard let seconds = Double(cursor.values[0]), let id = UUID(uuidString: cursor.values[1]) else {
-                throw AtriumError.validation(field: "cursor", "is not a cursor this list issued")
-            }
-            afterTime = Date(timeIntervalSince1970: seconds)
-            afterID = id
-        }
+        let cursor = try request.keysetCursor()
+        afterTime = cursor?.time
+        afterID = cursor?.id
     }
 
     /// The page of `fetched` (which holds one row more than the limit when there is a
@@ -134,7 +128,7 @@ struct ListFilter: Sendable {
     /// The cursor of the next page, when there is one (`fetched` counts the extra row).
     private func next(fetched: Int, lastTime: Date?, lastID: UUID?) -> String? {
         guard fetched > limit, let lastTime, let lastID else { return nil }
-        return PageCursor([String(lastTime.timeIntervalSince1970), lastID.uuidString]).encoded
+        return KeysetCursor(time: lastTime, id: lastID).encoded
     }
 }
 

@@ -134,7 +134,15 @@ struct AuthFlowTests {
             var rejected: [String: String] = [:]
             rejected["wrong kid"] = encode(#"{"alg":"EdDSA","typ":"JWT","kid":"atr-unknown"}"#) + "." + parts[1] + "." + parts[2]
             rejected["alg none"] = encode(#"{"alg":"none","typ":"JWT","kid":"\#(kid)"}"#) + "." + parts[1] + "."
-            rejected["tampered payload"] = parts[0] + "." + encode(#"{"sub":"\#(UUID().uuidString.lowercased())","tid":"\#(acme.id.uuidString.lowercased())","sid":"x","iat":1,"exp":4102444800}"#) + "." + parts[2]
+            // Tampered: the live token's own claims (its session is valid) with a later expiry,
+            // under the original signature, so only the signature check can refuse it.
+            let payloadData = try #require(Data(base64Encoded: parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+                + String(repeating: "=", count: (4 - parts[1].count % 4) % 4)))
+            var claims = try #require(try JSONSerialization.jsonObject(with: payloadData) as? [String: Any])
+            let liveSession = try #require((claims["sid"] as? String).flatMap(UUID.init(uuidString:)))
+            claims["exp"] = ((claims["exp"] as? Double) ?? 0) + 3_600
+            let tamperedPayload = try JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])
+            rejected["tampered payload"] = parts[0] + "." + encode(String(decoding: tamperedPayload, as: UTF8.self)) + "." + parts[2]
             // HS256 signed with the public key as the HMAC secret (the classic confusion attack).
             let jwks = try await identity.keyring.jwks()
             let x = try #require(jwks["keys"]?.array?.first?["x"]?.string)
@@ -143,7 +151,8 @@ struct AuthFlowTests {
             rejected["HS256 with public key"] = hsHeader + "." + parts[1] + "." + Data(mac).base64EncodedString()
                 .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
             // Expired: a correctly signed token whose exp has passed.
-            let expiredClaims = AccessTokenClaims(userID: user.id, tenantID: acme.id, sessionID: UUID(), issuedAt: Date().addingTimeInterval(-3600), lifetime: 60)
+            // Expired: correctly signed, for the live session, so only the expiry check refuses it.
+            let expiredClaims = AccessTokenClaims(userID: user.id, tenantID: acme.id, sessionID: liveSession, issuedAt: Date().addingTimeInterval(-3600), lifetime: 60)
             rejected["expired"] = try await identity.keyring.sign(expiredClaims)
             // Another tenant's valid token on this tenant's path.
             rejected["other tenant"] = try await client.login("globex", "user@globex.test", "right-password").access

@@ -72,8 +72,14 @@ struct OIDCLoginTests {
         let access = try #require(tokens?["access_token"] as? String)
         let me = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: access)
         #expect(String(decoding: me.body, as: UTF8.self).contains("alice@acme.test"))
-        // Linked now: the same subject logs in again even without an email claim.
-        #expect(try await login(as: "alice-sub").status == 200)
+        // Linked now: the same subject logs in again even without an email claim (the
+        // provider's claims for her are replaced by ones that carry none).
+        #expect(try await HTTP.put("\(issuer)/users/alice-sub", json: #"{"name":"Alice"}"#).status < 300)
+        let again = try await login(as: "alice-sub")
+        #expect(again.status == 200, "\(String(decoding: again.body, as: UTF8.self))")
+        let againTokens = try JSONSerialization.jsonObject(with: again.body) as? [String: Any]
+        let againMe = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: try #require(againTokens?["access_token"] as? String))
+        #expect(String(decoding: againMe.body, as: UTF8.self).contains("alice@acme.test"), "the subject's link, not an email, found her account")
 
         // An unverified email does not take over an existing account.
         #expect(try await HTTP.put("\(issuer)/users/mallory", json: #"{"email":"alice@acme.test","email_verified":false}"#).status < 300)

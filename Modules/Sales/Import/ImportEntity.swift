@@ -50,15 +50,15 @@ struct ImportEntity: Sendable {
         values[0] = values[0].map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let domain = values[0], !domain.isEmpty else { return "domain is required" }
         guard Validation.isDomain(domain) else { return "domain '\(domain.prefix(80))' is not a domain name" }
-        guard let name = values[1], !name.isEmpty, name.count <= 300 else { return "name is required (at most 300 characters)" }
+        guard let name = values[1], !name.isEmpty, InputDomain.length(name) <= 300 else { return "name is required (at most 300 characters)" }
         return nil
     }
 
     static let products = ImportEntity(name: .products, fields: ["sku", "name", "unit_price", "currency"], key: "sku") { values in
         values[0] = values[0].map { $0.trimmingCharacters(in: .whitespaces) }
-        guard let sku = values[0], !sku.isEmpty, sku.count <= 100 else { return "sku is required (at most 100 characters)" }
-        guard let name = values[1], !name.isEmpty, name.count <= 300 else { return "name is required (at most 300 characters)" }
-        guard let price = values[2].flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }), price >= 0 else {
+        guard let sku = values[0], !sku.isEmpty, InputDomain.length(sku) <= 100 else { return "sku is required (at most 100 characters)" }
+        guard let name = values[1], !name.isEmpty, InputDomain.length(name) <= 300 else { return "name is required (at most 300 characters)" }
+        guard let price = values[2].flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }), (0...InputDomain.maximumAmount).contains(price) else {
             return "unit_price must be a whole number of minor units"
         }
         values[2] = String(price)
@@ -72,10 +72,10 @@ struct ImportEntity: Sendable {
         key: "external_id"
     ) { values in
         guard let external = values[0], !external.isEmpty else { return "external_id is required" }
-        guard let title = values[1], !title.isEmpty, title.count <= 300 else { return "title is required (at most 300 characters)" }
+        guard let title = values[1], !title.isEmpty, InputDomain.length(title) <= 300 else { return "title is required (at most 300 characters)" }
         values[2] = values[2].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "lead"
-        if values[2]?.range(of: "^[a-z][a-z0-9_]{0,39}$", options: .regularExpression) == nil { return "stage must be a lowercase name" }
-        guard let amount = Int64((values[3] ?? "0").trimmingCharacters(in: .whitespaces)), amount >= 0 else {
+        if values[2]?.range(of: "^[a-z][a-z0-9_]{0,39}\\z", options: .regularExpression) == nil { return "stage must be a lowercase name" }
+        guard let amount = Int64((values[3] ?? "0").trimmingCharacters(in: .whitespaces)), (0...InputDomain.maximumAmount).contains(amount) else {
             return "amount must be a whole number of minor units"
         }
         values[3] = String(amount)
@@ -83,7 +83,7 @@ struct ImportEntity: Sendable {
         guard let currency = values[4], Validation.isCurrency(currency) else { return "currency must be an ISO 4217 code" }
         values[5] = values[5].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "open"
         guard let status = values[5], ["open", "won", "lost"].contains(status) else { return "status must be open, won or lost" }
-        if let date = values[6], !date.isEmpty, (try? Date(date + "T00:00:00Z", strategy: .iso8601)) == nil {
+        if let date = values[6], !date.isEmpty, !InputDomain.isDate(date) {
             return "expected_close must be a date, YYYY-MM-DD"
         }
         values[7] = values[7].map { $0.lowercased() }

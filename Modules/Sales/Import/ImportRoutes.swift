@@ -50,6 +50,7 @@ struct ImportRoutes {
                         try await transaction.connection.query(
                             "UPDATE sales_imports SET state = 'failed', failure = 'the upload did not complete', finished_at = now() WHERE id = \(importID)",
                             logger: logger)
+                        try await transaction.connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
                     }
                     throw error
                 }

@@ -50,6 +50,15 @@ struct ImportRunner: Sendable {
     let metering: Metering
     let logger: Logger
 
+    /// The longest value an imported field may hold: below what a btree index entry
+    /// takes, so no value can fail the landing statement (and with it every other row).
+    static let maximumValueBytes = 2_000
+
+    /// Whether PostgreSQL would refuse `value` whatever the field: NUL, or too long to index.
+    static func unstorable(_ value: String) -> Bool {
+        value.utf8.count > maximumValueBytes || InputDomain.containsNUL(value)
+    }
+
     /// Rows between progress updates.
     static let progressEvery = 50_000
     static let copyBufferBytes = 1 << 18
@@ -59,15 +68,24 @@ struct ImportRunner: Sendable {
         var description: String
     }
 
+    /// Another runner holds the import (and will finish it).
+    struct AlreadyRunning: Error {}
+
     /// Imports `source` (chunks of the file, in order) and returns the final counts.
     /// `onProgress` is told the counts as they move.
     func run(
         source: some AsyncSequence<[UInt8], any Error> & Sendable, onProgress: @escaping @Sendable (ImportProgress) async -> Void = { _ in }
     ) async throws -> ImportProgress {
         let entity = ImportEntity.named(settings.entity)
-        try await setState("running")
         do {
             let result = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+                // One runner per import: the lock lives as long as this transaction, so a
+                // runner that died (its transaction rolled back) leaves it free to take.
+                let locked = try await connection.query(
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(\("sales.import:" + importID.uuidString.lowercased()), 0))", logger: logger
+                ).collect().first?.decode(Bool.self) ?? false
+                guard locked else { throw AlreadyRunning() }
+                try await start()
                 try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
                 try await connection.query(
                     "CREATE TEMP TABLE sales_import_stage (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", "))) ON COMMIT DROP",
@@ -116,11 +134,27 @@ struct ImportRunner: Sendable {
                 "import.id": "\(importID)", "import.written": "\(result.rowsWritten)", "import.rejected": "\(result.rowsRejected)",
             ])
             return result
+        } catch let error as AlreadyRunning {
+            throw error
         } catch {
-            let reason = (error as? Failure)?.description ?? (error as? AtriumError)?.detail ?? "the import failed: \(DatabaseErrors.describe(error))"
+            let reason = Self.reason(for: error)
+            if !(error is Failure) && !(error is AtriumError) {
+                logger.error("import stopped by an error", metadata: ["import.id": "\(importID)", "error": "\(String(reflecting: error))"])
+            }
             try? await fail(reason)
             throw Failure(description: reason)
         }
+    }
+
+    /// What the import's `failure` tells its owner: our own reasons as they are, a value
+    /// the database refused by its field, and nothing of the driver's text.
+    static func reason(for error: any Error) -> String {
+        if let failure = error as? Failure { return failure.description }
+        if let problem = (error as? AtriumError) ?? DatabaseProblems.problem(for: error) {
+            let fields = problem.fieldErrors.map { "\($0.field) \($0.message)" }.joined(separator: "; ")
+            return "a row was refused: " + (fields.isEmpty ? problem.detail ?? problem.code : fields)
+        }
+        return "the import stopped on an internal error (logged on the server); run it again"
     }
 
     // MARK: - Staging
@@ -144,7 +178,10 @@ struct ImportRunner: Sendable {
                 progress.rowsRead += 1
                 // An empty cell is an absent value.
                 var values = (values ?? []).map { $0?.isEmpty == true ? nil : $0 }
-                if problem == nil, values.count == entity.fields.count, let reason = entity.check(&values) {
+                if problem == nil, let index = values.firstIndex(where: { $0.map(Self.unstorable) ?? false }) {
+                    rejections.append((Int64(line), "\(entity.fields[min(index, entity.fields.count - 1)]) holds a NUL character or is longer than \(Self.maximumValueBytes) bytes"))
+                    progress.rowsRejected += 1
+                } else if problem == nil, values.count == entity.fields.count, let reason = entity.check(&values) {
                     rejections.append((Int64(line), reason))
                     progress.rowsRejected += 1
                 } else if let problem {
@@ -260,9 +297,16 @@ struct ImportRunner: Sendable {
         if !batch.isEmpty { try await saveRejections(batch) }
     }
 
-    private func setState(_ state: String) async throws {
+    /// Marks the import running, from a clean slate: a run that died before it
+    /// landed anything leaves counts and rejected rows that this run recounts.
+    private func start() async throws {
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
-            try await connection.query("UPDATE sales_imports SET state = \(state) WHERE id = \(importID)", logger: logger)
+            try await connection.query(
+                """
+                UPDATE sales_imports SET state = 'running', rows_read = 0, rows_written = 0, rows_unchanged = 0, rows_rejected = 0
+                WHERE id = \(importID)
+                """, logger: logger)
+            try await connection.query("DELETE FROM sales_import_errors WHERE import_id = \(importID)", logger: logger)
         }
     }
 

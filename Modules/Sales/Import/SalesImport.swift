@@ -57,14 +57,15 @@ public enum SalesImport {
             INSERT INTO sales_imports (tenant_id, owner_id, entity, format, mode, error_policy, mapping, sees_all, idempotency_key)
             VALUES (\(tenantID), \(ownerID), \(settings.entity.rawValue), \(settings.format.rawValue), \(settings.mode.rawValue),
                     \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll), \(idempotencyKey))
-            ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+            ON CONFLICT (tenant_id, owner_id, idempotency_key) DO NOTHING
             RETURNING id
             """, logger: logger
         ).collect().first?.decode(UUID.self)
         if let inserted { return (inserted, true) }
-        let existing = try await connection.query("SELECT id FROM sales_imports WHERE idempotency_key = \(idempotencyKey)", logger: logger)
-            .collect().first?.decode(UUID.self)
-        guard let existing else { throw AtriumError.conflict(code: "idempotency_conflict", "an import with this Idempotency-Key belongs to another user") }
+        let existing = try await connection.query(
+            "SELECT id FROM sales_imports WHERE owner_id = \(ownerID) AND idempotency_key = \(idempotencyKey)", logger: logger
+        ).collect().first?.decode(UUID.self)
+        guard let existing else { throw AtriumError.internalError() }
         return (existing, false)
     }
 
@@ -116,8 +117,14 @@ public enum SalesImport {
     }
 
     /// The import job: runs a queued import as the user who created it.
+    ///
+    /// An import found `running` is one whose worker died (its lease ran out, or the
+    /// job was retried with `atrium jobs retry`): nothing of it landed, since an import
+    /// lands in one transaction, so it starts over from its stored file. A short lease,
+    /// kept alive while the import works, brings that restart within a minute of a
+    /// crash rather than at the end of a long one.
     static var job: JobDefinition {
-        JobDefinition(kind: jobKind, maxAttempts: 1, lease: .seconds(600)) { context in
+        JobDefinition(kind: jobKind, maxAttempts: 3, lease: .seconds(60)) { context in
             guard let tenantID = context.tenantID else { return }
             let payload = try context.decodePayload(JobPayload.self)
             let logger = context.logger
@@ -127,14 +134,18 @@ public enum SalesImport {
                 try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
                 return try await connection.query(
                     """
-                    SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all
-                    FROM sales_imports WHERE id = \(payload.importId) AND state = 'queued'
+                    SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all, state
+                    FROM sales_imports WHERE id = \(payload.importId) AND state IN ('queued', 'running')
                     """, logger: logger
-                ).collect().first?.decode((UUID, String, String, String, String, String, Bool).self)
+                ).collect().first?.decode((UUID, String, String, String, String, String, Bool, String).self)
             }
-            guard let (owner, entity, format, mode, policy, mappingText, manager) = found,
-                let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText)
-            else { return }
+            guard let (owner, entity, format, mode, policy, mappingText, manager, state) = found else { return }
+            guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText) else {
+                throw ImportRunner.Failure(description: "the import's stored settings cannot be read")
+            }
+            if state == "running" {
+                logger.warning("restarting an import whose previous run stopped", metadata: ["import.id": "\(payload.importId)"])
+            }
             let runner = ImportRunner(
                 importID: payload.importId, tenantID: tenantID, ownerID: owner, seesAll: manager, settings: settings, database: context.database,
                 metering: context.metering, logger: logger)
@@ -142,6 +153,8 @@ public enum SalesImport {
                 _ = try await runner.run(source: chunks(importID: payload.importId, tenantID: tenantID, principal: owner, database: context.database, logger: logger))
             } catch is ImportRunner.Failure {
                 // Recorded on the import (state failed, with the reason); nothing to retry.
+            } catch is ImportRunner.AlreadyRunning {
+                // Another live worker holds this import and will finish it.
             }
         }
     }

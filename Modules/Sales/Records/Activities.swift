@@ -33,8 +33,8 @@ struct ActivityInput: Codable, Sendable {
     func validated() throws -> ActivityInput {
         var errors: [AtriumError.FieldError] = []
         if !["call", "email", "meeting", "note"].contains(kind) { errors.append(.init(field: "kind", message: "must be call, email, meeting or note")) }
-        if subject.isEmpty || subject.count > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
-        if (body?.count ?? 0) > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
+        if subject.isEmpty || InputDomain.length(subject) > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
+        if InputDomain.length(body ?? "") > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
         if contactId == nil && dealId == nil { errors.append(.init(field: "contact_id", message: "an activity is on a contact or a deal")) }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return self
@@ -151,8 +151,8 @@ struct ActivityPatch: Codable, Sendable {
 
     func validated() throws -> ActivityPatch {
         var errors: [AtriumError.FieldError] = []
-        if let subject, subject.isEmpty || subject.count > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
-        if (body?.count ?? 0) > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
+        if let subject, subject.isEmpty || InputDomain.length(subject) > 500 { errors.append(.init(field: "subject", message: "must be 1 to 500 characters")) }
+        if InputDomain.length(body ?? "") > 20_000 { errors.append(.init(field: "body", message: "must be at most 20000 characters")) }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return self
     }

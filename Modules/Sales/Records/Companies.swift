@@ -33,8 +33,11 @@ struct CompanyInput: Codable, Sendable {
         if let domain = copy.domain, !Validation.isDomain(domain) { errors.append(.init(field: "domain", message: "is not a domain name")) }
         if creating, (name ?? "").isEmpty {
             errors.append(.init(field: "name", message: "is required"))
-        } else if let name, name.isEmpty || name.count > 300 {
+        } else if let name, name.isEmpty || InputDomain.length(name) > 300 {
             errors.append(.init(field: "name", message: "must be 1 to 300 characters"))
+        }
+        if let externalId, let problem = InputDomain.textProblem(externalId, maximum: 200) {
+            errors.append(.init(field: "external_id", message: problem))
         }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return copy
@@ -54,7 +57,7 @@ struct CompanyRoutes {
                     .init("q", "Search in name and domain."),
                   ], response: CompanyList.self) { request in
             let scope = try SalesScope.of(request)
-            let filter = try ListFilter(request, sortKeyCount: 2)
+            let filter = try ListFilter(request)
             return try await scope.transaction(request) { transaction in
                 let rows = try await transaction.connection.query(
                     """

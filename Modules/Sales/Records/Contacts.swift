@@ -41,13 +41,16 @@ struct ContactInput: Codable, Sendable {
         var errors: [AtriumError.FieldError] = []
         copy.email = email.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if let email = copy.email, !Validation.isEmail(email) { errors.append(.init(field: "email", message: "is not an email address")) }
-        for (field, value) in [("first_name", firstName), ("last_name", lastName)] where (value?.count ?? 0) > 200 {
+        for (field, value) in [("first_name", firstName), ("last_name", lastName)] where InputDomain.length(value ?? "") > 200 {
             errors.append(.init(field: field, message: "must be at most 200 characters"))
         }
-        if (phone?.count ?? 0) > 50 { errors.append(.init(field: "phone", message: "must be at most 50 characters")) }
+        if InputDomain.length(phone ?? "") > 50 { errors.append(.init(field: "phone", message: "must be at most 50 characters")) }
         if let tags, let problem = Validation.tagsProblem(tags) { errors.append(.init(field: "tags", message: problem)) }
         if creating, (copy.email ?? "").isEmpty, (firstName ?? "").isEmpty, (lastName ?? "").isEmpty {
             errors.append(.init(field: "email", message: "a contact needs an email or a name"))
+        }
+        if let externalId, let problem = InputDomain.textProblem(externalId, maximum: 200) {
+            errors.append(.init(field: "external_id", message: problem))
         }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return copy
@@ -68,7 +71,7 @@ struct ContactRoutes {
                     .init("q", "Search in names and email (case-insensitive)."),
                   ], response: ContactList.self) { request in
             let scope = try SalesScope.of(request)
-            let filter = try ListFilter(request, sortKeyCount: 2)
+            let filter = try ListFilter(request)
             let tag = request.query("tag")
             let company = try request.query("company").map { try Validation.uuid($0, field: "company") }
             return try await scope.transaction(request) { transaction in

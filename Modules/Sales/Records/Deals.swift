@@ -48,17 +48,22 @@ struct DealInput: Codable, Sendable {
         var errors: [AtriumError.FieldError] = []
         if creating, (title ?? "").isEmpty {
             errors.append(.init(field: "title", message: "is required"))
-        } else if let title, title.isEmpty || title.count > 300 {
+        } else if let title, title.isEmpty || InputDomain.length(title) > 300 {
             errors.append(.init(field: "title", message: "must be 1 to 300 characters"))
         }
-        if let stage, stage.range(of: "^[a-z][a-z0-9_]{0,39}$", options: .regularExpression) == nil {
+        if let stage, stage.range(of: "^[a-z][a-z0-9_]{0,39}\\z", options: .regularExpression) == nil {
             errors.append(.init(field: "stage", message: "is a lowercase name such as qualified or proposal"))
         }
-        if let amount, amount < 0 { errors.append(.init(field: "amount", message: "must not be negative")) }
+        if let amount, !(0...InputDomain.maximumAmount).contains(amount) {
+            errors.append(.init(field: "amount", message: "must be from 0 to \(InputDomain.maximumAmount) minor units"))
+        }
         if let currency, !Validation.isCurrency(currency) { errors.append(.init(field: "currency", message: "must be an ISO 4217 code")) }
         if let status, !["open", "won", "lost"].contains(status) { errors.append(.init(field: "status", message: "must be open, won or lost")) }
-        if let expectedClose, (try? Date(expectedClose + "T00:00:00Z", strategy: .iso8601)) == nil {
+        if let expectedClose, !InputDomain.isDate(expectedClose) {
             errors.append(.init(field: "expected_close", message: "must be a date, YYYY-MM-DD"))
+        }
+        if let externalId, let problem = InputDomain.textProblem(externalId, maximum: 200) {
+            errors.append(.init(field: "external_id", message: problem))
         }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return self
@@ -74,7 +79,8 @@ struct DealList: Codable, Sendable {
 struct Pipeline: Codable, Sendable {
     struct Total: Codable, Sendable {
         var currency: String
-        var amount: Int64
+        /// Exact, in minor units: a sum of many amounts can pass what an Int64 holds.
+        var amount: Decimal
     }
     struct Stage: Codable, Sendable {
         var stage: String
@@ -116,7 +122,7 @@ struct DealRoutes {
                     .init("updated_since", "Changed at or after this RFC 3339 time."), .init("q", "Search in titles."),
                   ], response: DealList.self) { request in
             let scope = try SalesScope.of(request)
-            let filter = try ListFilter(request, sortKeyCount: 2)
+            let filter = try ListFilter(request)
             let (stage, status) = (request.query("stage"), request.query("status"))
             return try await scope.transaction(request) { transaction in
                 let rows = try await transaction.connection.query(
@@ -146,12 +152,14 @@ struct DealRoutes {
             return try await scope.transaction(request) { transaction in
                 let rows = try await transaction.connection.query(
                     """
-                    SELECT stage, currency, count(*)::int8, sum(amount)::int8 FROM sales_deals
+                    SELECT stage, currency, count(*)::int8, sum(amount)::text FROM sales_deals
                     WHERE status = \(status) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
                     GROUP BY tenant_id, stage, currency ORDER BY stage, currency
                     """, logger: transaction.logger)
                 var stages: [String: Pipeline.Stage] = [:]
-                for try await (stage, currency, count, amount) in rows.decode((String, String, Int64, Int64).self) {
+                // Summed in numeric: many deals at the largest amount pass what an int8 holds.
+                for try await (stage, currency, count, sum) in rows.decode((String, String, Int64, String).self) {
+                    let amount = Decimal(string: sum) ?? 0
                     stages[stage, default: .init(stage: stage, count: 0, totals: [])].count += count
                     stages[stage]?.totals.append(.init(currency: currency, amount: amount))
                 }
@@ -205,6 +213,11 @@ struct DealRoutes {
                     ).collect().first
                     guard let row else { throw AtriumError.notFound("No such deal.") }
                     let deal = try Deal(row)
+                    if deal.ownerId != before.ownerId {
+                        // Line items are the deal's: they follow it to its new owner.
+                        try await transaction.connection.query(
+                            "UPDATE sales_deal_items SET owner_id = \(deal.ownerId) WHERE deal_id = \(deal.id)", logger: transaction.logger)
+                    }
                     if deal.stage != before.stage {
                         try await transaction.connection.query(
                             """
@@ -239,7 +252,9 @@ struct DealRoutes {
             let scope = try SalesScope.of(request)
             let id = try request.uuidParameter("id")
             guard input.quantity > 0 else { throw AtriumError.validation(field: "quantity", "must be positive") }
-            if let price = input.unitPrice, price < 0 { throw AtriumError.validation(field: "unit_price", "must not be negative") }
+            if let price = input.unitPrice, !(0...InputDomain.maximumAmount).contains(price) {
+                throw AtriumError.validation(field: "unit_price", "must be from 0 to \(InputDomain.maximumAmount) minor units")
+            }
             return try await SalesErrors.map {
                 try await scope.transaction(request) { transaction in
                     let deal = try await Self.find(id, scope: scope, on: transaction)
@@ -267,7 +282,9 @@ struct DealRoutes {
             let scope = try SalesScope.of(request)
             let (id, item) = (try request.uuidParameter("id"), try request.uuidParameter("item"))
             if let quantity = input.quantity, quantity <= 0 { throw AtriumError.validation(field: "quantity", "must be positive") }
-            if let price = input.unitPrice, price < 0 { throw AtriumError.validation(field: "unit_price", "must not be negative") }
+            if let price = input.unitPrice, !(0...InputDomain.maximumAmount).contains(price) {
+                throw AtriumError.validation(field: "unit_price", "must be from 0 to \(InputDomain.maximumAmount) minor units")
+            }
             return try await scope.transaction(request) { transaction in
                 _ = try await Self.find(id, scope: scope, on: transaction)
                 let row = try await transaction.connection.query(

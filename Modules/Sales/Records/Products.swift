@@ -38,8 +38,10 @@ struct ProductInput: Codable, Sendable {
             }
             if unitPrice == nil { errors.append(.init(field: "unit_price", message: "is required")) }
         }
-        if let sku, sku.isEmpty || sku.count > 100 { errors.append(.init(field: "sku", message: "must be 1 to 100 characters")) }
-        if let unitPrice, unitPrice < 0 { errors.append(.init(field: "unit_price", message: "must not be negative")) }
+        if let sku, sku.isEmpty || InputDomain.length(sku) > 100 { errors.append(.init(field: "sku", message: "must be 1 to 100 characters")) }
+        if let unitPrice, !(0...InputDomain.maximumAmount).contains(unitPrice) {
+            errors.append(.init(field: "unit_price", message: "must be from 0 to \(InputDomain.maximumAmount) minor units"))
+        }
         if let currency, !currency.isEmpty, !Validation.isCurrency(currency) { errors.append(.init(field: "currency", message: "must be an ISO 4217 code")) }
         if !errors.isEmpty { throw AtriumError.validation(errors) }
         return self
@@ -57,7 +59,7 @@ struct ProductRoutes {
                   query: QueryParameter.pagination + [.init("q", "Search in SKU and name."), .init("updated_since", "Changed at or after this RFC 3339 time.")],
                   response: ProductList.self) { request in
             let scope = try SalesScope.of(request)
-            let filter = try ListFilter(request, sortKeyCount: 2)
+            let filter = try ListFilter(request)
             return try await scope.transaction(request) { transaction in
                 let rows = try await transaction.connection.query(
                     """

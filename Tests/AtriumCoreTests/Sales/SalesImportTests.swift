@@ -146,4 +146,46 @@ struct SalesImportTests {
             #expect(json(list)["data"]?.array?.first?["contact_id"]?.string != nil)
         }
     }
+
+    /// What a worker killed mid-import leaves: the import `running` with counts and a
+    /// rejection of its own, the job `running` under a lease that has run out, the file's
+    /// chunks still stored. The next worker must start the import over and finish it.
+    @Test func anImportWhoseWorkerDiedStartsOverAndSucceeds() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let upload = try await client.execute(
+                uri: "\(Self.base)/imports?entity=contacts&mapping=%7B%22email%22:%22E-mail%22%7D", method: .post,
+                headers: [.authorization: "Bearer \(team.ann)", .contentType: "text/csv"], body: ByteBuffer(string: Self.contactsCSV))
+            let id = try #require(json(upload)["id"]?.string.flatMap(UUID.init(uuidString:)))
+            try await team.db.withOwner { connection in
+                try await connection.query(
+                    "UPDATE sales_imports SET state = 'running', rows_read = 99, rows_rejected = 7 WHERE id = \(id)", logger: TestDatabase.logger)
+                try await connection.query(
+                    """
+                    INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
+                    SELECT tenant_id, id, 1000, 'left by the dead run' FROM sales_imports WHERE id = \(id)
+                    """, logger: TestDatabase.logger)
+                try await connection.query(
+                    """
+                    UPDATE jobs SET state = 'running', attempts = 1, locked_by = 'dead-worker', lease_expires_at = now() - interval '1 second'
+                    WHERE kind = 'sales.import.run'
+                    """, logger: TestDatabase.logger)
+            }
+            try await team.db.withApp { database in
+                let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), logger: TestDatabase.logger)
+                #expect(try await worker.runAvailableJobs() == 1)
+            }
+            let status = json(try await client.send(.get, "\(Self.base)/imports/\(id)", token: team.ann))
+            #expect(status["state"]?.string == "succeeded")
+            #expect(status["rows_read"] == 6)
+            #expect(status["rows_written"] == 4)
+            #expect(status["rows_rejected"] == 2)
+            let errors = try await client.send(.get, "\(Self.base)/imports/\(id)/errors", token: team.ann)
+            #expect(!String(buffer: errors.body).contains("dead run"))
+            let chunks = try await team.db.withOwner { connection in
+                try await connection.query("SELECT count(*)::int8 FROM sales_import_chunks WHERE import_id = \(id)", logger: TestDatabase.logger)
+                    .collect().first?.decode(Int64.self)
+            }
+            #expect(chunks == 0)
+        }
+    }
 }

@@ -1,0 +1,59 @@
+import Foundation
+import PostgresNIO
+
+/// Turns PostgreSQL's refusals of a value into the API's 4xx answers.
+///
+/// The edge checks values before they reach SQL; this is the net under it. Every data
+/// exception (SQLSTATE class 22), check, not-null, unique and foreign-key violation and
+/// an over-long index entry is the client's input, so it is answered 422 (or 409) with
+/// the API field it concerns — never the constraint's name or the server's text, which
+/// go to the log. Anything else stays a 500: a real fault.
+public enum DatabaseProblems {
+    /// The API answer for `error`, or nil when it is not about the request's values.
+    public static func problem(for error: any Error) -> AtriumError? {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return nil }
+        let column = error.serverInfo?[.columnName]
+        let constraint = error.serverInfo?[.constraintName]
+        let table = error.serverInfo?[.tableName]
+        switch state {
+        case "22001", "54000":
+            return .validation(field: column ?? field(constraint: constraint, table: table), "is too long")
+        case "22003":
+            return .validation(field: column ?? "body", "is out of the range this field accepts")
+        case "22007", "22008":
+            return .validation(field: column ?? "body", "is not a real date or time in years 1 to 9999")
+        case "22021", "22P05":
+            return .validation(field: column ?? "body", "holds characters that cannot be stored (such as NUL)")
+        case _ where state.hasPrefix("22"):
+            return .validation(field: column ?? "body", "has a value outside what this field accepts")
+        case "23514":
+            return .validation(field: field(constraint: constraint, table: table), "is not valid")
+        case "23502":
+            return .validation(field: column ?? "body", "is required")
+        case "23505":
+            return .conflict(code: "duplicate", "another record already has this \(field(constraint: constraint, table: table))")
+        case "23503" where (error.serverInfo?[.message] ?? "").hasPrefix("update or delete"):
+            return .conflict(code: "in_use", "other records still refer to this one")
+        case "23503":
+            return .validation(field: field(constraint: constraint, table: table), "does not name a record of this tenant")
+        default:
+            return nil
+        }
+    }
+
+    /// The API field a constraint guards, from PostgreSQL's default constraint names
+    /// (`<table>_<column>_check`, `<table>_<column>_key`, `<table>_<column>_fkey`); a
+    /// constraint over several columns names the body.
+    static func field(constraint: String?, table: String?) -> String {
+        guard var name = constraint else { return "body" }
+        if let table, name.hasPrefix(table + "_") { name.removeFirst(table.count + 1) } else { return "body" }
+        for suffix in ["_check", "_key", "_fkey", "_not_null"] {
+            if let range = name.range(of: suffix, options: .backwards), name[range.upperBound...].allSatisfy(\.isNumber) {
+                name = String(name[..<range.lowerBound])
+                break
+            }
+        }
+        if name.hasPrefix("tenant_id_") { name.removeFirst("tenant_id_".count) }
+        return name.isEmpty || name == "check" ? "body" : name
+    }
+}
