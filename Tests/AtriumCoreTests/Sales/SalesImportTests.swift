@@ -157,18 +157,26 @@ struct SalesImportTests {
                 headers: [.authorization: "Bearer \(team.ann)", .contentType: "text/csv"], body: ByteBuffer(string: Self.contactsCSV))
             let id = try #require(json(upload)["id"]?.string.flatMap(UUID.init(uuidString:)))
             try await team.db.withOwner { connection in
-                try await connection.query(
-                    "UPDATE sales_imports SET state = 'running', rows_read = 99, rows_rejected = 7 WHERE id = \(id)", logger: TestDatabase.logger)
-                try await connection.query(
-                    """
-                    INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
-                    SELECT tenant_id, id, 1000, 'left by the dead run' FROM sales_imports WHERE id = \(id)
-                    """, logger: TestDatabase.logger)
-                try await connection.query(
-                    """
-                    UPDATE jobs SET state = 'running', attempts = 1, locked_by = 'dead-worker', lease_expires_at = now() - interval '1 second'
-                    WHERE kind = 'sales.import.run'
-                    """, logger: TestDatabase.logger)
+                try await connection.withTenantTransaction(team.tenant.id, principal: team.annID, logger: TestDatabase.logger) { connection in
+                    let marked = try await connection.query(
+                        "UPDATE sales_imports SET state = 'running', rows_read = 99, rows_rejected = 7 WHERE id = \(id) RETURNING 1", logger: TestDatabase.logger
+                    ).collect().count
+                    #expect(marked == 1, "the import is left running, as a killed worker leaves it")
+                    try await connection.query(
+                        """
+                        INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
+                        VALUES (\(team.tenant.id), \(id), 1000, 'left by the dead run')
+                        """, logger: TestDatabase.logger)
+                }
+                let leased = try await connection.withTenantTransaction(team.tenant.id, logger: TestDatabase.logger) { connection in
+                    try await connection.query(
+                        """
+                        UPDATE jobs SET state = 'running', attempts = 1, locked_by = 'dead-worker', lease_expires_at = now() - interval '1 second'
+                        WHERE kind = 'sales.import.run' RETURNING 1
+                        """, logger: TestDatabase.logger
+                    ).collect().count
+                }
+                #expect(leased == 1, "the job is left running under a lease that ran out")
             }
             try await team.db.withApp { database in
                 let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), logger: TestDatabase.logger)
@@ -182,8 +190,10 @@ struct SalesImportTests {
             let errors = try await client.send(.get, "\(Self.base)/imports/\(id)/errors", token: team.ann)
             #expect(!String(buffer: errors.body).contains("dead run"))
             let chunks = try await team.db.withOwner { connection in
-                try await connection.query("SELECT count(*)::int8 FROM sales_import_chunks WHERE import_id = \(id)", logger: TestDatabase.logger)
-                    .collect().first?.decode(Int64.self)
+                try await connection.withTenantTransaction(team.tenant.id, principal: team.annID, logger: TestDatabase.logger) { connection in
+                    try await connection.query("SELECT count(*)::int8 FROM sales_import_chunks WHERE import_id = \(id)", logger: TestDatabase.logger)
+                        .collect().first?.decode(Int64.self)
+                }
             }
             #expect(chunks == 0)
         }
