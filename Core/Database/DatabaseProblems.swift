@@ -44,7 +44,7 @@ public enum DatabaseProblems {
     /// The API field a constraint guards, from PostgreSQL's default constraint names
     /// (`<table>_<column>_check`, `<table>_<column>_key`, `<table>_<column>_fkey`); a
     /// constraint over several columns names the body.
-    static func field(constraint: String?, table: String?) -> String {
+    public static func field(constraint: String?, table: String?) -> String {
         guard var name = constraint else { return "body" }
         if let table, name.hasPrefix(table + "_") { name.removeFirst(table.count + 1) } else { return "body" }
         for suffix in ["_check", "_key", "_fkey", "_not_null"] {

@@ -59,7 +59,7 @@ struct ImportEntity: Sendable {
         guard let sku = values[0], !sku.isEmpty, InputDomain.length(sku) <= 100 else { return "sku is required (at most 100 characters)" }
         guard let name = values[1], !name.isEmpty, InputDomain.length(name) <= 300 else { return "name is required (at most 300 characters)" }
         guard let price = values[2].flatMap({ Int64($0.trimmingCharacters(in: .whitespaces)) }), (0...InputDomain.maximumAmount).contains(price) else {
-            return "unit_price must be a whole number of minor units"
+            return "unit_price must be a whole number of minor units from 0 to \(InputDomain.maximumAmount)"
         }
         values[2] = String(price)
         values[3] = values[3]?.trimmingCharacters(in: .whitespaces).uppercased()
@@ -76,7 +76,7 @@ struct ImportEntity: Sendable {
         values[2] = values[2].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "lead"
         if values[2]?.range(of: "^[a-z][a-z0-9_]{0,39}\\z", options: .regularExpression) == nil { return "stage must be a lowercase name" }
         guard let amount = Int64((values[3] ?? "0").trimmingCharacters(in: .whitespaces)), (0...InputDomain.maximumAmount).contains(amount) else {
-            return "amount must be a whole number of minor units"
+            return "amount must be a whole number of minor units from 0 to \(InputDomain.maximumAmount)"
         }
         values[3] = String(amount)
         values[4] = (values[4] ?? "USD").uppercased()

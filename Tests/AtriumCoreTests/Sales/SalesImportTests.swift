@@ -198,4 +198,28 @@ struct SalesImportTests {
             #expect(chunks == 0)
         }
     }
+
+    /// Rows PostgreSQL would refuse (an impossible date, a title over 300 code points
+    /// but under 300 characters, an amount past the bound, a NUL) are rejected by line
+    /// under skip_invalid; they no longer fail the landing of every other row.
+    @Test func rowsTheDatabaseWouldRefuseAreRejectedByLineAndTheRestLand() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let family = String(repeating: "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", count: 61)
+            let csv = "external_id,title,amount,expected_close\n"
+                + "d1,Good,100,2024-05-01\n"
+                + "d2,Bad date,100,2024-02-30\n"
+                + "d3,\(family),100,\n"
+                + "d4,Huge,9223372036854775807,\n"
+                + "d5,Nul\u{0}title,1,\n"
+                + "d6,Fine,5,\n"
+            let status = try await importFile(client, team, token: team.ann, csv, query: "entity=deals")
+            #expect(status["state"]?.string == "succeeded", "\(status)")
+            #expect(status["rows_written"] == 2)
+            #expect(status["rows_rejected"] == 4)
+            let id = try #require(status["id"]?.string)
+            let errors = String(buffer: try await client.send(.get, "\(Self.base)/imports/\(id)/errors", token: team.ann).body)
+            #expect(errors.hasPrefix("line,reason\r\n3,\"expected_close must be a date"), "\(errors)")
+            for line in ["4,", "5,", "6,"] { #expect(errors.contains("\r\n" + line), "\(errors)") }
+        }
+    }
 }
