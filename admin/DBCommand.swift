@@ -62,7 +62,7 @@ struct DBCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = global.logger(defaultLevel: .warning)
             let embedded = EmbeddedPostgres(dataDirectory: global.dataDirectoryURL, logger: logger)
-            let started = try await CommandErrors.mapped { try await embedded.start() }
+            let started = try await CommandErrors.mapped { try await embedded.start(persistent: true) }
             let url = try CommandErrors.mappedSync { try embedded.urls().app }
             Console.line(started ? "started embedded PostgreSQL on port \(url.port)" : "embedded PostgreSQL is already running on port \(url.port)")
         }

@@ -44,6 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
             maxBodySize: maxBodyBytes ?? environment["ATRIUM_MAX_BODY_BYTES"].flatMap(Int.init) ?? 1 << 20,
             corsOrigins: Set(Self.list(environment["ATRIUM_CORS_ORIGINS"])),
             trustedProxies: TrustedProxies(Self.list(environment["ATRIUM_TRUSTED_PROXIES"])))
+        try CommandErrors.mappedSync { try LocalPort.requireAvailable(host: server.host, port: server.port) }
         let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
         let plans = try BillingSetup.catalog(tenantsDirectory: tenantsDir, registry: registry)
         try await global.withDatabase(logger: logger) { location in

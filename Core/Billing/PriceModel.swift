@@ -29,14 +29,18 @@ public enum PriceModel: Sendable, Equatable {
     }
 
     /// The amount for `quantity` units after `freeUnits` are taken off.
+    ///
+    /// Arithmetic saturates at `Int64.max` rather than trapping: an absurd quantity
+    /// priced by a large unit amount must not take the billing job (and the process
+    /// running it) down; such an amount is far beyond anything payable and shows as such.
     public func amount(for quantity: Int64, freeUnits: Int64 = 0) -> Int64 {
-        let billable = max(0, quantity - freeUnits)
+        let billable = max(0, quantity - max(0, freeUnits))
         switch self {
         case .perUnit(let unit):
-            return billable * unit
+            return Self.times(billable, unit)
         case .perUnitDecimal(let millis):
-            let product = billable * millis
-            return (product + 500) / 1000
+            let product = Self.times(billable, millis)
+            return product == .max ? .max : (product + 500) / 1000
         case .graduated(let tiers):
             guard billable > 0 else { return 0 }
             var total: Int64 = 0
@@ -45,17 +49,27 @@ public enum PriceModel: Sendable, Equatable {
                 let upper = tier.upTo ?? Int64.max
                 guard billable > lower else { break }
                 let unitsHere = min(billable, upper) - lower
-                total += unitsHere * tier.unitAmount + tier.flatAmount
+                total = Self.plus(total, Self.plus(Self.times(unitsHere, tier.unitAmount), tier.flatAmount))
                 lower = upper
             }
             return total
         case .volume(let tiers):
             guard billable > 0, let tier = tiers.first(where: { billable <= ($0.upTo ?? Int64.max) }) ?? tiers.last else { return 0 }
-            return billable * tier.unitAmount + tier.flatAmount
+            return Self.plus(Self.times(billable, tier.unitAmount), tier.flatAmount)
         case .package(let size, let amount):
             guard size > 0 else { return 0 }
-            return (billable + size - 1) / size * amount
+            return Self.times(billable / size + (billable % size == 0 ? 0 : 1), amount)
         }
+    }
+
+    private static func times(_ a: Int64, _ b: Int64) -> Int64 {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? .max : product
+    }
+
+    private static func plus(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
     }
 
     /// Problems with the model's numbers, for the catalog's validation.
@@ -75,6 +89,9 @@ public enum PriceModel: Sendable, Equatable {
                 } else if index != tiers.count - 1 {
                     problems.append("tier \(index + 1) is unbounded but is not the last")
                 }
+            }
+            if let last = tiers.last?.upTo {
+                problems.append("the last tier must be unbounded (leave out up_to): usage past \(last) would have no price")
             }
         case .package(let size, let amount):
             if size <= 0 { problems.append("package size must be positive") }

@@ -65,11 +65,21 @@ public struct EmbeddedPostgres: Sendable {
     /// Initialises the cluster if needed and starts it unless it is already running.
     /// - Returns: true when this call started the server, so the caller should stop it.
     @discardableResult
-    public func start() async throws -> Bool {
+    ///
+    /// A cluster left running by an `atrium` process that no longer exists (killed with
+    /// SIGKILL, say) is adopted: this call then answers true, and the caller stops it on
+    /// exit as its starter would have. With `persistent` (`atrium db start`) the cluster
+    /// is nobody's to stop but `atrium db stop`'s.
+    public func start(persistent: Bool = false) async throws -> Bool {
         let binaries = try PostgresBinaries.locate()
         let credentials = try isInitialized ? loadCredentials() : initialize(binaries)
         if try runner().run(binaries.pgCtl, ["status", "-D", clusterDirectory.path()]).status == 0 {
-            return false
+            guard !persistent, let orphan = orphanedStarter() else { return false }
+            logger.warning("adopting embedded PostgreSQL left running by a process that is gone; it stops when this one exits", metadata: [
+                "db.directory": "\(clusterDirectory.path())", "db.started_by": "\(orphan)",
+            ])
+            recordStarter(persistent: false)
+            return true
         }
         logger.info("starting embedded PostgreSQL", metadata: ["db.port": "\(credentials.port)", "db.directory": "\(clusterDirectory.path())"])
         // Room for several servers, workers and a parallel test suite on one development machine.
@@ -83,8 +93,37 @@ public struct EmbeddedPostgres: Sendable {
             throw ConfigurationError(
                 "embedded PostgreSQL did not start (port \(credentials.port) may be taken; see \(serverLog.path())): \(tail)")
         }
+        recordStarter(persistent: persistent)
         try await bootstrapRoles(credentials)
         return true
+    }
+
+    // MARK: - Who stops the cluster
+
+    var starterFile: URL { dataDirectory.appending(path: "postgres.starter") }
+
+    /// Notes which process will stop the cluster: this one's pid, or `persistent`.
+    private func recordStarter(persistent: Bool) {
+        let text = persistent ? "persistent" : String(getpid())
+        do {
+            try Data(text.utf8).write(to: starterFile, options: .atomic)
+        } catch {
+            logger.warning("cannot record who started embedded PostgreSQL", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The pid of the `atrium` process that started the running cluster, when that process
+    /// is gone; nil when it lives, when the cluster is persistent or its starter unknown.
+    func orphanedStarter() -> Int32? {
+        guard let text = try? String(contentsOf: starterFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            pid > 0, pid != getpid()
+        else { return nil }
+        // A live process of that pid counts only if it is still an atrium (pids are reused).
+        if kill(pid, 0) == 0 || errno == EPERM {
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            if command.contains("atrium") { return nil }
+        }
+        return pid
     }
 
     /// Stops the server cleanly (fast shutdown: sessions end, data is checkpointed).
@@ -92,6 +131,7 @@ public struct EmbeddedPostgres: Sendable {
         let binaries = try PostgresBinaries.locate()
         logger.info("stopping embedded PostgreSQL", metadata: ["db.directory": "\(clusterDirectory.path())"])
         let result = try runner().run(binaries.pgCtl, ["stop", "-D", clusterDirectory.path(), "-m", "fast", "-w", "-t", "60"])
+        try? FileManager.default.removeItem(at: starterFile)
         if result.status != 0 {
             throw ConfigurationError("embedded PostgreSQL did not stop: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         }

@@ -20,15 +20,26 @@ final class RouteMethods: Sendable {
     /// The methods `path` is served under, sorted; empty when no route has that path.
     func allowed(for path: String) -> [String] {
         let requested = path.split(separator: "/")
-        var methods: Set<String> = []
+        // As the router does, a literal segment wins over a parameter: `contacts/export`
+        // is the export route, not `contacts/{id}`.
+        var best: (literals: Int, methods: Set<String>) = (-1, [])
         routes.withLock { table in
             for route in table where route.segments.count == requested.count {
+                var literals = 0
                 let matches = zip(route.segments, requested).allSatisfy { template, segment in
-                    (template.hasPrefix("{") && template.hasSuffix("}")) || template == segment
+                    if template.hasPrefix("{") && template.hasSuffix("}") { return true }
+                    literals += 1
+                    return template == segment
                 }
-                if matches { methods.formUnion(route.methods) }
+                guard matches else { continue }
+                if literals > best.literals {
+                    best = (literals, route.methods)
+                } else if literals == best.literals {
+                    best.methods.formUnion(route.methods)
+                }
             }
         }
+        var methods = best.methods
         if methods.contains("GET") { methods.insert("HEAD") }
         return methods.sorted()
     }

@@ -17,6 +17,8 @@ public indirect enum JSONSchema: Sendable, Equatable {
             var object: [String: JSONValue] = ["type": "string"]
             if let format { object["format"] = .string(format) }
             if let values { object["enum"] = .array(values.map(JSONValue.string)) }
+            // Free text never holds NUL: PostgreSQL cannot store it, so the API refuses it.
+            if format == nil && values == nil { object["pattern"] = .string(#"^[^\u0000]*$"#) }
             return .object(object)
         case .integer: return ["type": "integer"]
         case .number: return ["type": "number"]

@@ -191,8 +191,8 @@ struct AuthFlowTests {
             #expect(check11)
             let check12 = try await client.get("/v1/tenants/acme/auth/me", token: tablet.access).status == .unauthorized
             #expect(check12)
-            let check13 = try await client.login("acme", "user@acme.test", "right-password").access.isEmpty
-            #expect(check13)
+            let oldPassword = try await client.loginStatus("acme", "user@acme.test", "right-password")
+            #expect(oldPassword == .unauthorized)
             let fresh = try await client.login("acme", "user@acme.test", "a-new-password")
             #expect(!fresh.access.isEmpty)
 
@@ -259,8 +259,8 @@ struct AuthFlowTests {
             }
         }
         try await withIdentityApp(db) { client, _ in
-            let wrong = try await client.login("acme", "old@acme.test", "not-the-password")
-            #expect(wrong.access.isEmpty)
+            let wrong = try await client.loginStatus("acme", "old@acme.test", "not-the-password")
+            #expect(wrong == .unauthorized)
             let right = try await client.login("acme", "old@acme.test", "from-the-old-app")
             #expect(!right.access.isEmpty)
         }

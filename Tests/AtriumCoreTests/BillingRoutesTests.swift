@@ -82,6 +82,17 @@ struct BillingRoutesTests {
             #expect(bad.status == .unprocessableContent)
             let fields = json(bad)["errors"]?.array?.compactMap { $0["field"]?.string }
             #expect(fields == ["events[1].meter", "events[2].quantity"])
+            // A batch holds at most 1,000 events, and a quantity is at most 10^12.
+            func batchOf(_ count: Int, prefix: String) -> String {
+                #"{"events": ["# + (0..<count).map { #"{"meter": "partner.calls", "idempotency_key": "\#(prefix)\#($0)"}"# }.joined(separator: ",") + "]}"
+            }
+            let tooMany = try await post(client, "/v1/tenants/acme/billing/usage/events", batchOf(1_001, prefix: "over"), auth: writer)
+            #expect(tooMany.status == .unprocessableContent)
+            #expect(json(tooMany)["errors"]?.array?.first?["field"]?.string == "events")
+            let huge = try await post(
+                client, "/v1/tenants/acme/billing/usage/events",
+                #"{"events": [{"meter": "partner.bytes", "quantity": 1000000000001, "idempotency_key": "huge"}]}"#, auth: writer)
+            #expect(json(huge)["errors"]?.array?.first?["field"]?.string == "events[0].quantity")
             // Reading needs billing.read; writing needs usage.write.
             #expect(try await post(client, "/v1/tenants/acme/billing/usage/events", batch, auth: reader).status == .forbidden)
             let usage = try await client.execute(uri: "/v1/tenants/acme/billing/usage", method: .get, headers: [.authorization: reader])

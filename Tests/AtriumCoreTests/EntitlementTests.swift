@@ -31,14 +31,17 @@ struct EntitlementTests {
                 let refused = try await client.execute(uri: "/v1/tenants/acme/modules/notes", method: .put, headers: admin)
                 #expect(refused.status == .forbidden)
                 #expect(json(refused)["code"]?.string == "plan_upgrade_required")
-                let member: HTTPFields = [.authorization: TestAuthenticator.header(acme, "notes.read")]
-                #expect(try await client.execute(uri: "/v1/tenants/acme/modules/notes", method: .put, headers: member).status == .forbidden)
                 #expect(try await client.execute(uri: "/v1/tenants/acme/modules/astrology", method: .put, headers: admin).status == .notFound)
 
                 let upgrade = try await db.withOwner {
                     try await PlanChange(catalog: catalog, logger: logger).change(slug: "acme", to: "pro", actor: .init(type: .operator), on: $0)
                 }
                 #expect(upgrade.from == "free")
+                // With the plan allowing it, only the permission check can refuse a member.
+                let member: HTTPFields = [.authorization: TestAuthenticator.header(acme, "notes.read")]
+                let memberRefused = try await client.execute(uri: "/v1/tenants/acme/modules/notes", method: .put, headers: member)
+                #expect(memberRefused.status == .forbidden)
+                #expect(json(memberRefused)["code"]?.string == "permission_denied")
                 let enabled = try await client.execute(uri: "/v1/tenants/acme/modules/notes", method: .put, headers: admin)
                 #expect(enabled.status == .ok)
                 #expect(json(enabled)["enabled"] == true)

@@ -22,9 +22,18 @@ struct HTTPEdgeTests {
                 let generated = response.headers[HTTPField.Name("X-Request-Id")!] ?? ""
                 #expect(UUID(uuidString: generated) != nil)
             }
-            // An unacceptable request id is replaced, not echoed.
-            try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "bad id\u{7f}"]) { response in
-                #expect(response.headers[HTTPField.Name("X-Request-Id")!] != "bad id\u{7f}")
+            // An unacceptable request id is replaced, not echoed: characters outside
+            // [A-Za-z0-9._-] (that the HTTP layer passes through unchanged), or over 128.
+            for bad in ["bad/id;x=1", "<script>", String(repeating: "a", count: 129)] {
+                try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: bad]) { response in
+                    let echoed = response.headers[HTTPField.Name("X-Request-Id")!] ?? ""
+                    #expect(echoed != bad, "\(bad)")
+                    #expect(UUID(uuidString: echoed) != nil, "a generated id replaces \(bad)")
+                }
+            }
+            let longest = String(repeating: "a", count: 128)
+            try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-Id")!: longest]) { response in
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] == longest)
             }
         }
     }

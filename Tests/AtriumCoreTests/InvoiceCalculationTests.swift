@@ -131,27 +131,33 @@ struct InvoiceCalculationTests {
         #expect(InvoiceCalculation.prorate(1999, seconds: 30 * 86_400, of: 30 * 86_400) == 1999)
     }
 
-    @Test(arguments: 0..<25) func graduatedPricingEqualsTheSumOfItsTiersForRandomTiers(seed: Int) throws {
+    @Test(arguments: 0..<25) func graduatedPricingEqualsUnitByUnitPricingForRandomTiers(seed: Int) throws {
         var generator = SeededGenerator(seed: UInt64(seed + 1))
         var bound: Int64 = 0
         var tiers: [PriceModel.Tier] = []
-        for index in 0..<Int.random(in: 1...5, using: &generator) {
-            let last = index == 4 || Bool.random(using: &generator)
+        let count = Int.random(in: 1...5, using: &generator)
+        for index in 0..<count {
             bound += Int64.random(in: 1...500, using: &generator)
-            tiers.append(.init(upTo: last ? nil : bound, unitAmount: .random(in: 0...50, using: &generator), flatAmount: .random(in: 0...100, using: &generator)))
-            if last { break }
+            // The last tier is unbounded, as the catalog requires.
+            tiers.append(.init(upTo: index == count - 1 ? nil : bound, unitAmount: .random(in: 0...50, using: &generator),
+                               flatAmount: .random(in: 0...100, using: &generator)))
         }
         let model = PriceModel.graduated(tiers)
+        #expect(model.problems.isEmpty)
         let quantity = Int64.random(in: 0...3000, using: &generator)
-        // The sum over tiers of the units falling inside each one.
+        // Independently of the implementation: price each unit by the tier it falls in,
+        // and add the flat amount of every tier that at least one unit reaches.
         var expected: Int64 = 0
-        var lower: Int64 = 0
-        for tier in tiers where quantity > lower {
-            let upper = min(quantity, tier.upTo ?? .max)
-            expected += (upper - lower) * tier.unitAmount + tier.flatAmount
-            lower = tier.upTo ?? .max
+        var reached = Set<Int>()
+        if quantity > 0 {
+            for unit in 1...quantity {
+                let index = tiers.firstIndex { unit <= ($0.upTo ?? .max) } ?? tiers.count - 1
+                expected += tiers[index].unitAmount
+                reached.insert(index)
+            }
         }
-        #expect(model.amount(for: quantity) == expected)
+        expected += reached.map { tiers[$0].flatAmount }.reduce(0, +)
+        #expect(model.amount(for: quantity) == expected, "tiers \(tiers), quantity \(quantity)")
     }
 }
 

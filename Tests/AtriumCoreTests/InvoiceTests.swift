@@ -146,12 +146,12 @@ struct InvoiceTests {
         // Finalizing again changes nothing; the database refuses edits by anyone.
         let repeated = try await fixture.inTenant { try await invoices.finalize(draft.id, tenantID: tenantID, on: $0) }
         #expect(repeated.changed == false)
-        await #expect(throws: PSQLError.self) {
+        await expectDatabaseError("23514") {
             try await fixture.inTenant { connection in
                 try await connection.query("UPDATE invoice_lines SET amount = 0", logger: TestDatabase.logger)
             }
         }
-        await #expect(throws: PSQLError.self) {
+        await expectDatabaseError("23514") {
             try await fixture.inTenant { connection in
                 try await connection.query("UPDATE invoices SET total = 1", logger: TestDatabase.logger)
             }

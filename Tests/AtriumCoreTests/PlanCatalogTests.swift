@@ -69,7 +69,7 @@ struct PlanCatalogTests {
         #expect(problem("plans:\n  free:\n    price: -5\n") == "plans.yaml:3: price must be at least 0, not -5")
         #expect(problem("plans:\n  free:\n    price: 9.99\n") == "plans.yaml:3: price must be a whole number (minor units)")
         #expect(problem("plans:\n  free:\n    currency: dollars\n") == "plans.yaml:3: currency must be an ISO 4217 code such as USD")
-        #expect(problem("plans:\n  free:\n    meters:\n      crypto.syncs: { graduated: [ { up_to: 10, unit: 1 }, { up_to: 5, unit: 1 } ] }\n")
+        #expect(problem("plans:\n  free:\n    meters:\n      crypto.syncs: { graduated: [ { up_to: 10, unit: 1 }, { up_to: 5, unit: 1 }, { unit: 1 } ] }\n")
             == "plans.yaml:4: meter 'crypto.syncs': tier 2 overlaps the previous one (up_to 5 is not above 10)")
         #expect(problem("plans:\n  free:\n    meters:\n      crypto.syncs: { per_unit: -1 }\n") == "plans.yaml:4: per_unit must be at least 0, not -1")
         #expect(problem("nothing: here\n").hasPrefix("plans.yaml:1: needs a `plans:` mapping"))

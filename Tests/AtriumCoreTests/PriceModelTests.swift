@@ -58,13 +58,24 @@ struct PriceModelTests {
     }
 
     @Test func validationNamesBadTiers() {
-        #expect(PriceModel.graduated([.init(upTo: 100, unitAmount: 1), .init(upTo: 50, unitAmount: 1)]).problems
+        #expect(PriceModel.graduated([.init(upTo: 100, unitAmount: 1), .init(upTo: 50, unitAmount: 1), .init(upTo: nil, unitAmount: 1)]).problems
             == ["tier 2 overlaps the previous one (up_to 50 is not above 100)"])
+        // Usage past a bounded last tier would be billed nothing: such tiers are refused.
+        #expect(PriceModel.graduated([.init(upTo: 100, unitAmount: 1)]).problems
+            == ["the last tier must be unbounded (leave out up_to): usage past 100 would have no price"])
+        #expect(!PriceModel.volume([.init(upTo: 10, unitAmount: 1)]).problems.isEmpty)
         #expect(PriceModel.volume([.init(upTo: nil, unitAmount: 1), .init(upTo: 10, unitAmount: 1)]).problems.contains("tier 1 is unbounded but is not the last"))
         #expect(PriceModel.perUnit(unitAmount: -1).problems == ["unit amount is negative"])
         #expect(PriceModel.package(size: 0, amount: 1).problems == ["package size must be positive"])
         #expect(Money(minorUnits: 1999, currency: "USD").description == "19.99 USD")
         #expect(Money.isCurrencyCode("INR"))
         #expect(!Money.isCurrencyCode("usd"))
+    }
+
+    @Test func amountsSaturateInsteadOfTrapping() {
+        #expect(PriceModel.perUnit(unitAmount: 1_000_000).amount(for: Int64.max / 2) == Int64.max)
+        #expect(PriceModel.graduated(tiers).amount(for: Int64.max) == Int64.max)
+        #expect(PriceModel.package(size: 10, amount: Int64.max).amount(for: 11) == Int64.max)
+        #expect(PriceModel.perUnitDecimal(unitAmountMillis: 1_000).amount(for: Int64.max) == Int64.max)
     }
 }

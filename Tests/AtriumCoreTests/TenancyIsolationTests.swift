@@ -51,7 +51,7 @@ struct TenancyIsolationTests {
             #expect(count == 0)
             // Writing another tenant's row from a tenant transaction is refused by the policy's WITH CHECK.
             let other = try await db.createTenant("other")
-            await #expect(throws: PSQLError.self) {
+            await expectDatabaseError("42501") {
                 try await database.withTenantTransaction(acme.id, logger: logger) { connection in
                     try await connection.query("INSERT INTO notes (tenant_id, title) VALUES (\(other.id), 'planted')", logger: logger)
                 }
@@ -64,17 +64,17 @@ struct TenancyIsolationTests {
     @Test func appRoleCannotTurnOffRowLevelSecurityAndOwnsNothing() async throws {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         try await db.withApp { database in
-            await #expect(throws: PSQLError.self) {
+            await expectDatabaseError("42501") {
                 try await database.client.query("ALTER TABLE notes DISABLE ROW LEVEL SECURITY", logger: logger)
             }
-            await #expect(throws: PSQLError.self) {
+            await expectDatabaseError("42501") {
                 try await database.client.query("ALTER TABLE notes NO FORCE ROW LEVEL SECURITY", logger: logger)
             }
-            await #expect(throws: PSQLError.self) {
+            await expectDatabaseError("42501") {
                 try await database.client.query("DROP POLICY tenant_isolation ON notes", logger: logger)
             }
             // With row_security off, PostgreSQL raises rather than silently bypassing the policy.
-            await #expect(throws: PSQLError.self) {
+            await expectDatabaseError("42501") {
                 try await database.withTransaction(logger: logger) { connection in
                     try await connection.query("SET LOCAL row_security = off", logger: logger)
                     try await connection.query("SELECT * FROM notes", logger: logger)

@@ -1,3 +1,4 @@
+import AtriumCore
 import Foundation
 import Testing
 
@@ -40,7 +41,7 @@ struct BillingEndToEndTests {
             """)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_RATE_LIMIT_STORE": "postgres"])
-        let ports = [20000 + Int.random(in: 0..<10000), 30000 + Int.random(in: 0..<10000)]
+        let ports = [try LocalPort.free(), try LocalPort.free()]
         let first = try atrium.start(["serve", "--port", String(ports[0]), "--tenants-dir", tenants.path()])
         try await waitUntilReady(port: ports[0])
         let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])

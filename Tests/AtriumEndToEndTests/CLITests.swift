@@ -1,3 +1,4 @@
+import AtriumCore
 import Foundation
 import Testing
 
@@ -140,7 +141,7 @@ struct CLITests {
         try FileManager.default.createDirectory(at: tenantsDirectory, withIntermediateDirectories: true)
         try "slug: acme\nname: Acme\nusers:\n  - email: owner@acme.test\n    password: owner-demo-pw\n    roles: [owner]\n"
             .write(to: tenantsDirectory.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
-        let port = 20000 + Int.random(in: 0..<20000)
+        let port = try LocalPort.free()
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_LOG_FORMAT": "json"])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenantsDirectory.path()])
         var healthy = false

@@ -18,6 +18,10 @@ struct HostileInputBatteryTests {
     @Test(.timeLimit(.minutes(10))) func everyOperationAnswersHostileInputWithoutAFault() async throws {
         let server = try await BatteryServer.start()
         defer { server.stop() }
+        // The real server (not the router alone) names no framework.
+        let health = try await HTTP.get(server.url("/healthz"))
+        #expect(health.headers["server"] == nil, "Server: \(health.headers["server"] ?? "")")
+        #expect(health.headers["x-content-type-options"] == "nosniff")
         let document = try #require(try JSONSerialization.jsonObject(with: try await HTTP.get(server.url("/v1/openapi.json")).body) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         var faults: [String] = []
@@ -54,6 +58,26 @@ struct HostileInputBatteryTests {
         #expect(requests > 1_000, "the battery sent \(requests) requests")
         print("hostile input battery: \(requests) requests over \(paths.count) paths, \(faults.count) fault(s)")
         #expect(faults.isEmpty, "\(faults.count) fault(s):\n\(faults.prefix(40).joined(separator: "\n"))")
+
+        // Then schemathesis generates requests from the same document (coverage of each
+        // schema's edges, then property-based fuzzing) and applies all of its checks:
+        // no 5xx, responses and status codes as documented, 405s with `Allow`.
+        guard let python = ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"] else {
+            Issue.record("ATRIUM_TEST_PYTHON is not set: run the suite with `make test`, which installs schemathesis")
+            return
+        }
+        let schemathesis = URL(fileURLWithPath: python).deletingLastPathComponent().appending(path: "schemathesis").path()
+        let run = try RunningProcess(
+            executable: schemathesis,
+            arguments: [
+                "run", server.url("/v1/openapi.json"), "--header", "Authorization: Bearer \(try await server.token(.owner))",
+                "--phases", "coverage,fuzzing", "--max-examples", "5", "--max-time", "90", "--seed", "1", "--workers", "1",
+                "--suppress-health-check", "filter_too_much", "--warnings", "off", "--no-color",
+            ],
+            environment: ProcessInfo.processInfo.environment)
+        let result = try run.wait(timeout: .seconds(300))
+        #expect(result.status == 0, "schemathesis found problems:\n\(result.stdout.suffix(6_000))\n\(result.stderr.suffix(2_000))")
+        #expect(server.isAlive, "the server died under schemathesis")
     }
 }
 

@@ -1,3 +1,4 @@
+import AtriumCore
 import Foundation
 import Testing
 
@@ -10,7 +11,7 @@ struct SMTPSink {
     static func start(in scratch: URL) async throws -> SMTPSink {
         let python = try #require(ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides a Python with aiosmtpd")
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let port = 40000 + Int.random(in: 0..<20000)
+        let port = try LocalPort.free()
         let directory = scratch.appending(path: "mail")
         let process = try RunningProcess(
             executable: python, arguments: [root.appending(path: "scripts/smtp-sink.py").path(), String(port), directory.path()],
@@ -57,7 +58,7 @@ struct MailFlowTests {
         let tenants = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
         try "slug: acme\nname: Acme Mail\nsettings:\n  self_signup: true\n".write(to: tenants.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
-        let port = 20000 + Int.random(in: 0..<20000)
+        let port = try LocalPort.free()
         let atrium = AtriumBinary(
             dataDirectory: scratch.appending(path: ".atrium"),
             extra: ["ATRIUM_SMTP_URL": "smtp://127.0.0.1:\(sink.port)", "ATRIUM_APP_URL": "https://app.example.test", "ATRIUM_MAIL_FROM": "Acme <noreply@acme.test>"])

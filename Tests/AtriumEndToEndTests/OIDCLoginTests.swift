@@ -1,3 +1,4 @@
+import AtriumCore
 import Foundation
 import Testing
 
@@ -7,7 +8,7 @@ struct OIDCLoginTests {
         let python = try #require(ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides oidc-provider-mock")
         let scratch = try makeScratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let providerPort = 40000 + Int.random(in: 0..<20000)
+        let providerPort = try LocalPort.free()
         let mockBinary = URL(fileURLWithPath: python).deletingLastPathComponent().appending(path: "oidc-provider-mock").path()
         let provider = try RunningProcess(
             executable: mockBinary, arguments: ["--port", String(providerPort), "--require-nonce", "true"], environment: ProcessInfo.processInfo.environment)
@@ -27,7 +28,7 @@ struct OIDCLoginTests {
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
         try "slug: acme\nname: Acme\nusers:\n  - email: alice@acme.test\n    password: alice-password\n    roles: [member]\n"
             .write(to: tenants.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
-        let port = 20000 + Int.random(in: 0..<20000)
+        let port = try LocalPort.free()
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_PUBLIC_URL": "http://127.0.0.1:\(port)"])
         #expect(try atrium.run("migrate").status == 0)
         #expect(try atrium.run("tenants", "apply", tenants.path()).status == 0)

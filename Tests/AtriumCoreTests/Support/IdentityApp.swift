@@ -1,5 +1,6 @@
 import AtriumCore
 import Foundation
+import Testing
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -58,11 +59,21 @@ extension TestClientProtocol {
         return try await execute(uri: uri, method: .get, headers: headers, body: nil)
     }
 
+    /// The status of a login attempt, for tests that expect it refused.
+    func loginStatus(_ tenant: String, _ email: String, _ password: String) async throws -> HTTPResponse.Status {
+        try await post("/v1/tenants/\(tenant)/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#).status
+    }
+
     /// Logs in and returns (access token, refresh token).
     func login(_ tenant: String, _ email: String, _ password: String) async throws -> (access: String, refresh: String) {
         let response = try await post("/v1/tenants/\(tenant)/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#)
         let body = json(response)
-        return (body["access_token"]?.string ?? "", body["refresh_token"]?.string ?? "")
+        // A failed login is the test's failure here, never an empty token that a later
+        // "must be rejected" check would then wrongly count as a pass.
+        guard response.status == .ok, let access = body["access_token"]?.string, let refresh = body["refresh_token"]?.string else {
+            throw TestFailure("login of \(email) on \(tenant) failed: \(response.status) \(String(buffer: response.body))")
+        }
+        return (access, refresh)
     }
 }
 

@@ -4,6 +4,7 @@ import NIOFoundationCompat
 import Hummingbird
 import HummingbirdTesting
 import Prometheus
+import Testing
 
 /// Builds the real router over a test database and runs `body` against it in-process.
 func withTestApp<Result: Sendable>(
@@ -21,9 +22,16 @@ func withTestApp<Result: Sendable>(
     }
 }
 
-/// Decodes a JSON response body into a loose JSON value for assertions (null when it is not JSON).
-func json(_ response: TestResponse) -> JSONValue {
-    (try? JSONDecoder().decode(JSONValue.self, from: Data(buffer: response.body))) ?? .null
+/// Decodes a JSON response body into a loose JSON value for assertions: null for an
+/// empty body, and a recorded issue (not a silent null) for a body that is not JSON.
+func json(_ response: TestResponse, sourceLocation: SourceLocation = #_sourceLocation) -> JSONValue {
+    guard response.body.readableBytes > 0 else { return .null }
+    do {
+        return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: response.body))
+    } catch {
+        Issue.record("the response body is not JSON: \(String(buffer: response.body).prefix(200))", sourceLocation: sourceLocation)
+        return .null
+    }
 }
 
 extension JSONValue {

@@ -2,6 +2,7 @@ import AtriumCore
 import Foundation
 import Logging
 import PostgresNIO
+import Testing
 
 /// A fresh database on the throwaway cluster that `make test` started, one per test,
 /// so tests run in parallel without seeing each other's rows.
@@ -78,5 +79,21 @@ struct TestDatabase: Sendable {
             }
             return tenant
         }
+    }
+}
+
+/// Expects `body` to be refused by PostgreSQL with exactly `sqlState`: a syntax error
+/// or a dropped connection must not pass for the refusal a test is about.
+func expectDatabaseError(
+    _ sqlState: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> some Any
+) async {
+    do {
+        _ = try await body()
+        Issue.record("expected PostgreSQL to refuse with SQLSTATE \(sqlState); it did not", sourceLocation: sourceLocation)
+    } catch let error as PSQLError {
+        let state = error.serverInfo?[.sqlState]
+        #expect(state == sqlState, "\(error.serverInfo?[.message] ?? String(reflecting: error))", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected SQLSTATE \(sqlState), got \(error)", sourceLocation: sourceLocation)
     }
 }
