@@ -128,4 +128,33 @@ struct AdminAPITests {
             #expect(users.compactMap { $0["email"]?.string } == ["owner@acme.test"])
         }
     }
+
+    /// Disabling an owner or ending an owner's sessions takes `kernel.owners.manage`,
+    /// which admins lack: an admin cannot lock the owners out.
+    @Test func anAdminCannotDisableAnOwnerOrEndTheirSessions() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme", modules: ["notes"])
+        let first = try await db.createUser("owner@acme.test", password: "owner-password", roles: ["owner"], in: acme)
+        _ = try await db.createUser("second@acme.test", password: "second-password", roles: ["owner"], in: acme)
+        let member = try await db.createUser("member@acme.test", password: "member-password", roles: ["member"], in: acme)
+        _ = try await db.createUser("admin@acme.test", password: "admin-password", roles: ["admin"], in: acme)
+        try await withIdentityApp(db) { client, _ in
+            let ownerSession = try await client.login("acme", "owner@acme.test", "owner-password").access
+            let admin = try await client.login("acme", "admin@acme.test", "admin-password").access
+            let headers: HTTPFields = [.authorization: "Bearer \(admin)"]
+            let disable = try await client.execute(uri: "/v1/tenants/acme/admin/users/\(first.id)/disable", method: .post, headers: headers)
+            #expect(disable.status == .forbidden)
+            #expect(json(disable)["code"]?.string == "permission_denied")
+            let end = try await client.execute(uri: "/v1/tenants/acme/admin/users/\(first.id)/sessions", method: .delete, headers: headers)
+            #expect(end.status == .forbidden)
+            #expect(try await client.get("/v1/tenants/acme/auth/me", token: ownerSession).status == .ok, "the owner is still signed in")
+            // The same admin may still disable a member, and an owner may act on an owner.
+            #expect(try await client.execute(uri: "/v1/tenants/acme/admin/users/\(member.id)/disable", method: .post, headers: headers).status == .ok)
+            let second = try await client.login("acme", "second@acme.test", "second-password").access
+            let byOwner = try await client.execute(
+                uri: "/v1/tenants/acme/admin/users/\(first.id)/sessions", method: .delete, headers: [.authorization: "Bearer \(second)"])
+            #expect(byOwner.status == .noContent)
+            #expect(try await client.get("/v1/tenants/acme/auth/me", token: ownerSession).status == .unauthorized)
+        }
+    }
 }

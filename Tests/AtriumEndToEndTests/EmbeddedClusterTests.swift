@@ -34,6 +34,11 @@ struct EmbeddedClusterTests {
         let secondPort = try LocalPort.free()
         let second = try atrium.start(["serve", "--port", String(secondPort), "--tenants-dir", empty.path()])
         try await waitUntilReady(port: secondPort, process: second)
+        // A third server on the same port stops at once, naming the port and the setting.
+        let busy = try atrium.run("serve", "--port", String(secondPort), "--tenants-dir", empty.path(), timeout: .seconds(30))
+        #expect(busy.status == 1)
+        #expect(busy.stderr.contains("port \(secondPort)") && busy.stderr.contains("ATRIUM_PORT"), "\(busy.stderr)")
+        #expect(!busy.stdout.contains("serving") && !busy.stderr.contains("serving"))
         second.signal(SIGTERM)
         let result = try second.wait(timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")

@@ -200,4 +200,24 @@ struct SalesAccessTests {
             #expect(try await client.send(.get, "\(Self.base)/contacts?cursor=bogus", token: team.ann).status == .unprocessableContent)
         }
     }
+
+    /// A deal's line items are the deal's: reassigning the deal moves them, so its new
+    /// owner sees them and they are not left with someone who no longer owns the deal.
+    @Test func lineItemsFollowTheirDealToItsNewOwner() async throws {
+        try await SalesTeam.withTeam { client, team in
+            let product = try await client.send(.post, "\(Self.base)/products", token: team.manager, json: #"{"sku":"P-1","name":"Seat","unit_price":100,"currency":"USD"}"#)
+            let productID = try #require(json(product)["id"]?.string)
+            let deal = try await client.send(.post, "\(Self.base)/deals", token: team.ann, json: #"{"title":"Ann's deal"}"#)
+            let dealID = try #require(json(deal)["id"]?.string)
+            let item = try await client.send(.post, "\(Self.base)/deals/\(dealID)/items", token: team.ann, json: #"{"product_id":"\#(productID)","quantity":2}"#)
+            #expect(item.status == .created || item.status == .ok, "\(String(buffer: item.body))")
+            let moved = try await client.send(.patch, "\(Self.base)/deals/\(dealID)", token: team.manager, json: #"{"owner_id":"\#(team.bobID)"}"#)
+            #expect(moved.status == .ok, "\(String(buffer: moved.body))")
+            let items = try await client.send(.get, "\(Self.base)/deals/\(dealID)/items", token: team.bob)
+            #expect(items.status == .ok, "\(String(buffer: items.body))")
+            #expect(String(buffer: items.body).contains(productID), "Bob sees the items of the deal he now owns")
+            let annAfter = try await client.send(.get, "\(Self.base)/deals/\(dealID)/items", token: team.ann)
+            #expect(annAfter.status == .notFound)
+        }
+    }
 }
