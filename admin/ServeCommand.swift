@@ -52,9 +52,15 @@ struct ServeCommand: AsyncParsableCommand {
             if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
                 let applied = try await TenantsCommand.applyFiles(in: tenantsDir, location: location, registry: registry, logger: logger)
                 for change in applied.changes { logger.info("tenant file applied", metadata: ["change": "\(change)"]) }
-                if !applied.logins.isEmpty {
-                    Console.line("Demo logins created from \(tenantsDir)/ (POST /v1/tenants/{tenant}/auth/login):")
-                    Console.table(["tenant", "email", "password", "roles"], applied.logins.map { [$0.tenant, $0.email, $0.password, $0.roles.joined(separator: ",")] })
+                // Every start shows the demo logins the files declare (created when missing,
+                // never changed afterwards), so a newcomer finds them on each `make run`.
+                let declared = try TenantFile.load(directory: URL(fileURLWithPath: tenantsDir)).flatMap { file in
+                    (file.users ?? []).map { [file.slug, $0.email, $0.password, ($0.roles ?? []).joined(separator: ",")] }
+                }
+                if !declared.isEmpty {
+                    let created = applied.logins.isEmpty ? "" : " (\(applied.logins.count) created now)"
+                    Console.line("Demo logins from \(tenantsDir)/\(created), for POST /v1/tenants/{tenant}/auth/login:")
+                    Console.table(["tenant", "email", "password", "roles"], declared)
                 }
             }
             let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: 20), backgroundLogger: logger)

@@ -222,4 +222,23 @@ struct SalesImportTests {
             for line in ["4,", "5,", "6,"] { #expect(errors.contains("\r\n" + line), "\(errors)") }
         }
     }
+
+    /// An import's Idempotency-Key belongs to its sender: another user's same key is a
+    /// new import of theirs, never a refusal or a look at someone else's import.
+    @Test func importIdempotencyKeysArePerUser() async throws {
+        try await SalesTeam.withTeam { client, team in
+            func upload(_ token: String) async throws -> String? {
+                let response = try await client.execute(
+                    uri: "\(Self.base)/imports?entity=contacts", method: .post,
+                    headers: [.authorization: "Bearer \(token)", .contentType: "text/csv", HTTPField.Name("Idempotency-Key")!: "same-key"],
+                    body: ByteBuffer(string: "email\nx@example.com\n"))
+                #expect(response.status == .accepted, "\(String(buffer: response.body))")
+                return json(response)["id"]?.string
+            }
+            let ann = try #require(try await upload(team.ann))
+            let bob = try #require(try await upload(team.bob))
+            #expect(ann != bob)
+            #expect(try await upload(team.ann) == ann, "a retry by the same user answers the first import")
+        }
+    }
 }
