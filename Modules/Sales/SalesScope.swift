@@ -71,10 +71,9 @@ enum SalesErrors {
                 throw AtriumError.validation(field: field, "does not name a record of this tenant")
             case "42501":
                 throw AtriumError.forbidden(code: "permission_denied", "this record would belong to someone whose records you may not change")
-            case "23514":
-                throw AtriumError.validation(field: constraint, "is not valid")
             default:
-                throw error
+                // Check violations and data exceptions: the field, never the constraint's name.
+                throw DatabaseProblems.problem(for: error) ?? error
             }
         }
     }
