@@ -3,11 +3,13 @@ import PostgresNIO
 
 /// Turns PostgreSQL's refusals of a value into the API's 4xx answers.
 ///
-/// The edge checks values before they reach SQL; this is the net under it. Every data
-/// exception (SQLSTATE class 22), check, not-null, unique and foreign-key violation and
-/// an over-long index entry is the client's input, so it is answered 422 (or 409) with
-/// the API field it concerns — never the constraint's name or the server's text, which
-/// go to the log. Anything else stays a 500: a real fault.
+/// The edge checks values before they reach SQL; this is the net under it, and the one
+/// mapping every module inherits through the kernel's problem middleware. A data
+/// exception (SQLSTATE class 22), a check, not-null, unique or foreign-key violation, an
+/// over-long index entry or a write a row-level security policy refuses is the client's
+/// doing, so it is answered 422, 409 or 403 with the API field it concerns — never the
+/// constraint's name or the server's text, which go to the log. Anything else stays a
+/// 500: a real fault.
 public enum DatabaseProblems {
     /// The API answer for `error`, or nil when it is not about the request's values.
     public static func problem(for error: any Error) -> AtriumError? {
@@ -36,6 +38,10 @@ public enum DatabaseProblems {
             return .conflict(code: "in_use", "other records still refer to this one")
         case "23503":
             return .validation(field: field(constraint: constraint, table: table), "does not name a record of this tenant")
+        case "42501" where (error.serverInfo?[.message] ?? "").hasPrefix("new row violates row-level security policy"):
+            // A write that an ownership policy refuses: the row would belong to someone
+            // whose records the caller may not change. (Other 42501s are real faults.)
+            return .forbidden(code: "permission_denied", "this record would belong to someone whose records you may not change")
         default:
             return nil
         }

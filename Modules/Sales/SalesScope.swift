@@ -51,34 +51,6 @@ struct SalesScope: Sendable {
     }
 }
 
-/// Maps the database's refusals to the API's errors: a duplicate natural key is 409, an
-/// owner or reference that does not exist in this tenant is 422.
-enum SalesErrors {
-    static func map<Result>(_ body: () async throws -> Result) async throws -> Result {
-        do {
-            return try await body()
-        } catch let error as PSQLError {
-            let constraint = error.serverInfo?[.constraintName] ?? ""
-            switch error.serverInfo?[.sqlState] {
-            case "23505":
-                let field = constraint.split(separator: "_").last.map(String.init) ?? "key"
-                throw AtriumError.conflict(code: "duplicate", "another record of this tenant already has this \(field)")
-            case "23503" where (error.serverInfo?[.message] ?? "").hasPrefix("update or delete"):
-                throw AtriumError.conflict(code: "in_use", "other records still refer to this one")
-            case "23503":
-                let field = constraint.contains("owner") ? "owner_id" : constraint.contains("company") ? "company_id"
-                    : constraint.contains("contact") ? "contact_id" : constraint.contains("product") ? "product_id" : "reference"
-                throw AtriumError.validation(field: field, "does not name a record of this tenant")
-            case "42501":
-                throw AtriumError.forbidden(code: "permission_denied", "this record would belong to someone whose records you may not change")
-            default:
-                // Check violations and data exceptions: the field, never the constraint's name.
-                throw DatabaseProblems.problem(for: error) ?? error
-            }
-        }
-    }
-}
-
 /// Foreign keys are checked by PostgreSQL without row-level security, so a reference
 /// to another rep's record would be accepted (and would confirm that the id exists).
 /// References are therefore checked first through the caller's own view.

@@ -85,10 +85,6 @@ enum Validation {
         text.utf8.count == 3 && text.utf8.allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
     }
 
-    static func uuid(_ text: String, field: String) throws -> UUID {
-        guard let id = UUID(uuidString: text) else { throw AtriumError.validation(field: field, "is not an id") }
-        return id
-    }
 }
 
 /// The query parameters every list shares: `limit`, `cursor` (keyset on updated_at, id:

@@ -24,7 +24,7 @@ struct BillingEndToEndTests {
 
     func waitUntilReady(port: Int) async throws {
         var ready = false
-        for _ in 0..<300 where !ready {
+        for _ in 0..<600 where !ready {
             try await Task.sleep(for: .milliseconds(100))
             ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
         }

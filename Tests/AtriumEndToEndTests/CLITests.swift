@@ -145,7 +145,7 @@ struct CLITests {
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_LOG_FORMAT": "json"])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenantsDirectory.path()])
         var healthy = false
-        for _ in 0..<300 where !healthy {
+        for _ in 0..<600 where !healthy {
             try await Task.sleep(for: .milliseconds(100))
             healthy = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
         }
@@ -177,7 +177,7 @@ struct CLITests {
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
         let worker = try atrium.start(["worker", "--concurrency", "2"])
         var started = false
-        for _ in 0..<300 where !started {
+        for _ in 0..<600 where !started {
             try await Task.sleep(for: .milliseconds(100))
             started = worker.output().1.contains("job worker started")
         }

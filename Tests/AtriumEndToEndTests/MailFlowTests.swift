@@ -16,7 +16,7 @@ struct SMTPSink {
         let process = try RunningProcess(
             executable: python, arguments: [root.appending(path: "scripts/smtp-sink.py").path(), String(port), directory.path()],
             environment: ProcessInfo.processInfo.environment)
-        for _ in 0..<100 where !process.output().0.contains("ready") { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<600 where !process.output().0.contains("ready") { try await Task.sleep(for: .milliseconds(100)) }
         return SMTPSink(process: process, port: port, directory: directory)
     }
 
@@ -69,7 +69,7 @@ struct MailFlowTests {
         }
         let base = "http://127.0.0.1:\(port)/v1/tenants/acme"
         var ready = false
-        for _ in 0..<300 where !ready {
+        for _ in 0..<600 where !ready {
             try await Task.sleep(for: .milliseconds(100))
             ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
         }

@@ -17,12 +17,15 @@ struct OIDCLoginTests {
             _ = try? provider.wait(timeout: .seconds(10))
         }
         let issuer = "http://127.0.0.1:\(providerPort)"
+        // Python starts slowly on a loaded 2-core machine (the suite runs in parallel):
+        // wait up to a minute, and stop early if the provider died.
         var providerUp = false
-        for _ in 0..<100 where !providerUp {
+        for _ in 0..<600 where !providerUp {
             try await Task.sleep(for: .milliseconds(100))
+            try #require(kill(provider.pid, 0) == 0, "oidc-provider-mock exited: \(provider.output())")
             providerUp = (try? await HTTP.get("\(issuer)/.well-known/openid-configuration").status) == 200
         }
-        try #require(providerUp)
+        try #require(providerUp, "oidc-provider-mock did not answer within 60 s: \(provider.output())")
 
         let tenants = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
@@ -44,7 +47,7 @@ struct OIDCLoginTests {
             _ = try? server.wait(timeout: .seconds(60))
         }
         var ready = false
-        for _ in 0..<300 where !ready {
+        for _ in 0..<600 where !ready {
             try await Task.sleep(for: .milliseconds(100))
             ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
         }

@@ -51,8 +51,8 @@ struct ActivityRoutes {
                   query: [.init("contact", "The contact's id."), .init("deal", "The deal's id."), .init("limit", "1-200, default 50.", schema: .integer)],
                   response: ActivityList.self) { request in
             let scope = try SalesScope.of(request)
-            let contact = try request.query("contact").map { try Validation.uuid($0, field: "contact") }
-            let deal = try request.query("deal").map { try Validation.uuid($0, field: "deal") }
+            let contact = try request.uuidQuery("contact")
+            let deal = try request.uuidQuery("deal")
             guard contact != nil || deal != nil else { throw AtriumError.validation(field: "contact", "name a contact or a deal") }
             let limit = try request.limit()
             return try await scope.transaction(request) { transaction in
@@ -72,21 +72,19 @@ struct ActivityRoutes {
                   body: ActivityInput.self, response: Activity.self, status: .created) { request, input in
             let scope = try SalesScope.of(request)
             let activity = try input.validated()
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        try await SalesReferences.require(contact: activity.contactId, deal: activity.dealId, on: transaction)
-                        let row = try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
-                            VALUES (\(transaction.tenantID), \(scope.userID), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
-                                    \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
-                            RETURNING \(unescaped: Activity.columns)
-                            """, logger: transaction.logger
-                        ).collect().first
-                        guard let row else { throw AtriumError.internalError() }
-                        return try Activity(row)
-                    }
+            return try await scope.transaction(request) { transaction in
+                try await Idempotency.run(request, input: input, transaction: transaction) {
+                    try await SalesReferences.require(contact: activity.contactId, deal: activity.dealId, on: transaction)
+                    let row = try await transaction.connection.query(
+                        """
+                        INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
+                        VALUES (\(transaction.tenantID), \(scope.userID), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
+                                \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
+                        RETURNING \(unescaped: Activity.columns)
+                        """, logger: transaction.logger
+                    ).collect().first
+                    guard let row else { throw AtriumError.internalError() }
+                    return try Activity(row)
                 }
             }
         }

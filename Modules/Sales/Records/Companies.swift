@@ -113,19 +113,17 @@ struct CompanyRoutes {
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
             let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let row = try await transaction.connection.query(
-                        """
-                        UPDATE sales_companies SET name = coalesce(\(patch.name), name), domain = coalesce(\(patch.domain), domain),
-                            external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
-                        WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                        RETURNING \(unescaped: Company.columns)
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let row else { throw AtriumError.notFound("No such company.") }
-                    return try Company(row)
-                }
+            return try await scope.transaction(request) { transaction in
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_companies SET name = coalesce(\(patch.name), name), domain = coalesce(\(patch.domain), domain),
+                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    RETURNING \(unescaped: Company.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such company.") }
+                return try Company(row)
             }
         }
 

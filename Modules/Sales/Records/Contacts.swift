@@ -73,7 +73,7 @@ struct ContactRoutes {
             let scope = try SalesScope.of(request)
             let filter = try ListFilter(request)
             let tag = request.query("tag")
-            let company = try request.query("company").map { try Validation.uuid($0, field: "company") }
+            let company = try request.uuidQuery("company")
             return try await scope.transaction(request) { transaction in
                 let rows = try await transaction.connection.query(
                     """
@@ -126,23 +126,21 @@ struct ContactRoutes {
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
             let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await SalesReferences.require(company: patch.companyId, on: transaction)
-                    let row = try await transaction.connection.query(
-                        """
-                        UPDATE sales_contacts SET
-                            first_name = coalesce(\(patch.firstName), first_name), last_name = coalesce(\(patch.lastName), last_name),
-                            email = coalesce(\(patch.email), email), phone = coalesce(\(patch.phone), phone),
-                            company_id = coalesce(\(patch.companyId), company_id), tags = coalesce(\(patch.tags), tags),
-                            external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
-                        WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                        RETURNING \(unescaped: Contact.columns)
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let row else { throw AtriumError.notFound("No such contact.") }
-                    return try Contact(row)
-                }
+            return try await scope.transaction(request) { transaction in
+                try await SalesReferences.require(company: patch.companyId, on: transaction)
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_contacts SET
+                        first_name = coalesce(\(patch.firstName), first_name), last_name = coalesce(\(patch.lastName), last_name),
+                        email = coalesce(\(patch.email), email), phone = coalesce(\(patch.phone), phone),
+                        company_id = coalesce(\(patch.companyId), company_id), tags = coalesce(\(patch.tags), tags),
+                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    RETURNING \(unescaped: Contact.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such contact.") }
+                return try Contact(row)
             }
         }
 

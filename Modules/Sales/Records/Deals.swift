@@ -196,37 +196,35 @@ struct DealRoutes {
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
             let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let before = try await Self.find(id, scope: scope, on: transaction, lock: true)
-                    try await SalesReferences.require(company: patch.companyId, contact: patch.contactId, on: transaction)
-                    let row = try await transaction.connection.query(
-                        """
-                        UPDATE sales_deals SET title = coalesce(\(patch.title), title), company_id = coalesce(\(patch.companyId), company_id),
-                            contact_id = coalesce(\(patch.contactId), contact_id), stage = coalesce(\(patch.stage), stage),
-                            amount = coalesce(\(patch.amount), amount), currency = coalesce(\(patch.currency), currency),
-                            expected_close = coalesce(\(patch.expectedClose)::date, expected_close), status = coalesce(\(patch.status), status),
-                            external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
-                        WHERE id = \(id)
-                        RETURNING \(unescaped: Deal.columns)
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let row else { throw AtriumError.notFound("No such deal.") }
-                    let deal = try Deal(row)
-                    if deal.ownerId != before.ownerId {
-                        // Line items are the deal's: they follow it to its new owner.
-                        try await transaction.connection.query(
-                            "UPDATE sales_deal_items SET owner_id = \(deal.ownerId) WHERE deal_id = \(deal.id)", logger: transaction.logger)
-                    }
-                    if deal.stage != before.stage {
-                        try await transaction.connection.query(
-                            """
-                            INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, deal_id, contact_id)
-                            VALUES (\(transaction.tenantID), \(deal.ownerId), 'stage_change', \("Stage \(before.stage) → \(deal.stage)"), \(deal.id), \(deal.contactId))
-                            """, logger: transaction.logger)
-                    }
-                    return deal
+            return try await scope.transaction(request) { transaction in
+                let before = try await Self.find(id, scope: scope, on: transaction, lock: true)
+                try await SalesReferences.require(company: patch.companyId, contact: patch.contactId, on: transaction)
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_deals SET title = coalesce(\(patch.title), title), company_id = coalesce(\(patch.companyId), company_id),
+                        contact_id = coalesce(\(patch.contactId), contact_id), stage = coalesce(\(patch.stage), stage),
+                        amount = coalesce(\(patch.amount), amount), currency = coalesce(\(patch.currency), currency),
+                        expected_close = coalesce(\(patch.expectedClose)::date, expected_close), status = coalesce(\(patch.status), status),
+                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    WHERE id = \(id)
+                    RETURNING \(unescaped: Deal.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such deal.") }
+                let deal = try Deal(row)
+                if deal.ownerId != before.ownerId {
+                    // Line items are the deal's: they follow it to its new owner.
+                    try await transaction.connection.query(
+                        "UPDATE sales_deal_items SET owner_id = \(deal.ownerId) WHERE deal_id = \(deal.id)", logger: transaction.logger)
                 }
+                if deal.stage != before.stage {
+                    try await transaction.connection.query(
+                        """
+                        INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, deal_id, contact_id)
+                        VALUES (\(transaction.tenantID), \(deal.ownerId), 'stage_change', \("Stage \(before.stage) → \(deal.stage)"), \(deal.id), \(deal.contactId))
+                        """, logger: transaction.logger)
+                }
+                return deal
             }
         }
 
@@ -255,22 +253,20 @@ struct DealRoutes {
             if let price = input.unitPrice, !(0...InputDomain.maximumAmount).contains(price) {
                 throw AtriumError.validation(field: "unit_price", "must be from 0 to \(InputDomain.maximumAmount) minor units")
             }
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let deal = try await Self.find(id, scope: scope, on: transaction)
-                    let row = try await transaction.connection.query(
-                        """
-                        INSERT INTO sales_deal_items (tenant_id, deal_id, owner_id, product_id, quantity, unit_price)
-                        SELECT \(transaction.tenantID), \(id), \(deal.ownerId), p.id, \(input.quantity), coalesce(\(input.unitPrice), p.unit_price)
-                        FROM sales_products p WHERE p.id = \(input.productId)
-                        RETURNING id, product_id, quantity, unit_price
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let (itemID, product, quantity, price) = try row?.decode((UUID, UUID, Int32, Int64).self) else {
-                        throw AtriumError.validation(field: "product_id", "does not name a product of this tenant")
-                    }
-                    return DealItem(id: itemID, productId: product, quantity: quantity, unitPrice: price)
+            return try await scope.transaction(request) { transaction in
+                let deal = try await Self.find(id, scope: scope, on: transaction)
+                let row = try await transaction.connection.query(
+                    """
+                    INSERT INTO sales_deal_items (tenant_id, deal_id, owner_id, product_id, quantity, unit_price)
+                    SELECT \(transaction.tenantID), \(id), \(deal.ownerId), p.id, \(input.quantity), coalesce(\(input.unitPrice), p.unit_price)
+                    FROM sales_products p WHERE p.id = \(input.productId)
+                    RETURNING id, product_id, quantity, unit_price
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let (itemID, product, quantity, price) = try row?.decode((UUID, UUID, Int32, Int64).self) else {
+                    throw AtriumError.validation(field: "product_id", "does not name a product of this tenant")
                 }
+                return DealItem(id: itemID, productId: product, quantity: quantity, unitPrice: price)
             }
         }
         Self.registerItemRemoval(routes)

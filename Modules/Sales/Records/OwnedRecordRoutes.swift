@@ -19,11 +19,9 @@ enum OwnedRecordRoutes {
             let scope = try SalesScope.of(request)
             let checked = try validate(input)
             let ownerID = try scope.owner(for: owner(checked), request: request)
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    try await Idempotency.run(request, input: input, transaction: transaction) {
-                        try await insert(transaction, checked, ownerID)
-                    }
+            return try await scope.transaction(request) { transaction in
+                try await Idempotency.run(request, input: input, transaction: transaction) {
+                    try await insert(transaction, checked, ownerID)
                 }
             }
         }
@@ -34,16 +32,14 @@ enum OwnedRecordRoutes {
         routes.on(.delete, path, summary: summary, permission: nil, response: NoContent.self, status: .noContent) { request in
             let scope = try SalesScope.of(request)
             let id = try request.uuidParameter("id")
-            try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let deleted = try await transaction.connection.query(
-                        """
-                        DELETE FROM \(unescaped: table) WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                        RETURNING 1
-                        """, logger: transaction.logger
-                    ).collect()
-                    guard !deleted.isEmpty else { throw AtriumError.notFound("No such \(noun).") }
-                }
+            try await scope.transaction(request) { transaction in
+                let deleted = try await transaction.connection.query(
+                    """
+                    DELETE FROM \(unescaped: table) WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    RETURNING 1
+                    """, logger: transaction.logger
+                ).collect()
+                guard !deleted.isEmpty else { throw AtriumError.notFound("No such \(noun).") }
             }
             return NoContent()
         }

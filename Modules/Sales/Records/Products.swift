@@ -109,20 +109,18 @@ struct ProductRoutes {
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
             let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await SalesErrors.map {
-                try await scope.transaction(request) { transaction in
-                    let row = try await transaction.connection.query(
-                        """
-                        UPDATE sales_products SET sku = coalesce(\(patch.sku), sku), name = coalesce(\(patch.name), name),
-                            unit_price = coalesce(\(patch.unitPrice), unit_price), currency = coalesce(\(patch.currency), currency),
-                            owner_id = coalesce(\(owner), owner_id), updated_at = now()
-                        WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                        RETURNING \(unescaped: Product.columns)
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let row else { throw AtriumError.notFound("No such product you may change.") }
-                    return try Product(row)
-                }
+            return try await scope.transaction(request) { transaction in
+                let row = try await transaction.connection.query(
+                    """
+                    UPDATE sales_products SET sku = coalesce(\(patch.sku), sku), name = coalesce(\(patch.name), name),
+                        unit_price = coalesce(\(patch.unitPrice), unit_price), currency = coalesce(\(patch.currency), currency),
+                        owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
+                    RETURNING \(unescaped: Product.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.notFound("No such product you may change.") }
+                return try Product(row)
             }
         }
 
