@@ -19,16 +19,22 @@ struct APIKeysCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Tenant slug.") var tenant: String
         @Option(help: "A name that says what the key is for.") var name: String
-        @Option(name: .customLong("permission"), help: "Permission the key holds (repeatable).") var permissions: [String] = []
+        @Option(
+            name: .customLong("permission"),
+            help: "A permission the key holds (repeat for more; at least one). A key can do only what it is given, whatever its creator may do: for example --permission sales.records.any --permission sales.records.import. `atrium roles list --tenant T` shows which role holds which permission.")
+        var permissions: [String] = []
         @Option(help: "Expiry as an RFC 3339 time.") var expires: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let logger = global.logger(defaultLevel: .warning)
             let catalog = PermissionCatalog(registry: try ModulesCommand.registry())
-            let known = Set(catalog.permissions.map(\.name))
+            let known = catalog.permissions.map(\.name).sorted()
+            if permissions.isEmpty {
+                throw ValidationFailure("give the key at least one --permission (it can do nothing else); permissions: \(known.joined(separator: ", "))")
+            }
             if let unknown = permissions.first(where: { !known.contains($0) }) {
-                throw ValidationFailure("'\(unknown)' is not in the permission catalog")
+                throw ValidationFailure("'\(unknown)' is not a permission; permissions: \(known.joined(separator: ", "))")
             }
             var expiresAt: Date?
             if let expires {

@@ -27,3 +27,17 @@ public enum AtriumJSON {
         return decoder
     }
 }
+
+/// Ids are written in lowercase everywhere the API speaks (JSON, CLI, logs), as RFC 9562
+/// recommends and as PostgreSQL prints them; Foundation's `UUID` encodes uppercase. These
+/// overloads are more specific than the generic `encode`, so every synthesized `Encodable`
+/// in a module that imports the kernel picks them.
+extension KeyedEncodingContainer {
+    public mutating func encode(_ value: UUID, forKey key: Key) throws {
+        try encode(value.uuidString.lowercased(), forKey: key)
+    }
+
+    public mutating func encodeIfPresent(_ value: UUID?, forKey key: Key) throws {
+        try encodeIfPresent(value?.uuidString.lowercased(), forKey: key)
+    }
+}

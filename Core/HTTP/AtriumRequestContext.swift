@@ -28,6 +28,10 @@ public struct AtriumRequestContext: RequestContext {
         self.peerIP = source.channel.remoteAddress?.ipAddress
     }
 
+    /// The request id (`X-Request-Id`); shadows Hummingbird's, whose log metadata the
+    /// request-id middleware removes so that log lines carry one id.
+    public var id: String { requestID }
+
     public var requestDecoder: AtriumRequestDecoder { AtriumRequestDecoder() }
     public var responseEncoder: AtriumResponseEncoder { AtriumResponseEncoder() }
 }

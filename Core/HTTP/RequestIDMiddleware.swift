@@ -14,6 +14,8 @@ struct RequestIDMiddleware: RouterMiddleware {
         let offered = request.headers[.requestID]
         let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
         context.requestID = id
+        // One id per log line: Hummingbird's own generated id would be a second, unrelated one.
+        context.logger[metadataKey: "hb.request.id"] = nil
         context.logger[metadataKey: "request.id"] = .string(id)
         var response = try await next(request, context)
         response.headers[.requestID] = id

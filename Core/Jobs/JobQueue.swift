@@ -44,7 +44,7 @@ public struct JobQueue: Sendable {
             RETURNING id
             """, logger: logger)
         for try await id in rows.decode(UUID.self) {
-            logger.debug("job enqueued", metadata: ["job.id": "\(id)", "job.kind": "\(kind)"])
+            logger.debug("job enqueued", metadata: ["job.id": "\(id.uuidString.lowercased())", "job.kind": "\(kind)"])
             return id
         }
         return nil

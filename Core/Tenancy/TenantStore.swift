@@ -41,7 +41,7 @@ public struct TenantStore: Sendable {
                 RETURNING id, slug, name, status, plan, created_at, updated_at
                 """, logger: logger)
             guard let tenant = try await first(rows) else { throw AtriumError.internalError() }
-            logger.info("tenant created", metadata: ["tenant.id": "\(tenant.id)", "tenant.slug": "\(slug)"])
+            logger.info("tenant created", metadata: ["tenant.id": "\(tenant.id.uuidString.lowercased())", "tenant.slug": "\(slug)"])
             return tenant
         } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
             throw AtriumError.conflict(code: "tenant_exists", "a tenant with slug '\(slug)' already exists")
@@ -72,7 +72,7 @@ public struct TenantStore: Sendable {
         var deleted = false
         for try await id in rows.decode(UUID.self) {
             deleted = true
-            logger.notice("tenant deleted", metadata: ["tenant.id": "\(id)", "tenant.slug": "\(slug)"])
+            logger.notice("tenant deleted", metadata: ["tenant.id": "\(id.uuidString.lowercased())", "tenant.slug": "\(slug)"])
         }
         return deleted
     }

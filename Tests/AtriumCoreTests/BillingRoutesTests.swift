@@ -172,6 +172,39 @@ struct BillingRoutesTests {
     }
 }
 
+extension BillingRoutesTests {
+    /// The seat check runs under a per-tenant lock: sign-ups racing for the last seat get it once.
+    @Test func concurrentSignUpsTakeTheLastSeatOnce() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme")
+        let catalog = try PlanCatalog.parse(Self.catalogText, path: "plans.yaml")
+        try await db.withOwner { try await catalog.publishQuotas(on: $0, logger: TestDatabase.logger) }
+        _ = try await db.createUser("a@acme.test", password: "correct horse battery", roles: ["owner"], in: acme)
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    do {
+                        _ = try await db.createUser("racer\(index)@acme.test", password: "correct horse battery", roles: [], in: acme)
+                        return "created"
+                    } catch {
+                        return "\(error)".contains("seat_limit_reached") ? "refused" : "other: \(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == "created" }.count == 1, "\(outcomes)")
+        #expect(outcomes.filter { $0 == "refused" }.count == 7, "\(outcomes)")
+        let active = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
+                try await connection.query("SELECT count(*)::int FROM users WHERE status = 'active'", logger: TestDatabase.logger)
+                    .collect().first?.decode(Int.self)
+            }
+        }
+        #expect(active == 2)
+    }
+}
+
 /// An HTTP receiver on a real socket that records what it is sent and answers with
 /// the statuses it is told to, in order.
 final class WebhookReceiver: Sendable {

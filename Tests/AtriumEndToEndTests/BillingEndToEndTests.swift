@@ -127,6 +127,18 @@ struct BillingEndToEndTests {
         let reconcile = try atrium.run("billing", "reconcile", "--plans", plans)
         #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
         #expect(reconcile.stdout.contains("agree"))
+        // A counter edited by hand disagrees with its events: reconcile names it and exits 1.
+        let tamper = try atrium.run(
+            "db", "shell", "--role", "owner", "--command",
+            "SELECT set_config('app.scope', 'platform', false); UPDATE usage_counters SET quantity = quantity + 5 WHERE meter = 'kernel.api_calls'")
+        #expect(tamper.status == 0, "\(tamper.stderr)")
+        let disagree = try atrium.run("billing", "reconcile", "--plans", plans)
+        #expect(disagree.status == 1, "\(disagree.stdout)\(disagree.stderr)")
+        #expect(disagree.stdout.contains("DIFFERENCES") && disagree.stdout.contains("kernel.api_calls: counter_mismatch"))
+        _ = try atrium.run(
+            "db", "shell", "--role", "owner", "--command",
+            "SELECT set_config('app.scope', 'platform', false); UPDATE usage_counters SET quantity = quantity - 5 WHERE meter = 'kernel.api_calls'")
+        #expect(try atrium.run("billing", "reconcile", "--plans", plans).status == 0)
 
         let webhook = try atrium.run("billing", "webhook", "--tenant", "acme", "--url", "https://hooks.example.test/atrium")
         #expect(webhook.status == 0, "\(webhook.stderr)")

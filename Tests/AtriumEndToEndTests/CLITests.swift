@@ -36,6 +36,13 @@ struct CLITests {
         let doctor = try atrium.run("doctor")
         #expect(doctor.status == 0, "\(doctor.stdout)\(doctor.stderr)")
         #expect(doctor.stdout.contains("ok   application role: owns nothing"))
+        // A tenant table whose row-level security is switched off fails the doctor, named, exit 1.
+        #expect(try atrium.run("db", "shell", "--role", "owner", "-c", "ALTER TABLE audit_events NO FORCE ROW LEVEL SECURITY").status == 0)
+        let sick = try atrium.run("doctor")
+        #expect(sick.status == 1, "\(sick.stdout)\(sick.stderr)")
+        #expect(sick.stdout.contains("FAIL tenancy schema:") && sick.stdout.contains("audit_events"))
+        #expect(try atrium.run("db", "shell", "--role", "owner", "-c", "ALTER TABLE audit_events FORCE ROW LEVEL SECURITY").status == 0)
+        #expect(try atrium.run("doctor").status == 0)
 
         let apply = try atrium.run("tenants", "apply", tenantsDirectory.path())
         #expect(apply.status == 0, "\(apply.stderr)")
@@ -114,7 +121,12 @@ struct CLITests {
         let keyID = try #require((try JSONSerialization.jsonObject(with: Data(keys.stdout.utf8)) as? [[String: Any]])?.first?["id"] as? String)
         #expect(!keys.stdout.contains(String(key.stdout.trimmingCharacters(in: .whitespacesAndNewlines).suffix(20))))
         #expect(try atrium.run("api-keys", "revoke", "--tenant", "acme", keyID).stdout == "revoked \(keyID)\n")
-        #expect(try atrium.run("api-keys", "create", "--tenant", "acme", "--name", "x", "--permission", "nope.nothing").status != 0)
+        let unknownPermission = try atrium.run("api-keys", "create", "--tenant", "acme", "--name", "x", "--permission", "nope.nothing")
+        #expect(unknownPermission.status != 0)
+        #expect(unknownPermission.stderr.contains("'nope.nothing' is not a permission; permissions: ") && unknownPermission.stderr.contains("sales.records.any"))
+        let noPermission = try atrium.run("api-keys", "create", "--tenant", "acme", "--name", "x")
+        #expect(noPermission.status != 0)
+        #expect(noPermission.stderr.contains("at least one --permission"))
         let audit = try atrium.run("audit", "--tenant", "acme")
         for action in ["user.created", "user.disabled", "role.granted", "role.revoked", "api_key.created", "api_key.revoked"] {
             #expect(audit.stdout.contains(action), "audit shows \(action)")
@@ -167,6 +179,7 @@ struct CLITests {
         let result = try server.wait(timeout: .seconds(60))
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains(#""message":"request""#))  // JSON access log lines
+        #expect(result.stderr.contains(#""request.id":""#) && !result.stderr.contains("hb.request.id"))  // one id per line
         #expect(result.stdout.contains("owner@acme.test"))  // the demo login was printed
         #expect(try atrium.run("db", "stop").stdout.contains("not running"))
     }

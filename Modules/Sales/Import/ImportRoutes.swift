@@ -55,7 +55,7 @@ struct ImportRoutes {
                     throw error
                 }
             }
-            let status = try await scope.transaction(request) { transaction in try await Self.status(importID, on: transaction) }
+            let status = try await scope.transaction(request) { transaction in try await Self.status(importID, tenant: request.tenant.slug, on: transaction) }
             return try Self.json(status, status: .accepted)
         }
 
@@ -71,7 +71,7 @@ struct ImportRoutes {
                     """, logger: transaction.logger
                 ).collect().map { try $0.decode(UUID.self) }
                 var list: [SalesImport.Status] = []
-                for id in ids { list.append(try await Self.status(id, on: transaction)) }
+                for id in ids { list.append(try await Self.status(id, tenant: request.tenant.slug, on: transaction)) }
                 return ImportList(data: list)
             }
         }
@@ -80,7 +80,7 @@ struct ImportRoutes {
                   permission: SalesPermission.importData, response: SalesImport.Status.self) { request in
             let scope = try SalesScope.of(request)
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in try await Self.status(id, on: transaction) }
+            return try await scope.transaction(request) { transaction in try await Self.status(id, tenant: request.tenant.slug, on: transaction) }
         }
 
         routes.streaming(.get, "imports/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
@@ -88,7 +88,7 @@ struct ImportRoutes {
             let scope = try SalesScope.of(request)
             let id = try request.uuidParameter("id")
             let rows = try await scope.transaction(request) { transaction in
-                _ = try await Self.status(id, on: transaction)
+                _ = try await Self.status(id, tenant: request.tenant.slug, on: transaction)
                 return try await transaction.connection.query(
                     "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line, reason", logger: transaction.logger
                 ).collect().map { try $0.decode((Int64, String).self) }
@@ -128,7 +128,7 @@ struct ImportRoutes {
         return ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
     }
 
-    static func status(_ id: UUID, on transaction: TenantTransaction) async throws -> SalesImport.Status {
+    static func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> SalesImport.Status {
         let row = try await transaction.connection.query(
             """
             SELECT entity, format, mode, error_policy, state, bytes, rows_read, rows_written, rows_unchanged, rows_rejected, failure, created_at, finished_at
@@ -147,7 +147,7 @@ struct ImportRoutes {
         return SalesImport.Status(
             id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
             rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure, firstErrors: errors,
-            errorsUrl: "imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+            errorsUrl: "/v1/tenants/\(slug)/sales/imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {

@@ -111,7 +111,7 @@ struct ImportRunner: Sendable {
                 let landingStarted = clock.now
                 progress.rowsWritten = try await landing.land(mode: settings.mode, on: connection)
                 logger.info("import phases", metadata: [
-                    "import.id": "\(importID)", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
+                    "import.id": "\(importID.uuidString.lowercased())", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
                     "import.landing": "\(clock.now - landingStarted)",
                 ])
                 progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
@@ -131,7 +131,7 @@ struct ImportRunner: Sendable {
             }
             await onProgress(result)
             logger.info("import finished", metadata: [
-                "import.id": "\(importID)", "import.written": "\(result.rowsWritten)", "import.rejected": "\(result.rowsRejected)",
+                "import.id": "\(importID.uuidString.lowercased())", "import.written": "\(result.rowsWritten)", "import.rejected": "\(result.rowsRejected)",
             ])
             return result
         } catch let error as AlreadyRunning {
@@ -139,7 +139,7 @@ struct ImportRunner: Sendable {
         } catch {
             let reason = Self.reason(for: error)
             if !(error is Failure) && !(error is AtriumError) {
-                logger.error("import stopped by an error", metadata: ["import.id": "\(importID)", "error": "\(String(reflecting: error))"])
+                logger.error("import stopped by an error", metadata: ["import.id": "\(importID.uuidString.lowercased())", "error": "\(String(reflecting: error))"])
             }
             try? await fail(reason)
             throw Failure(description: reason)
@@ -317,7 +317,7 @@ struct ImportRunner: Sendable {
             // A failed import is not resumed (a retry uploads again), so its file goes.
             try await connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
         }
-        logger.warning("import failed", metadata: ["import.id": "\(importID)", "reason": "\(reason)"])
+        logger.warning("import failed", metadata: ["import.id": "\(importID.uuidString.lowercased())", "reason": "\(reason)"])
     }
 }
 

@@ -34,7 +34,7 @@ public enum SalesImport {
         var rowsUnchanged: Int64
         var rowsRejected: Int64
         var failure: String?
-        /// The first rejected rows; all of them are at `errors_url` as CSV.
+        /// The first rejected rows; all of them are at `errors_url` (a path from the server root) as CSV.
         var firstErrors: [RowError]
         var errorsUrl: String
         var createdAt: Date
@@ -144,7 +144,7 @@ public enum SalesImport {
                 throw ImportRunner.Failure(description: "the import's stored settings cannot be read")
             }
             if state == "running" {
-                logger.warning("restarting an import whose previous run stopped", metadata: ["import.id": "\(payload.importId)"])
+                logger.warning("restarting an import whose previous run stopped", metadata: ["import.id": "\(payload.importId.uuidString.lowercased())"])
             }
             let runner = ImportRunner(
                 importID: payload.importId, tenantID: tenantID, ownerID: owner, seesAll: manager, settings: settings, database: context.database,

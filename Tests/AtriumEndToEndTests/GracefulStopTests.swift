@@ -1,0 +1,123 @@
+import AtriumCore
+import Foundation
+import Testing
+
+/// The README's promise for SIGTERM: stop accepting, finish the requests and jobs in
+/// flight, then exit 0 — nothing half-done is left behind.
+@Suite("Graceful stop of a real atrium serve")
+struct GracefulStopTests {
+    @Test(.timeLimit(.minutes(5))) func sigtermFinishesTheUploadAndTheImportInFlight() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let port = try LocalPort.free()
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path()])
+        var ready = false
+        for _ in 0..<600 where !ready && kill(server.pid, 0) == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        try #require(ready, "\(server.output())")
+        let login = try await HTTP.post(
+            "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+
+        // A first import large enough that its job is still running when SIGTERM comes.
+        func csv(_ rows: Int, prefix: String) -> Data {
+            var text = "email,first_name,last_name\r\n"
+            for index in 0..<rows { text += "\(prefix)\(index)@example.com,P\(index),Person\r\n" }
+            return Data(text.utf8)
+        }
+        let first = try RawHTTP(port: port)
+        try first.send(Self.uploadHead(token: token, length: csv(40_000, prefix: "a").count) + csv(40_000, prefix: "a"))
+        #expect(try first.response().hasPrefix("HTTP/1.1 202"))
+        var running = false
+        for _ in 0..<300 where !running {
+            try await Task.sleep(for: .milliseconds(50))
+            running = String(decoding: try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/sales/imports", bearer: token).body, as: UTF8.self)
+                .contains(#""state":"running""#)
+        }
+        #expect(running, "the first import never started")
+
+        // A second upload, half sent when the signal arrives, completes after it.
+        let body = csv(5_000, prefix: "b")
+        let second = try RawHTTP(port: port)
+        try second.send(Self.uploadHead(token: token, length: body.count) + body.prefix(body.count / 2))
+        try await Task.sleep(for: .milliseconds(300))
+        server.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(waitpid(server.pid, nil, WNOHANG) == 0, "the server exited with a request in flight")
+        try second.send(body.suffix(from: body.count / 2))
+        #expect(try second.response().hasPrefix("HTTP/1.1 202"))
+        let stopped = try server.wait(timeout: .seconds(60))
+        #expect(stopped.status == 0, "\(stopped.stderr.suffix(3_000))")
+
+        // The running import finished; the second one waits, queued, for the next worker.
+        let tenant = try atrium.run("db", "shell", "--role", "owner", "-c", "SELECT id FROM tenants WHERE slug = 'acme'")
+        let tenantID = try #require(tenant.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { UUID(uuidString: $0) != nil })
+        let scoped = AtriumBinary(
+            dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGOPTIONS": "-c app.tenant_id=\(tenantID) -c app.sales_scope=any"])
+        let states = try scoped.run(
+            "db", "shell", "--role", "owner", "-c",
+            """
+            SELECT 'imports=' || (SELECT string_agg(state || ':' || rows_written, ',' ORDER BY created_at) FROM sales_imports)
+                || ' running_jobs=' || (SELECT count(*) FROM jobs WHERE state = 'running')
+            """)
+        #expect(states.status == 0, "\(states.stderr)")
+        #expect(states.stdout.contains("imports=succeeded:40000,queued:0 running_jobs=0"), "\(states.stdout)")
+        _ = try? atrium.run("db", "stop")
+    }
+
+    static func uploadHead(token: String, length: Int) -> Data {
+        Data(
+            ("POST /v1/tenants/acme/sales/imports?entity=contacts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
+                + "Content-Type: text/csv\r\nContent-Length: \(length)\r\nConnection: close\r\n\r\n").utf8)
+    }
+}
+
+/// One HTTP/1.1 exchange over a plain socket, so a test decides when each byte is sent.
+final class RawHTTP {
+    let socketFD: Int32
+
+    init(port: Int) throws {
+        socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketFD >= 0 else { throw POSIXError(.EIO) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(socketFD)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    deinit { close(socketFD) }
+
+    func send(_ data: Data) throws {
+        var offset = 0
+        while offset < data.count {
+            let written = data.withUnsafeBytes { buffer in
+                Glibc.send(socketFD, buffer.baseAddress.map { $0 + offset }, data.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            guard written > 0 else { throw POSIXError(.EPIPE) }
+            offset += written
+        }
+    }
+
+    /// Everything the server sends until it closes the connection.
+    func response() throws -> String {
+        var received = Data()
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = recv(socketFD, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
