@@ -63,8 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
                     Console.table(["tenant", "email", "password", "roles"], declared)
                 }
             }
-            let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: 20), backgroundLogger: logger)
-            let database = Database(client: client, maximumConnections: 20)
+            let poolSize = try Self.poolSize(environment)
+            let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: poolSize), backgroundLogger: logger)
+            let database = Database(client: client, maximumConnections: poolSize)
             let masterKey = try CommandErrors.mappedSync {
                 try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
             }
@@ -96,7 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
                 }, logger: logger,
                 expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
-            var services: [any Service] = [client]
+            // The pool first and the server last: a graceful stop drains the server, lets
+            // the worker finish its jobs, flushes the last API-call counts, then closes the pool.
+            var services: [any Service] = [client] + dependencies.requestPathServices
             if !noWorker {
                 services.append(JobWorker(
                     database: database, registry: registry, mailer: mailer, kernelJobs: billing.jobs, kernelSchedules: billing.schedules,
@@ -106,6 +109,18 @@ struct ServeCommand: AsyncParsableCommand {
             logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])
             try await ServiceRunner.run(services, logger: logger)
         }
+    }
+
+    /// Connections of the pool: `ATRIUM_DB_POOL_SIZE`, else four per core (at least 8).
+    /// An authenticated request holds one connection from its credential check to its
+    /// commit, so the pool bounds the requests in the database at once; a few per core keep
+    /// PostgreSQL's processes busy without making them queue on each other.
+    static func poolSize(_ environment: [String: String]) throws -> Int {
+        if let text = environment["ATRIUM_DB_POOL_SIZE"] {
+            guard let size = Int(text), (1...500).contains(size) else { throw ValidationFailure("ATRIUM_DB_POOL_SIZE must be 1 to 500") }
+            return size
+        }
+        return max(8, ProcessInfo.processInfo.activeProcessorCount * 4)
     }
 
     /// A comma-separated setting as a list.

@@ -13,6 +13,10 @@ connections="${BENCH_CONNECTIONS:-32}"
 swift build -c release --product atrium
 bin="$(swift build -c release --show-bin-path)/atrium"
 
+# The request path first (its own server and database), then everything else.
+bench/request-path.sh
+echo
+
 scratch="$(mktemp -d /tmp/atrium-bench.XXXXXX)"
 chmod 755 "$scratch"
 export ATRIUM_DATA_DIR="$scratch/.atrium"

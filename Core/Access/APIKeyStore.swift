@@ -82,6 +82,23 @@ public struct APIKeyStore: Sendable {
         return (id, permissions)
     }
 
+    /// `authenticate` as the first statement of an authenticated request: the same
+    /// check, in one round trip that also scopes the open transaction to the tenant and
+    /// the key (see `Authenticator`).
+    public func authenticate(
+        _ presented: String, tenantID: UUID, openingRequestOn connection: PostgresConnection
+    ) async throws -> (id: UUID, permissions: [String])? {
+        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "atr", parts[1].count == 32, let id = Self.uuid(fromCompact: String(parts[1])) else { return nil }
+        let rows = try await connection.query(
+            "SELECT secret_hash, permissions, stale FROM atrium_open_api_key_request(\(tenantID), \(id))", logger: logger
+        ).collect()
+        guard let (stored, permissions, stale) = try rows.first?.decode((Data, [String], Bool).self) else { return nil }
+        guard ConstantTime.equal(stored, masterKey.tokenHash(String(parts[2]), purpose: "api-key")) else { return nil }
+        if stale { try await connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = \(id)", logger: logger) }
+        return (id, permissions)
+    }
+
     static func uuid(fromCompact hex: String) -> UUID? {
         guard hex.count == 32, hex.allSatisfy(\.isHexDigit) else { return nil }
         let characters = Array(hex)

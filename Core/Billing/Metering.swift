@@ -24,12 +24,12 @@ public struct Metering: Sendable {
     let meters: [String: MeterDefinition]
     let logger: Logger
 
-    /// The kernel's own meters.
     /// The largest quantity one event may carry (10^12). Bounded so that a month's
     /// counter, a sum in `bigint`, stays millions of maximal events away from overflow.
     public static let maximumQuantity: Int64 = 1_000_000_000_000
 
-    public static let kernelMeters = [MeterDefinition("kernel.api_calls", aggregation: .count, unit: "request")]
+    /// The kernel's own meters. `kernel.api_calls` sums: each recorded event carries the calls of one process in one second.
+    public static let kernelMeters = [MeterDefinition("kernel.api_calls", aggregation: .sum, unit: "request")]
 
     /// Every meter this binary records: the kernel's, the modules' and the plan catalog's.
     public var definitions: [MeterDefinition] { meters.values.sorted { $0.name < $1.name } }

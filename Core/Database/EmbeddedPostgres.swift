@@ -82,8 +82,11 @@ public struct EmbeddedPostgres: Sendable {
             return true
         }
         logger.info("starting embedded PostgreSQL", metadata: ["db.port": "\(credentials.port)", "db.directory": "\(clusterDirectory.path())"])
-        // Room for several servers, workers and a parallel test suite on one development machine.
-        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=300"
+        // Room for several servers, workers and a parallel test suite on one development
+        // machine, and memory settings sized for the box (see `EmbeddedTuning`).
+        let tuning = EmbeddedTuning(memoryBytes: ProcessInfo.processInfo.physicalMemory, statStatements: binaries.hasStatStatements)
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=300 "
+            + tuning.options.map { "-c \($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         let result = try runner().run(
             binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
         if result.status != 0 {
@@ -94,7 +97,7 @@ public struct EmbeddedPostgres: Sendable {
                 "embedded PostgreSQL did not start (port \(credentials.port) may be taken; see \(serverLog.path())): \(tail)")
         }
         recordStarter(persistent: persistent)
-        try await bootstrapRoles(credentials)
+        try await bootstrapRoles(credentials, statStatements: tuning.statStatements)
         return true
     }
 
@@ -188,7 +191,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// Creates the owner and application roles and the database; safe to repeat.
-    private func bootstrapRoles(_ credentials: Credentials) async throws {
+    private func bootstrapRoles(_ credentials: Credentials, statStatements: Bool) async throws {
         var configuration = PostgresConnection.Configuration(
             host: "127.0.0.1", port: credentials.port, username: Self.superuser,
             password: credentials.superuserPassword, database: "postgres", tls: .disable)
@@ -221,6 +224,25 @@ public struct EmbeddedPostgres: Sendable {
                     PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(Self.databaseName) TO \(Self.appRole)"),
                     logger: logger)
             }
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        if statStatements { try await createStatStatements(credentials) }
+    }
+
+    /// `pg_stat_statements` in the application database, readable by the owner role, so
+    /// `make bench` (and an operator) can count the statements each request costs.
+    private func createStatStatements(_ credentials: Credentials) async throws {
+        var configuration = PostgresConnection.Configuration(
+            host: "127.0.0.1", port: credentials.port, username: Self.superuser,
+            password: credentials.superuserPassword, database: Self.databaseName, tls: .disable)
+        configuration.options.connectTimeout = .seconds(10)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
+        do {
+            try await connection.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "GRANT pg_read_all_stats TO \(Self.ownerRole)"), logger: logger)
             try await connection.close()
         } catch {
             try? await connection.close()

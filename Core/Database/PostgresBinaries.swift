@@ -5,6 +5,10 @@ struct PostgresBinaries: Sendable {
     var directory: String
     var initdb: String { directory + "/initdb" }
     var pgCtl: String { directory + "/pg_ctl" }
+    /// Whether the server can preload `pg_stat_statements` (Debian ships it with the server).
+    var hasStatStatements: Bool {
+        FileManager.default.fileExists(atPath: URL(fileURLWithPath: directory).deletingLastPathComponent().appending(path: "lib/pg_stat_statements.so").path())
+    }
 
     /// Finds the server binaries: `ATRIUM_PG_BINDIR`, then Debian's versioned folders
     /// (newest first), then the usual install prefixes.

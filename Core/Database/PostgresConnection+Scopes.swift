@@ -57,6 +57,16 @@ extension PostgresConnection {
         try await setLocal("app.tenant_id", to: tenantID.uuidString.lowercased(), logger: logger)
     }
 
+    /// Scopes the transaction already open on this connection to a tenant and the
+    /// principal acting in it, in one statement (what an `Authenticator` must leave).
+    public func scopeTransaction(toTenant tenantID: UUID, principal: UUID, logger: Logger) async throws {
+        try await query(
+            """
+            SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true),
+                   set_config('app.principal_id', \(principal.uuidString.lowercased()), true)
+            """, logger: logger)
+    }
+
     private func setLocal(_ name: String, to value: String, logger: Logger) async throws {
         try await query("SELECT set_config(\(name), \(value), true)", logger: logger)
     }

@@ -22,6 +22,10 @@ public struct ApplicationDependencies: Sendable {
     public var limiter: any RateLimitStore
     /// The operator API's credentials; nil leaves `/v1/operator` unmounted.
     public var operatorAccess: OperatorAccess?
+    /// Tenants in memory, kept fresh by `requestPathServices`' listener.
+    public let directory: TenantDirectory
+    /// `kernel.api_calls`, counted in memory and flushed by `requestPathServices`.
+    public let apiCalls: APICallCounter
 
     public init(
         database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
@@ -34,10 +38,21 @@ public struct ApplicationDependencies: Sendable {
         self.plans = plans
         self.limiter = limiter
         self.operatorAccess = operatorAccess
-        self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0, database: database) } ?? DenyAllAuthenticator()
+        self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0) } ?? DenyAllAuthenticator()
+        self.directory = TenantDirectory(logger: logger)
+        self.apiCalls = APICallCounter(metering: Metering(registry: registry, catalog: plans, logger: logger), logger: logger)
         self.metrics = metrics
         self.logger = logger
         self.expectedMigrations = expectedMigrations
+    }
+}
+
+extension ApplicationDependencies {
+    /// What the request path runs beside the HTTP server: the tenant-change listener and
+    /// the API-call flusher. List them *before* the server in a service group, so that on
+    /// a graceful stop the server drains first and the last calls are flushed after it.
+    public var requestPathServices: [any Service] {
+        [TenantDirectory.Listener(directory: directory, database: database), APICallCounter.Flusher(counter: apiCalls, database: database)]
     }
 }
 
@@ -46,7 +61,8 @@ public struct ApplicationDependencies: Sendable {
 public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerConfiguration = .init()) -> Router<AtriumRequestContext> {
     let logger = dependencies.logger
     let services = KernelServices(
-        database: dependencies.database, jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
+        database: dependencies.database, directory: dependencies.directory, apiCalls: dependencies.apiCalls,
+        jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
         trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter,
         metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger))

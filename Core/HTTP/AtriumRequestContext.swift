@@ -18,6 +18,8 @@ public struct AtriumRequestContext: RequestContext {
     public var maxUploadSize: Int
     /// The peer's IP address (the proxy's, behind one).
     public var peerIP: String?
+    /// The connection and transaction of an authenticated tenant request, once opened.
+    var requestTransaction: RequestTransaction?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
@@ -26,6 +28,7 @@ public struct AtriumRequestContext: RequestContext {
         self.principal = nil
         self.maxUploadSize = 1 << 20
         self.peerIP = source.channel.remoteAddress?.ipAddress
+        self.requestTransaction = nil
     }
 
     /// The request id (`X-Request-Id`); shadows Hummingbird's, whose log metadata the

@@ -50,6 +50,12 @@ struct HealthRoutes {
                 checks["database"] = "unreachable"
                 ready = false
             }
+            // Not a reason to take the server out of rotation (requests are served and their
+            // counts kept), but what an operator must see: API-call counts not recorded yet.
+            checks["api_call_counts"] = dependencies.apiCalls.failure.map { _ in
+                "\(dependencies.apiCalls.unrecorded) calls not recorded yet: the last flush failed"
+            } ?? "ok"
+            checks["tenant_cache"] = dependencies.directory.isListening ? "listening" : "not listening (tenants read from the database)"
             let body = try AtriumJSON.encoder.encode(Health(status: ready ? "ok" : "unavailable", checks: checks))
             return Response(
                 status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "application/json; charset=utf-8"],

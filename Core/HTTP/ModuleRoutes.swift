@@ -101,7 +101,7 @@ public final class ModuleRoutes {
         return TenantRequest(
             request: request, tenant: tenant, principal: context.principal, logger: context.logger,
             requestID: context.requestID, parameters: context.parameters, services: services,
-            maxUploadSize: context.maxUploadSize,
+            maxUploadSize: context.maxUploadSize, requestTransaction: context.requestTransaction,
             client: ClientInfo(
                 ip: services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]),
                 userAgent: request.headers[.userAgent]))

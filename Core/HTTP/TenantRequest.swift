@@ -15,6 +15,8 @@ public struct TenantRequest: Sendable {
     public let parameters: Parameters
     let services: KernelServices
     let maxUploadSize: Int
+    /// The request's open connection and transaction, on authenticated routes.
+    let requestTransaction: RequestTransaction?
     /// The client's IP address and user agent, for sessions and the audit log.
     public let client: ClientInfo
 
@@ -92,6 +94,10 @@ public struct TenantRequest: Sendable {
 
     /// Runs `body` in one transaction where row-level security shows only this tenant's
     /// rows; `app.principal_id` names the caller for tables scoped to their owner.
+    ///
+    /// On an authenticated route the first block runs in the transaction the kernel
+    /// opened to check the caller, on the request's one connection, and commits it; each
+    /// later block is a transaction of its own on that connection.
     public func transaction<Result>(
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantTransaction) async throws -> sending Result
@@ -101,8 +107,33 @@ public struct TenantRequest: Sendable {
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
-        return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-            try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+        guard let shared = requestTransaction else {
+            return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
+                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+            }
+        }
+        switch shared.lease() {
+        case .opened:
+            do {
+                let result = try await body(
+                    TenantTransaction(connection: shared.connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await shared.commit()
+                shared.returnLease()
+                return result
+            } catch {
+                await shared.rollback()
+                shared.returnLease()
+                throw error
+            }
+        case .reuse:
+            defer { shared.returnLease() }
+            return try await shared.connection.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
+                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+            }
+        case .none:
+            return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
+                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+            }
         }
     }
 }
@@ -148,6 +179,8 @@ public struct TenantTransaction {
 /// The kernel services route handlers reach through their request.
 struct KernelServices: Sendable {
     var database: Database
+    var directory: TenantDirectory
+    var apiCalls: APICallCounter
     var jobs: JobQueue
     var tenants: TenantStore
     var enablement: ModuleEnablement

@@ -3,9 +3,10 @@ import Hummingbird
 import PostgresNIO
 import Logging
 
-/// The tenant part of the request path: resolve the tenant named in the URL, refuse a
-/// suspended one, authenticate the caller as a principal *of that tenant*, and refuse
-/// a module the tenant has not enabled.
+/// The tenant part of the request path: resolve the tenant named in the URL (from
+/// memory, `TenantDirectory`), refuse a suspended one, authenticate the caller as a
+/// principal *of that tenant* in the request's one transaction, apply the plan's rate
+/// limits, refuse a module the tenant has not enabled, and count the call.
 ///
 /// A principal of another tenant is refused exactly like a bad credential, so a token
 /// never reveals whether a tenant exists.
@@ -21,31 +22,67 @@ struct TenantMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
+        let started = ContinuousClock.now
         guard let slug = context.parameters.get("tenant") else { throw AtriumError.notFound() }
-        let logger = context.logger
-        let tenantStore = services.tenants
-        let found = try await services.database.client.withConnection { connection in
-            try await tenantStore.find(slug: slug, on: connection)
-        }
-        guard let tenant = found else {
+        guard let snapshot = try await services.directory.tenant(slug: slug, database: services.database) else {
             throw AtriumError.notFound("No tenant named '\(slug)'.")
         }
+        let tenant = snapshot.tenant
         context.tenant = tenant
         context.logger[metadataKey: "tenant.id"] = .string(tenant.id.uuidString.lowercased())
         if tenant.status == .suspended {
             throw AtriumError.forbidden(code: "tenant_suspended", "Tenant '\(slug)' is suspended.")
         }
-        if authenticate {
-            guard let principal = try await services.authenticator.authenticate(request, tenant: tenant, logger: logger),
-                principal.tenantID == tenant.id
-            else {
-                throw AtriumError.unauthenticated()
+        guard authenticate else {
+            if limitsSignIn, let policies = services.plans?.authRateLimits.perIP, !policies.isEmpty {
+                let ip = services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]) ?? "unknown"
+                let decision = try await services.limiter.check(key: "auth-ip:\(ip)", policies: policies)
+                guard decision.allowed else { throw Self.rateLimited(decision) }
+                try requireModule(snapshot)
+                return Self.withLimits(try await next(request, context), decision)
             }
-            context.principal = principal
-            context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
+            try requireModule(snapshot)
+            return try await next(request, context)
         }
+        // An authenticated request holds one pooled connection and runs one transaction:
+        // BEGIN, one statement that scopes it and checks the credentials, the handler's
+        // statements, COMMIT (see RequestTransaction).
+        let resolved = ContinuousClock.now
+        return try await services.database.client.withConnection { connection in
+            let transaction = RequestTransaction(connection: connection, logger: context.logger)
+            var success = false
+            do {
+                try await connection.query("BEGIN", logger: context.logger)
+                let response = try await authenticatedRequest(
+                    request, context: context, snapshot: snapshot, transaction: transaction, timing: (started, resolved), next: next)
+                success = true
+                try await transaction.finish(success: true)
+                return response
+            } catch {
+                if !success { try? await transaction.finish(success: false) }
+                throw error
+            }
+        }
+    }
+
+    private nonisolated(nonsending) func authenticatedRequest(
+        _ request: Request, context: Context, snapshot: TenantSnapshot, transaction: RequestTransaction,
+        timing: (started: ContinuousClock.Instant, resolved: ContinuousClock.Instant),
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let tenant = snapshot.tenant
+        guard let principal = try await services.authenticator.authenticate(request, tenant: tenant, on: transaction.connection, logger: context.logger),
+            principal.tenantID == tenant.id
+        else {
+            throw AtriumError.unauthenticated()
+        }
+        let authenticated = ContinuousClock.now
+        context.principal = principal
+        context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
         var limits: RateLimitDecision?
-        if authenticate, let plan = services.plans?.plan(tenant.plan), let principal = context.principal {
+        let plan = services.plans?.plan(tenant.plan)
+        if let plan {
             let rules = plan.rateLimits.map { RateLimitRule(key: "tenant:\(tenant.id)", policy: $0) }
                 + plan.principalRateLimits.map { RateLimitRule(key: "principal:\(principal.id)", policy: $0) }
             if !rules.isEmpty {
@@ -54,42 +91,42 @@ struct TenantMiddleware: RouterMiddleware {
                 limits = decision
             }
         }
-        if limitsSignIn, let policies = services.plans?.authRateLimits.perIP, !policies.isEmpty {
-            let ip = services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]) ?? "unknown"
-            let decision = try await services.limiter.check(key: "auth-ip:\(ip)", policies: policies)
-            guard decision.allowed else { throw Self.rateLimited(decision) }
-            limits = decision
+        try requireModule(snapshot)
+        let logger = context.logger
+        try await services.apiCalls.admit(tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"]) { period in
+            try await APICallCounter.readCounter(period: period, on: transaction.connection, logger: logger)
         }
-        if moduleID != nil || authenticate {
-            try await admit(tenant: tenant, metered: authenticate, logger: logger)
+        context.requestTransaction = transaction
+        let admitted = ContinuousClock.now
+        let response = try await next(request, context)
+        if logger.logLevel <= .debug {
+            let done = ContinuousClock.now
+            logger.debug("request path timing", metadata: [
+                "time.tenant_ms": "\(Self.milliseconds(timing.resolved - timing.started))",
+                "time.authenticate_ms": "\(Self.milliseconds(authenticated - timing.resolved))",
+                "time.admit_ms": "\(Self.milliseconds(admitted - authenticated))",
+                "time.handler_ms": "\(Self.milliseconds(done - admitted))",
+            ])
         }
-        var response = try await next(request, context)
-        if let limits {
-            response.headers[.rateLimitPolicy] = limits.policyHeader
-            response.headers[.rateLimit] = limits.stateHeader
+        return limits.map { Self.withLimits(response, $0) } ?? response
+    }
+
+    /// 403 `module_disabled` unless this route's module is enabled for the tenant.
+    private func requireModule(_ snapshot: TenantSnapshot) throws {
+        if let moduleID, !snapshot.modules.contains(moduleID) {
+            throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID)' module is not enabled for this tenant.")
         }
+    }
+
+    static func withLimits(_ response: Response, _ limits: RateLimitDecision) -> Response {
+        var response = response
+        response.headers[.rateLimitPolicy] = limits.policyHeader
+        response.headers[.rateLimit] = limits.stateHeader
         return response
     }
 
-    /// One tenant transaction for the per-request checks: the module is enabled, and an
-    /// authenticated call is metered as `kernel.api_calls`, consuming the plan's monthly
-    /// quota atomically (see `Metering.record(quota:)`).
-    private func admit(tenant: Tenant, metered: Bool, logger: Logger) async throws {
-        let enablement = services.enablement
-        let quota = services.plans?.plan(tenant.plan)?.quotas["api_calls_per_month"]
-        let moduleID = self.moduleID
-        let metering = services.metering
-        let enabled = try await services.database.withTenantTransaction(tenant.id, logger: logger) { connection -> Bool in
-            if let moduleID, try await !enablement.isEnabled(moduleID, on: connection) { return false }
-            guard metered else { return true }
-            try await metering.record(
-                "kernel.api_calls", quantity: 1, idempotencyKey: "api:\(UUID().uuidString.lowercased())", at: Date(), properties: [:], tenantID: tenant.id,
-                quota: quota, on: connection)
-            return true
-        }
-        guard enabled else {
-            throw AtriumError.forbidden(code: "module_disabled", "The '\(moduleID ?? "")' module is not enabled for this tenant.")
-        }
+    static func milliseconds(_ duration: Duration) -> String {
+        String(format: "%.3f", Double(duration.components.seconds) * 1_000 + Double(duration.components.attoseconds) / 1e15)
     }
 
     /// 429 naming the violated policies, with `Retry-After` and the IETF fields.

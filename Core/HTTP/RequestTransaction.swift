@@ -1,0 +1,79 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The one pooled connection, and the one transaction, of an authenticated request.
+///
+/// The tenant middleware opens it (`BEGIN`, then one statement that scopes it to the
+/// tenant and principal and checks the credentials); the handler's first
+/// `request.transaction { … }` runs in it and commits it; a handler that opens none has
+/// it committed by the middleware (a read-only commit: no WAL flush). Later
+/// `transaction` blocks of the same request run as transactions of their own on the same
+/// connection, so each block stays one atomic unit, as it always was. After the
+/// middleware returns (a streaming body still writing), blocks use the pool instead.
+final class RequestTransaction: Sendable {
+    enum State {
+        /// Opened by the middleware, not yet used by the handler.
+        case open
+        /// A handler's block is running on the connection.
+        case busy
+        /// Committed or rolled back; the connection is still this request's.
+        case idle
+        /// The middleware is done; the connection went back to the pool.
+        case released
+    }
+
+    let connection: PostgresConnection
+    let logger: Logger
+    private let state = Mutex(State.open)
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// What a handler's `transaction` block may do with this request's connection.
+    enum Lease {
+        /// Run in the transaction the middleware opened; commit it after.
+        case opened
+        /// Run a transaction of its own on this connection.
+        case reuse
+        /// Use the pool.
+        case none
+    }
+
+    func lease() -> Lease {
+        state.withLock { state in
+            switch state {
+            case .open:
+                state = .busy
+                return .opened
+            case .idle:
+                state = .busy
+                return .reuse
+            case .busy, .released:
+                return .none
+            }
+        }
+    }
+
+    /// Gives the connection back after a handler's block (its transaction has ended).
+    func returnLease() {
+        state.withLock { state in if state == .busy { state = .idle } }
+    }
+
+    /// Ends the middleware's transaction if the handler left it open (commit when
+    /// `success`, else roll back) and stops handing out the connection.
+    func finish(success: Bool) async throws {
+        let wasOpen = state.withLock { state -> Bool in
+            defer { state = .released }
+            return state == .open
+        }
+        guard wasOpen else { return }
+        try await connection.query(success ? "COMMIT" : "ROLLBACK", logger: logger)
+    }
+
+    func commit() async throws { try await connection.query("COMMIT", logger: logger) }
+    func rollback() async { _ = try? await connection.query("ROLLBACK", logger: logger) }
+}

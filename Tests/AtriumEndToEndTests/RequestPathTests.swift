@@ -1,0 +1,124 @@
+import AtriumCore
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Two `atrium serve` processes on one database: tenant changes made through either one
+/// (or the CLI) reach both within a second, and API calls counted in memory are all
+/// recorded, once, by a graceful stop.
+@Suite("The request path across servers", .serialized)
+struct RequestPathTests {
+    @Test(.timeLimit(.minutes(5))) func tenantChangesReachEveryServerAndEveryCallIsRecordedOnce() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let tenants = scratch.appending(path: "tenants")
+        try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
+        try """
+            slug: acme
+            name: Acme
+            plan: pro
+            modules: [sales]
+            users:
+              - email: owner@acme.test
+                password: acme-demo-owner
+                roles: [owner]
+            """.write(to: tenants.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
+        try """
+            plans:
+              pro:
+                price: 1999
+                modules: [sales]
+              capped:
+                price: 0
+                modules: [sales]
+                quotas: { api_calls_per_month: 1 }
+            """.write(to: tenants.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let ports = [try LocalPort.free(), try LocalPort.free()]
+        let first = try atrium.start(["serve", "--port", String(ports[0]), "--tenants-dir", tenants.path()])
+        try await Self.waitUntilReady(port: ports[0], process: first)
+        let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
+        var servers = [first, second]
+        defer {
+            for server in servers.reversed() {
+                server.signal(SIGTERM)
+                _ = try? server.wait(timeout: .seconds(60))
+            }
+            _ = try? atrium.run("db", "stop")
+        }
+        try await Self.waitUntilReady(port: ports[1], process: second)
+        let login = try await HTTP.post(
+            "http://127.0.0.1:\(ports[0])/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"acme-demo-owner"}"#)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+
+        // Every 2xx of an authenticated route is one counted API call.
+        var counted = 0
+        func call(_ method: String, _ port: Int, _ path: String) async throws -> (status: Int, code: String?) {
+            guard let url = URL(string: "http://127.0.0.1:\(port)/v1/tenants/acme\(path)") else { throw URLError(.badURL) }
+            var request = URLRequest(url: url)
+            request.httpMethod = method
+            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            let response = try await HTTP.send(request)
+            if (200..<300).contains(response.status) { counted += 1 }
+            let code = (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["code"] as? String
+            return (response.status, code)
+        }
+        /// Polls both servers until `path` answers `status`; the time it took.
+        func untilBoth(_ path: String, answer status: Int, code: String? = nil) async throws -> Duration {
+            let started = ContinuousClock.now
+            for port in ports {
+                var seen = try await call("GET", port, path)
+                while seen.status != status || (code != nil && seen.code != code) {
+                    try #require(ContinuousClock.now - started < .seconds(5), "port \(port) still answers \(seen) to \(path)")
+                    try await Task.sleep(for: .milliseconds(20))
+                    seen = try await call("GET", port, path)
+                }
+            }
+            return ContinuousClock.now - started
+        }
+
+        // Warm both caches, then change the tenant through the first server's REST API.
+        for port in ports { #expect(try await call("GET", port, "/sales/contacts").status == 200) }
+        #expect(try await call("DELETE", ports[0], "/modules/sales").status == 200)
+        #expect(try await untilBoth("/sales/contacts", answer: 403, code: "module_disabled") < .seconds(1))
+        #expect(try await call("PUT", ports[1], "/modules/sales").status == 200)
+        #expect(try await untilBoth("/sales/contacts", answer: 200) < .seconds(1))
+
+        // The operator CLI (a third process) suspends and resumes the tenant.
+        #expect(try atrium.run("tenants", "suspend", "acme").status == 0)
+        #expect(try await untilBoth("/auth/me", answer: 403, code: "tenant_suspended") < .seconds(1))
+        #expect(try atrium.run("tenants", "resume", "acme").status == 0)
+        #expect(try await untilBoth("/auth/me", answer: 200) < .seconds(1))
+
+        // Spread calls over both servers; then a plan with a quota of one call a month,
+        // long passed, stops every call on both.
+        for index in 0..<40 { #expect(try await call("GET", ports[index % 2], "/auth/me").status == 200) }
+        #expect(try atrium.run("tenants", "set-plan", "acme", "capped", "--plans", tenants.appending(path: "plans.yaml").path()).status == 0)
+        #expect(try await untilBoth("/auth/me", answer: 429, code: "quota_exceeded") < .seconds(2.5))
+
+        // A graceful stop records what each server counted: every call once.
+        for server in servers.reversed() {
+            server.signal(SIGTERM)
+            #expect(try server.wait(timeout: .seconds(60)).status == 0)
+        }
+        servers = []
+        let scope = "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false);"
+        let recorded = try atrium.run(
+            "db", "shell", "--role", "owner", "--command",
+            scope + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+        #expect(recorded.stdout.contains("recorded=\(counted)\n"), "\(counted) calls counted; \(recorded.stdout) \(recorded.stderr)")
+        let reconcile = try atrium.run("billing", "reconcile", "--plans", tenants.appending(path: "plans.yaml").path())
+        #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
+    }
+
+    static func waitUntilReady(port: Int, process: RunningProcess) async throws {
+        var ready = false
+        for _ in 0..<600 where !ready && kill(process.pid, 0) == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        try #require(ready, "server on port \(port) is not ready: \(process.output())")
+    }
+}

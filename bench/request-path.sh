@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The request path's cost (issue 10): an owner-scoped list and a create as a sales rep,
+# each as a ratio to /healthz in the same run; transactions and statements per read
+# from PostgreSQL's own counters (pg_stat_database, pg_stat_statements); and the list's
+# p99 while another tenant runs a large import.
+#
+#   bench/request-path.sh            # part of make bench; BENCH_SECONDS, BENCH_CONNECTIONS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${BENCH_SECONDS:-10}"
+connections="${BENCH_CONNECTIONS:-32}"
+swift build -c release --product atrium >/dev/null
+bin="$(swift build -c release --show-bin-path)/atrium"
+
+scratch="$(mktemp -d /tmp/atrium-bench-path.XXXXXX)"
+chmod 755 "$scratch"
+export ATRIUM_DATA_DIR="$scratch/.atrium"
+port="${BENCH_PORT:-18090}"
+base="http://127.0.0.1:$port"
+# The demo tenants without the plan catalog (no rate limits or quotas cap the load),
+# glow with the sales module too, for the import that runs beside acme's reads.
+mkdir -p "$scratch/tenants"
+for file in tenants/*.yaml; do
+  [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
+done
+sed -i 's/^modules: \[\]/modules: [sales]/' "$scratch/tenants/glow.yaml"
+"$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null &
+server=$!
+cleanup() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "$base/readyz" >/dev/null
+
+login() {
+  curl -fsS -H 'Content-Type: application/json' -d "{\"email\":\"$2\",\"password\":\"$3\"}" "$base/v1/tenants/$1/auth/login" |
+    sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+rep="$(login acme rep@acme.test acme-demo-member)"
+for i in $(seq 1 50); do
+  curl -fsS -o /dev/null -H "Authorization: Bearer $rep" -H 'Content-Type: application/json' \
+    -d "{\"first_name\":\"Owned $i\",\"email\":\"owned-$i@example.com\"}" "$base/v1/tenants/acme/sales/contacts"
+done
+list="$base/v1/tenants/acme/sales/contacts?limit=20"
+[ "$(curl -fsS -H "Authorization: Bearer $rep" "$list" | grep -o '"owner_id"' | wc -l)" = 20 ]
+
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
+field() { awk -v key="$1" '$1==key {print $2}' <<<"$2"; }
+rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
+requests_of() { awk '/requests in/ {print $1}' <<<"$1"; }
+row() {
+  printf '%-30s %10s %9s %9s %11s\n' "$1" "$(rps_of "$2")" "$(to_ms "$(field 50% "$2")")" "$(to_ms "$(field 99% "$2")")" \
+    "$(awk -v a="$(rps_of "$2")" -v b="$3" 'BEGIN { printf "%.3f", a/b }')"
+}
+
+echo "request path: $connections connections, ${seconds}s each, release build"
+printf '%-30s %10s %9s %9s %11s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz'
+healthz="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz" 2>&1)"
+baseline="$(rps_of "$healthz")"
+row /healthz "$healthz" "$baseline"
+reads="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
+row 'GET sales/contacts (20 of 50)' "$reads" "$baseline"
+creates="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/contact-create.lua -H "Authorization: Bearer $rep" \
+  "$base/v1/tenants/acme/sales/contacts" -- "run$$" 2>&1)"
+row 'POST sales/contacts' "$creates" "$baseline"
+
+# PostgreSQL's counters over a fixed stretch of reads: commits (pg_stat_database) and
+# statements by text (pg_stat_statements; BEGIN and COMMIT included), per request.
+sql() { "$bin" db shell --role owner --command "$1" | sed -n '3,$p' | sed '/^(/d;/^$/d'; }
+statements() {
+  sql "SELECT queryid || '|' || calls || '|' || regexp_replace(left(query, 90), '\s+', ' ', 'g') FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+}
+commits() { sql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()" | tr -d ' '; }
+statements >"$scratch/before"
+commits_before="$(commits)"
+counted="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $rep" "$list" 2>&1)"
+commits_after="$(commits)"
+statements >"$scratch/after"
+total="$(requests_of "$counted")"
+echo
+printf 'per read, over %s reads (the server also flushes API-call counts once a second, and its worker polls):\n' "$total"
+printf '  transactions per request: %s\n' "$(awk -v a="$commits_before" -v b="$commits_after" -v n="$total" 'BEGIN { printf "%.3f", (b - a - 2) / n }')"
+awk -F'|' -v n="$total" '
+  NR == FNR { before[$1] = $2; next }
+  { calls = $2 - before[$1]; if (calls > 0) { total += calls; if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3 } }
+  END { printf "  statements per request: %.3f (round trips: one per statement)\n", total / n }
+' "$scratch/before" "$scratch/after" | sort -r
+
+# The list's p99 while another tenant imports 300,000 contacts, next to it quiet.
+python3 - "$scratch/import.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("email,first_name,last_name\n")
+    for i in range(300_000):
+        f.write(f"person{i}@example.com,First{i},Last{i}\n")
+PY
+glow="$(login glow owner@glow.test glow-demo-owner)"
+quiet="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
+curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $glow" -H 'Content-Type: text/csv' --data-binary "@$scratch/import.csv" \
+  "$base/v1/tenants/glow/sales/imports?entity=contacts"
+busy="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
+echo
+printf 'GET sales/contacts p99: %s ms quiet, %s ms while glow imports (%s); %s vs %s req/s\n' \
+  "$(to_ms "$(field 99% "$quiet")")" "$(to_ms "$(field 99% "$busy")")" \
+  "$(awk -v a="$(to_ms "$(field 99% "$busy")")" -v b="$(to_ms "$(field 99% "$quiet")")" 'BEGIN { printf "%.2fx", a/b }')" \
+  "$(rps_of "$quiet")" "$(rps_of "$busy")"
