@@ -56,6 +56,7 @@ field() { awk -v key="$1" '$1==key {print $2}' <<<"$2"; }
 rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 requests_of() { awk '/requests in/ {print $1}' <<<"$1"; }
 row() {
+  if grep -q 'Non-2xx' <<<"$2"; then echo "$1: some responses were not 2xx:" >&2; echo "$2" >&2; exit 1; fi
   printf '%-30s %10s %9s %9s %11s\n' "$1" "$(rps_of "$2")" "$(to_ms "$(field 50% "$2")")" "$(to_ms "$(field 99% "$2")")" \
     "$(awk -v a="$(rps_of "$2")" -v b="$3" 'BEGIN { printf "%.3f", a/b }')"
 }
@@ -67,7 +68,7 @@ baseline="$(rps_of "$healthz")"
 row /healthz "$healthz" "$baseline"
 reads="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
 row 'GET sales/contacts (20 of 50)' "$reads" "$baseline"
-creates="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/contact-create.lua -H "Authorization: Bearer $rep" \
+creates="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/contact-create.lua -H "Authorization: Bearer $rep" -H 'Content-Type: application/json' \
   "$base/v1/tenants/acme/sales/contacts" -- "run$$" 2>&1)"
 row 'POST sales/contacts' "$creates" "$baseline"
 
