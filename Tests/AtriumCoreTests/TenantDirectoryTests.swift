@@ -1,0 +1,61 @@
+import AtriumCore
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite("Tenants from memory, kept fresh by LISTEN")
+struct TenantDirectoryTests {
+    /// Waits (bounded) until `condition` holds; false when it never did.
+    func eventually(_ condition: () async throws -> Bool) async rethrows -> Bool {
+        for _ in 0..<300 {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    func suspend(_ db: TestDatabase, _ slug: String, _ status: String) async throws {
+        try await db.withOwner { connection in
+            try await connection.query("UPDATE tenants SET status = \(status) WHERE slug = \(slug)", logger: TestDatabase.logger)
+        }
+    }
+
+    func superuser(_ db: TestDatabase, _ sql: String) async throws {
+        try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { connection in
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger)
+        }
+    }
+
+    @Test func changesReachTheCacheAndALostListenerServesNothingStale() async throws {
+        let db = try await TestDatabase.create()
+        _ = try await db.createTenant("acme", modules: [])
+        try await db.withApp(maximumConnections: 4) { database in
+            let directory = TenantDirectory(logger: TestDatabase.logger)
+            let listener = Task { try await TenantDirectory.Listener(directory: directory, database: database, retryDelay: .milliseconds(100)).run() }
+            defer { listener.cancel() }
+            #expect(await eventually { directory.isListening })
+            #expect(try await directory.tenant(slug: "acme", database: database)?.tenant.status == .active)
+
+            // A committed change is seen through the cache.
+            try await suspend(db, "acme", "suspended")
+            #expect(try await eventually { try await directory.tenant(slug: "acme", database: database)?.tenant.status == .suspended })
+
+            // With the trigger off, a change sends no notification: the cached entry is what
+            // is served (so the cache really is one).
+            try await superuser(db, "ALTER TABLE tenants DISABLE TRIGGER tenants_notify")
+            try await suspend(db, "acme", "active")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await directory.tenant(slug: "acme", database: database)?.tenant.status == .suspended)
+
+            // The listening connection is killed: the cache is emptied, so the change above,
+            // which no notification announced, is served once the connection is gone.
+            try await superuser(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+            #expect(try await eventually { try await directory.tenant(slug: "acme", database: database)?.tenant.status == .active })
+            #expect(await eventually { directory.isListening })  // and it listens again
+            try await superuser(db, "ALTER TABLE tenants ENABLE TRIGGER tenants_notify")
+            _ = try await directory.tenant(slug: "acme", database: database)
+            try await suspend(db, "acme", "suspended")
+            #expect(try await eventually { try await directory.tenant(slug: "acme", database: database)?.tenant.status == .suspended })
+        }
+    }
+}
