@@ -64,27 +64,10 @@ public struct APIKeyStore: Sendable {
             .collect().isEmpty
     }
 
-    /// The key's id and permissions when `presented` is a live key of this tenant.
-    public func authenticate(_ presented: String, on connection: PostgresConnection) async throws -> (id: UUID, permissions: [String])? {
-        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "atr", parts[1].count == 32, let id = Self.uuid(fromCompact: String(parts[1])) else { return nil }
-        let rows = try await connection.query(
-            """
-            SELECT secret_hash, permissions, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
-            FROM api_keys WHERE id = \(id) AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-            """, logger: logger
-        ).collect()
-        guard let (stored, permissions, stale) = try rows.first?.decode((Data, [String], Bool).self) else { return nil }
-        let presentedHash = masterKey.tokenHash(String(parts[2]), purpose: "api-key")
-        guard ConstantTime.equal(stored, presentedHash) else { return nil }
-        // Last use is tracked to the minute, so a busy key does not write on every request.
-        if stale { try await connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = \(id)", logger: logger) }
-        return (id, permissions)
-    }
-
-    /// `authenticate` as the first statement of an authenticated request: the same
-    /// check, in one round trip that also scopes the open transaction to the tenant and
-    /// the key (see `Authenticator`).
+    /// The key's id and permissions when `presented` is a live key of this tenant, as the
+    /// first statement of an authenticated request: one round trip that also scopes the
+    /// open transaction to the tenant and the key (see `Authenticator`). Last use is
+    /// tracked to the minute, so a busy key does not write on every request.
     public func authenticate(
         _ presented: String, tenantID: UUID, openingRequestOn connection: PostgresConnection
     ) async throws -> (id: UUID, permissions: [String])? {
