@@ -15,11 +15,14 @@ import Synchronization
 /// twice and `atrium billing reconcile` keeps agreeing. A process killed with -9 loses
 /// the calls it had not flushed: at most one flush interval of its own API-call counts.
 ///
-/// The plan's `api_calls_per_month` is enforced against the counter as this process last
-/// read it plus the calls it has not flushed yet, so one process admits exactly the quota.
-/// With several processes, each sees the others' calls once they are flushed and the
-/// counter re-read (at most `refreshInterval` old), so over-admission is bounded by the
-/// calls the *other* processes admit within about two flush intervals.
+/// The plan's `api_calls_per_month` is enforced by leasing: a process takes a slice of
+/// the month's allowance in one statement of its own (`atrium_lease_api_calls`, migration
+/// 0013), admits calls from it in memory, and gives back what is left when it stops. The
+/// slices handed out never pass the quota, so all processes together never admit more
+/// than it, and one process admits exactly the quota. What a process holds unused, another
+/// cannot have: a tenant may be refused early by at most the slices other processes hold
+/// (a sixteenth of what is left each, at most `leaseSize`), or by the slice of a process
+/// killed with -9, which is never given back.
 public final class APICallCounter: Sendable {
     public static let meter = "kernel.api_calls"
 
@@ -40,9 +43,24 @@ public final class APICallCounter: Sendable {
         var firstPendingAt: Date?
         /// Taken out of `pending` by a flush that has not succeeded yet (retried as it is).
         var inFlight: Batch?
-        /// The month's counter as last read, and when.
-        var recorded: Int64?
-        var recordedAt: ContinuousClock.Instant?
+        /// Leased calls not admitted yet.
+        var allowance: Int64 = 0
+        /// The lease under way, which every call that finds no allowance waits for.
+        var lease: Task<Int64, any Error>?
+        /// A lease found the month handed out; calls are refused without asking again until then.
+        var exhaustedUntil: ContinuousClock.Instant?
+    }
+
+    /// One call's place under the quota, from `reserve` until `admit` or `release`.
+    public struct Reservation: Sendable {
+        enum State: Sendable {
+            case unlimited
+            case leased
+            case exhausted(quota: Int64)
+        }
+        let key: Key
+        let time: Date
+        let state: State
     }
 
     let tallies = Mutex<[Key: Tally]>([:])
@@ -50,53 +68,91 @@ public final class APICallCounter: Sendable {
     let processID = SecureRandom.hex(bytes: 6)
     let metering: Metering
     let logger: Logger
-    /// How stale the counter may be before a call under a quota re-reads it.
+    /// The most calls one lease takes.
+    public let leaseSize: Int64
+    /// How long a month found handed out is refused before a lease is tried again (another
+    /// process may have stopped and given its slice back, or the plan changed).
     public let refreshInterval: Duration
     let lastFailure = Mutex<String?>(nil)
 
-    public init(metering: Metering, logger: Logger, refreshInterval: Duration = .seconds(1)) {
+    public init(metering: Metering, logger: Logger, leaseSize: Int64 = 1_000, refreshInterval: Duration = .seconds(1)) {
         self.metering = metering
         self.logger = logger
+        self.leaseSize = max(1, leaseSize)
         self.refreshInterval = refreshInterval
     }
 
-    /// Counts one call of the tenant; with `quota`, refuses it with 429 `quota_exceeded`
-    /// when the month's calls would pass it. `readCounter` reads the month's counter in
-    /// the caller's transaction when this process's copy is missing or stale.
-    public func admit(
-        tenantID: UUID, quota: Int64?, at time: Date = Date(), readCounter: (Date) async throws -> Int64
-    ) async throws {
+    /// Sets one call of the tenant aside under `quota` before its credentials are
+    /// checked, so that a lease, when one is needed, runs on `connection` as a statement
+    /// of its own before the request's transaction begins (and never waits for a second
+    /// pooled connection). Follow with `admit` once the call is authenticated, or
+    /// `release` when it is not.
+    public func reserve(tenantID: UUID, quota: Int64?, at time: Date = Date(), on connection: PostgresConnection) async throws -> Reservation {
         let key = Key(tenantID: tenantID, period: Self.month(of: time))
-        guard let quota else {
-            tallies.withLock { tallies in Self.add(to: &tallies[key, default: Tally()], at: time) }
-            return
+        guard let quota else { return Reservation(key: key, time: time, state: .unlimited) }
+        enum Step {
+            case reserved
+            case exhausted
+            case wait(Task<Int64, any Error>)
         }
-        let now = ContinuousClock.now
-        let fresh = tallies.withLock { tallies in
-            tallies[key].flatMap { tally in tally.recordedAt.map { now - $0 < refreshInterval } } ?? false
-        }
-        if !fresh {
-            let value = try await readCounter(key.period)
-            tallies.withLock { tallies in
-                tallies[key, default: Tally()].recorded = value
-                tallies[key, default: Tally()].recordedAt = now
+        while true {
+            let now = ContinuousClock.now
+            let step = tallies.withLock { tallies -> Step in
+                var tally = tallies[key, default: Tally()]
+                defer { tallies[key] = tally }
+                if tally.allowance > 0 {
+                    tally.allowance -= 1
+                    return .reserved
+                }
+                if let until = tally.exhaustedUntil, now < until { return .exhausted }
+                if let lease = tally.lease { return .wait(lease) }
+                let (size, logger) = (leaseSize, logger)
+                let lease = Task {
+                    try await Self.lease(tenantID: tenantID, period: key.period, quota: quota, most: size, on: connection, logger: logger)
+                }
+                tally.lease = lease
+                return .wait(lease)
+            }
+            switch step {
+            case .reserved:
+                return Reservation(key: key, time: time, state: .leased)
+            case .exhausted:
+                return Reservation(key: key, time: time, state: .exhausted(quota: quota))
+            case .wait(let lease):
+                let granted: Int64
+                do {
+                    granted = try await lease.value
+                } catch {
+                    tallies.withLock { tallies in if tallies[key]?.lease == lease { tallies[key]?.lease = nil } }
+                    throw error
+                }
+                let done = ContinuousClock.now
+                tallies.withLock { tallies in
+                    guard tallies[key]?.lease == lease else { return }  // another waiter took it in
+                    tallies[key]?.lease = nil
+                    tallies[key]?.allowance += granted
+                    tallies[key]?.exhaustedUntil = granted == 0 ? done + refreshInterval : nil
+                }
             }
         }
-        let admitted = tallies.withLock { tallies -> Bool in
-            var tally = tallies[key, default: Tally()]
-            defer { tallies[key] = tally }
-            let used = (tally.recorded ?? 0) + tally.pending + (tally.inFlight?.quantity ?? 0)
-            guard used < quota else { return false }
-            Self.add(to: &tally, at: time)
-            return true
-        }
-        guard admitted else {
+    }
+
+    /// Counts the reserved call; 429 `quota_exceeded` when the month's quota is used up.
+    public func admit(_ reservation: Reservation) throws {
+        if case .exhausted(let quota) = reservation.state {
             var error = AtriumError(
                 status: .tooManyRequests, code: "quota_exceeded", title: "Quota exceeded",
                 detail: "The plan's monthly quota of \(quota) for \(Self.meter) is used up; upgrade the plan or wait for the next month.")
             error.extensions = ["meter": .string(Self.meter), "quota": .number(Double(quota))]
             throw error
         }
+        tallies.withLock { tallies in Self.add(to: &tallies[reservation.key, default: Tally()], at: reservation.time) }
+    }
+
+    /// Gives a reserved call that was not admitted (bad credentials, rate limited) back.
+    public func release(_ reservation: Reservation) {
+        guard case .leased = reservation.state else { return }
+        tallies.withLock { tallies in tallies[reservation.key, default: Tally()].allowance += 1 }
     }
 
     /// Records every tenant's unflushed calls; returns how many calls were recorded.
@@ -121,19 +177,16 @@ public final class APICallCounter: Sendable {
         var recorded: Int64 = 0
         for (key, batch) in batches {
             do {
-                let counter = try await database.withTenantTransaction(key.tenantID, logger: logger) { connection in
+                try await database.withTenantTransaction(key.tenantID, logger: logger) { connection in
                     try await metering.record(
                         Self.meter, quantity: batch.quantity, idempotencyKey: batch.idempotencyKey, at: batch.at, properties: [:],
                         tenantID: key.tenantID, on: connection)
-                    return try await Self.readCounter(period: key.period, on: connection, logger: logger)
                 }
-                let now = ContinuousClock.now
+                let month = Self.month(of: Date())
                 tallies.withLock { tallies in
                     tallies[key]?.inFlight = nil
-                    tallies[key]?.recorded = counter
-                    tallies[key]?.recordedAt = now
-                    if let tally = tallies[key], tally.pending == 0, tally.inFlight == nil, key.period < Self.month(of: Date()) {
-                        tallies[key] = nil  // a past month, fully recorded
+                    if let tally = tallies[key], tally.pending == 0, tally.inFlight == nil, key.period < month {
+                        tallies[key] = nil  // a past month, fully recorded (its unused allowance expired with it)
                     }
                 }
                 recorded += batch.quantity
@@ -156,10 +209,43 @@ public final class APICallCounter: Sendable {
     /// Why the last flush failed, while it has not succeeded since; `/readyz` reports it.
     public var failure: String? { lastFailure.withLock { $0 } }
 
-    /// The month's `kernel.api_calls` counter; `connection` is in the tenant's transaction.
-    public static func readCounter(period: Date, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+    /// Gives the allowance this process leased and did not use back to the month, so
+    /// that other processes can admit it; a stopping server's last step.
+    @discardableResult
+    public func returnUnused(database: Database) async -> Int64 {
+        let unused = tallies.withLock { tallies -> [(Key, Int64)] in
+            var unused: [(Key, Int64)] = []
+            for (key, tally) in tallies where tally.allowance > 0 {
+                unused.append((key, tally.allowance))
+                tallies[key]?.allowance = 0
+            }
+            return unused
+        }
+        var returned: Int64 = 0
+        for (key, calls) in unused {
+            do {
+                try await database.withTenantTransaction(key.tenantID, logger: logger) { connection in
+                    try await connection.query(
+                        """
+                        UPDATE api_call_allowances SET granted = greatest(granted - \(calls), 0)
+                        WHERE tenant_id = \(key.tenantID) AND period = (\(key.period)::timestamptz AT TIME ZONE 'UTC')::date
+                        """, logger: logger)
+                }
+                returned += calls
+            } catch {
+                logger.warning(
+                    "unused API-call allowance not given back; the tenant may be refused that much early this month",
+                    metadata: ["tenant.id": "\(key.tenantID.uuidString.lowercased())", "calls": "\(calls)", "error": "\(String(reflecting: error))"])
+            }
+        }
+        return returned
+    }
+
+    /// Leases up to `most` calls of the tenant's month under `quota`, in a transaction of
+    /// its own on `connection` (which must not be in one); returns how many were granted.
+    static func lease(tenantID: UUID, period: Date, quota: Int64, most: Int64, on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         try await connection.query(
-            "SELECT quantity FROM usage_counters WHERE meter = \(meter) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
+            "SELECT atrium_lease_api_calls(\(tenantID), (\(period)::timestamptz AT TIME ZONE 'UTC')::date, \(quota), \(most))",
             logger: logger
         ).collect().first?.decode(Int64.self) ?? 0
     }
@@ -211,6 +297,7 @@ extension APICallCounter {
             if counter.unrecorded > 0 {
                 counter.logger.error("API-call counts lost on stop", metadata: ["calls": "\(counter.unrecorded)"])
             }
+            await counter.returnUnused(database: database)
         }
     }
 }

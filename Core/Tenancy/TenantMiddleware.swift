@@ -46,42 +46,59 @@ struct TenantMiddleware: RouterMiddleware {
         }
         // An authenticated request holds one pooled connection and runs one transaction:
         // BEGIN, one statement that scopes it and checks the credentials, the handler's
-        // statements, COMMIT (see RequestTransaction).
+        // statements, COMMIT (see RequestTransaction). Under a monthly API-call quota the
+        // call's place is reserved first, so that a lease of allowance, when one is due,
+        // runs on this connection as a statement of its own before BEGIN.
         let resolved = ContinuousClock.now
+        let plan = services.plans?.plan(tenant.plan)
         return try await services.database.client.withConnection { connection in
+            let reservation = try await services.apiCalls.reserve(
+                tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
             let transaction = RequestTransaction(connection: connection, logger: context.logger)
+            var admitted = false
             var success = false
             do {
                 try await connection.query("BEGIN", logger: context.logger)
-                let response = try await authenticatedRequest(
-                    request, context: context, snapshot: snapshot, transaction: transaction, timing: (started, resolved), next: next)
+                let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
+                let authenticated = ContinuousClock.now
+                try services.apiCalls.admit(reservation)
+                admitted = true
+                var context = caller
+                context.requestTransaction = transaction
+                let response = try await next(request, context)
                 success = true
                 try await transaction.finish(success: true)
-                return response
+                if context.logger.logLevel <= .debug {
+                    context.logger.debug("request path timing", metadata: [
+                        "time.tenant_ms": "\(Self.milliseconds(resolved - started))",
+                        "time.authenticate_ms": "\(Self.milliseconds(authenticated - resolved))",
+                        "time.handler_ms": "\(Self.milliseconds(ContinuousClock.now - authenticated))",
+                    ])
+                }
+                return limits.map { Self.withLimits(response, $0) } ?? response
             } catch {
+                if !admitted { services.apiCalls.release(reservation) }
                 if !success { try? await transaction.finish(success: false) }
                 throw error
             }
         }
     }
 
-    private nonisolated(nonsending) func authenticatedRequest(
-        _ request: Request, context: Context, snapshot: TenantSnapshot, transaction: RequestTransaction,
-        timing: (started: ContinuousClock.Instant, resolved: ContinuousClock.Instant),
-        next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
+    /// Authenticates the caller in the request's transaction (which this scopes to the
+    /// tenant and principal), then applies the plan's rate limits and the module check.
+    private func checkCaller(
+        _ request: Request, context: Context, snapshot: TenantSnapshot, plan: Plan?, on connection: PostgresConnection
+    ) async throws -> (Context, RateLimitDecision?) {
         var context = context
         let tenant = snapshot.tenant
-        guard let principal = try await services.authenticator.authenticate(request, tenant: tenant, on: transaction.connection, logger: context.logger),
+        guard let principal = try await services.authenticator.authenticate(request, tenant: tenant, on: connection, logger: context.logger),
             principal.tenantID == tenant.id
         else {
             throw AtriumError.unauthenticated()
         }
-        let authenticated = ContinuousClock.now
         context.principal = principal
         context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
         var limits: RateLimitDecision?
-        let plan = services.plans?.plan(tenant.plan)
         if let plan {
             let rules = plan.rateLimits.map { RateLimitRule(key: "tenant:\(tenant.id)", policy: $0) }
                 + plan.principalRateLimits.map { RateLimitRule(key: "principal:\(principal.id)", policy: $0) }
@@ -92,23 +109,7 @@ struct TenantMiddleware: RouterMiddleware {
             }
         }
         try requireModule(snapshot)
-        let logger = context.logger
-        try await services.apiCalls.admit(tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"]) { period in
-            try await APICallCounter.readCounter(period: period, on: transaction.connection, logger: logger)
-        }
-        context.requestTransaction = transaction
-        let admitted = ContinuousClock.now
-        let response = try await next(request, context)
-        if logger.logLevel <= .debug {
-            let done = ContinuousClock.now
-            logger.debug("request path timing", metadata: [
-                "time.tenant_ms": "\(Self.milliseconds(timing.resolved - timing.started))",
-                "time.authenticate_ms": "\(Self.milliseconds(authenticated - timing.resolved))",
-                "time.admit_ms": "\(Self.milliseconds(admitted - authenticated))",
-                "time.handler_ms": "\(Self.milliseconds(done - admitted))",
-            ])
-        }
-        return limits.map { Self.withLimits(response, $0) } ?? response
+        return (context, limits)
     }
 
     /// 403 `module_disabled` unless this route's module is enabled for the tenant.

@@ -72,6 +72,11 @@ struct APICallQuotaTests {
             let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
             try await app.test(.router) { client in
                 let headers: HTTPFields = [.authorization: TestAuthenticator.header(acme, "notes.read", "kernel.billing.read")]
+                // Calls refused before they are admitted (bad credentials) take nothing.
+                for _ in 0..<3 {
+                    let refused = try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .get, headers: [.authorization: "Bearer wrong"])
+                    #expect(refused.status == .unauthorized)
+                }
                 let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
                     for _ in 0..<12 {
                         group.addTask { try await client.execute(uri: "/v1/tenants/acme/notes/notes", method: .get, headers: headers).status }
