@@ -71,8 +71,20 @@ public actor SigningKeyring {
         return try await keys.sign(claims, kid: JWKIdentifier(string: active.kid))
     }
 
+    /// Tokens verified before, until they expire; read without entering the actor.
+    nonisolated let verified = VerifiedTokenCache()
+
     /// Verifies signature, algorithm and expiry; nil for any token that is not one of ours.
-    public func verify(_ token: String) async -> AccessTokenClaims? {
+    /// A token verified before is answered from memory (`VerifiedTokenCache`).
+    public nonisolated func verify(_ token: String) async -> AccessTokenClaims? {
+        let now = Date()
+        if let claims = verified.claims(of: token, now: now) { return claims }
+        guard let claims = await verifySignature(token) else { return nil }
+        verified.remember(token, claims: claims, now: now)
+        return claims
+    }
+
+    private func verifySignature(_ token: String) async -> AccessTokenClaims? {
         guard (try? await prepare()) != nil else { return nil }
         guard let header = Self.header(of: token), header.alg == "EdDSA", let kid = header.kid else { return nil }
         if !stored.contains(where: { $0.kid == kid }) {
@@ -122,6 +134,7 @@ public actor SigningKeyring {
             await collection.add(eddsa: EdDSA.PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid))
         }
         keys = collection
+        if !Set(stored.map(\.kid)).isSubset(of: loaded.map(\.kid)) { verified.removeAll() }
         stored = loaded
         loadedAt = .now
     }

@@ -40,4 +40,31 @@ struct GCRALimiterTests {
         // 10 used, 10 × 72 s refilled, this one used: 49 left.
         #expect(after.policies.first?.remaining == 49)
     }
+
+    /// A tenant's limit and each principal's, checked together from many tasks at once:
+    /// the keys land in different shards, and a check is still all or nothing — a call a
+    /// principal's limit refuses takes nothing from the tenant's.
+    @Test func checksOverSeveralKeysAreAllOrNothingUnderConcurrency() async throws {
+        let limiter = MemoryRateLimitStore()
+        let tenant = Plan.RateLimit(name: "tenant", limit: 40, windowSeconds: 3600)
+        let principal = Plan.RateLimit(name: "principal", limit: 5, windowSeconds: 3600)
+        let start = Date(timeIntervalSince1970: 3_000_000)
+        let principals = (0..<12).map { "principal:\($0)" }
+        let allowed = await withTaskGroup(of: (String, Bool).self) { group in
+            for key in principals {
+                for _ in 0..<6 {
+                    group.addTask {
+                        let rules = [RateLimitRule(key: "tenant:acme", policy: tenant), RateLimitRule(key: key, policy: principal)]
+                        return (key, limiter.check(rules, now: start).allowed)
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Int]()) { counts, outcome in if outcome.1 { counts[outcome.0, default: 0] += 1 } }
+        }
+        #expect(allowed.values.reduce(0, +) == 40)  // 60 principal slots, the tenant's 40 all used
+        #expect(allowed.values.allSatisfy { $0 <= 5 })
+        let after = limiter.check([RateLimitRule(key: "tenant:acme", policy: tenant)], now: start)
+        #expect(after.allowed == false)
+    }
 }
+
