@@ -9,7 +9,7 @@ enum LogSetup {
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler
             switch format {
-            case .text: handler = StreamLogHandler.standardError(label: label)
+            case .text: handler = TextLogHandler(label: label)
             case .json: handler = JSONLogHandler(label: label)
             }
             handler.logLevel = level

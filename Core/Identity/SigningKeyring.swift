@@ -24,6 +24,7 @@ public actor SigningKeyring {
     private var keys: JWTKeyCollection = JWTKeyCollection()
     private var stored: [StoredKey] = []
     private var loadedAt: ContinuousClock.Instant?
+    private var refresh: Task<Void, Never>?
 
     public init(database: Database, masterKey: MasterKey, logger: Logger) {
         self.database = database
@@ -66,7 +67,17 @@ public actor SigningKeyring {
     /// Signs `claims` with the newest active key.
     public func sign(_ claims: AccessTokenClaims) async throws -> String {
         try await prepare()
-        if let loadedAt, ContinuousClock.now - loadedAt > .seconds(60) { try await reload() }
+        // A key rotated on another server is picked up within a minute, by a reload in the
+        // background: signing runs inside the caller's transaction, and waiting there for a
+        // second pooled connection could exhaust the pool under a burst of sign-ins.
+        if let loadedAt, ContinuousClock.now - loadedAt > .seconds(60), refresh == nil {
+            refresh = Task {
+                do { try await self.reload() } catch {
+                    logger.warning("signing keys not reloaded; retrying on a later sign-in", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                self.refreshEnded()
+            }
+        }
         guard let active = activeKey else { throw ConfigurationError("no active signing key") }
         return try await keys.sign(claims, kid: JWKIdentifier(string: active.kid))
     }
@@ -109,6 +120,11 @@ public actor SigningKeyring {
     }
 
     // MARK: - Internals
+
+    private func refreshEnded() {
+        refresh = nil
+        if loadedAt.map({ ContinuousClock.now - $0 > .seconds(60) }) ?? true { loadedAt = .now }  // failed: wait before trying again
+    }
 
     private var activeKey: StoredKey? {
         stored.filter { !$0.retired }.max { $0.createdAt < $1.createdAt }

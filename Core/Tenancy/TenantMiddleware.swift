@@ -49,9 +49,24 @@ struct TenantMiddleware: RouterMiddleware {
         // statements, COMMIT (see RequestTransaction). Under a monthly API-call quota the
         // call's place is reserved first, so that a lease of allowance, when one is due,
         // runs on this connection as a statement of its own before BEGIN.
+        //
+        // No connection waits for a client's bytes: a small body is read before one is
+        // taken, and a large or chunked one (an upload) is read by the handler after the
+        // checks have committed and the connection has gone back to the pool.
+        var request = request
+        let streamsBody: Bool
+        switch Self.body(of: request) {
+        case .none:
+            streamsBody = false
+        case .small(let length):
+            _ = try await request.collectBody(upTo: length)
+            streamsBody = false
+        case .streamed:
+            streamsBody = true
+        }
         let resolved = ContinuousClock.now
         let plan = services.plans?.plan(tenant.plan)
-        return try await services.database.client.withConnection { connection in
+        let outcome = try await services.database.client.withConnection { connection -> Outcome in
             let reservation = try await services.apiCalls.reserve(
                 tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
             let transaction = RequestTransaction(connection: connection, logger: context.logger)
@@ -63,25 +78,67 @@ struct TenantMiddleware: RouterMiddleware {
                 let authenticated = ContinuousClock.now
                 try services.apiCalls.admit(reservation)
                 admitted = true
+                if streamsBody {
+                    success = true
+                    try await transaction.finish(success: true)
+                    return .checked(caller, limits, authenticated)
+                }
                 var context = caller
                 context.requestTransaction = transaction
                 let response = try await next(request, context)
                 success = true
                 try await transaction.finish(success: true)
-                if context.logger.logLevel <= .debug {
-                    context.logger.debug("request path timing", metadata: [
-                        "time.tenant_ms": "\(Self.milliseconds(resolved - started))",
-                        "time.authenticate_ms": "\(Self.milliseconds(authenticated - resolved))",
-                        "time.handler_ms": "\(Self.milliseconds(ContinuousClock.now - authenticated))",
-                    ])
-                }
-                return limits.map { Self.withLimits(response, $0) } ?? response
+                logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
+                return .served(limits.map { Self.withLimits(response, $0) } ?? response)
             } catch {
                 if !admitted { services.apiCalls.release(reservation) }
                 if !success { try? await transaction.finish(success: false) }
                 throw error
             }
         }
+        switch outcome {
+        case .served(let response):
+            return response
+        case .checked(let context, let limits, let authenticated):
+            // The handler's transactions take pooled connections of their own.
+            let response = try await next(request, context)
+            logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
+            return limits.map { Self.withLimits(response, $0) } ?? response
+        }
+    }
+
+    enum Outcome: Sendable {
+        case served(Response)
+        /// The caller is checked and counted; the handler runs without the connection.
+        case checked(Context, RateLimitDecision?, ContinuousClock.Instant)
+    }
+
+    enum Body {
+        case none
+        case small(length: Int)
+        case streamed
+    }
+
+    /// Bodies up to this size are read before a pooled connection is taken.
+    static let smallBodyLimit = 64 * 1024
+
+    static func body(of request: Request) -> Body {
+        if let length = request.headers[.contentLength].flatMap(Int.init) {
+            if length == 0 { return .none }
+            return length <= smallBodyLimit ? .small(length: length) : .streamed
+        }
+        return request.headers[.transferEncoding] == nil ? .none : .streamed
+    }
+
+    private func logTiming(
+        _ logger: Logger, started: ContinuousClock.Instant, resolved: ContinuousClock.Instant, authenticated: ContinuousClock.Instant
+    ) {
+        guard logger.logLevel <= .debug else { return }
+        logger.debug("request path timing", metadata: [
+            "time.tenant_ms": "\(Self.milliseconds(resolved - started))",
+            "time.authenticate_ms": "\(Self.milliseconds(authenticated - resolved))",
+            "time.handler_ms": "\(Self.milliseconds(ContinuousClock.now - authenticated))",
+        ])
     }
 
     /// Authenticates the caller in the request's transaction (which this scopes to the

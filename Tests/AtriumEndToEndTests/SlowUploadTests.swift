@@ -1,0 +1,51 @@
+import AtriumCore
+import Foundation
+import Testing
+
+/// A client that uploads slowly must not hold one of the pool's few connections (and an
+/// open transaction) for as long as it takes: with a pool of three (one of them the tenant
+/// listener's), three stalled uploads leave every other authenticated request unserved
+/// unless the request path lets go of its connection once the caller is checked.
+@Suite("Slow uploads and the connection pool")
+struct SlowUploadTests {
+    @Test(.timeLimit(.minutes(5))) func stalledUploadsHoldNoPooledConnection() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let port = try LocalPort.free()
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_DB_POOL_SIZE": "3"])
+        let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path(), "--no-worker"])
+        defer {
+            server.signal(SIGTERM)
+            _ = try? server.wait(timeout: .seconds(60))
+            _ = try? atrium.run("db", "stop")
+        }
+        try await RequestPathTests.waitUntilReady(port: port, process: server)
+        let login = try await HTTP.post(
+            "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+
+        var csv = "email,first_name,last_name\r\n"
+        for index in 0..<2_000 { csv += "slow\(index)@example.com,S\(index),Person\r\n" }
+        let body = Data(csv.utf8)
+        var uploads: [RawHTTP] = []
+        for _ in 0..<3 {
+            let upload = try RawHTTP(port: port)
+            try upload.send(GracefulStopTests.uploadHead(token: token, length: body.count) + body.prefix(body.count / 2))
+            uploads.append(upload)
+        }
+        try await Task.sleep(for: .milliseconds(500))  // the uploads are checked in and stalled
+
+        // Served while all three stall (the call fails, not hangs, past its 60 s timeout).
+        let me = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: token)
+        #expect(me.status == 200)
+        let contacts = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/sales/contacts?limit=1", bearer: token)
+        #expect(contacts.status == 200)
+
+        // The uploads then finish normally, each checked in before it stalled.
+        for upload in uploads {
+            try upload.send(body.suffix(from: body.count / 2))
+            #expect(try upload.response().hasPrefix("HTTP/1.1 202"))
+        }
+    }
+}
