@@ -94,6 +94,23 @@ awk -F'|' -v n="$total" '
   END { printf "  statements per request: %.3f (round trips: one per statement)\n", total / n }
 ' "$scratch/before" "$scratch/after" | sort -r
 
+# How soon a tenant change reaches the server: suspend the tenant in the database (the
+# commit's own clock), poll the list until it answers 403, resume; five times, the median.
+propagation() {
+  local committed served code
+  committed="$(sql "UPDATE tenants SET status = 'suspended' WHERE slug = 'acme' RETURNING (extract(epoch FROM clock_timestamp()) * 1000)::bigint" | head -n 1 | tr -d ' ')"
+  code=200
+  while [ "$code" != 403 ]; do code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $rep" "$list")"; done
+  served="$(date +%s%3N)"
+  sql "UPDATE tenants SET status = 'active' WHERE slug = 'acme'" >/dev/null
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $rep" "$list")" = 200 ]; do :; done
+  echo $((served - committed))
+}
+delays="$(for _ in 1 2 3 4 5; do propagation; done | sort -n | tr '\n' ' ')"
+echo
+printf 'tenant suspended -> first 403 from the server: median %s ms (of %s ms; includes a polling curl and the database shell)\n' \
+  "$(awk '{print $3}' <<<"$delays")" "$(sed 's/ $//' <<<"$delays")"
+
 # The list's p99 while another tenant imports 300,000 contacts, next to it quiet.
 python3 - "$scratch/import.csv" <<'PY'
 import sys
