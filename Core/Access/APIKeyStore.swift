@@ -73,10 +73,11 @@ public struct APIKeyStore: Sendable {
     ) async throws -> (id: UUID, permissions: [String])? {
         let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "atr", parts[1].count == 32, let id = Self.uuid(fromCompact: String(parts[1])) else { return nil }
-        let rows = try await connection.query(
-            "SELECT secret_hash, permissions, stale FROM atrium_open_api_key_request(\(tenantID), \(id))", logger: logger
-        ).collect()
-        guard let (stored, permissions, stale) = try rows.first?.decode((Data, [String], Bool).self) else { return nil }
+        var found: RequestOpening.APIKey.Row?
+        for try await row in try await connection.execute(RequestOpening.APIKey(tenantID: tenantID, keyID: id), logger: logger) {
+            found = row
+        }
+        guard let (stored, permissions, stale) = found else { return nil }
         guard ConstantTime.equal(stored, masterKey.tokenHash(String(parts[2]), purpose: "api-key")) else { return nil }
         if stale { try await connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = \(id)", logger: logger) }
         return (id, permissions)

@@ -30,11 +30,14 @@ public struct TokenAuthenticator: Authenticator {
             let userID = claims.userID, let sessionID = claims.sessionID
         else { return nil }
         // One round trip: scope the transaction, and check that the session and user are
-        // live; roles and custom-role permissions come along (migration 0012).
-        let rows = try await connection.query(
-            "SELECT roles, permissions FROM atrium_open_session_request(\(tenant.id), \(userID), \(sessionID))", logger: logger
-        ).collect()
-        guard let (roles, customPermissions) = try rows.first?.decode(([String], [String]).self) else { return nil }
+        // live; roles and custom-role permissions come along (migration 0012), as a
+        // statement each connection prepares once (RequestOpening).
+        var found: RequestOpening.Session.Row?
+        for try await row in try await connection.execute(
+            RequestOpening.Session(tenantID: tenant.id, userID: userID, sessionID: sessionID), logger: logger) {
+            found = row
+        }
+        guard let (roles, customPermissions) = found else { return nil }
         let permissions = identity.catalog.permissions(for: roles).union(customPermissions)
         return Principal(kind: .user, id: userID, tenantID: tenant.id, permissions: permissions, sessionID: sessionID)
     }
