@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Runs the built `atrium` executable the way an operator would.
 struct AtriumBinary {
@@ -109,4 +110,17 @@ func makeScratchDirectory() throws -> URL {
     let url = URL(fileURLWithPath: "/tmp/atrium-e2e-\(UUID().uuidString.prefix(8).lowercased())")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     return url
+}
+
+extension RunningProcess {
+    /// Waits until the `atrium serve` of this process answers `/readyz` with 200 on
+    /// `port` (a minute at most); fails with its output if it exits or never gets ready.
+    func waitUntilReady(port: Int) async throws {
+        var ready = false
+        for _ in 0..<600 where !ready && kill(pid, 0) == 0 {
+            try await Task.sleep(for: .milliseconds(100))
+            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
+        }
+        try #require(ready, "atrium serve on port \(port) is not ready: \(output())")
+    }
 }

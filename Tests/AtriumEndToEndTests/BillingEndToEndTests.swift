@@ -22,14 +22,6 @@ struct BillingEndToEndTests {
         return (scratch, tenants)
     }
 
-    func waitUntilReady(port: Int) async throws {
-        var ready = false
-        for _ in 0..<600 where !ready {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        try #require(ready, "server on port \(port) became ready")
-    }
 
     @Test func twoServersShareOneLimitThroughPostgreSQL() async throws {
         let (scratch, tenants) = try scratchWithTenant(plans: """
@@ -43,7 +35,7 @@ struct BillingEndToEndTests {
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_RATE_LIMIT_STORE": "postgres"])
         let ports = [try LocalPort.free(), try LocalPort.free()]
         let first = try atrium.start(["serve", "--port", String(ports[0]), "--tenants-dir", tenants.path()])
-        try await waitUntilReady(port: ports[0])
+        try await first.waitUntilReady(port: ports[0])
         let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
         defer {
             for server in [second, first] {
@@ -51,7 +43,7 @@ struct BillingEndToEndTests {
                 _ = try? server.wait(timeout: .seconds(60))
             }
         }
-        try await waitUntilReady(port: ports[1])
+        try await second.waitUntilReady(port: ports[1])
         let login = try await HTTP.post(
             "http://127.0.0.1:\(ports[0])/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"acme-demo-owner"}"#)
         let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)

@@ -156,12 +156,7 @@ struct CLITests {
         let port = try LocalPort.free()
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_LOG_FORMAT": "json"])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenantsDirectory.path()])
-        var healthy = false
-        for _ in 0..<600 where !healthy {
-            try await Task.sleep(for: .milliseconds(100))
-            healthy = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        #expect(healthy)
+        try await server.waitUntilReady(port: port)
         let known = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme")
         #expect(known.status == 401)  // the demo tenant exists; no unauthenticated way in
         let unknown = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/nobody")

@@ -4,15 +4,6 @@ import Testing
 
 @Suite("The embedded cluster outlives no atrium", .serialized)
 struct EmbeddedClusterTests {
-    func waitUntilReady(port: Int, process: RunningProcess) async throws {
-        for _ in 0..<600 {
-            if (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200 { return }
-            try #require(kill(process.pid, 0) == 0, "atrium serve exited: \(process.output())")
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        Issue.record("atrium serve did not become ready in 60 s: \(process.output())")
-    }
-
     /// `kill -9` leaves the cluster running with nobody to stop it; the next server
     /// adopts it and stops it when it is itself stopped.
     @Test(.timeLimit(.minutes(3))) func aServerAdoptsTheClusterOfAKilledOneAndStopsItOnExit() async throws {
@@ -26,14 +17,14 @@ struct EmbeddedClusterTests {
 
         let firstPort = try LocalPort.free()
         let first = try atrium.start(["serve", "--port", String(firstPort), "--tenants-dir", empty.path()])
-        try await waitUntilReady(port: firstPort, process: first)
+        try await first.waitUntilReady(port: firstPort)
         first.signal(SIGKILL)
         _ = try first.wait(timeout: .seconds(30))
         #expect(FileManager.default.fileExists(atPath: postmaster), "the killed server left its cluster running")
 
         let secondPort = try LocalPort.free()
         let second = try atrium.start(["serve", "--port", String(secondPort), "--tenants-dir", empty.path()])
-        try await waitUntilReady(port: secondPort, process: second)
+        try await second.waitUntilReady(port: secondPort)
         // A third server on the same port stops at once, naming the port and the setting.
         let busy = try atrium.run("serve", "--port", String(secondPort), "--tenants-dir", empty.path(), timeout: .seconds(30))
         #expect(busy.status == 1)

@@ -13,12 +13,7 @@ struct GracefulStopTests {
         let port = try LocalPort.free()
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path()])
-        var ready = false
-        for _ in 0..<600 where !ready && kill(server.pid, 0) == 0 {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        try #require(ready, "\(server.output())")
+        try await server.waitUntilReady(port: port)
         let login = try await HTTP.post(
             "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
         let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)

@@ -68,12 +68,7 @@ struct MailFlowTests {
             _ = try? server.wait(timeout: .seconds(60))
         }
         let base = "http://127.0.0.1:\(port)/v1/tenants/acme"
-        var ready = false
-        for _ in 0..<600 where !ready {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        try #require(ready)
+        try await server.waitUntilReady(port: port)
 
         let registered = try await HTTP.post("\(base)/auth/register", json: #"{"email":"new@acme.test","password":"first-password"}"#)
         #expect(registered.status == 201)

@@ -46,12 +46,7 @@ struct OIDCLoginTests {
             server.signal(SIGTERM)
             _ = try? server.wait(timeout: .seconds(60))
         }
-        var ready = false
-        for _ in 0..<600 where !ready {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        try #require(ready)
+        try await server.waitUntilReady(port: port)
         let base = "http://127.0.0.1:\(port)/v1/tenants/acme/auth/oauth/mock"
 
         /// Runs the browser's part: start, pick `subject` at the provider, come back.

@@ -38,7 +38,7 @@ struct RequestPathTests {
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
         let ports = [try LocalPort.free(), try LocalPort.free()]
         let first = try atrium.start(["serve", "--port", String(ports[0]), "--tenants-dir", tenants.path()])
-        try await Self.waitUntilReady(port: ports[0], process: first)
+        try await first.waitUntilReady(port: ports[0])
         let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
         var servers = [first, second]
         defer {
@@ -48,7 +48,7 @@ struct RequestPathTests {
             }
             _ = try? atrium.run("db", "stop")
         }
-        try await Self.waitUntilReady(port: ports[1], process: second)
+        try await second.waitUntilReady(port: ports[1])
         let login = try await HTTP.post(
             "http://127.0.0.1:\(ports[0])/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"acme-demo-owner"}"#)
         let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
@@ -126,14 +126,5 @@ struct RequestPathTests {
         #expect(recorded.stdout.contains("recorded=\(counted)\n"), "\(counted) calls counted; \(recorded.stdout) \(recorded.stderr)")
         let reconcile = try atrium.run("billing", "reconcile", "--plans", tenants.appending(path: "plans.yaml").path())
         #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
-    }
-
-    static func waitUntilReady(port: Int, process: RunningProcess) async throws {
-        var ready = false
-        for _ in 0..<600 where !ready && kill(process.pid, 0) == 0 {
-            try await Task.sleep(for: .milliseconds(100))
-            ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
-        }
-        try #require(ready, "server on port \(port) is not ready: \(process.output())")
     }
 }

@@ -20,7 +20,7 @@ struct SlowUploadTests {
             _ = try? server.wait(timeout: .seconds(60))
             _ = try? atrium.run("db", "stop")
         }
-        try await RequestPathTests.waitUntilReady(port: port, process: server)
+        try await server.waitUntilReady(port: port)
         let login = try await HTTP.post(
             "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
         let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
