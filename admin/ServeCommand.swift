@@ -69,18 +69,9 @@ struct ServeCommand: AsyncParsableCommand {
             let masterKey = try CommandErrors.mappedSync {
                 try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
             }
-            let appURL = try environment["ATRIUM_APP_URL"].map { text in
-                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
-                    throw ValidationFailure("ATRIUM_APP_URL must be an http(s) URL")
-                }
-                return url
-            } ?? Identity.defaultAppURL
-            let publicURL = try environment["ATRIUM_PUBLIC_URL"].map { text in
-                guard let url = URL(string: text), url.scheme == "http" || url.scheme == "https" else {
-                    throw ValidationFailure("ATRIUM_PUBLIC_URL must be an http(s) URL")
-                }
-                return url
-            } ?? URL(string: "http://\(server.host):\(server.port)") ?? Identity.defaultAppURL
+            let appURL = try PublicAddresses.appURL(environment)
+            let publicURL = try PublicAddresses.publicURL(environment, host: server.host, port: server.port)
+            let kit = ModuleKit(masterKey: masterKey, publicURL: publicURL, environment: environment, logger: logger)
             let settings = try IdentitySettings(environment: environment)
             let identity = try await Identity.prepare(
                 database: database, registry: registry, masterKey: masterKey, hasher: PasswordHasher(parameters: settings.hashing),
@@ -94,7 +85,7 @@ struct ServeCommand: AsyncParsableCommand {
                 limiter: try BillingSetup.rateLimitStore(environment: environment, database: database, logger: logger),
                 operatorAccess: try environment["ATRIUM_OPERATOR_TOKEN"].map { token in
                     try CommandErrors.mappedSync { try OperatorAccess(token: token, ownerURL: location.owner) }
-                }, logger: logger,
+                }, kit: kit, logger: logger,
                 expectedMigrations: try registry.allMigrations())
             let application = buildApplication(dependencies, server: server)
             // The pool first and the server last: a graceful stop drains the server, lets
@@ -103,7 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
             if !noWorker {
                 services.append(JobWorker(
                     database: database, registry: registry, mailer: mailer, kernelJobs: billing.jobs, kernelSchedules: billing.schedules,
-                    configuration: .init(), logger: logger))
+                    configuration: .init(), kit: kit, logger: logger))
             }
             services.append(application)
             logger.notice("Atrium is serving", metadata: ["http.url": "http://\(server.host):\(server.port)"])

@@ -35,7 +35,9 @@ struct WorkerCommand: AsyncParsableCommand {
             let billing = try await BillingSetup.prepare(catalog: plans, registry: registry, location: location, masterKey: masterKey, logger: logger)
             let worker = JobWorker(
                 database: Database(client: client, maximumConnections: concurrency + 2), registry: registry, mailer: mailer,
-                kernelJobs: billing.jobs, kernelSchedules: billing.schedules, configuration: .init(concurrency: concurrency), logger: logger)
+                kernelJobs: billing.jobs, kernelSchedules: billing.schedules, configuration: .init(concurrency: concurrency),
+                kit: ModuleKit(masterKey: masterKey, publicURL: try PublicAddresses.publicURL(environment), environment: environment, logger: logger),
+                logger: logger)
             try await ServiceRunner.run([client, worker], logger: logger)
         }
     }

@@ -9,19 +9,42 @@ public import Foundation
 /// `make run` needs no setup; losing that file makes the stored secrets unreadable.
 public struct MasterKey: Sendable {
     let key: SymmetricKey
+    /// Keys this one replaced (`ATRIUM_MASTER_KEY_PREVIOUS`): they still open what they
+    /// sealed, and never seal anything new.
+    let retired: [SymmetricKey]
 
-    public init(rawKey: Data) throws(ConfigurationError) {
+    public init(rawKey: Data, previous: [Data] = []) throws(ConfigurationError) {
         guard rawKey.count == 32 else { throw ConfigurationError("the master key must be 32 bytes (base64 in ATRIUM_MASTER_KEY)") }
+        guard previous.allSatisfy({ $0.count == 32 }) else {
+            throw ConfigurationError("each key in ATRIUM_MASTER_KEY_PREVIOUS must be 32 bytes, base64")
+        }
         self.key = SymmetricKey(data: rawKey)
+        self.retired = previous.filter { $0 != rawKey }.map { SymmetricKey(data: $0) }
     }
 
     /// A fresh random key (for tests and first start).
     public static func generate() -> MasterKey {
-        MasterKey(key: SymmetricKey(size: .bits256))
+        MasterKey(key: SymmetricKey(size: .bits256), retired: [])
     }
 
-    private init(key: SymmetricKey) {
+    private init(key: SymmetricKey, retired: [SymmetricKey]) {
         self.key = key
+        self.retired = retired
+    }
+
+    /// This key, with `previous` kept to open what they sealed (a rotation in progress).
+    public func retiring(_ previous: [MasterKey]) -> MasterKey {
+        MasterKey(key: key, retired: previous.flatMap { [$0.key] + $0.retired })
+    }
+
+    /// The previous keys of `ATRIUM_MASTER_KEY_PREVIOUS` (comma-separated base64).
+    static func previousKeys(_ environment: [String: String]) throws -> [Data] {
+        try (environment["ATRIUM_MASTER_KEY_PREVIOUS"] ?? "").split(separator: ",").map { text in
+            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)) else {
+                throw ConfigurationError("ATRIUM_MASTER_KEY_PREVIOUS is not a comma-separated list of base64 keys")
+            }
+            return data
+        }
     }
 
     /// Loads the key from the environment or, when `dataDirectory` is given (embedded
@@ -29,7 +52,7 @@ public struct MasterKey: Sendable {
     public static func load(environment: [String: String], dataDirectory: URL?) throws -> MasterKey {
         if let text = environment["ATRIUM_MASTER_KEY"], !text.isEmpty {
             guard let data = Data(base64Encoded: text) else { throw ConfigurationError("ATRIUM_MASTER_KEY is not valid base64") }
-            return try MasterKey(rawKey: data)
+            return try MasterKey(rawKey: data, previous: previousKeys(environment))
         }
         guard let dataDirectory else {
             throw ConfigurationError("ATRIUM_MASTER_KEY is required with an external database (32 random bytes, base64: openssl rand -base64 32)")
@@ -39,7 +62,7 @@ public struct MasterKey: Sendable {
             guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw ConfigurationError("\(file.path()) does not hold a base64 master key")
             }
-            return try MasterKey(rawKey: data)
+            return try MasterKey(rawKey: data, previous: previousKeys(environment))
         }
         let key = generate()
         let encoded = key.key.withUnsafeBytes { Data($0).base64EncodedString() }
@@ -59,8 +82,17 @@ public struct MasterKey: Sendable {
         return combined
     }
 
+    /// Opens what this key or one of its retired keys sealed.
     public func open(_ ciphertext: Data, context: String) throws -> Data {
-        try AES.GCM.open(AES.GCM.SealedBox(combined: ciphertext), using: key, authenticating: Data(context.utf8))
+        let box = try AES.GCM.SealedBox(combined: ciphertext)
+        do {
+            return try AES.GCM.open(box, using: key, authenticating: Data(context.utf8))
+        } catch {
+            for candidate in retired {
+                if let plaintext = try? AES.GCM.open(box, using: candidate, authenticating: Data(context.utf8)) { return plaintext }
+            }
+            throw error
+        }
     }
 
     /// A key for one purpose (HKDF-SHA256), so one secret never serves two uses.

@@ -26,11 +26,16 @@ public struct ApplicationDependencies: Sendable {
     public let directory: TenantDirectory
     /// `kernel.api_calls`, counted in memory and flushed by `requestPathServices`.
     public let apiCalls: APICallCounter
+    /// What modules' contexts are made of (sealing, outbound HTTP, links, clock).
+    public var kit: ModuleKit
+    /// Realtime subscribers, fed by `requestPathServices`' listener.
+    public let events = EventHub()
 
     public init(
         database: Database, registry: ModuleRegistry, identity: Identity? = nil, authenticator: (any Authenticator)? = nil,
         plans: PlanCatalog? = nil, limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil,
-        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger, expectedMigrations: [Migration]
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), kit: ModuleKit? = nil, logger: Logger,
+        expectedMigrations: [Migration]
     ) {
         self.database = database
         self.registry = registry
@@ -42,6 +47,7 @@ public struct ApplicationDependencies: Sendable {
         self.directory = TenantDirectory(logger: logger)
         self.apiCalls = APICallCounter(metering: Metering(registry: registry, catalog: plans, logger: logger), logger: logger)
         self.metrics = metrics
+        self.kit = kit ?? ModuleKit.ephemeral(masterKey: identity?.masterKey ?? .generate(), logger: logger)
         self.logger = logger
         self.expectedMigrations = expectedMigrations
     }
@@ -52,7 +58,7 @@ extension ApplicationDependencies {
     /// the API-call flusher. List them *before* the server in a service group, so that on
     /// a graceful stop the server drains first and the last calls are flushed after it.
     public var requestPathServices: [any Service] {
-        [TenantDirectory.Listener(directory: directory, database: database), APICallCounter.Flusher(counter: apiCalls, database: database)]
+        [TenantDirectory.Listener(directory: directory, database: database, events: events), APICallCounter.Flusher(counter: apiCalls, database: database)]
     }
 }
 
@@ -65,7 +71,8 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
         trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter,
-        metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger))
+        metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger), kit: dependencies.kit,
+        events: dependencies.events)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if !server.corsOrigins.isEmpty {

@@ -27,6 +27,9 @@ public final class ModuleRoutes {
         self.collector = collector
     }
 
+    /// The module's context: its sealer, HTTP client, signed links, clock and settings.
+    public var context: ModuleContext { services.kit.context(for: tag) }
+
     /// A route without a request body (GET, DELETE, or a POST action).
     public func on<Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?,

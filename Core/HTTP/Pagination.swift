@@ -26,8 +26,7 @@ public struct PageCursor: Sendable, Equatable {
 
     public var encoded: String {
         let data = (try? JSONEncoder().encode(values)) ?? Data()
-        return data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Base64URL.encode(data)
     }
 
     /// Decodes `?cursor=`; 422 when it was not issued by us or has `count` values.
@@ -35,9 +34,7 @@ public struct PageCursor: Sendable, Equatable {
         guard let text else { return nil }
         // Cursors we issue are short; anything long is junk not worth decoding.
         guard text.utf8.count <= 512 else { throw .validation(field: "cursor", "is not a cursor this list issued") }
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let values = try? JSONDecoder().decode([String].self, from: data), values.count == count else {
+        guard let data = Base64URL.decode(text), let values = try? JSONDecoder().decode([String].self, from: data), values.count == count else {
             throw .validation(field: "cursor", "is not a cursor this list issued")
         }
         return PageCursor(values)

@@ -190,4 +190,6 @@ struct KernelServices: Sendable {
     var plans: PlanCatalog?
     var limiter: any RateLimitStore
     var metering: Metering
+    var kit: ModuleKit
+    var events: EventHub
 }

@@ -113,7 +113,7 @@ public actor SigningKeyring {
             "keys": .array(stored.map { key in
                 .object([
                     "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": .string(key.kid),
-                    "x": .string(Self.base64URL(key.privateKey.publicKey.rawRepresentation)),
+                    "x": .string(Base64URL.encode(key.privateKey.publicKey.rawRepresentation)),
                 ])
             })
         ])
@@ -162,22 +162,8 @@ public actor SigningKeyring {
 
     static func header(of token: String) -> Header? {
         guard let first = token.split(separator: ".", omittingEmptySubsequences: false).first,
-            let data = Data(base64URL: String(first))
+            let data = Base64URL.decode(String(first))
         else { return nil }
         return try? JSONDecoder().decode(Header.self, from: data)
-    }
-
-    static func base64URL(_ data: Data) -> String {
-        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-}
-
-extension Data {
-    /// Decodes unpadded base64url (RFC 4648 §5).
-    init?(base64URL text: String) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        self.init(base64Encoded: base64)
     }
 }

@@ -50,6 +50,8 @@ public struct JobContext: Sendable {
     public var database: Database
     /// Records usage from the job, in the job's own transactions.
     public var metering: Metering
+    /// The context of the module the job belongs to (`kernel` for the kernel's jobs).
+    public var module: ModuleContext
 
     /// Decodes the payload with the API's JSON conventions.
     public func decodePayload<T: Decodable>(_ type: T.Type) throws -> T {

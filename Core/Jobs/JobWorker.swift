@@ -27,12 +27,14 @@ public struct JobWorker: Service {
     let definitions: [String: JobDefinition]
     let schedules: [(schedule: ScheduleDefinition, moduleID: String?)]
     let configuration: Configuration
+    let kit: ModuleKit
     let logger: Logger
 
     public init(
         database: Database, registry: ModuleRegistry, mailer: Mailer? = nil, kernelJobs: [JobDefinition] = [],
-        kernelSchedules: [ScheduleDefinition] = [], configuration: Configuration, logger: Logger
+        kernelSchedules: [ScheduleDefinition] = [], configuration: Configuration, kit: ModuleKit, logger: Logger
     ) {
+        self.kit = kit
         self.database = database
         self.metering = Metering(registry: registry, logger: logger)
         var definitions: [String: JobDefinition] = [:]
@@ -144,7 +146,7 @@ public struct JobWorker: Service {
             }
             let context = JobContext(
                 jobID: job.id, kind: job.kind, tenantID: job.tenantID, payload: Data(job.payload.utf8), attempt: job.attempts, logger: logger,
-                database: database, metering: metering)
+                database: database, metering: metering, module: kit.context(for: String(job.kind.prefix { $0 != "." })))
             do {
                 let lease = definition.lease
                 let leaseLogger = logger

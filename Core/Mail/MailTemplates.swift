@@ -1,5 +1,4 @@
 public import Foundation
-import Mustache
 
 /// The transactional emails, as Mustache templates rendered with the tenant's name, the
 /// recipient and the action link.
@@ -55,12 +54,10 @@ public enum MailTemplates {
         .invitation: "<p>{{inviter}} invited you to {{tenant}} as {{role}}.</p><p><a href=\"{{link}}\">Accept the invitation</a></p>",
     ]
 
-    /// Renders one email; `values` fill the placeholders (HTML-escaped in the HTML part).
+    /// Renders one email; `values` fill the placeholders (HTML-escaped in the HTML part only).
     public static func render(_ kind: Kind, to: String, values: [String: String]) throws -> MailMessage {
-        func fill(_ template: String?) throws -> String {
-            try MustacheTemplate(string: template ?? "").render(values)
-        }
-        return MailMessage(to: to, subject: try fill(subjects[kind]), text: try fill(texts[kind]), html: try fill(htmls[kind]))
+        try MailTemplate(name: kind.rawValue, subject: subjects[kind] ?? "", text: texts[kind] ?? "", html: htmls[kind])
+            .render(to: to, data: values)
     }
 
     /// The link a message points at: the application's page for `kind`, carrying tenant and token.

@@ -99,37 +99,57 @@ public final class TenantDirectory: Sendable {
 }
 
 extension TenantDirectory {
-    /// Keeps a `TenantDirectory` fresh: one pooled connection LISTENs on `atrium_tenancy`
-    /// for as long as the process runs; a lost connection is re-established within a
-    /// second, and the cache is emptied both when it drops and when it is back.
+    /// Keeps a `TenantDirectory` fresh and feeds realtime subscribers: one pooled
+    /// connection LISTENs on `atrium_tenancy` and `atrium_events` for as long as the
+    /// process runs; a lost connection is re-established within a second, the tenant
+    /// cache is emptied both when it drops and when it is back, and event streams are
+    /// ended when it drops (their clients reconnect and replay what they missed).
     public struct Listener: Service {
         public static let channel = "atrium_tenancy"
         let directory: TenantDirectory
         let database: Database
+        let events: EventHub?
         let retryDelay: Duration
 
-        public init(directory: TenantDirectory, database: Database, retryDelay: Duration = .seconds(1)) {
+        public init(directory: TenantDirectory, database: Database, events: EventHub? = nil, retryDelay: Duration = .seconds(1)) {
             self.directory = directory
             self.database = database
+            self.events = events
             self.retryDelay = retryDelay
         }
 
         public func run() async throws {
             let logger = directory.logger
+            let directory = directory
+            let events = events
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 do {
                     try await cancelWhenGracefulShutdown {
                         try await database.client.withConnection { connection in
-                            try await connection.listen(on: Self.channel) { notifications in
-                                directory.reset(listening: true)
-                                logger.debug("listening for tenant changes")
-                                for try await notification in notifications {
-                                    if let id = UUID(uuidString: notification.payload) {
-                                        directory.invalidate(tenantID: id)
-                                    } else {
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    try await connection.listen(on: Self.channel) { notifications in
                                         directory.reset(listening: true)
+                                        logger.debug("listening for tenant changes")
+                                        for try await notification in notifications {
+                                            if let id = UUID(uuidString: notification.payload) {
+                                                directory.invalidate(tenantID: id)
+                                            } else {
+                                                directory.reset(listening: true)
+                                            }
+                                        }
                                     }
                                 }
+                                if let events {
+                                    group.addTask {
+                                        try await connection.listen(on: EventHub.channel) { notifications in
+                                            for try await notification in notifications { events.deliver(payload: notification.payload) }
+                                        }
+                                    }
+                                }
+                                // Either listen ending means the connection is gone: stop both.
+                                try await group.next()
+                                group.cancelAll()
                             }
                         }
                     }
@@ -139,9 +159,11 @@ extension TenantDirectory {
                                    metadata: ["error": "\(String(reflecting: error))"])
                 }
                 directory.reset(listening: false)
+                events?.closeAll()
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: retryDelay) }
             }
             directory.reset(listening: false)
+            events?.closeAll()
         }
     }
 }

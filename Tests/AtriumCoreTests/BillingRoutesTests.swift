@@ -265,7 +265,7 @@ struct WebhookTests {
                 let worker = JobWorker(
                     database: database, registry: registry,
                     kernelJobs: BillingJobs.definitions(catalog: catalog, metering: metering, masterKey: masterKey, logger: TestDatabase.logger),
-                    configuration: .init(), logger: TestDatabase.logger)
+                    configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger), logger: TestDatabase.logger)
                 #expect(try await worker.runAvailableJobs() == 1)
                 // The receiver answered 500: the job waits for its retry. Bring the retry forward.
                 try await db.withOwner { connection in

@@ -61,7 +61,7 @@ struct InvitationTests {
                 let worker = JobWorker(
                     database: database, registry: try ModuleRegistry([NotesModule()]),
                     mailer: Mailer(transport: .directory(mailFolder), from: "Atrium <no-reply@atrium.test>", logger: logger),
-                    configuration: .init(workerID: "mail"), logger: logger)
+                    configuration: .init(workerID: "mail"), kit: .ephemeral(logger: logger), logger: logger)
                 return try await worker.runAvailableJobs()
             }
             #expect(delivered == 1)

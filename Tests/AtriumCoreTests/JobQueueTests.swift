@@ -30,7 +30,7 @@ struct JobQueueTests {
     let logger = TestDatabase.logger
 
     func worker(_ database: Database, _ module: JobsFixture, id: String = "w1", concurrency: Int = 4) throws -> JobWorker {
-        JobWorker(database: database, registry: try ModuleRegistry([module]), configuration: .init(workerID: id, concurrency: concurrency), logger: logger)
+        JobWorker(database: database, registry: try ModuleRegistry([module]), configuration: .init(workerID: id, concurrency: concurrency), kit: .ephemeral(logger: logger), logger: logger)
     }
 
     func job(_ id: UUID, in database: Database) async throws -> JobQueue.Job? {
@@ -252,7 +252,7 @@ struct JobQueueTests {
             for _ in 0..<5 { _ = try await enqueue("fixture.background", in: database) }
             let worker = JobWorker(
                 database: database, registry: try ModuleRegistry([module]),
-                configuration: .init(workerID: "service", concurrency: 2, pollInterval: .milliseconds(50)), logger: logger)
+                configuration: .init(workerID: "service", concurrency: 2, pollInterval: .milliseconds(50)), kit: .ephemeral(logger: logger), logger: logger)
             let task = Task { try await worker.run() }
             let deadline = ContinuousClock.now + .seconds(10)
             while runs.count < 5 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }

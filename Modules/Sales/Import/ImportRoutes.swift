@@ -181,7 +181,8 @@ enum CSVWriter {
         for (index, raw) in fields.enumerated() {
             let field = neutralised(raw)
             if index > 0 { buffer.writeStaticString(",") }
-            if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            // Scalars, not Characters: "\r\n" is one Character, equal to neither "\r" nor "\n".
+            if field.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
                 buffer.writeString("\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
             } else {
                 buffer.writeString(field)

@@ -55,6 +55,14 @@ struct CSVReaderTests {
         #expect(String(buffer: buffer) == "\"'=HYPERLINK(\"\"x\"\")\",'@SUM(A1),+1 555 0100,-12.5,'+cmd,\"plain, with comma\"\r\n")
     }
 
+    /// "\r\n" is a single Swift Character, equal to neither "\r" nor "\n": a field holding
+    /// one must still be quoted, or it would split the row in two.
+    @Test func exportedFieldsWithALineBreakAreQuoted() {
+        var buffer = ByteBuffer()
+        CSVWriter.appendRow(["two\r\nlines", "one\nline"], to: &buffer)
+        #expect(String(buffer: buffer) == "\"two\r\nlines\",\"one\nline\"\r\n")
+    }
+
     @Test func copyTextEscapesWhatCOPYWouldMisread() {
         var buffer = ByteBuffer()
         CopyText.appendRow(line: 7, values: ["a\tb", nil, "back\\slash\nnew\rline"], to: &buffer)

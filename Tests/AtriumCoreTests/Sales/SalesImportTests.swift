@@ -25,7 +25,7 @@ struct SalesImportTests {
         #expect(json(upload)["state"]?.string == "queued")
         let id = try #require(json(upload)["id"]?.string)
         try await team.db.withApp { database in
-            let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), logger: TestDatabase.logger)
+            let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger), logger: TestDatabase.logger)
             #expect(try await worker.runAvailableJobs() == 1)
         }
         return json(try await client.send(.get, "/v1/tenants/\(tenant)/sales/imports/\(id)", token: token))
@@ -183,7 +183,7 @@ struct SalesImportTests {
                 #expect(leased == 1, "the job is left running under a lease that ran out")
             }
             try await team.db.withApp { database in
-                let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), logger: TestDatabase.logger)
+                let worker = JobWorker(database: database, registry: try ModuleRegistry([SalesModule()]), configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger), logger: TestDatabase.logger)
                 #expect(try await worker.runAvailableJobs() == 1)
             }
             let status = json(try await client.send(.get, "\(Self.base)/imports/\(id)", token: team.ann))
