@@ -24,6 +24,8 @@ struct APIKeysCommand: AsyncParsableCommand {
             help: "A permission the key holds (repeat for more; at least one). A key can do only what it is given, whatever its creator may do: for example --permission sales.records.any --permission sales.records.import. `atrium roles list --tenant T` shows which role holds which permission.")
         var permissions: [String] = []
         @Option(help: "Expiry as an RFC 3339 time.") var expires: String?
+        @Option(help: "Email of the user the key acts for: records it creates are theirs, and owner scope applies as to them (for a service, create a user for it). Without it the key can use no owned records.")
+        var actsFor: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -41,14 +43,22 @@ struct APIKeysCommand: AsyncParsableCommand {
                 guard let date = ISO8601DateFormatter().date(from: expires) else { throw ValidationFailure("--expires must be an RFC 3339 time") }
                 expiresAt = date
             }
-            let (slug, name, permissions, expiry) = (tenant, name, permissions, expiresAt)
+            let (slug, name, permissions, expiry, actsForEmail) = (tenant, name, permissions, expiresAt, actsFor)
             let created = try await global.withDatabase(logger: logger) { location in
                 let store = try APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
                     let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
                     return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                        var actsFor: UUID?
+                        if let actsForEmail {
+                            guard let user = try await UserStore(logger: logger).find(email: actsForEmail, on: connection) else {
+                                throw ValidationFailure("--acts-for: \(actsForEmail) is not a user of \(slug)")
+                            }
+                            actsFor = user.id
+                        }
                         let created = try await store.create(
-                            tenantID: tenant.id, name: name, permissions: permissions, expiresAt: expiry, createdBy: "operator:\(Operator.name)", on: connection)
+                            tenantID: tenant.id, name: name, permissions: permissions, expiresAt: expiry, createdBy: "operator:\(Operator.name)",
+                            actsFor: actsFor, on: connection)
                         try await AuditLog(logger: logger).record(
                             "api_key.created", tenantID: tenant.id, actor: .init(type: .operator, id: Operator.name),
                             subject: created.apiKey.id.uuidString.lowercased(), details: ["name": .string(name)], on: connection)

@@ -13,6 +13,9 @@ public struct APIKeyStore: Sendable {
         public var name: String
         public var permissions: [String]
         public var createdBy: String
+        /// The user whose rows the key reads and writes as their owner; nil for a key of no
+        /// user, which cannot use owned records.
+        public var actsFor: UUID?
         public var createdAt: Date
         public var expiresAt: Date?
         public var lastUsedAt: Date?
@@ -34,7 +37,8 @@ public struct APIKeyStore: Sendable {
     }
 
     public func create(
-        tenantID: UUID, name: String, permissions: [String], expiresAt: Date?, createdBy: String, on connection: PostgresConnection
+        tenantID: UUID, name: String, permissions: [String], expiresAt: Date?, createdBy: String, actsFor: UUID?,
+        on connection: PostgresConnection
     ) async throws -> CreatedKey {
         guard (1...100).contains(InputDomain.length(name)) else { throw AtriumError.validation(field: "name", "must be 1-100 characters") }
         if let expiresAt, expiresAt <= Date() { throw AtriumError.validation(field: "expires_at", "must be in the future") }
@@ -43,18 +47,19 @@ public struct APIKeyStore: Sendable {
         let hash = masterKey.tokenHash(secret, purpose: "api-key")
         let rows = try await connection.query(
             """
-            INSERT INTO api_keys (tenant_id, id, name, secret_hash, permissions, created_by, expires_at)
-            VALUES (\(tenantID), \(id), \(name), \(hash), \(Array(Set(permissions)).sorted()), \(createdBy), \(expiresAt))
-            RETURNING id, name, permissions, created_by, created_at, expires_at, last_used_at, revoked_at
+            INSERT INTO api_keys (tenant_id, id, name, secret_hash, permissions, created_by, acts_for, expires_at)
+            SELECT \(tenantID), \(id), \(name), \(hash), \(Array(Set(permissions)).sorted()), \(createdBy), \(actsFor), \(expiresAt)
+            WHERE \(actsFor)::uuid IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = \(actsFor) AND status = 'active')
+            RETURNING id, name, permissions, created_by, acts_for, created_at, expires_at, last_used_at, revoked_at
             """, logger: logger)
-        guard let key = try await decode(rows).first else { throw AtriumError.internalError() }
+        guard let key = try await decode(rows).first else { throw AtriumError.validation(field: "acts_for", "is not an active user of this tenant") }
         let compactID = id.uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         return CreatedKey(key: "atr_\(compactID)_\(secret)", apiKey: key)
     }
 
     public func list(on connection: PostgresConnection) async throws -> [APIKey] {
         try await decode(connection.query(
-            "SELECT id, name, permissions, created_by, created_at, expires_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at DESC",
+            "SELECT id, name, permissions, created_by, acts_for, created_at, expires_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at DESC",
             logger: logger))
     }
 
@@ -70,17 +75,17 @@ public struct APIKeyStore: Sendable {
     /// tracked to the minute, so a busy key does not write on every request.
     public func authenticate(
         _ presented: String, tenantID: UUID, openingRequestOn connection: PostgresConnection
-    ) async throws -> (id: UUID, permissions: [String])? {
+    ) async throws -> (id: UUID, permissions: [String], actsFor: UUID?)? {
         let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "atr", parts[1].count == 32, let id = Self.uuid(fromCompact: String(parts[1])) else { return nil }
         var found: RequestOpening.APIKey.Row?
         for try await row in try await connection.execute(RequestOpening.APIKey(tenantID: tenantID, keyID: id), logger: logger) {
             found = row
         }
-        guard let (stored, permissions, stale) = found else { return nil }
+        guard let (stored, permissions, stale, actsFor) = found else { return nil }
         guard ConstantTime.equal(stored, masterKey.tokenHash(String(parts[2]), purpose: "api-key")) else { return nil }
         if stale { try await connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = \(id)", logger: logger) }
-        return (id, permissions)
+        return (id, permissions, actsFor)
     }
 
     static func uuid(fromCompact hex: String) -> UUID? {
@@ -92,8 +97,10 @@ public struct APIKeyStore: Sendable {
 
     private func decode(_ rows: PostgresRowSequence) async throws -> [APIKey] {
         var keys: [APIKey] = []
-        for try await row in rows.decode((UUID, String, [String], String, Date, Date?, Date?, Date?).self) {
-            keys.append(APIKey(id: row.0, name: row.1, permissions: row.2, createdBy: row.3, createdAt: row.4, expiresAt: row.5, lastUsedAt: row.6, revokedAt: row.7))
+        for try await row in rows.decode((UUID, String, [String], String, UUID?, Date, Date?, Date?, Date?).self) {
+            keys.append(APIKey(
+                id: row.0, name: row.1, permissions: row.2, createdBy: row.3, actsFor: row.4, createdAt: row.5, expiresAt: row.6, lastUsedAt: row.7,
+                revokedAt: row.8))
         }
         return keys
     }

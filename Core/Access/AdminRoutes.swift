@@ -26,6 +26,8 @@ struct AdminRoutes {
         var name: String
         var permissions: [String]
         var expiresAt: Date?
+        /// The user the key acts for (owns what it creates); the creator when absent.
+        var actsFor: UUID?
     }
 
     func register(_ routes: ModuleRoutes) {
@@ -160,7 +162,8 @@ struct AdminRoutes {
             return try await request.transaction { transaction in
                 let created = try await keys.create(
                     tenantID: transaction.tenantID, name: input.name, permissions: input.permissions, expiresAt: input.expiresAt,
-                    createdBy: "\(principal.kind.rawValue):\(principal.id.uuidString.lowercased())", on: transaction.connection)
+                    createdBy: "\(principal.kind.rawValue):\(principal.id.uuidString.lowercased())",
+                    actsFor: input.actsFor ?? principal.actingUserID, on: transaction.connection)
                 try await Self.audit("api_key.created", request, principal, subject: created.apiKey.id.uuidString.lowercased(),
                                      details: ["name": .string(input.name), "permissions": .array(created.apiKey.permissions.map(JSONValue.string))], transaction)
                 return created

@@ -16,14 +16,22 @@ public struct Principal: Sendable, Equatable {
     public var permissions: Set<String>
     /// The login session behind a user's access token.
     public var sessionID: UUID?
+    /// The user this principal acts as: the user itself, or the user an API key acts for
+    /// (nil for a key of no user). Rows created are owned by this user, owner scope
+    /// compares against it, and the database knows it as `app.principal_id`.
+    public var actingUserID: UUID?
 
-    public init(kind: Kind, id: UUID, tenantID: UUID, permissions: Set<String>, sessionID: UUID? = nil) {
+    public init(kind: Kind, id: UUID, tenantID: UUID, permissions: Set<String>, sessionID: UUID? = nil, actingUserID: UUID? = nil) {
         self.kind = kind
         self.id = id
         self.tenantID = tenantID
         self.permissions = permissions
         self.sessionID = sessionID
+        self.actingUserID = kind == .user ? id : actingUserID
     }
+
+    /// Who the database's row-level security sees: the acting user, else the key itself.
+    public var databaseID: UUID { actingUserID ?? id }
 
     /// Whether the principal holds `permission`; holding `x.any` implies `x.own`.
     public func has(_ permission: String) -> Bool {

@@ -30,13 +30,14 @@ enum RequestOpening {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Scopes the transaction to the tenant and key and returns the live key's secret
-    /// hash, permissions, and whether its last use is over a minute old.
+    /// Scopes the transaction to the tenant and the key's user and returns the live key's
+    /// secret hash, permissions, whether its last use is over a minute old, and the user
+    /// it acts for.
     struct APIKey: PostgresPreparedStatement {
         static let name = "atrium_open_api_key_request"
-        static let sql = "SELECT secret_hash, permissions, stale FROM atrium_open_api_key_request($1, $2)"
+        static let sql = "SELECT secret_hash, permissions, stale, acts_for FROM atrium_open_api_key_request($1, $2)"
         static let bindingDataTypes: [PostgresDataType] = [.uuid, .uuid]
-        typealias Row = (Data, [String], Bool)
+        typealias Row = (Data, [String], Bool, UUID?)
 
         var tenantID: UUID
         var keyID: UUID

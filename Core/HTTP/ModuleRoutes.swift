@@ -30,25 +30,78 @@ public final class ModuleRoutes {
     /// The module's context: its sealer, HTTP client, signed links, clock and settings.
     public var context: ModuleContext { services.kit.context(for: tag) }
 
-    /// A route without a request body (GET, DELETE, or a POST action).
+    /// A route without a request body (GET, DELETE, or a POST action), reached by
+    /// callers holding `permission` (any caller when nil).
     public func on<Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?,
         query: [QueryParameter] = [], response: Output.Type, status: HTTPResponse.Status = .ok,
         handler: @escaping @Sendable (TenantRequest) async throws -> Output
     ) {
-        register(method, path, summary: summary, permission: permission, query: query, body: nil, response: response, status: status) {
+        on(method, path, summary: summary, access: RouteAccess(permission), query: query, response: response, status: status, handler: handler)
+    }
+
+    /// A route without a request body, with its access declared.
+    public func on<Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess,
+        query: [QueryParameter] = [], response: Output.Type, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest) async throws -> Output
+    ) {
+        register(method, path, summary: summary, access: access, query: query, body: nil, idempotent: false, response: response, status: status) {
             request in try await handler(request)
         }
     }
 
-    /// A route with a JSON request body, decoded (and validated by its `Decodable` init) before the handler runs.
+    /// A route with a JSON request body, decoded (and validated by its `Decodable` init)
+    /// before the handler runs.
     public func on<Input: Decodable & Sendable, Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?,
         body: Input.Type, response: Output.Type, status: HTTPResponse.Status = .ok,
         handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
     ) {
+        registerWithBody(method, path, summary: summary, access: RouteAccess(permission), body: body, idempotent: false, response: response, status: status) {
+            request, input in try await handler(request, input)
+        }
+    }
+
+    /// A route with a JSON request body, with its access declared.
+    public func on<Input: Decodable & Sendable, Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess,
+        body: Input.Type, response: Output.Type, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
+    ) {
+        registerWithBody(method, path, summary: summary, access: access, body: body, idempotent: false, response: response, status: status) {
+            request, input in try await handler(request, input)
+        }
+    }
+
+    /// A create that honours `Idempotency-Key` (see `TenantRequest.idempotent`): the kernel
+    /// opens the transaction, claims the key, runs `handler` in that same transaction
+    /// (its `request.transaction` blocks join it) and stores the answer before it commits;
+    /// a retry gets the stored answer. The input must be `Encodable`, since the key is
+    /// bound to the request body.
+    public func create<Input: Codable & Sendable, Output: Codable & Sendable>(
+        _ path: String, summary: String, access: RouteAccess, body: Input.Type, response: Output.Type, status: HTTPResponse.Status = .created,
+        handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
+    ) {
+        registerWithBody(.post, path, summary: summary, access: access, body: body, idempotent: true, response: response, status: status) {
+            request, input in
+            try await request.transaction { transaction in
+                try await request.idempotent(input: input, in: transaction) {
+                    var joined = request
+                    joined.ambient = transaction
+                    return try await handler(joined, input)
+                }
+            }
+        }
+    }
+
+    private func registerWithBody<Input: Decodable & Sendable, Output: Codable & Sendable>(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess, body: Input.Type, idempotent: Bool,
+        response: Output.Type, status: HTTPResponse.Status,
+        handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
+    ) {
         register(
-            method, path, summary: summary, permission: permission, query: [], body: SchemaReflector.schema(for: Input.self),
+            method, path, summary: summary, access: access, query: [], body: SchemaReflector.schema(for: Input.self), idempotent: idempotent,
             response: response, status: status
         ) { request in
             try Self.requireJSON(request.request)
@@ -65,17 +118,29 @@ public final class ModuleRoutes {
         accepts: [String] = [], produces: String, status: HTTPResponse.Status = .ok,
         handler: @escaping @Sendable (TenantRequest) async throws -> Response
     ) {
+        streaming(
+            method, path, summary: summary, access: RouteAccess(permission), query: query, accepts: accepts, produces: produces, status: status,
+            handler: handler)
+    }
+
+    /// A streaming route with its access declared.
+    public func streaming(
+        _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess, query: [QueryParameter] = [],
+        accepts: [String] = [], produces: String, status: HTTPResponse.Status = .ok,
+        handler: @escaping @Sendable (TenantRequest) async throws -> Response
+    ) {
         let trimmed = path.split(separator: "/").joined(separator: "/")
         var record = OperationRecord(
-            method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag, permission: permission,
-            authenticated: authenticated, query: query, requestBody: nil, response: nil, successStatus: Int(status.code))
+            method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag,
+            permission: access.documentedPermission, authenticated: authenticated, query: query, requestBody: nil, response: nil,
+            successStatus: Int(status.code))
+        record.access = access
         record.requestContentTypes = accepts
         record.responseContentType = produces
         collector.add(record)
         let services = self.services
         group.on(RouterPath(Self.routerPath(trimmed)), method: method) { request, context -> Response in
-            let tenantRequest = try Self.tenantRequest(request, context: context, services: services)
-            if let permission { try tenantRequest.require(permission) }
+            let tenantRequest = try Self.tenantRequest(request, context: context, services: services, access: access)
             return try await handler(tenantRequest)
         }
     }
@@ -99,33 +164,44 @@ public final class ModuleRoutes {
         }.joined(separator: "/")
     }
 
-    static func tenantRequest(_ request: Request, context: AtriumRequestContext, services: KernelServices) throws -> TenantRequest {
+    /// The handler's view of the request, after the route's access check.
+    static func tenantRequest(_ request: Request, context: AtriumRequestContext, services: KernelServices, access: RouteAccess) throws -> TenantRequest {
         guard let tenant = context.tenant else { throw AtriumError.notFound() }
-        return TenantRequest(
+        var tenantRequest = TenantRequest(
             request: request, tenant: tenant, principal: context.principal, logger: context.logger,
             requestID: context.requestID, parameters: context.parameters, services: services,
             maxUploadSize: context.maxUploadSize, requestTransaction: context.requestTransaction,
             client: ClientInfo(
                 ip: services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]),
                 userAgent: request.headers[.userAgent]))
+        switch access {
+        case .anyCaller:
+            break
+        case .permission(let permission):
+            try tenantRequest.require(permission)
+        case .owned(let prefix, let requiring):
+            tenantRequest.ownership = try Ownership.settle(prefix: prefix, requiring: requiring, principal: tenantRequest.requirePrincipal())
+        }
+        return tenantRequest
     }
 
     private func register<Output: Codable & Sendable>(
-        _ method: HTTPRequest.Method, _ path: String, summary: String, permission: String?, query: [QueryParameter],
-        body: JSONSchema?, response: Output.Type, status: HTTPResponse.Status,
+        _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess, query: [QueryParameter],
+        body: JSONSchema?, idempotent: Bool, response: Output.Type, status: HTTPResponse.Status,
         handler: @escaping @Sendable (TenantRequest) async throws -> Output
     ) {
         let trimmed = path.split(separator: "/").joined(separator: "/")
-        collector.add(
-            OperationRecord(
-                method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag,
-                permission: permission, authenticated: authenticated, query: query, requestBody: body,
-                response: Output.self == NoContent.self || Output.self == Redirect.self ? nil : SchemaReflector.schema(for: Output.self),
-                successStatus: Int(status.code)))
+        var record = OperationRecord(
+            method: method, path: openAPIPrefix + (trimmed.isEmpty ? "" : "/" + trimmed), summary: summary, tag: tag,
+            permission: access.documentedPermission, authenticated: authenticated, query: query, requestBody: body,
+            response: Output.self == NoContent.self || Output.self == Redirect.self ? nil : SchemaReflector.schema(for: Output.self),
+            successStatus: Int(status.code))
+        record.access = access
+        record.idempotent = idempotent
+        collector.add(record)
         let services = self.services
         group.on(RouterPath(Self.routerPath(trimmed)), method: method) { request, context -> Response in
-            let tenantRequest = try Self.tenantRequest(request, context: context, services: services)
-            if let permission { try tenantRequest.require(permission) }
+            let tenantRequest = try Self.tenantRequest(request, context: context, services: services, access: access)
             let output = try await handler(tenantRequest)
             if output is NoContent { return Response(status: .noContent) }
             if let redirect = output as? Redirect { return Response(status: .found, headers: [.location: redirect.location]) }

@@ -19,6 +19,17 @@ public struct TenantRequest: Sendable {
     let requestTransaction: RequestTransaction?
     /// The client's IP address and user agent, for sessions and the audit log.
     public let client: ClientInfo
+    /// The caller's reach over owned records, on routes declared `.owned(prefix)`.
+    public internal(set) var ownership: Ownership?
+    /// The transaction the kernel opened around the handler (an idempotent create): the
+    /// handler's `transaction` blocks join it rather than open their own.
+    var ambient: TenantTransaction?
+
+    /// The caller's reach over owned records; only routes declared `.owned` have one.
+    public func requireOwnership() throws -> Ownership {
+        guard let ownership else { throw ConfigurationError("this route is not declared .owned(...), so it has no ownership") }
+        return ownership
+    }
 
     /// The caller, which every authenticated route has.
     public func requirePrincipal() throws -> Principal {
@@ -102,19 +113,23 @@ public struct TenantRequest: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (TenantTransaction) async throws -> sending Result
     ) async throws -> sending Result {
+        if let ambient { return try await body(ambient) }
         let tenantID = tenant.id
-        let principalID = principal?.id
+        let principalID = principal?.databaseID
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
+        let seesAllOwned = ownership?.seesAll == true
         guard let shared = requestTransaction else {
             return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await Self.scopeOwnership(seesAllOwned, connection, logger)
+                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
             }
         }
         switch shared.lease() {
         case .opened:
             do {
+                try await Self.scopeOwnership(seesAllOwned, shared.connection, logger)
                 let result = try await body(
                     TenantTransaction(connection: shared.connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
                 try await shared.commit()
@@ -128,18 +143,27 @@ public struct TenantRequest: Sendable {
         case .reuse:
             defer { shared.returnLease() }
             return try await shared.connection.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await Self.scopeOwnership(seesAllOwned, connection, logger)
+                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
             }
         case .none:
             return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await Self.scopeOwnership(seesAllOwned, connection, logger)
+                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
             }
         }
+    }
+
+    /// Lets the transaction see every owner's rows (`app.owner_scope = 'any'`) for a
+    /// caller holding `<prefix>.any`; others see their own, by `app.principal_id`.
+    static func scopeOwnership(_ seesAll: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard seesAll else { return }
+        try await connection.scopeToAllOwners(logger: logger)
     }
 }
 
 /// An open tenant-scoped transaction. Everything done through it commits or rolls back together.
-public struct TenantTransaction {
+public struct TenantTransaction: Sendable {
     public let connection: PostgresConnection
     public let tenantID: UUID
     /// The caller, also set as `app.principal_id` for owner-scoped tables.

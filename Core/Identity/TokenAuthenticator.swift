@@ -23,7 +23,7 @@ public struct TokenAuthenticator: Authenticator {
         if let key = request.headers[.apiKey] ?? bearer.flatMap({ $0.hasPrefix("atr_") ? $0 : nil }) {
             let store = APIKeyStore(masterKey: identity.masterKey, logger: logger)
             guard let found = try await store.authenticate(key, tenantID: tenant.id, openingRequestOn: connection) else { return nil }
-            return Principal(kind: .apiKey, id: found.id, tenantID: tenant.id, permissions: Set(found.permissions))
+            return Principal(kind: .apiKey, id: found.id, tenantID: tenant.id, permissions: Set(found.permissions), actingUserID: found.actsFor)
         }
         guard let token = bearer else { return nil }
         guard let claims = await identity.keyring.verify(token), claims.tenantID == tenant.id,

@@ -26,6 +26,9 @@ enum KernelJobs {
                         """, logger: context.logger
                     ).collect().first?.decode(Int.self) ?? 0
                     context.logger.info("pruned finished jobs", metadata: ["jobs.deleted": "\(deleted)"])
+                    try await connection.query(
+                        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => \(TenantRequest.idempotencyWindow))",
+                        logger: context.logger)
                 }
             }
         ]

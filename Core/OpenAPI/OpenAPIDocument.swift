@@ -13,6 +13,13 @@ enum OpenAPIDocument {
             parameters += operation.query.map { query in
                 ["name": .string(query.name), "in": "query", "required": false, "description": .string(query.description), "schema": query.schema.json]
             }
+            if operation.idempotent {
+                parameters.append([
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "Makes the create safe to retry: the first answer for a key is replayed for 24 hours; the same key with another body answers 422 idempotency_key_reused.",
+                    "schema": ["type": "string", "minLength": 1, "maxLength": 200],
+                ])
+            }
             var entry: [String: JSONValue] = [
                 "summary": .string(operation.summary),
                 "operationId": .string(uniqueID(for: operation, taken: &operationIDs)),
@@ -21,6 +28,10 @@ enum OpenAPIDocument {
             ]
             if let permission = operation.permission {
                 entry["x-atrium-permission"] = .string(permission)
+            }
+            if case .owned(let prefix, _) = operation.access {
+                // Holding <prefix>.any instead of .own reaches every owner's records.
+                entry["x-atrium-owned"] = ["own": .string(prefix + ".own"), "any": .string(prefix + ".any")]
             }
             if operation.authenticated {
                 entry["security"] = [["bearer": []], ["apiKey": []]]

@@ -16,6 +16,10 @@ public struct OperationRecord: Sendable {
     /// Media types other than JSON, for routes that stream files (CSV uploads and downloads).
     public var requestContentTypes: [String] = []
     public var responseContentType: String = "application/json"
+    /// The route's declared access (`permission` is what it requires of the caller).
+    public var access: RouteAccess = .anyCaller
+    /// Whether the route honours `Idempotency-Key`.
+    public var idempotent = false
 }
 
 /// A documented query parameter.

@@ -76,14 +76,16 @@ extension TenantRequest {
         let (stream, subscription) = hub.subscribe(tenantID: tenant.id, channel: channel)
         let lastEventID = request.headers[.lastEventID].flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 }
         let tenantID = tenant.id
-        let principalID = principal?.id
+        let principalID = principal?.databaseID
         let database = services.database
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
+        let seesAllOwned = ownership?.seesAll == true
         @Sendable func inTransaction<T: Sendable>(_ body: @escaping @Sendable (TenantTransaction) async throws -> T) async throws -> T {
             try await database.withTenantTransaction(tenantID, principal: principalID, logger: logger) { connection in
-                try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await TenantRequest.scopeOwnership(seesAllOwned, connection, logger)
+                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
             }
         }
         let body = ResponseBody { writer in

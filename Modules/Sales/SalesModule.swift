@@ -53,6 +53,12 @@ public struct SalesModule: AtriumModule {
 }
 
 /// The module's permissions.
+/// How Sales' routes declare access: every record is owned by a user.
+enum SalesAccess {
+    static let records = RouteAccess.owned("sales.records")
+    static let importing = RouteAccess.owned("sales.records", requiring: SalesPermission.importData)
+}
+
 public enum SalesPermission {
     public static let own = "sales.records.own"
     public static let any = "sales.records.any"

@@ -52,7 +52,7 @@ struct GracefulStopTests {
         let tenant = try atrium.run("db", "shell", "--role", "owner", "-c", "SELECT id FROM tenants WHERE slug = 'acme'")
         let tenantID = try #require(tenant.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { UUID(uuidString: $0) != nil })
         let scoped = AtriumBinary(
-            dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGOPTIONS": "-c app.tenant_id=\(tenantID) -c app.sales_scope=any"])
+            dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGOPTIONS": "-c app.tenant_id=\(tenantID) -c app.owner_scope=any"])
         let states = try scoped.run(
             "db", "shell", "--role", "owner", "-c",
             """

@@ -17,7 +17,7 @@ struct ImportRoutes {
         routes.streaming(
             .post, "imports",
             summary: "Import a CSV or NDJSON file of one entity; runs as a job (202). Idempotency-Key honoured.",
-            permission: SalesPermission.importData,
+            access: SalesAccess.importing,
             query: [
                 .init("entity", "contacts, companies, products or deals."), .init("format", "csv (default) or ndjson."),
                 .init("mode", "upsert (default: by email, domain, sku or external_id) or insert."),
@@ -26,11 +26,11 @@ struct ImportRoutes {
             ],
             accepts: ["text/csv", "application/x-ndjson"], produces: "application/json", status: .accepted
         ) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let settings = try Self.settings(request)
             let key = request.request.headers[.idempotencyKey]
             let (tenantID, logger, database) = (request.tenant.id, request.logger, request.database)
-            let (importID, created) = try await scope.transaction(request) { transaction in
+            let (importID, created) = try await request.transaction { transaction in
                 try await SalesImport.create(
                     settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, idempotencyKey: key, tenantID: tenantID,
                     on: transaction.connection, logger: logger)
@@ -40,13 +40,13 @@ struct ImportRoutes {
                     let bytes = try await SalesImport.store(
                         request.request.body.map { Array($0.readableBytesView) }, importID: importID, tenantID: tenantID, principal: scope.userID,
                         database: database, logger: logger)
-                    try await scope.transaction(request) { transaction in
+                    try await request.transaction { transaction in
                         try await transaction.connection.query(
                             "UPDATE sales_imports SET state = 'queued', bytes = \(bytes) WHERE id = \(importID)", logger: logger)
                         try await transaction.enqueue(SalesImport.jobKind, payload: SalesImport.JobPayload(importId: importID))
                     }
                 } catch {
-                    _ = try? await scope.transaction(request) { transaction in
+                    _ = try? await request.transaction { transaction in
                         try await transaction.connection.query(
                             "UPDATE sales_imports SET state = 'failed', failure = 'the upload did not complete', finished_at = now() WHERE id = \(importID)",
                             logger: logger)
@@ -55,15 +55,15 @@ struct ImportRoutes {
                     throw error
                 }
             }
-            let status = try await scope.transaction(request) { transaction in try await Self.status(importID, tenant: request.tenant.slug, on: transaction) }
+            let status = try await request.transaction { transaction in try await Self.status(importID, tenant: request.tenant.slug, on: transaction) }
             return try Self.json(status, status: .accepted)
         }
 
-        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", permission: SalesPermission.importData,
+        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", access: SalesAccess.importing,
                   query: [.init("limit", "1-200, default 50.", schema: .integer)], response: ImportList.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let limit = try request.limit()
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let ids = try await transaction.connection.query(
                     """
                     SELECT id FROM sales_imports WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
@@ -77,17 +77,15 @@ struct ImportRoutes {
         }
 
         routes.on(.get, "imports/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
-                  permission: SalesPermission.importData, response: SalesImport.Status.self) { request in
-            let scope = try SalesScope.of(request)
+                  access: SalesAccess.importing, response: SalesImport.Status.self) { request in
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in try await Self.status(id, tenant: request.tenant.slug, on: transaction) }
+            return try await request.transaction { transaction in try await Self.status(id, tenant: request.tenant.slug, on: transaction) }
         }
 
         routes.streaming(.get, "imports/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
-                         permission: SalesPermission.importData, produces: "text/csv") { request in
-            let scope = try SalesScope.of(request)
+                         access: SalesAccess.importing, produces: "text/csv") { request in
             let id = try request.uuidParameter("id")
-            let rows = try await scope.transaction(request) { transaction in
+            let rows = try await request.transaction { transaction in
                 _ = try await Self.status(id, tenant: request.tenant.slug, on: transaction)
                 return try await transaction.connection.query(
                     "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line, reason", logger: transaction.logger

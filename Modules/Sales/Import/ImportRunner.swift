@@ -86,7 +86,7 @@ struct ImportRunner: Sendable {
                 ).collect().first?.decode(Bool.self) ?? false
                 guard locked else { throw AlreadyRunning() }
                 try await start()
-                try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
+                try await connection.scopeToAllOwners(logger: logger)
                 try await connection.query(
                     "CREATE TEMP TABLE sales_import_stage (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", "))) ON COMMIT DROP",
                     logger: logger)

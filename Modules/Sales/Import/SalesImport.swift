@@ -131,7 +131,7 @@ public enum SalesImport {
             // The job does not yet know whose import it is, so it reads the row with the
             // module's full view; everything after runs as that user.
             let found = try await context.database.withTenantTransaction(tenantID, logger: logger) { connection in
-                try await connection.query("SELECT set_config('app.sales_scope', 'any', true)", logger: logger)
+                try await connection.scopeToAllOwners(logger: logger)
                 return try await connection.query(
                     """
                     SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all, state

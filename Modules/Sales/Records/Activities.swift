@@ -47,15 +47,15 @@ struct ActivityList: Codable, Sendable {
 
 struct ActivityRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "activities", summary: "Activities you may see on a contact or deal, newest first", permission: nil,
+        routes.on(.get, "activities", summary: "Activities you may see on a contact or deal, newest first", access: SalesAccess.records,
                   query: [.init("contact", "The contact's id."), .init("deal", "The deal's id."), .init("limit", "1-200, default 50.", schema: .integer)],
                   response: ActivityList.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let contact = try request.uuidQuery("contact")
             let deal = try request.uuidQuery("deal")
             guard contact != nil || deal != nil else { throw AtriumError.validation(field: "contact", "name a contact or a deal") }
             let limit = try request.limit()
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Activity.columns) FROM sales_activities
@@ -68,31 +68,30 @@ struct ActivityRoutes {
             }
         }
 
-        routes.on(.post, "activities", summary: "Log a call, email, meeting or note (Idempotency-Key honoured)", permission: nil,
-                  body: ActivityInput.self, response: Activity.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
+        routes.create("activities", summary: "Log a call, email, meeting or note", access: SalesAccess.records,
+                      body: ActivityInput.self, response: Activity.self) { request, input in
+            let scope = try request.requireOwnership()
             let activity = try input.validated()
-            return try await scope.transaction(request) { transaction in
-                try await Idempotency.run(request, input: input, transaction: transaction) {
-                    try await SalesReferences.require(contact: activity.contactId, deal: activity.dealId, on: transaction)
-                    let row = try await transaction.connection.query(
-                        """
-                        INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
-                        VALUES (\(transaction.tenantID), \(scope.userID), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
-                                \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
-                        RETURNING \(unescaped: Activity.columns)
-                        """, logger: transaction.logger
-                    ).collect().first
-                    guard let row else { throw AtriumError.internalError() }
-                    return try Activity(row)
-                }
+            return try await request.transaction { transaction in
+                try await transaction.requireVisible(
+                    Reference("contact_id", table: "sales_contacts", id: activity.contactId), Reference("deal_id", table: "sales_deals", id: activity.dealId))
+                let row = try await transaction.connection.query(
+                    """
+                    INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
+                    VALUES (\(transaction.tenantID), \(scope.userID), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
+                            \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
+                    RETURNING \(unescaped: Activity.columns)
+                    """, logger: transaction.logger
+                ).collect().first
+                guard let row else { throw AtriumError.internalError() }
+                return try Activity(row)
             }
         }
 
-        routes.on(.get, "activities/{id}", summary: "One activity", permission: nil, response: Activity.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "activities/{id}", summary: "One activity", access: SalesAccess.records, response: Activity.self) { request in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Activity.columns) FROM sales_activities
@@ -104,12 +103,12 @@ struct ActivityRoutes {
             }
         }
 
-        routes.on(.patch, "activities/{id}", summary: "Correct an activity you logged", permission: nil, body: ActivityPatch.self,
+        routes.on(.patch, "activities/{id}", summary: "Correct an activity you logged", access: SalesAccess.records, body: ActivityPatch.self,
                   response: Activity.self) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
             let patch = try input.validated()
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
                     UPDATE sales_activities SET subject = coalesce(\(patch.subject), subject), body = coalesce(\(patch.body), body),
@@ -123,11 +122,11 @@ struct ActivityRoutes {
             }
         }
 
-        routes.on(.delete, "activities/{id}", summary: "Delete an activity you logged", permission: nil, response: NoContent.self,
+        routes.on(.delete, "activities/{id}", summary: "Delete an activity you logged", access: SalesAccess.records, response: NoContent.self,
                   status: .noContent) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            try await scope.transaction(request) { transaction in
+            try await request.transaction { transaction in
                 let deleted = try await transaction.connection.query(
                     """
                     DELETE FROM sales_activities WHERE id = \(id) AND kind <> 'stage_change'

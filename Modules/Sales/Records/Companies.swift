@@ -51,14 +51,14 @@ struct CompanyList: Codable, Sendable {
 
 struct CompanyRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "companies", summary: "List companies you may see", permission: nil,
+        routes.on(.get, "companies", summary: "List companies you may see", access: SalesAccess.records,
                   query: QueryParameter.pagination + [
                     .init("owner", "Only this owner's companies."), .init("updated_since", "Changed at or after this RFC 3339 time."),
                     .init("q", "Search in name and domain."),
                   ], response: CompanyList.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let filter = try ListFilter(request)
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Company.columns) FROM sales_companies
@@ -92,10 +92,10 @@ struct CompanyRoutes {
             return try Company(row)
         }
 
-        routes.on(.get, "companies/{id}", summary: "One company", permission: nil, response: Company.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "companies/{id}", summary: "One company", access: SalesAccess.records, response: Company.self) { request in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Company.columns) FROM sales_companies
@@ -107,13 +107,13 @@ struct CompanyRoutes {
             }
         }
 
-        routes.on(.patch, "companies/{id}", summary: "Change a company; owner_id reassigns it (sales.owners.assign)", permission: nil,
+        routes.on(.patch, "companies/{id}", summary: "Change a company; owner_id reassigns it (sales.owners.assign)", access: SalesAccess.records,
                   body: CompanyInput.self, response: Company.self) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await scope.transaction(request) { transaction in
+            let owner = try patch.ownerId.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
                     UPDATE sales_companies SET name = coalesce(\(patch.name), name), domain = coalesce(\(patch.domain), domain),

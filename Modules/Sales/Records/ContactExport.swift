@@ -13,16 +13,17 @@ enum ContactExport {
     static let pageSize = 5_000
     static let header = ["id", "email", "first_name", "last_name", "phone", "company_id", "tags", "external_id", "owner_id", "updated_at"]
 
-    static func response(_ request: TenantRequest, scope: SalesScope) async throws -> Response {
-        let (database, tenantID, logger) = (request.database, request.tenant.id, request.logger)
+    static func response(_ request: TenantRequest, scope: Ownership) async throws -> Response {
+        let logger = request.logger
         let body = ResponseBody { writer in
             var buffer = ByteBuffer()
             CSVWriter.appendRow(header, to: &buffer)
             var after: UUID?
             while true {
-                let page = try await database.withTenantTransaction(tenantID, principal: scope.userID, logger: logger) { connection in
-                    try await scope.apply(to: connection, logger: logger)
-                    return try await connection.query(
+                // After the handler returned, each block is a short transaction of its own
+                // from the pool, scoped by the kernel to what the caller may see.
+                let page = try await request.transaction { transaction in
+                    try await transaction.connection.query(
                         """
                         SELECT id, coalesce(email, ''), first_name, last_name, coalesce(phone, ''), coalesce(company_id::text, ''),
                                array_to_string(tags, ';'), coalesce(external_id, ''), owner_id, updated_at

@@ -57,6 +57,36 @@ struct ContactInput: Codable, Sendable {
     }
 }
 
+/// A PATCH of a contact (JSON Merge Patch): an absent field is kept, `null` clears it.
+struct ContactPatch: Codable, Sendable {
+    var firstName: Patch<String>
+    var lastName: Patch<String>
+    var email: Patch<String>
+    var phone: Patch<String>
+    var companyId: Patch<UUID>
+    var tags: Patch<[String]>
+    var externalId: Patch<String>
+    var ownerId: Patch<UUID>
+
+    func validated() throws -> ContactPatch {
+        var copy = self
+        var errors: [AtriumError.FieldError] = []
+        copy.email = email.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let email = copy.email.value, !Validation.isEmail(email) { errors.append(.init(field: "email", message: "is not an email address")) }
+        for (field, value) in [("first_name", firstName), ("last_name", lastName)] where InputDomain.length(value.value ?? "") > 200 {
+            errors.append(.init(field: field, message: "must be at most 200 characters"))
+        }
+        if InputDomain.length(phone.value ?? "") > 50 { errors.append(.init(field: "phone", message: "must be at most 50 characters")) }
+        if let tags = tags.value, let problem = Validation.tagsProblem(tags) { errors.append(.init(field: "tags", message: problem)) }
+        if let externalId = externalId.value, let problem = InputDomain.textProblem(externalId, maximum: 200) {
+            errors.append(.init(field: "external_id", message: problem))
+        }
+        if case .clear = ownerId { errors.append(.init(field: "owner_id", message: "cannot be cleared (null)")) }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return copy
+    }
+}
+
 struct ContactList: Codable, Sendable {
     var data: [Contact]
     var nextCursor: String?
@@ -64,17 +94,17 @@ struct ContactList: Codable, Sendable {
 
 struct ContactRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "contacts", summary: "List contacts you may see, oldest change first", permission: nil,
+        routes.on(.get, "contacts", summary: "List contacts you may see, oldest change first", access: SalesAccess.records,
                   query: QueryParameter.pagination + [
                     .init("owner", "Only this owner's contacts (a user id)."), .init("tag", "Only contacts with this tag."),
                     .init("company", "Only this company's contacts."), .init("updated_since", "Only contacts changed at or after this RFC 3339 time."),
                     .init("q", "Search in names and email (case-insensitive)."),
                   ], response: ContactList.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let filter = try ListFilter(request)
             let tag = request.query("tag")
             let company = try request.uuidQuery("company")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Contact.columns) FROM sales_contacts
@@ -99,7 +129,7 @@ struct ContactRoutes {
             routes, "contacts", summary: "Create a contact", body: ContactInput.self, response: Contact.self,
             validate: { try $0.validated(creating: true) }, owner: \.ownerId
         ) { transaction, contact, owner in
-            try await SalesReferences.require(company: contact.companyId, on: transaction)
+            try await transaction.requireVisible(Reference("company_id", table: "sales_companies", id: contact.companyId))
             let row = try await transaction.connection.query(
                 """
                 INSERT INTO sales_contacts (tenant_id, owner_id, first_name, last_name, email, phone, company_id, tags, external_id)
@@ -112,29 +142,33 @@ struct ContactRoutes {
             return try Contact(row)
         }
 
-        routes.on(.get, "contacts/{id}", summary: "One contact", permission: nil, response: Contact.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "contacts/{id}", summary: "One contact", access: SalesAccess.records, response: Contact.self) { request in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 try await Self.find(id, scope: scope, on: transaction)
             }
         }
 
-        routes.on(.patch, "contacts/{id}", summary: "Change a contact; owner_id reassigns it (sales.owners.assign)", permission: nil,
-                  body: ContactInput.self, response: Contact.self) { request, input in
-            let scope = try SalesScope.of(request)
+        routes.on(.patch, "contacts/{id}", summary: "Change a contact (JSON Merge Patch: null clears a field); owner_id reassigns it (sales.owners.assign)",
+                  access: SalesAccess.records, body: ContactPatch.self, response: Contact.self) { request, input in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await scope.transaction(request) { transaction in
-                try await SalesReferences.require(company: patch.companyId, on: transaction)
+            let patch = try input.validated()
+            let owner = try patch.ownerId.value.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            return try await request.transaction { transaction in
+                try await transaction.requireVisible(Reference("company_id", table: "sales_companies", id: patch.companyId.value))
                 let row = try await transaction.connection.query(
                     """
                     UPDATE sales_contacts SET
-                        first_name = coalesce(\(patch.firstName), first_name), last_name = coalesce(\(patch.lastName), last_name),
-                        email = coalesce(\(patch.email), email), phone = coalesce(\(patch.phone), phone),
-                        company_id = coalesce(\(patch.companyId), company_id), tags = coalesce(\(patch.tags), tags),
-                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                        first_name = CASE WHEN \(patch.firstName.isSet) THEN coalesce(\(patch.firstName.value), '') ELSE first_name END,
+                        last_name = CASE WHEN \(patch.lastName.isSet) THEN coalesce(\(patch.lastName.value), '') ELSE last_name END,
+                        email = CASE WHEN \(patch.email.isSet) THEN \(patch.email.value) ELSE email END,
+                        phone = CASE WHEN \(patch.phone.isSet) THEN \(patch.phone.value) ELSE phone END,
+                        company_id = CASE WHEN \(patch.companyId.isSet) THEN \(patch.companyId.value)::uuid ELSE company_id END,
+                        tags = CASE WHEN \(patch.tags.isSet) THEN coalesce(\(patch.tags.value)::text[], '{}') ELSE tags END,
+                        external_id = CASE WHEN \(patch.externalId.isSet) THEN \(patch.externalId.value) ELSE external_id END,
+                        owner_id = coalesce(\(owner), owner_id), updated_at = now()
                     WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
                     RETURNING \(unescaped: Contact.columns)
                     """, logger: transaction.logger
@@ -146,13 +180,13 @@ struct ContactRoutes {
 
         OwnedRecordRoutes.delete(routes, "contacts/{id}", table: "sales_contacts", noun: "contact", summary: "Delete a contact and its activities")
 
-        routes.streaming(.get, "contacts/export", summary: "Every contact you may see, as CSV (streamed)", permission: SalesPermission.importData,
+        routes.streaming(.get, "contacts/export", summary: "Every contact you may see, as CSV (streamed)", access: SalesAccess.importing,
                          produces: "text/csv") { request in
-            try await ContactExport.response(request, scope: try SalesScope.of(request))
+            try await ContactExport.response(request, scope: try request.requireOwnership())
         }
     }
 
-    static func find(_ id: UUID, scope: SalesScope, on transaction: TenantTransaction) async throws -> Contact {
+    static func find(_ id: UUID, scope: Ownership, on transaction: TenantTransaction) async throws -> Contact {
         let row = try await transaction.connection.query(
             """
             SELECT \(unescaped: Contact.columns) FROM sales_contacts

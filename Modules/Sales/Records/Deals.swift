@@ -116,15 +116,15 @@ struct DealItemList: Codable, Sendable {
 
 struct DealRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "deals", summary: "List deals you may see", permission: nil,
+        routes.on(.get, "deals", summary: "List deals you may see", access: SalesAccess.records,
                   query: QueryParameter.pagination + [
                     .init("owner", "Only this owner's deals."), .init("stage", "Only deals in this stage."), .init("status", "open, won or lost."),
                     .init("updated_since", "Changed at or after this RFC 3339 time."), .init("q", "Search in titles."),
                   ], response: DealList.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let filter = try ListFilter(request)
             let (stage, status) = (request.query("stage"), request.query("status"))
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Deal.columns) FROM sales_deals
@@ -144,12 +144,12 @@ struct DealRoutes {
             }
         }
 
-        routes.on(.get, "pipeline", summary: "Deals per stage with counts and totals per currency", permission: nil,
+        routes.on(.get, "pipeline", summary: "Deals per stage with counts and totals per currency", access: SalesAccess.records,
                   query: [.init("status", "open (default), won or lost.")], response: Pipeline.self) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let status = request.query("status") ?? "open"
             guard ["open", "won", "lost"].contains(status) else { throw AtriumError.validation(field: "status", "must be open, won or lost") }
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT stage, currency, count(*)::int8, sum(amount)::text FROM sales_deals
@@ -171,7 +171,8 @@ struct DealRoutes {
             routes, "deals", summary: "Create a deal", body: DealInput.self, response: Deal.self, validate: { try $0.validated(creating: true) },
             owner: \.ownerId
         ) { transaction, deal, owner in
-            try await SalesReferences.require(company: deal.companyId, contact: deal.contactId, on: transaction)
+            try await transaction.requireVisible(
+                Reference("company_id", table: "sales_companies", id: deal.companyId), Reference("contact_id", table: "sales_contacts", id: deal.contactId))
             let row = try await transaction.connection.query(
                 """
                 INSERT INTO sales_deals (tenant_id, owner_id, title, company_id, contact_id, stage, amount, currency, expected_close, status, external_id)
@@ -184,21 +185,22 @@ struct DealRoutes {
             return try Deal(row)
         }
 
-        routes.on(.get, "deals/{id}", summary: "One deal", permission: nil, response: Deal.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "deals/{id}", summary: "One deal", access: SalesAccess.records, response: Deal.self) { request in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in try await Self.find(id, scope: scope, on: transaction) }
+            return try await request.transaction { transaction in try await Self.find(id, scope: scope, on: transaction) }
         }
 
-        routes.on(.patch, "deals/{id}", summary: "Change a deal; a new stage records a stage_change activity", permission: nil,
+        routes.on(.patch, "deals/{id}", summary: "Change a deal; a new stage records a stage_change activity", access: SalesAccess.records,
                   body: DealInput.self, response: Deal.self) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await scope.transaction(request) { transaction in
+            let owner = try patch.ownerId.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            return try await request.transaction { transaction in
                 let before = try await Self.find(id, scope: scope, on: transaction, lock: true)
-                try await SalesReferences.require(company: patch.companyId, contact: patch.contactId, on: transaction)
+                try await transaction.requireVisible(
+                    Reference("company_id", table: "sales_companies", id: patch.companyId), Reference("contact_id", table: "sales_contacts", id: patch.contactId))
                 let row = try await transaction.connection.query(
                     """
                     UPDATE sales_deals SET title = coalesce(\(patch.title), title), company_id = coalesce(\(patch.companyId), company_id),
@@ -230,10 +232,10 @@ struct DealRoutes {
 
         OwnedRecordRoutes.delete(routes, "deals/{id}", table: "sales_deals", noun: "deal", summary: "Delete a deal with its items and activities")
 
-        routes.on(.get, "deals/{id}/items", summary: "A deal's line items", permission: nil, response: DealItemList.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "deals/{id}/items", summary: "A deal's line items", access: SalesAccess.records, response: DealItemList.self) { request in
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 _ = try await Self.find(id, scope: scope, on: transaction)
                 let rows = try await transaction.connection.query(
                     "SELECT id, product_id, quantity, unit_price FROM sales_deal_items WHERE deal_id = \(id) ORDER BY id", logger: transaction.logger)
@@ -245,15 +247,15 @@ struct DealRoutes {
             }
         }
 
-        routes.on(.post, "deals/{id}/items", summary: "Add a product to a deal", permission: nil, body: DealItemInput.self,
+        routes.on(.post, "deals/{id}/items", summary: "Add a product to a deal", access: SalesAccess.records, body: DealItemInput.self,
                   response: DealItem.self, status: .created) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
             guard input.quantity > 0 else { throw AtriumError.validation(field: "quantity", "must be positive") }
             if let price = input.unitPrice, !(0...InputDomain.maximumAmount).contains(price) {
                 throw AtriumError.validation(field: "unit_price", "must be from 0 to \(InputDomain.maximumAmount) minor units")
             }
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let deal = try await Self.find(id, scope: scope, on: transaction)
                 let row = try await transaction.connection.query(
                     """
@@ -273,15 +275,15 @@ struct DealRoutes {
     }
 
     static func registerItemRemoval(_ routes: ModuleRoutes) {
-        routes.on(.patch, "deals/{id}/items/{item}", summary: "Change a line item's quantity or price", permission: nil,
+        routes.on(.patch, "deals/{id}/items/{item}", summary: "Change a line item's quantity or price", access: SalesAccess.records,
                   body: DealItemPatch.self, response: DealItem.self) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let (id, item) = (try request.uuidParameter("id"), try request.uuidParameter("item"))
             if let quantity = input.quantity, quantity <= 0 { throw AtriumError.validation(field: "quantity", "must be positive") }
             if let price = input.unitPrice, !(0...InputDomain.maximumAmount).contains(price) {
                 throw AtriumError.validation(field: "unit_price", "must be from 0 to \(InputDomain.maximumAmount) minor units")
             }
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 _ = try await Self.find(id, scope: scope, on: transaction)
                 let row = try await transaction.connection.query(
                     """
@@ -296,11 +298,11 @@ struct DealRoutes {
             }
         }
 
-        routes.on(.delete, "deals/{id}/items/{item}", summary: "Remove a line item from a deal", permission: nil, response: NoContent.self,
+        routes.on(.delete, "deals/{id}/items/{item}", summary: "Remove a line item from a deal", access: SalesAccess.records, response: NoContent.self,
                   status: .noContent) { request in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let (id, item) = (try request.uuidParameter("id"), try request.uuidParameter("item"))
-            try await scope.transaction(request) { transaction in
+            try await request.transaction { transaction in
                 _ = try await Self.find(id, scope: scope, on: transaction)
                 let deleted = try await transaction.connection.query(
                     "DELETE FROM sales_deal_items WHERE id = \(item) AND deal_id = \(id) RETURNING 1", logger: transaction.logger
@@ -311,7 +313,7 @@ struct DealRoutes {
         }
     }
 
-    static func find(_ id: UUID, scope: SalesScope, on transaction: TenantTransaction, lock: Bool = false) async throws -> Deal {
+    static func find(_ id: UUID, scope: Ownership, on transaction: TenantTransaction, lock: Bool = false) async throws -> Deal {
         let row = try await transaction.connection.query(
             """
             SELECT \(unescaped: Deal.columns) FROM sales_deals

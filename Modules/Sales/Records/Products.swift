@@ -55,12 +55,11 @@ struct ProductList: Codable, Sendable {
 
 struct ProductRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "products", summary: "The tenant's product catalog", permission: nil,
+        routes.on(.get, "products", summary: "The tenant's product catalog", access: SalesAccess.records,
                   query: QueryParameter.pagination + [.init("q", "Search in SKU and name."), .init("updated_since", "Changed at or after this RFC 3339 time.")],
                   response: ProductList.self) { request in
-            let scope = try SalesScope.of(request)
             let filter = try ListFilter(request)
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let rows = try await transaction.connection.query(
                     """
                     SELECT \(unescaped: Product.columns) FROM sales_products
@@ -92,10 +91,9 @@ struct ProductRoutes {
             return try Product(row)
         }
 
-        routes.on(.get, "products/{id}", summary: "One product", permission: nil, response: Product.self) { request in
-            let scope = try SalesScope.of(request)
+        routes.on(.get, "products/{id}", summary: "One product", access: SalesAccess.records, response: Product.self) { request in
             let id = try request.uuidParameter("id")
-            return try await scope.transaction(request) { transaction in
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query("SELECT \(unescaped: Product.columns) FROM sales_products WHERE id = \(id)", logger: transaction.logger)
                     .collect().first
                 guard let row else { throw AtriumError.notFound("No such product.") }
@@ -103,13 +101,13 @@ struct ProductRoutes {
             }
         }
 
-        routes.on(.patch, "products/{id}", summary: "Change a product you own (any, as a manager)", permission: nil, body: ProductInput.self,
+        routes.on(.patch, "products/{id}", summary: "Change a product you own (any, as a manager)", access: SalesAccess.records, body: ProductInput.self,
                   response: Product.self) { request, input in
-            let scope = try SalesScope.of(request)
+            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
             let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, request: request) }
-            return try await scope.transaction(request) { transaction in
+            let owner = try patch.ownerId.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
                     UPDATE sales_products SET sku = coalesce(\(patch.sku), sku), name = coalesce(\(patch.name), name),
