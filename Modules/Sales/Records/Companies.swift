@@ -44,6 +44,32 @@ struct CompanyInput: Codable, Sendable {
     }
 }
 
+/// A PATCH of a company (JSON Merge Patch): absent keeps, `null` clears.
+struct CompanyPatch: Codable, Sendable {
+    var name: Patch<String>
+    var domain: Patch<String>
+    var externalId: Patch<String>
+    var ownerId: Patch<UUID>
+
+    func validated() throws -> CompanyPatch {
+        var copy = self
+        var errors: [AtriumError.FieldError] = []
+        copy.domain = domain.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if let domain = copy.domain.value, !Validation.isDomain(domain) { errors.append(.init(field: "domain", message: "is not a domain name")) }
+        switch name {
+        case .clear: errors.append(.init(field: "name", message: "cannot be cleared (null)"))
+        case .set(let name) where name.isEmpty || InputDomain.length(name) > 300: errors.append(.init(field: "name", message: "must be 1 to 300 characters"))
+        default: break
+        }
+        if let externalId = externalId.value, let problem = InputDomain.textProblem(externalId, maximum: 200) {
+            errors.append(.init(field: "external_id", message: problem))
+        }
+        if case .clear = ownerId { errors.append(.init(field: "owner_id", message: "cannot be cleared (null)")) }
+        if !errors.isEmpty { throw AtriumError.validation(errors) }
+        return copy
+    }
+}
+
 struct CompanyList: Codable, Sendable {
     var data: [Company]
     var nextCursor: String?
@@ -107,17 +133,19 @@ struct CompanyRoutes {
             }
         }
 
-        routes.on(.patch, "companies/{id}", summary: "Change a company; owner_id reassigns it (sales.owners.assign)", access: SalesAccess.records,
-                  body: CompanyInput.self, response: Company.self) { request, input in
+        routes.on(.patch, "companies/{id}", summary: "Change a company (JSON Merge Patch: null clears a field); owner_id reassigns it (sales.owners.assign)",
+                  access: SalesAccess.records, body: CompanyPatch.self, response: Company.self) { request, input in
             let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            let patch = try input.validated()
+            let owner = try patch.ownerId.value.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
             return try await request.transaction { transaction in
                 let row = try await transaction.connection.query(
                     """
-                    UPDATE sales_companies SET name = coalesce(\(patch.name), name), domain = coalesce(\(patch.domain), domain),
-                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    UPDATE sales_companies SET name = coalesce(\(patch.name.value), name),
+                        domain = CASE WHEN \(patch.domain.isSet) THEN \(patch.domain.value) ELSE domain END,
+                        external_id = CASE WHEN \(patch.externalId.isSet) THEN \(patch.externalId.value) ELSE external_id END,
+                        owner_id = coalesce(\(owner), owner_id), updated_at = now()
                     WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
                     RETURNING \(unescaped: Company.columns)
                     """, logger: transaction.logger

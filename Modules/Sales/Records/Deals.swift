@@ -70,6 +70,36 @@ struct DealInput: Codable, Sendable {
     }
 }
 
+/// A PATCH of a deal (JSON Merge Patch): absent keeps, `null` clears the fields that
+/// may be empty (company, contact, expected close, external id).
+struct DealPatch: Codable, Sendable {
+    var title: Patch<String>
+    var companyId: Patch<UUID>
+    var contactId: Patch<UUID>
+    var stage: Patch<String>
+    var amount: Patch<Int64>
+    var currency: Patch<String>
+    var expectedClose: Patch<String>
+    var status: Patch<String>
+    var externalId: Patch<String>
+    var ownerId: Patch<UUID>
+
+    func validated() throws -> DealPatch {
+        let required: [(String, Bool)] = [
+            ("title", title == .clear), ("stage", stage == .clear), ("amount", amount == .clear), ("currency", currency == .clear),
+            ("status", status == .clear), ("owner_id", ownerId == .clear),
+        ]
+        let cleared = required.filter(\.1).map { AtriumError.FieldError(field: $0.0, message: "cannot be cleared (null)") }
+        if !cleared.isEmpty { throw AtriumError.validation(cleared) }
+        // The values given are checked exactly as a create's are.
+        _ = try DealInput(
+            title: title.value, companyId: companyId.value, contactId: contactId.value, stage: stage.value, amount: amount.value,
+            currency: currency.value, expectedClose: expectedClose.value, status: status.value, externalId: externalId.value, ownerId: ownerId.value
+        ).validated(creating: false)
+        return self
+    }
+}
+
 struct DealList: Codable, Sendable {
     var data: [Deal]
     var nextCursor: String?
@@ -191,23 +221,28 @@ struct DealRoutes {
             return try await request.transaction { transaction in try await Self.find(id, scope: scope, on: transaction) }
         }
 
-        routes.on(.patch, "deals/{id}", summary: "Change a deal; a new stage records a stage_change activity", access: SalesAccess.records,
-                  body: DealInput.self, response: Deal.self) { request, input in
+        routes.on(.patch, "deals/{id}", summary: "Change a deal (JSON Merge Patch: null clears a field); a new stage records a stage_change activity",
+                  access: SalesAccess.records, body: DealPatch.self, response: Deal.self) { request, input in
             let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            let patch = try input.validated(creating: false)
-            let owner = try patch.ownerId.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
+            let patch = try input.validated()
+            let owner = try patch.ownerId.value.map { try scope.owner(for: $0, assignPermission: SalesPermission.assign) }
             return try await request.transaction { transaction in
                 let before = try await Self.find(id, scope: scope, on: transaction, lock: true)
                 try await transaction.requireVisible(
-                    Reference("company_id", table: "sales_companies", id: patch.companyId), Reference("contact_id", table: "sales_contacts", id: patch.contactId))
+                    Reference("company_id", table: "sales_companies", id: patch.companyId.value),
+                    Reference("contact_id", table: "sales_contacts", id: patch.contactId.value))
                 let row = try await transaction.connection.query(
                     """
-                    UPDATE sales_deals SET title = coalesce(\(patch.title), title), company_id = coalesce(\(patch.companyId), company_id),
-                        contact_id = coalesce(\(patch.contactId), contact_id), stage = coalesce(\(patch.stage), stage),
-                        amount = coalesce(\(patch.amount), amount), currency = coalesce(\(patch.currency), currency),
-                        expected_close = coalesce(\(patch.expectedClose)::date, expected_close), status = coalesce(\(patch.status), status),
-                        external_id = coalesce(\(patch.externalId), external_id), owner_id = coalesce(\(owner), owner_id), updated_at = now()
+                    UPDATE sales_deals SET title = coalesce(\(patch.title.value), title),
+                        company_id = CASE WHEN \(patch.companyId.isSet) THEN \(patch.companyId.value)::uuid ELSE company_id END,
+                        contact_id = CASE WHEN \(patch.contactId.isSet) THEN \(patch.contactId.value)::uuid ELSE contact_id END,
+                        stage = coalesce(\(patch.stage.value), stage), amount = coalesce(\(patch.amount.value), amount),
+                        currency = coalesce(\(patch.currency.value), currency),
+                        expected_close = CASE WHEN \(patch.expectedClose.isSet) THEN \(patch.expectedClose.value)::date ELSE expected_close END,
+                        status = coalesce(\(patch.status.value), status),
+                        external_id = CASE WHEN \(patch.externalId.isSet) THEN \(patch.externalId.value) ELSE external_id END,
+                        owner_id = coalesce(\(owner), owner_id), updated_at = now()
                     WHERE id = \(id)
                     RETURNING \(unescaped: Deal.columns)
                     """, logger: transaction.logger

@@ -116,6 +116,22 @@ import Testing
             #expect(json(noOwner)["errors"]?.array?.first?["field"]?.string == "owner_id")
             let wrongType = try await client.send(.patch, "\(base)/contacts/\(id)", token: team.ann, json: #"{"phone":12}"#)
             #expect(wrongType.status == .unprocessableContent)
+
+            // Companies and deals likewise; a field that must hold a value cannot be cleared.
+            let noDomain = json(try await client.send(.patch, "\(base)/companies/\(companyID)", token: team.ann, json: #"{"domain":null}"#))
+            #expect(noDomain["domain"] == nil)
+            #expect(noDomain["name"]?.string == "Acme")
+            let deal = try await client.send(
+                .post, "\(base)/deals", token: team.ann,
+                json: #"{"title":"Big","company_id":"\#(companyID)","stage":"qualified","amount":100,"currency":"EUR","expected_close":"2026-12-31"}"#)
+            let dealID = try #require(json(deal)["id"]?.string)
+            let open = json(try await client.send(.patch, "\(base)/deals/\(dealID)", token: team.ann, json: #"{"expected_close":null,"company_id":null}"#))
+            #expect(open["expected_close"] == nil)
+            #expect(open["company_id"] == nil)
+            #expect(open["amount"] == .number(100))
+            let untitled = try await client.send(.patch, "\(base)/deals/\(dealID)", token: team.ann, json: #"{"title":null}"#)
+            #expect(untitled.status == .unprocessableContent)
+            #expect(json(untitled)["errors"]?.array?.first?["field"]?.string == "title")
         }
     }
 }
