@@ -9,7 +9,14 @@ public func withPostgresClient<Result: Sendable>(
 ) async throws -> Result {
     let client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { await client.run() }
+        // The body waits until the run task is under way: a lease before `run()` works,
+        // but makes the driver print a warning on every command.
+        let (started, signal) = AsyncStream.makeStream(of: Void.self)
+        group.addTask {
+            signal.finish()
+            await client.run()
+        }
+        for await _ in started {}
         defer { group.cancelAll() }
         return try await body(client)
     }
