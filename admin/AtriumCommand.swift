@@ -1,4 +1,5 @@
 import ArgumentParser
+import AtriumCore
 
 @main
 struct AtriumCommand: AsyncParsableCommand {
@@ -14,8 +15,8 @@ struct AtriumCommand: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, WorkerCommand.self, MigrateCommand.self, DoctorCommand.self, DBCommand.self,
             TenantsCommand.self, UsersCommand.self, RolesCommand.self, APIKeysCommand.self, AuditCommand.self, ModulesCommand.self,
-            OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self, SalesCommand.self,
+            OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self,
             BenchCommand.self,
-        ]
+        ] + installedModules.flatMap(\.commands)
     )
 }

@@ -7,7 +7,7 @@ import PostgresNIO
 /// Measurements for `make bench`; not part of the operator's toolbox, so hidden from help.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self, RowInserts.self])
+        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self])
 
     struct PasswordHashing: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -117,50 +117,6 @@ struct BenchCommand: AsyncParsableCommand {
                 ]
             }
             for line in lines { Console.line(line) }
-        }
-    }
-
-    /// The importer the sales roadmap replaced: for each row, a query to see whether the
-    /// contact exists, then an insert — two round trips per row, no batching.
-    struct RowInserts: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "row-inserts", abstract: "Rows/s of a per-row SELECT + INSERT import loop.")
-        @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant to write into.") var tenant: String = "acme"
-        @Option(help: "Rows to insert.") var rows: Int = 5000
-        @Argument(help: "A contacts CSV (email,first_name,last_name,...; no quoted fields).") var file: String
-
-        func run() async throws {
-            let logger = global.logger(defaultLevel: .error)
-            let (slug, count) = (tenant, rows)
-            let text = try String(contentsOfFile: file, encoding: .utf8)
-            let lines = Array(text.split(separator: "\n").dropFirst().prefix(count))
-            let perSecond = try await TenantsCommand.withOwner(global, logger: logger) { connection, _ in
-                guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else { throw ValidationFailure("no tenant '\(slug)'") }
-                try await connection.query(
-                    """
-                    SELECT set_config('app.tenant_id', \(tenant.id.uuidString.lowercased()), false), set_config('app.sales_scope', 'any', false)
-                    """, logger: logger)
-                let owner = try await connection.query("SELECT id FROM users ORDER BY created_at LIMIT 1", logger: logger).collect().first?.decode(UUID.self)
-                guard let owner else { throw ValidationFailure("the tenant has no user") }
-                let run = UUID().uuidString.prefix(8).lowercased()
-                let start = ContinuousClock.now
-                for line in lines {
-                    let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
-                    let email = "\(run)-\(fields.first ?? "")"
-                    let exists = try await !connection.query("SELECT 1 FROM sales_contacts WHERE email = \(email)", logger: logger).collect().isEmpty
-                    if !exists {
-                        try await connection.query(
-                            """
-                            INSERT INTO sales_contacts (tenant_id, owner_id, email, first_name, last_name)
-                            VALUES (\(tenant.id), \(owner), \(email), \(fields.count > 1 ? fields[1] : ""), \(fields.count > 2 ? fields[2] : ""))
-                            """, logger: logger)
-                    }
-                }
-                let elapsed = ContinuousClock.now - start
-                try await connection.query("DELETE FROM sales_contacts WHERE email LIKE \(run + "-%")", logger: logger)
-                return Double(lines.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            }
-            Console.line(String(format: "%.0f", perSecond))
         }
     }
 }

@@ -186,7 +186,7 @@ copy_seconds() {
   "$bin" db shell --role owner --command "DROP TABLE bench_copy" >/dev/null
   awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.3f", b - a }'
 }
-loop_rps="$("$bin" bench row-inserts --tenant acme --rows 5000 "$scratch/contacts-100000.csv" --log-level error)"
+loop_rps="$("$bin" sales bench-row-inserts --tenant acme --rows 5000 "$scratch/contacts-100000.csv" --log-level error)"
 printf '%-22s %11s %11s %12s %13s %15s %12s\n' file 'import r/s' 'COPY r/s' 'import/COPY' 'COPY idx r/s' 'import/COPY idx' 'vs row loop'
 for count in 100000 1000000; do
   file="$scratch/contacts-$count.csv"

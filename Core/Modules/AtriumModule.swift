@@ -1,3 +1,5 @@
+public import ArgumentParser
+
 /// A feature module: everything it adds to the platform, declared in one place.
 ///
 /// The kernel reads these declarations at start-up, validates the whole set (see
@@ -31,6 +33,9 @@ public protocol AtriumModule: Sendable {
     var jobs: [JobDefinition] { get }
     /// Recurring schedules; per-tenant schedules fan out only to tenants with the module enabled.
     var schedules: [ScheduleDefinition] { get }
+    /// The module's operator commands: at most one, named after the module, which
+    /// `atrium` mounts as `atrium <id> …` (its subcommands take `GlobalOptions`).
+    var commands: [any ParsableCommand.Type] { get }
 }
 
 extension AtriumModule {
@@ -42,6 +47,7 @@ extension AtriumModule {
     public func publicRoutes(_ routes: ModuleRoutes) {}
     public var jobs: [JobDefinition] { [] }
     public var schedules: [ScheduleDefinition] { [] }
+    public var commands: [any ParsableCommand.Type] { [] }
 }
 
 /// A permission in the catalog that tenant admins build roles from.

@@ -1,3 +1,4 @@
+import ArgumentParser
 /// The validated set of installed modules.
 ///
 /// Validation happens once at start-up and refuses to start on any conflict, with a
@@ -7,7 +8,11 @@ public struct ModuleRegistry: Sendable {
     public let modules: [any AtriumModule]
 
     /// Ids the kernel keeps for its own routes and meters.
-    static let reservedIDs: Set<String> = ["kernel", "auth", "admin", "billing", "jobs", "modules", "tenants", "public"]
+    static let reservedIDs: Set<String> = [
+        "kernel", "auth", "admin", "billing", "jobs", "modules", "tenants", "public",
+        // the kernel's CLI commands, beside which a module's `atrium <id>` is mounted
+        "serve", "worker", "migrate", "doctor", "db", "users", "roles", "audit", "oidc", "keys", "invoices", "usage", "bench", "help",
+    ]
 
     /// Validates `modules` and orders them so every module follows its dependencies.
     public init(_ modules: [any AtriumModule], kernelVersion: String = AtriumVersion.kernel) throws(ConfigurationError) {
@@ -50,6 +55,10 @@ public struct ModuleRegistry: Sendable {
             for job in module.jobs.map(\.kind) where !job.hasPrefix(prefix) {
                 problems.append("job kind '\(job)' of module '\(id)' must start with '\(prefix)'")
             }
+            for command in module.commands where command._commandName != id {
+                problems.append("command '\(command._commandName)' of module '\(id)' must be named '\(id)'")
+            }
+            if module.commands.count > 1 { problems.append("module '\(id)' declares \(module.commands.count) commands; one group named '\(id)' holds them all") }
             let kinds = Set(module.jobs.map(\.kind))
             for schedule in module.schedules {
                 if !schedule.name.hasPrefix(prefix) { problems.append("schedule '\(schedule.name)' of module '\(id)' must start with '\(prefix)'") }

@@ -1,3 +1,4 @@
+public import ArgumentParser
 public import AtriumCore
 import Foundation
 
@@ -35,6 +36,8 @@ public struct SalesModule: AtriumModule {
     public var meters: [MeterDefinition] {
         [MeterDefinition(SalesImport.meter, aggregation: .sum, unit: "row")]
     }
+
+    public var commands: [any ParsableCommand.Type] { [SalesCommand.self] }
 
     public func migrations() throws -> [Migration] {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)

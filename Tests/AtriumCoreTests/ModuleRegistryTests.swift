@@ -1,5 +1,14 @@
+import ArgumentParser
 import AtriumCore
 import Testing
+
+struct CRMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "crm")
+}
+
+struct MisnamedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tools")
+}
 
 /// A module whose every declaration a test can set.
 struct FakeModule: AtriumModule {
@@ -12,6 +21,7 @@ struct FakeModule: AtriumModule {
     var meters: [MeterDefinition] = []
     var jobs: [JobDefinition] = []
     var schedules: [ScheduleDefinition] = []
+    var commands: [any ParsableCommand.Type] = []
     func routes(_ routes: ModuleRoutes) {}
 }
 
@@ -32,6 +42,13 @@ struct ModuleRegistryTests {
             FakeModule(id: "contacts", meters: [.init("contacts.imported", aggregation: .sum, unit: "row")]),
         ])
         #expect(registry.modules.map(\.id) == ["contacts", "crm"])
+    }
+
+    /// A module's commands are mounted as `atrium <id>`, beside the kernel's.
+    @Test func aModuleCommandIsNamedAfterItsModuleAndNeverAKernelCommand() {
+        #expect(problem([FakeModule(id: "crm", commands: [CRMCommand.self])]) == nil)
+        #expect(problem([FakeModule(id: "crm", commands: [MisnamedCommand.self])])?.contains("command 'tools' of module 'crm' must be named 'crm'") == true)
+        #expect(problem([FakeModule(id: "users")])?.contains("module id 'users' is reserved by the kernel") == true)
     }
 
     @Test func refusesDuplicateIDs() {

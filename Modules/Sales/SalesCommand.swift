@@ -1,14 +1,15 @@
 import ArgumentParser
 import AtriumCore
-import AtriumSales
 import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
 
+/// `atrium sales …`: the module's operator commands, mounted by `atrium` from the
+/// module's `commands`.
 struct SalesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sales", abstract: "The sales module's operator commands.", subcommands: [Import.self])
+        commandName: "sales", abstract: "The sales module's operator commands.", subcommands: [Import.self, RowInserts.self])
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -39,7 +40,7 @@ struct SalesCommand: AsyncParsableCommand {
                 parsedMapping = decoded
             }
             guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationFailure("cannot read \(file)") }
-            let registry = try ModulesCommand.registry()
+            let registry = try CommandErrors.mappedSync { try ModuleRegistry([SalesModule()]) }
             let (slug, url, entity, owner, format, mode, policy, mapping) =
                 (tenant, URL(fileURLWithPath: file), entity, owner, format, mode, errorPolicy, parsedMapping)
             let terminal = Console.isTerminal
@@ -86,6 +87,53 @@ struct SalesCommand: AsyncParsableCommand {
             } else {
                 Console.line(String(format: "progress: %d rows, %.0f%% of the file", progress.rows, fraction * 100))
             }
+        }
+    }
+
+    /// The importer the sales roadmap replaced: for each row, a query to see whether the
+    /// contact exists, then an insert — two round trips per row, no batching.
+    struct RowInserts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-row-inserts", abstract: "Rows/s of a per-row SELECT + INSERT import loop (for make bench).", shouldDisplay: false)
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Tenant to write into.") var tenant: String = "acme"
+        @Option(help: "Rows to insert.") var rows: Int = 5000
+        @Argument(help: "A contacts CSV (email,first_name,last_name,...; no quoted fields).") var file: String
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .error)
+            let (slug, count) = (tenant, rows)
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            let lines = Array(text.split(separator: "\n").dropFirst().prefix(count))
+            let perSecond = try await global.withDatabase(logger: logger) { location in
+              try await withPostgresConnection(location.owner, logger: logger) { connection in
+                guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else { throw ValidationFailure("no tenant '\(slug)'") }
+                try await connection.query(
+                    """
+                    SELECT set_config('app.tenant_id', \(tenant.id.uuidString.lowercased()), false), set_config('app.owner_scope', 'any', false)
+                    """, logger: logger)
+                let owner = try await connection.query("SELECT id FROM users ORDER BY created_at LIMIT 1", logger: logger).collect().first?.decode(UUID.self)
+                guard let owner else { throw ValidationFailure("the tenant has no user") }
+                let run = UUID().uuidString.prefix(8).lowercased()
+                let start = ContinuousClock.now
+                for line in lines {
+                    let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
+                    let email = "\(run)-\(fields.first ?? "")"
+                    let exists = try await !connection.query("SELECT 1 FROM sales_contacts WHERE email = \(email)", logger: logger).collect().isEmpty
+                    if !exists {
+                        try await connection.query(
+                            """
+                            INSERT INTO sales_contacts (tenant_id, owner_id, email, first_name, last_name)
+                            VALUES (\(tenant.id), \(owner), \(email), \(fields.count > 1 ? fields[1] : ""), \(fields.count > 2 ? fields[2] : ""))
+                            """, logger: logger)
+                    }
+                }
+                let elapsed = ContinuousClock.now - start
+                try await connection.query("DELETE FROM sales_contacts WHERE email LIKE \(run + "-%")", logger: logger)
+                return Double(lines.count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+              }
+            }
+            Console.line(String(format: "%.0f", perSecond))
         }
     }
 }

@@ -1,26 +1,28 @@
-import ArgumentParser
-import AtriumCore
-import Foundation
-import Logging
+public import ArgumentParser
+public import Foundation
+public import Logging
 
-/// Options every command takes.
-struct GlobalOptions: ParsableArguments {
+/// Options every command takes, the kernel's and modules' alike
+/// (`@OptionGroup var global: GlobalOptions`).
+public struct GlobalOptions: ParsableArguments {
+    public init() {}
+
     @Option(name: .customLong("data-dir"), help: "Data folder for the embedded database (default: $ATRIUM_DATA_DIR or .atrium).")
-    var dataDirectory: String?
+    public var dataDirectory: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.", transform: GlobalOptions.parseLevel)
-    var logLevel: Logger.Level?
+    public var logLevel: Logger.Level?
 
     @Option(help: "Log format: text or json (default: $ATRIUM_LOG_FORMAT or text).")
-    var logFormat: LogFormat?
+    public var logFormat: LogFormat?
 
-    var dataDirectoryURL: URL {
+    public var dataDirectoryURL: URL {
         let path = dataDirectory ?? ProcessInfo.processInfo.environment["ATRIUM_DATA_DIR"] ?? ".atrium"
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
     }
 
     /// Sets up logging once for the process and returns the root logger.
-    func logger(defaultLevel: Logger.Level) -> Logger {
+    public func logger(defaultLevel: Logger.Level) -> Logger {
         let format = logFormat ?? ProcessInfo.processInfo.environment["ATRIUM_LOG_FORMAT"].flatMap(LogFormat.init(rawValue:)) ?? .text
         let level = logLevel ?? ProcessInfo.processInfo.environment["ATRIUM_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
         LogSetup.bootstrap(format: format, level: level)
@@ -28,7 +30,7 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The database for this command, with the embedded cluster running while `body` runs.
-    func withDatabase<Result: Sendable>(logger: Logger, _ body: (DatabaseLocation) async throws -> Result) async throws -> Result {
+    public func withDatabase<Result: Sendable>(logger: Logger, _ body: (DatabaseLocation) async throws -> Result) async throws -> Result {
         try await CommandErrors.mapped {
             try await DatabaseLocation.withDatabase(dataDirectory: dataDirectoryURL, logger: logger, body)
         }
@@ -44,13 +46,13 @@ extension GlobalOptions {
     }
 }
 
-enum LogFormat: String, ExpressibleByArgument, Sendable {
+public enum LogFormat: String, ExpressibleByArgument, Sendable {
     case text, json
 }
 
 /// Turns driver and configuration errors into one-line messages for the terminal.
-enum CommandErrors {
-    static func mapped<Result>(_ body: () async throws -> Result) async throws -> Result {
+public enum CommandErrors {
+    public static func mapped<Result>(_ body: () async throws -> Result) async throws -> Result {
         do {
             return try await body()
         } catch let error as ConfigurationError {
@@ -68,7 +70,7 @@ enum CommandErrors {
 }
 
 extension CommandErrors {
-    static func mappedSync<Result>(_ body: () throws -> Result) throws -> Result {
+    public static func mappedSync<Result>(_ body: () throws -> Result) throws -> Result {
         do {
             return try body()
         } catch let error as ConfigurationError {
@@ -80,7 +82,7 @@ extension CommandErrors {
 }
 
 /// A failure whose message is printed as is, with a non-zero exit.
-struct ValidationFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct ValidationFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,31 +1,30 @@
-import AtriumCore
-import Foundation
+public import Foundation
 
 /// Writes command output: aligned tables for people, JSON for scripts.
-enum Console {
-    static func line(_ text: String = "") {
+public enum Console {
+    public static func line(_ text: String = "") {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
     /// Writes without a line break (a progress bar redrawn with `\r`).
-    static func raw(_ text: String) {
+    public static func raw(_ text: String) {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     /// Whether standard output is a terminal.
-    static var isTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+    public static var isTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
-    static func error(_ text: String) {
+    public static func error(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    static func json(_ value: some Encodable) throws {
+    public static func json(_ value: some Encodable) throws {
         let encoder = AtriumJSON.encoder
         encoder.outputFormatting.insert(.prettyPrinted)
         line(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 
-    static func table(_ headers: [String], _ rows: [[String]]) {
+    public static func table(_ headers: [String], _ rows: [[String]]) {
         guard !rows.isEmpty else {
             line("(none)")
             return
@@ -43,7 +42,7 @@ enum Console {
         for row in rows { line(render(row)) }
     }
 
-    static func timestamp(_ date: Date?) -> String {
+    public static func timestamp(_ date: Date?) -> String {
         guard let date else { return "-" }
         return date.formatted(.iso8601)
     }
