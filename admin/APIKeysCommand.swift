@@ -8,9 +8,9 @@ struct APIKeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "api-keys", abstract: "Create, list and revoke a tenant's API keys.", subcommands: [Create.self, List.self, Revoke.self])
 
-    static func store(_ global: GlobalOptions, location: DatabaseLocation, logger: Logger) throws -> APIKeyStore {
+    static func store(_ global: GlobalOptions, location: DatabaseLocation, logger: Logger) async throws -> APIKeyStore {
         APIKeyStore(
-            masterKey: try MasterKey.load(environment: ProcessInfo.processInfo.environment, dataDirectory: location.embedded?.dataDirectory),
+            masterKey: try await MasterKey.load(environment: ProcessInfo.processInfo.environment, location: location, logger: logger),
             logger: logger)
     }
 
@@ -45,7 +45,7 @@ struct APIKeysCommand: AsyncParsableCommand {
             }
             let (slug, name, permissions, expiry, actsForEmail) = (tenant, name, permissions, expiresAt, actsFor)
             let created = try await global.withDatabase(logger: logger) { location in
-                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
                     let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
                     return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
@@ -85,7 +85,7 @@ struct APIKeysCommand: AsyncParsableCommand {
             let logger = global.logger(defaultLevel: .warning)
             let slug = tenant
             let keys = try await global.withDatabase(logger: logger) { location in
-                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
                     let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
                     return try await connection.withTenantTransaction(tenant.id, logger: logger) { try await store.list(on: $0) }
@@ -112,7 +112,7 @@ struct APIKeysCommand: AsyncParsableCommand {
             let logger = global.logger(defaultLevel: .warning)
             let slug = tenant
             let revoked = try await global.withDatabase(logger: logger) { location in
-                let store = try APIKeysCommand.store(global, location: location, logger: logger)
+                let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
                     let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
                     return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in

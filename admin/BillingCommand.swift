@@ -83,7 +83,7 @@ struct BillingCommand: AsyncParsableCommand {
             let (url, remove) = (url, remove)
             let message = try await CommandErrors.mapped {
                 try await InvoicesCommand.inTenant(global, slug: tenant, logger: logger) { connection, tenant, location -> String in
-                    let masterKey = try MasterKey.load(environment: ProcessInfo.processInfo.environment, dataDirectory: location.embedded?.dataDirectory)
+                    let masterKey = try await MasterKey.load(environment: ProcessInfo.processInfo.environment, location: location, logger: logger)
                     let webhooks = Webhooks(masterKey: masterKey, logger: logger)
                     let actor = AuditLog.Actor(type: .operator, id: Operator.name)
                     if remove {

@@ -28,7 +28,7 @@ struct OIDCCommand: AsyncParsableCommand {
             let logger = global.logger(defaultLevel: .warning)
             let (slug, name, clientID, scopes) = (tenant, name, clientID, scopes)
             let provider = try await global.withDatabase(logger: logger) { location in
-                let masterKey = try MasterKey.load(environment: ProcessInfo.processInfo.environment, dataDirectory: location.embedded?.dataDirectory)
+                let masterKey = try await MasterKey.load(environment: ProcessInfo.processInfo.environment, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
                     let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
                     return try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in

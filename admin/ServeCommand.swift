@@ -66,8 +66,8 @@ struct ServeCommand: AsyncParsableCommand {
             let poolSize = try Self.poolSize(environment)
             let client = PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: poolSize), backgroundLogger: logger)
             let database = Database(client: client, maximumConnections: poolSize)
-            let masterKey = try CommandErrors.mappedSync {
-                try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
+            let masterKey = try await CommandErrors.mapped {
+                try await MasterKey.load(environment: environment, location: location, logger: logger)
             }
             let appURL = try PublicAddresses.appURL(environment)
             let publicURL = try PublicAddresses.publicURL(environment, host: server.host, port: server.port)

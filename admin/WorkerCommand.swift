@@ -28,8 +28,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 try Mailer.from(environment: ProcessInfo.processInfo.environment, dataDirectory: global.dataDirectoryURL, logger: logger)
             }
             let environment = ProcessInfo.processInfo.environment
-            let masterKey = try CommandErrors.mappedSync {
-                try MasterKey.load(environment: environment, dataDirectory: location.embedded?.dataDirectory)
+            let masterKey = try await CommandErrors.mapped {
+                try await MasterKey.load(environment: environment, location: location, logger: logger)
             }
             let plans = try BillingSetup.catalog(tenantsDirectory: tenantsDir, registry: registry)
             let billing = try await BillingSetup.prepare(catalog: plans, registry: registry, location: location, masterKey: masterKey, logger: logger)

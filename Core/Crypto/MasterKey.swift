@@ -12,6 +12,11 @@ public struct MasterKey: Sendable {
     /// Keys this one replaced (`ATRIUM_MASTER_KEY_PREVIOUS`): they still open what they
     /// sealed, and never seal anything new.
     let retired: [SymmetricKey]
+    /// The root of the keys that hash tokens and sign links, once a rotation has stored
+    /// it (`kernel_keys`, sealed under the master key): hashes of API keys and refresh
+    /// tokens must survive a master-key rotation, so they are not keyed by the master key
+    /// itself. Nil before the first rotation, when the master key is that root.
+    var hashingRoot: SymmetricKey?
 
     public init(rawKey: Data, previous: [Data] = []) throws(ConfigurationError) {
         guard rawKey.count == 32 else { throw ConfigurationError("the master key must be 32 bytes (base64 in ATRIUM_MASTER_KEY)") }
@@ -27,14 +32,28 @@ public struct MasterKey: Sendable {
         MasterKey(key: SymmetricKey(size: .bits256), retired: [])
     }
 
-    private init(key: SymmetricKey, retired: [SymmetricKey]) {
+    init(key: SymmetricKey, retired: [SymmetricKey]) {
         self.key = key
         self.retired = retired
     }
 
     /// This key, with `previous` kept to open what they sealed (a rotation in progress).
     public func retiring(_ previous: [MasterKey]) -> MasterKey {
-        MasterKey(key: key, retired: previous.flatMap { [$0.key] + $0.retired })
+        var rotated = MasterKey(key: key, retired: previous.flatMap { [$0.key] + $0.retired })
+        rotated.hashingRoot = hashingRoot
+        return rotated
+    }
+
+    /// Whether `ciphertext` was sealed under the current key (so a rotation leaves it).
+    public func isSealedUnderCurrentKey(_ ciphertext: Data, context: String) -> Bool {
+        guard let box = try? AES.GCM.SealedBox(combined: ciphertext) else { return false }
+        return (try? AES.GCM.open(box, using: key, authenticating: Data(context.utf8))) != nil
+    }
+
+    /// `ciphertext` sealed again under the current key, or nil when it already is.
+    public func reseal(_ ciphertext: Data, context: String) throws -> Data? {
+        guard !isSealedUnderCurrentKey(ciphertext, context: context) else { return nil }
+        return try seal(try open(ciphertext, context: context), context: context)
     }
 
     /// The previous keys of `ATRIUM_MASTER_KEY_PREVIOUS` (comma-separated base64).
@@ -95,9 +114,10 @@ public struct MasterKey: Sendable {
         }
     }
 
-    /// A key for one purpose (HKDF-SHA256), so one secret never serves two uses.
+    /// A key for one purpose (HKDF-SHA256), so one secret never serves two uses. Derived
+    /// from the hashing root, which a master-key rotation keeps.
     public func derivedKey(for purpose: String) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("atrium:\(purpose)".utf8), outputByteCount: 32)
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: hashingRoot ?? key, info: Data("atrium:\(purpose)".utf8), outputByteCount: 32)
     }
 
     /// HMAC-SHA256 of `value` under the key derived for `purpose`: how single-use tokens

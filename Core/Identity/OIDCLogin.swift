@@ -102,7 +102,7 @@ public struct OIDCLogin: Sendable {
             throw AtriumError.validation(field: "issuer", "must be an https URL")
         }
         guard !clientID.isEmpty else { throw AtriumError.validation(field: "client_id", "is required") }
-        let sealed = try masterKey.seal(Data(clientSecret.utf8), context: "oidc-client-secret:\(tenantID):\(name)")
+        let sealed = try masterKey.seal(Data(clientSecret.utf8), context: Self.sealContext(tenantID: tenantID, provider: name))
         try await connection.query(
             """
             INSERT INTO oidc_providers (tenant_id, name, issuer, client_id, client_secret_sealed, scopes)
@@ -203,7 +203,7 @@ public struct OIDCLogin: Sendable {
         guard let (issuer, clientID, scopes, sealed) = try rows.first?.decode((String, String, String, Data).self) else {
             throw AtriumError.notFound("No login provider named '\(name)'.")
         }
-        let secret = String(decoding: try masterKey.open(sealed, context: "oidc-client-secret:\(tenantID):\(name)"), as: UTF8.self)
+        let secret = String(decoding: try masterKey.open(sealed, context: Self.sealContext(tenantID: tenantID, provider: name)), as: UTF8.self)
         return (Provider(name: name, issuer: issuer, clientID: clientID, scopes: scopes), secret)
     }
 
@@ -221,4 +221,9 @@ public struct OIDCLogin: Sendable {
         }
         return discovery
     }
+}
+
+extension OIDCLogin {
+    /// What a provider's sealed client secret is bound to.
+    static func sealContext(tenantID: UUID, provider: String) -> String { "oidc-client-secret:\(tenantID):\(provider)" }
 }

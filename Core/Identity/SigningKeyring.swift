@@ -47,7 +47,7 @@ public actor SigningKeyring {
     public func rotate(overlap: Duration = .seconds(3600)) async throws -> String {
         let key = Curve25519.Signing.PrivateKey()
         let kid = "atr-" + SecureRandom.hex(bytes: 8)
-        let sealed = try masterKey.seal(key.rawRepresentation, context: "signing-key:\(kid)")
+        let sealed = try masterKey.seal(key.rawRepresentation, context: Self.sealContext(kid: kid))
         let overlapSeconds = Double(overlap.components.seconds)
         try await database.withTransaction(logger: logger) { connection in
             try await connection.query(
@@ -142,7 +142,7 @@ public actor SigningKeyring {
         var loaded: [StoredKey] = []
         for row in rows {
             let (kid, sealed, createdAt, retired) = try row.decode((String, Data, Date, Bool).self)
-            let raw = try masterKey.open(sealed, context: "signing-key:\(kid)")
+            let raw = try masterKey.open(sealed, context: Self.sealContext(kid: kid))
             loaded.append(StoredKey(kid: kid, privateKey: try Curve25519.Signing.PrivateKey(rawRepresentation: raw), createdAt: createdAt, retired: retired))
         }
         let collection = JWTKeyCollection()
@@ -166,4 +166,9 @@ public actor SigningKeyring {
         else { return nil }
         return try? JSONDecoder().decode(Header.self, from: data)
     }
+}
+
+extension SigningKeyring {
+    /// What a sealed private signing key is bound to.
+    static func sealContext(kid: String) -> String { "signing-key:\(kid)" }
 }

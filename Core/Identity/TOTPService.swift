@@ -41,7 +41,7 @@ public struct TOTPService: Sendable {
             throw AtriumError.conflict(code: "mfa_already_enabled", "Two-factor authentication is already on; disable it first to enroll again.")
         }
         let secret = SecureRandom.base64URL(bytes: 20)
-        let sealed = try masterKey.seal(Data(secret.utf8), context: "totp:\(tenantID):\(userID)")
+        let sealed = try masterKey.seal(Data(secret.utf8), context: Self.sealContext(tenantID: tenantID, userID: userID))
         try await connection.query(
             """
             INSERT INTO user_totp (tenant_id, user_id, secret_sealed) VALUES (\(tenantID), \(userID), \(sealed))
@@ -132,7 +132,7 @@ public struct TOTPService: Sendable {
             "SELECT secret_sealed, last_step, confirmed_at IS NOT NULL FROM user_totp WHERE user_id = \(userID) FOR UPDATE", logger: logger
         ).collect()
         guard let (sealed, lastStep, confirmed) = try rows.first?.decode((Data, Int64, Bool).self), confirmed || !requireConfirmed else { return false }
-        let secret = String(decoding: try masterKey.open(sealed, context: "totp:\(tenantID):\(userID)"), as: UTF8.self)
+        let secret = String(decoding: try masterKey.open(sealed, context: Self.sealContext(tenantID: tenantID, userID: userID)), as: UTF8.self)
         let totp = TOTP(secret: secret)
         let now = Date()
         let currentStep = Int64(now.timeIntervalSince1970) / 30
@@ -165,4 +165,7 @@ public struct TOTPService: Sendable {
         let characters = (0..<10).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
         return String(characters[0..<5]) + "-" + String(characters[5..<10])
     }
+
+    /// What a user's sealed TOTP secret is bound to.
+    static func sealContext(tenantID: UUID, userID: UUID) -> String { "totp:\(tenantID):\(userID)" }
 }

@@ -33,6 +33,11 @@ public protocol AtriumModule: Sendable {
     var jobs: [JobDefinition] { get }
     /// Recurring schedules; per-tenant schedules fan out only to tenants with the module enabled.
     var schedules: [ScheduleDefinition] { get }
+    /// Re-wraps the module's sealed values of one tenant under `sealer`'s current key
+    /// (`sealer.rewrap` returns nil for a value already there), in `transaction`, which
+    /// sees every owner's rows; returns how many it changed. `atrium keys rotate-master`
+    /// calls it for every tenant; it must be safe to run again.
+    func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int
     /// The module's operator commands: at most one, named after the module, which
     /// `atrium` mounts as `atrium <id> …` (its subcommands take `GlobalOptions`).
     var commands: [any ParsableCommand.Type] { get }
@@ -48,6 +53,7 @@ extension AtriumModule {
     public var jobs: [JobDefinition] { [] }
     public var schedules: [ScheduleDefinition] { [] }
     public var commands: [any ParsableCommand.Type] { [] }
+    public func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int { 0 }
 }
 
 /// A permission in the catalog that tenant admins build roles from.
