@@ -5,7 +5,7 @@ import PostgresNIO
 ///
 /// The edge checks values before they reach SQL; this is the net under it, and the one
 /// mapping every module inherits through the kernel's problem middleware. A data
-/// exception (SQLSTATE class 22), a check, not-null, unique or foreign-key violation, an
+/// exception (SQLSTATE class 22), a check, not-null, unique, exclusion or foreign-key violation, an
 /// over-long index entry or a write a row-level security policy refuses is the client's
 /// doing, so it is answered 422, 409 or 403 with the API field it concerns — never the
 /// constraint's name or the server's text, which go to the log. Anything else stays a
@@ -34,6 +34,8 @@ public enum DatabaseProblems {
             return .validation(field: column ?? "body", "is required")
         case "23505":
             return .conflict(code: "duplicate", "another record already has this \(field(constraint: constraint, table: table))")
+        case "23P01":
+            return .conflict(code: "conflict", "this \(field(constraint: constraint, table: table)) conflicts with another record")
         case "23503" where (error.serverInfo?[.message] ?? "").hasPrefix("update or delete"):
             return .conflict(code: "in_use", "other records still refer to this one")
         case "23503":

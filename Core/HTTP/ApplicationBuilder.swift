@@ -81,7 +81,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
     router.add(middleware: HTTPMetricsMiddleware(registry: dependencies.metrics))
     router.add(middleware: AccessLogMiddleware())
     let routeMethods = RouteMethods()
-    router.add(middleware: ProblemMiddleware(routeMethods: routeMethods))
+    router.add(middleware: ProblemMiddleware(routeMethods: routeMethods, constraints: DeclaredConstraints(database: dependencies.database, logger: logger)))
     router.add(middleware: QueryDomainMiddleware())
     router.add(middleware: BodyLimitMiddleware(maxBodySize: server.maxBodySize))
 

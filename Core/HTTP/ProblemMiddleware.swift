@@ -13,6 +13,8 @@ struct ProblemMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
     /// The routes' methods, for answering 405 rather than 404 to a known path.
     var routeMethods = RouteMethods()
+    /// Problems that migrations declare for their constraints (`COMMENT ON CONSTRAINT`).
+    var constraints: DeclaredConstraints?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -33,6 +35,10 @@ struct ProblemMiddleware: RouterMiddleware {
         } catch let error as PSQLError where AtriumError.fromDatabaseRule(error) != nil {
             return try (AtriumError.fromDatabaseRule(error) ?? .internalError()).response(from: request, context: context)
         } catch let error as PSQLError where DatabaseProblems.problem(for: error) != nil {
+            // A constraint whose migration declares what it means to a client says so.
+            if let declared = await constraints?.problem(for: error) {
+                return try declared.response(from: request, context: context)
+            }
             // The edge let a value through that the database refused: the client's input, but
             // a check the kernel or a module should make earlier, so it is logged.
             context.logger.warning("database refused a value", metadata: [

@@ -8,10 +8,12 @@ public struct ModuleRegistry: Sendable {
     public let modules: [any AtriumModule]
 
     /// Ids the kernel keeps for its own routes and meters.
-    static let reservedIDs: Set<String> = [
-        "kernel", "auth", "admin", "billing", "jobs", "modules", "tenants", "public",
-        // the kernel's CLI commands, beside which a module's `atrium <id>` is mounted
-        "serve", "worker", "migrate", "doctor", "db", "users", "roles", "audit", "oidc", "keys", "invoices", "usage", "bench", "help",
+    static let reservedIDs: Set<String> = ["kernel", "auth", "admin", "billing", "jobs", "modules", "tenants", "public"]
+
+    /// The kernel's CLI commands, beside which a module's `atrium <id>` is mounted.
+    static let kernelCommands: Set<String> = [
+        "serve", "worker", "migrate", "doctor", "db", "tenants", "users", "roles", "api-keys", "audit", "modules", "oidc", "jobs", "keys",
+        "invoices", "billing", "usage", "bench", "help",
     ]
 
     /// Validates `modules` and orders them so every module follows its dependencies.
@@ -57,6 +59,9 @@ public struct ModuleRegistry: Sendable {
             }
             for command in module.commands where command._commandName != id {
                 problems.append("command '\(command._commandName)' of module '\(id)' must be named '\(id)'")
+            }
+            if !module.commands.isEmpty, Self.kernelCommands.contains(id) {
+                problems.append("module '\(id)' cannot add the command 'atrium \(id)': the kernel has one of that name")
             }
             if module.commands.count > 1 { problems.append("module '\(id)' declares \(module.commands.count) commands; one group named '\(id)' holds them all") }
             let kinds = Set(module.jobs.map(\.kind))

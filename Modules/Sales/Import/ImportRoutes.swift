@@ -64,14 +64,7 @@ struct ImportRoutes {
             let scope = try request.requireOwnership()
             let limit = try request.limit()
             return try await request.transaction { transaction in
-                let ids = try await transaction.connection.query(
-                    """
-                    SELECT id FROM sales_imports WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                    ORDER BY created_at DESC LIMIT \(limit)
-                    """, logger: transaction.logger
-                ).collect().map { try $0.decode(UUID.self) }
-                var list: [SalesImport.Status] = []
-                for id in ids { list.append(try await Self.status(id, tenant: request.tenant.slug, on: transaction)) }
+                let list = try await Self.statuses(id: nil, ownerFilter: scope.ownerFilter, limit: limit, tenant: request.tenant.slug, on: transaction)
                 return ImportList(data: list)
             }
         }
@@ -127,25 +120,39 @@ struct ImportRoutes {
     }
 
     static func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> SalesImport.Status {
-        let row = try await transaction.connection.query(
-            """
-            SELECT entity, format, mode, error_policy, state, bytes, rows_read, rows_written, rows_unchanged, rows_rejected, failure, created_at, finished_at
-            FROM sales_imports WHERE id = \(id)
-            """, logger: transaction.logger
-        ).collect().first
-        guard let row else { throw AtriumError.notFound("No such import.") }
-        let (entity, format, mode, policy, state, bytes, read, written, unchanged, rejected, failure, created, finished) = try row.decode(
-            (String, String, String, String, String, Int64, Int64, Int64, Int64, Int64, String?, Date, Date?).self)
-        let errors = try await transaction.connection.query(
-            "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line LIMIT 10", logger: transaction.logger
-        ).collect().map { row in
-            let (line, reason) = try row.decode((Int64, String).self)
-            return SalesImport.RowError(line: line, reason: reason)
+        guard let status = try await statuses(id: id, ownerFilter: nil, limit: 1, tenant: slug, on: transaction).first else {
+            throw AtriumError.notFound("No such import.")
         }
-        return SalesImport.Status(
-            id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
-            rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure, firstErrors: errors,
-            errorsUrl: "/v1/tenants/\(slug)/sales/imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+        return status
+    }
+
+    /// One import (`id`) or the newest `limit`, each with its first ten rejected rows, in
+    /// one statement however many there are.
+    static func statuses(
+        id: UUID?, ownerFilter: UUID?, limit: Int, tenant slug: String, on transaction: TenantTransaction
+    ) async throws -> [SalesImport.Status] {
+        let rows = try await transaction.connection.query(
+            """
+            SELECT i.id, i.entity, i.format, i.mode, i.error_policy, i.state, i.bytes, i.rows_read, i.rows_written, i.rows_unchanged,
+                   i.rows_rejected, i.failure, i.created_at, i.finished_at, coalesce(e.errors, '[]')::text
+            FROM sales_imports i
+            LEFT JOIN LATERAL (
+                SELECT json_agg(json_build_object('line', x.line, 'reason', x.reason) ORDER BY x.line) AS errors
+                FROM (SELECT line, reason FROM sales_import_errors WHERE import_id = i.id ORDER BY line LIMIT 10) x
+            ) e ON true
+            WHERE (\(id)::uuid IS NULL OR i.id = \(id)) AND (\(ownerFilter)::uuid IS NULL OR i.owner_id = \(ownerFilter))
+            ORDER BY i.created_at DESC LIMIT \(limit)
+            """, logger: transaction.logger
+        ).collect()
+        return try rows.map { row in
+            let (id, entity, format, mode, policy, state, bytes, read, written, unchanged, rejected, failure, created, finished, errors) = try row.decode(
+                (UUID, String, String, String, String, String, Int64, Int64, Int64, Int64, Int64, String?, Date, Date?, String).self)
+            return SalesImport.Status(
+                id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
+                rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure,
+                firstErrors: try JSONDecoder().decode([SalesImport.RowError].self, from: Data(errors.utf8)),
+                errorsUrl: "/v1/tenants/\(slug)/sales/imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+        }
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
