@@ -28,10 +28,7 @@ struct RoomsModule: AtriumModule {
             );
             COMMENT ON CONSTRAINT rooms_bookings_no_overlap ON rooms_bookings IS
                 'problem: 409 slot_taken starts_at overlaps another booking';
-            ALTER TABLE rooms_bookings ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE rooms_bookings FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON rooms_bookings
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+            CALL atrium_tenant_table('rooms_bookings');
             """)]
     }
 

@@ -27,10 +27,7 @@ struct BoardModule: AtriumModule {
                 owner_id uuid NOT NULL,
                 PRIMARY KEY (tenant_id, seq)
             );
-            ALTER TABLE board_cards ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE board_cards FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON board_cards
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+            CALL atrium_tenant_table('board_cards');
             CREATE POLICY private_to_owner ON board_cards AS RESTRICTIVE
                 USING (NOT private OR owner_id = nullif(current_setting('app.principal_id', true), '')::uuid);
             """)]

@@ -22,10 +22,7 @@ struct LedgerModule: AtriumModule {
                 amount bigint NOT NULL,
                 PRIMARY KEY (tenant_id, id)
             );
-            ALTER TABLE ledger_entries ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE ledger_entries FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON ledger_entries
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+            CALL atrium_tenant_table('ledger_entries');
             """)]
     }
 

@@ -19,10 +19,7 @@ struct VaultModule: AtriumModule {
                 sealed bytea NOT NULL,
                 PRIMARY KEY (tenant_id, name)
             );
-            ALTER TABLE vault_secrets ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE vault_secrets FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON vault_secrets
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+            CALL atrium_tenant_table('vault_secrets');
             """)]
     }
 

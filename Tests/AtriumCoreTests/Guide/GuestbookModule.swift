@@ -33,14 +33,8 @@ struct GuestbookModule: AtriumModule {
                 url text NOT NULL,
                 token_sealed bytea NOT NULL
             );
-            ALTER TABLE guestbook_entries ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE guestbook_entries FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON guestbook_entries
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
-            ALTER TABLE guestbook_webhooks ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE guestbook_webhooks FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON guestbook_webhooks
-                USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant());
+            CALL atrium_tenant_table('guestbook_entries');
+            CALL atrium_tenant_table('guestbook_webhooks');
             """)]
     }
 
