@@ -85,7 +85,7 @@ public struct EmbeddedPostgres: Sendable {
         // Room for several servers, workers and a parallel test suite on one development
         // machine, and memory settings sized for the box (see `EmbeddedTuning`).
         let tuning = EmbeddedTuning(memoryBytes: ProcessInfo.processInfo.physicalMemory, statStatements: binaries.hasStatStatements)
-        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=300 "
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=500 "
             + tuning.options.map { "-c \($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         let result = try runner().run(
             binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
