@@ -73,7 +73,6 @@ extension TenantRequest {
     ) throws -> Response {
         guard TenantTransaction.isChannel(channel) else { throw ConfigurationError("event channel '\(channel)' must be <module>.<name>") }
         let hub = services.events
-        let (stream, subscription) = hub.subscribe(tenantID: tenant.id, channel: channel)
         let lastEventID = request.headers[.lastEventID].flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 }
         let tenantID = tenant.id
         let principalID = principal?.databaseID
@@ -89,6 +88,9 @@ extension TenantRequest {
             }
         }
         let body = ResponseBody { writer in
+            // Subscribed before the replay, so nothing falls between the two; and only once
+            // the body is written, so a response never sent leaves no subscriber behind.
+            let (stream, subscription) = hub.subscribe(tenantID: tenantID, channel: channel)
             defer { subscription.cancel() }
             let allocator = ByteBufferAllocator()
             // Tells EventSource clients how long to wait before reconnecting.
