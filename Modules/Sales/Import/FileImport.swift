@@ -77,8 +77,7 @@ public struct SalesFileImport: Sendable {
         let (ownerID, ownerName) = (owner.id, owner.email)
         let importID = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await SalesImport.create(
-                settings: withMapping, ownerID: ownerID, seesAll: true, idempotencyKey: nil, tenantID: tenantID, on: connection, logger: logger
-            ).id
+                settings: withMapping, ownerID: ownerID, seesAll: true, tenantID: tenantID, on: connection, logger: logger)
         }
         let bytesRead = Atomic<Int64>(0)
         // Pulled one chunk at a time, so the file is never read ahead of the import.

@@ -28,12 +28,17 @@ struct ImportRoutes {
         ) { request in
             let scope = try request.requireOwnership()
             let settings = try Self.settings(request)
-            let key = request.request.headers[.idempotencyKey]
             let (tenantID, logger, database) = (request.tenant.id, request.logger, request.database)
+            // Idempotency-Key by the kernel, keyed on the import's settings (a retry with other
+            // settings is 422): a retry answers the first import's current status.
             let (importID, created) = try await request.transaction { transaction in
-                try await SalesImport.create(
-                    settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, idempotencyKey: key, tenantID: tenantID,
-                    on: transaction.connection, logger: logger)
+                var created = false
+                let id = try await request.idempotent(input: settings, in: transaction) {
+                    created = true
+                    return try await SalesImport.create(settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, tenantID: tenantID,
+                                                        on: transaction.connection, logger: logger)
+                }
+                return (id, created)
             }
             if created {
                 do {

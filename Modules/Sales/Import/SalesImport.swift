@@ -46,27 +46,21 @@ public enum SalesImport {
         var reason: String
     }
 
-    /// Creates the import row (state `uploading`); returns its id, or the existing
-    /// import's id when `idempotencyKey` was used before.
+    /// Creates the import row (state `uploading`) and returns its id.
     static func create(
-        settings: ImportSettings, ownerID: UUID, seesAll: Bool, idempotencyKey: String?, tenantID: UUID, on connection: PostgresConnection, logger: Logger
-    ) async throws -> (id: UUID, created: Bool) {
+        settings: ImportSettings, ownerID: UUID, seesAll: Bool, tenantID: UUID, on connection: PostgresConnection, logger: Logger
+    ) async throws -> UUID {
         let mapping = String(decoding: try JSONEncoder().encode(settings.mapping), as: UTF8.self)
         let inserted = try await connection.query(
             """
-            INSERT INTO sales_imports (tenant_id, owner_id, entity, format, mode, error_policy, mapping, sees_all, idempotency_key)
+            INSERT INTO sales_imports (tenant_id, owner_id, entity, format, mode, error_policy, mapping, sees_all)
             VALUES (\(tenantID), \(ownerID), \(settings.entity.rawValue), \(settings.format.rawValue), \(settings.mode.rawValue),
-                    \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll), \(idempotencyKey))
-            ON CONFLICT (tenant_id, owner_id, idempotency_key) DO NOTHING
+                    \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll))
             RETURNING id
             """, logger: logger
         ).collect().first?.decode(UUID.self)
-        if let inserted { return (inserted, true) }
-        let existing = try await connection.query(
-            "SELECT id FROM sales_imports WHERE owner_id = \(ownerID) AND idempotency_key = \(idempotencyKey)", logger: logger
-        ).collect().first?.decode(UUID.self)
-        guard let existing else { throw AtriumError.internalError() }
-        return (existing, false)
+        guard let inserted else { throw AtriumError.internalError() }
+        return inserted
     }
 
     /// Stores the file's chunks as they stream in; returns the size.

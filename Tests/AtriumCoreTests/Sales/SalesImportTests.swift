@@ -243,6 +243,13 @@ struct SalesImportTests {
             let bob = try #require(try await upload(team.bob))
             #expect(ann != bob)
             #expect(try await upload(team.ann) == ann, "a retry by the same user answers the first import")
+            // The same key with other settings is another request: refused, nothing created.
+            let other = try await client.execute(
+                uri: "\(Self.base)/imports?entity=companies", method: .post,
+                headers: [.authorization: "Bearer \(team.ann)", .contentType: "text/csv", .idempotencyKey: "same-key"],
+                body: ByteBuffer(string: "domain\nx.example\n"))
+            #expect(other.status == .unprocessableContent)
+            #expect(json(other)["code"]?.string == "idempotency_key_reused")
         }
     }
 }
