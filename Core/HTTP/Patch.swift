@@ -31,6 +31,19 @@ public enum Patch<Value: Sendable>: Sendable {
         }
     }
 
+    /// The same change carrying `checked`, the value after validation normalised it (an
+    /// email lowercased): a kept or cleared field stays so.
+    public func carrying(_ checked: Value?) -> Patch<Value> {
+        guard case .set = self, let checked else { return self }
+        return .set(checked)
+    }
+
+    /// Whether the body sent `null` for the field.
+    public var isCleared: Bool {
+        if case .clear = self { return true }
+        return false
+    }
+
     /// 422 naming `field` when the patch clears it: for columns that must hold a value.
     public func requireValue(_ field: String) throws(AtriumError) -> Patch<Value> {
         if case .clear = self { throw .validation(field: field, "cannot be cleared (null)") }
@@ -39,6 +52,16 @@ public enum Patch<Value: Sendable>: Sendable {
 }
 
 extension Patch: Equatable where Value: Equatable {}
+
+/// The merge-patch checks every PATCH body needs.
+public enum MergePatch {
+    /// 422 naming every field in `fields` (name, whether the body clears it) that the body
+    /// sets to `null`, all at once: for columns that must hold a value.
+    public static func refuseClearing(_ fields: [(String, Bool)]) throws(AtriumError) {
+        let cleared = fields.filter(\.1).map { AtriumError.FieldError(field: $0.0, message: "cannot be cleared (null)") }
+        if !cleared.isEmpty { throw .validation(cleared) }
+    }
+}
 
 extension Patch: Decodable where Value: Decodable {
     /// A present field: null clears, anything else is decoded as `Value`. (Absence is

@@ -120,18 +120,21 @@ public struct TenantRequest: Sendable {
         let jobs = services.jobs
         let metering = services.metering
         let seesAllOwned = ownership?.seesAll == true
+        let ownerFilter = ownership?.ownerFilter
+        func scoped(_ connection: PostgresConnection) async throws -> TenantTransaction {
+            try await Self.scopeOwnership(seesAllOwned, connection, logger)
+            return TenantTransaction(
+                connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering, ownerFilter: ownerFilter)
+        }
         guard let shared = requestTransaction else {
             return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await Self.scopeOwnership(seesAllOwned, connection, logger)
-                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await body(try await scoped(connection))
             }
         }
         switch shared.lease() {
         case .opened:
             do {
-                try await Self.scopeOwnership(seesAllOwned, shared.connection, logger)
-                let result = try await body(
-                    TenantTransaction(connection: shared.connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                let result = try await body(try await scoped(shared.connection))
                 try await shared.commit()
                 shared.returnLease()
                 return result
@@ -143,13 +146,11 @@ public struct TenantRequest: Sendable {
         case .reuse:
             defer { shared.returnLease() }
             return try await shared.connection.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await Self.scopeOwnership(seesAllOwned, connection, logger)
-                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await body(try await scoped(connection))
             }
         case .none:
             return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
-                try await Self.scopeOwnership(seesAllOwned, connection, logger)
-                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                try await body(try await scoped(connection))
             }
         }
     }
@@ -171,13 +172,17 @@ public struct TenantTransaction: Sendable {
     public let logger: Logger
     let jobs: JobQueue
     let metering: Metering
+    /// The one owner whose rows an owned-records caller reaches, nil when it reaches every
+    /// owner's (or the route is not owned). Row-level security enforces the scope either
+    /// way; stores add it to list filters so the planner can use an owner index.
+    public internal(set) var ownerFilter: UUID? = nil
 
     /// Records usage of one of the module's meters in this transaction: rolled back with
     /// it, and recorded once per `idempotencyKey`, ever. Returns false for a repeat.
-    @discardableResult
     ///
     /// With `quota` (from `TenantRequest.quota(_:)`), the month's usage may not pass it:
     /// checked and consumed atomically, 429 `quota_exceeded` otherwise.
+    @discardableResult
     public func recordUsage(
         _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:],
         quota: Int64? = nil

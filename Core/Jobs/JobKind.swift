@@ -56,7 +56,8 @@ extension JobContext {
         return try await database.withTenantTransaction(tenantID, principal: userID, logger: logger) { connection in
             if seesAllOwners { try await connection.scopeToAllOwners(logger: logger) }
             return try await body(TenantTransaction(
-                connection: connection, tenantID: tenantID, principalID: userID, logger: logger, jobs: JobQueue(logger: logger), metering: metering))
+                connection: connection, tenantID: tenantID, principalID: userID, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
+                ownerFilter: seesAllOwners ? nil : userID))
         }
     }
 }

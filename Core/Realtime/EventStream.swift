@@ -81,10 +81,12 @@ extension TenantRequest {
         let jobs = services.jobs
         let metering = services.metering
         let seesAllOwned = ownership?.seesAll == true
+        let ownerFilter = ownership?.ownerFilter
         @Sendable func inTransaction<T: Sendable>(_ body: @escaping @Sendable (TenantTransaction) async throws -> T) async throws -> T {
             try await database.withTenantTransaction(tenantID, principal: principalID, logger: logger) { connection in
                 try await TenantRequest.scopeOwnership(seesAllOwned, connection, logger)
-                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering))
+                return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering,
+                                             ownerFilter: ownerFilter))
             }
         }
         let body = ResponseBody { writer in

@@ -81,23 +81,32 @@ enum Validation {
         return .success(list.joined(separator: ";"))
     }
 
+    /// An amount in minor units out of range, or nil.
+    static func amountProblem(_ amount: Int64) -> String? {
+        (0...InputDomain.maximumAmount).contains(amount) ? nil : "must be from 0 to \(InputDomain.maximumAmount) minor units"
+    }
+
+    /// A name (title, SKU) given empty or longer than `maximum`, or nil.
+    static func nameProblem(_ name: String, maximum: Int) -> String? {
+        name.isEmpty || InputDomain.length(name) > maximum ? "must be 1 to \(maximum) characters" : nil
+    }
+
+    static func currencyProblem(_ text: String) -> String? {
+        isCurrency(text) ? nil : "must be an ISO 4217 code"
+    }
+
     static func isCurrency(_ text: String) -> Bool {
         text.utf8.count == 3 && text.utf8.allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
     }
 
 }
 
-/// The query parameters every list shares: `limit`, `cursor` (keyset on updated_at, id:
-/// the row named by the cursor's id gives the exact position; its time is the fallback
-/// when that row is gone),
-/// `owner`, `updated_since` and `q`.
+/// The filters every sales list shares: `owner`, `updated_since` and `q` (paging is
+/// the kernel's `PageRequest`).
 struct ListFilter: Sendable {
-    var limit: Int
     var owner: UUID?
     var updatedSince: Date?
     var search: String?
-    var afterTime: Date?
-    var afterID: UUID?
 
     /// `%q%` for ILIKE, with the wildcard characters of `q` escaped.
     var pattern: String? {
@@ -105,31 +114,16 @@ struct ListFilter: Sendable {
     }
 
     init(_ request: TenantRequest) throws {
-        limit = try request.limit()
         owner = try request.uuidQuery("owner")
         updatedSince = try request.timeQuery("updated_since")
         search = request.query("q").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) }
-        let cursor = try request.keysetCursor()
-        afterTime = cursor?.time
-        afterID = cursor?.id
     }
 
-    /// The page of `fetched` (which holds one row more than the limit when there is a
-    /// next page) and the cursor of the next page.
-    func page<Record: KeysetRecord>(_ fetched: [Record]) -> (rows: [Record], next: String?) {
-        let rows = Array(fetched.prefix(limit))
-        return (rows, next(fetched: fetched.count, lastTime: rows.last?.updatedAt, lastID: rows.last?.id))
+    /// The three parameters for OpenAPI; `search` says what `q` searches in.
+    static func parameters(search: String) -> [QueryParameter] {
+        [
+            .init("owner", "Only this owner's records (a user id)."), .init("updated_since", "Only records changed at or after this RFC 3339 time."),
+            .init("q", "Search in \(search) (case-insensitive)."),
+        ]
     }
-
-    /// The cursor of the next page, when there is one (`fetched` counts the extra row).
-    private func next(fetched: Int, lastTime: Date?, lastID: UUID?) -> String? {
-        guard fetched > limit, let lastTime, let lastID else { return nil }
-        return KeysetCursor(time: lastTime, id: lastID).encoded
-    }
-}
-
-/// A record listed in (updated_at, id) order.
-protocol KeysetRecord {
-    var id: UUID { get }
-    var updatedAt: Date { get }
 }

@@ -9,10 +9,6 @@ import PostgresNIO
 /// `POST sales/imports` (the file as the body), `GET sales/imports[/{id}]` and
 /// `GET sales/imports/{id}/errors` (rejected rows as CSV).
 struct ImportRoutes {
-    struct ImportList: Codable, Sendable {
-        var data: [SalesImport.Status]
-    }
-
     func register(_ routes: ModuleRoutes) {
         routes.streaming(
             .post, "imports",
@@ -45,18 +41,9 @@ struct ImportRoutes {
                     let bytes = try await SalesImport.store(
                         request.request.body.map { Array($0.readableBytesView) }, importID: importID, tenantID: tenantID, principal: scope.userID,
                         database: database, logger: logger)
-                    try await request.transaction { transaction in
-                        try await transaction.connection.query(
-                            "UPDATE sales_imports SET state = 'queued', bytes = \(bytes) WHERE id = \(importID)", logger: logger)
-                        try await transaction.enqueue(SalesImport.jobKind, payload: SalesImport.JobPayload(importId: importID))
-                    }
+                    try await request.transaction { try await SalesImport.queue(importID, bytes: bytes, on: $0) }
                 } catch {
-                    _ = try? await request.transaction { transaction in
-                        try await transaction.connection.query(
-                            "UPDATE sales_imports SET state = 'failed', failure = 'the upload did not complete', finished_at = now() WHERE id = \(importID)",
-                            logger: logger)
-                        try await transaction.connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
-                    }
+                    _ = try? await request.transaction { try await SalesImport.abandonUpload(importID, on: $0) }
                     throw error
                 }
             }
@@ -65,13 +52,9 @@ struct ImportRoutes {
         }
 
         routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", access: SalesAccess.importing,
-                  query: [.init("limit", "1-200, default 50.", schema: .integer)], response: ImportList.self) { request in
-            let scope = try request.requireOwnership()
+                  query: [.init("limit", "1-200, default 50.", schema: .integer)], response: Page<SalesImport.Status>.self) { request in
             let limit = try request.limit()
-            return try await request.transaction { transaction in
-                let list = try await Self.statuses(id: nil, ownerFilter: scope.ownerFilter, limit: limit, tenant: request.tenant.slug, on: transaction)
-                return ImportList(data: list)
-            }
+            return Page(data: try await request.transaction { try await SalesImport.statuses(id: nil, limit: limit, tenant: request.tenant.slug, on: $0) })
         }
 
         routes.on(.get, "imports/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
@@ -85,9 +68,7 @@ struct ImportRoutes {
             let id = try request.uuidParameter("id")
             let rows = try await request.transaction { transaction in
                 _ = try await Self.status(id, tenant: request.tenant.slug, on: transaction)
-                return try await transaction.connection.query(
-                    "SELECT line, reason FROM sales_import_errors WHERE import_id = \(id) ORDER BY line, reason", logger: transaction.logger
-                ).collect().map { try $0.decode((Int64, String).self) }
+                return try await SalesImport.errors(of: id, on: transaction)
             }
             var buffer = ByteBuffer(string: "line,reason\r\n")
             for (line, reason) in rows { CSVWriter.appendRow([String(line), reason], to: &buffer) }
@@ -125,39 +106,10 @@ struct ImportRoutes {
     }
 
     static func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> SalesImport.Status {
-        guard let status = try await statuses(id: id, ownerFilter: nil, limit: 1, tenant: slug, on: transaction).first else {
+        guard let status = try await SalesImport.statuses(id: id, limit: 1, tenant: slug, on: transaction).first else {
             throw AtriumError.notFound("No such import.")
         }
         return status
-    }
-
-    /// One import (`id`) or the newest `limit`, each with its first ten rejected rows, in
-    /// one statement however many there are.
-    static func statuses(
-        id: UUID?, ownerFilter: UUID?, limit: Int, tenant slug: String, on transaction: TenantTransaction
-    ) async throws -> [SalesImport.Status] {
-        let rows = try await transaction.connection.query(
-            """
-            SELECT i.id, i.entity, i.format, i.mode, i.error_policy, i.state, i.bytes, i.rows_read, i.rows_written, i.rows_unchanged,
-                   i.rows_rejected, i.failure, i.created_at, i.finished_at, coalesce(e.errors, '[]')::text
-            FROM sales_imports i
-            LEFT JOIN LATERAL (
-                SELECT json_agg(json_build_object('line', x.line, 'reason', x.reason) ORDER BY x.line) AS errors
-                FROM (SELECT line, reason FROM sales_import_errors WHERE import_id = i.id ORDER BY line LIMIT 10) x
-            ) e ON true
-            WHERE (\(id)::uuid IS NULL OR i.id = \(id)) AND (\(ownerFilter)::uuid IS NULL OR i.owner_id = \(ownerFilter))
-            ORDER BY i.created_at DESC LIMIT \(limit)
-            """, logger: transaction.logger
-        ).collect()
-        return try rows.map { row in
-            let (id, entity, format, mode, policy, state, bytes, read, written, unchanged, rejected, failure, created, finished, errors) = try row.decode(
-                (UUID, String, String, String, String, String, Int64, Int64, Int64, Int64, Int64, String?, Date, Date?, String).self)
-            return SalesImport.Status(
-                id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
-                rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure,
-                firstErrors: try JSONDecoder().decode([SalesImport.RowError].self, from: Data(errors.utf8)),
-                errorsUrl: "/v1/tenants/\(slug)/sales/imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
-        }
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {

@@ -23,10 +23,12 @@ public enum SalesImport {
     /// An import as the API shows it.
     struct Status: Codable, Sendable {
         var id: UUID
+        /// contacts, companies, products or deals.
         var entity: String
         var format: String
         var mode: String
         var errorPolicy: String
+        /// uploading, queued, running, done or failed.
         var state: String
         var bytes: Int64
         var rowsRead: Int64

@@ -2,7 +2,6 @@ import AtriumCore
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
 import NIOCore
 import PostgresNIO
 
@@ -13,8 +12,20 @@ enum ContactExport {
     static let pageSize = 5_000
     static let header = ["id", "email", "first_name", "last_name", "phone", "company_id", "tags", "external_id", "owner_id", "updated_at"]
 
-    static func response(_ request: TenantRequest, scope: Ownership) async throws -> Response {
-        let logger = request.logger
+    /// One exported contact, its fields as the CSV writes them.
+    struct Row: Sendable {
+        var id: UUID
+        var fields: [String]
+
+        init(decoding row: PostgresRow) throws {
+            let (id, email, first, last, phone, company, tags, external, owner, updated) = try row.decode(
+                (UUID, String, String, String, String, String, String, String, UUID, Date).self)
+            self.id = id
+            fields = [id.uuidString.lowercased(), email, first, last, phone, company, tags, external, owner.uuidString.lowercased(), updated.formatted(.iso8601)]
+        }
+    }
+
+    static func response(_ request: TenantRequest) async throws -> Response {
         let body = ResponseBody { writer in
             var buffer = ByteBuffer()
             CSVWriter.appendRow(header, to: &buffer)
@@ -22,26 +33,12 @@ enum ContactExport {
             while true {
                 // After the handler returned, each block is a short transaction of its own
                 // from the pool, scoped by the kernel to what the caller may see.
-                let page = try await request.transaction { transaction in
-                    try await transaction.connection.query(
-                        """
-                        SELECT id, coalesce(email, ''), first_name, last_name, coalesce(phone, ''), coalesce(company_id::text, ''),
-                               array_to_string(tags, ';'), coalesce(external_id, ''), owner_id, updated_at
-                        FROM sales_contacts
-                        WHERE (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter)) AND (\(after)::uuid IS NULL OR id > \(after))
-                        ORDER BY id LIMIT \(pageSize)
-                        """, logger: logger
-                    ).collect().map { try $0.decode((UUID, String, String, String, String, String, String, String, UUID, Date).self) }
-                }
-                for (id, email, first, last, phone, company, tags, external, owner, updated) in page {
-                    CSVWriter.appendRow(
-                        [id.uuidString.lowercased(), email, first, last, phone, company, tags, external, owner.uuidString.lowercased(),
-                         updated.formatted(.iso8601)], to: &buffer)
-                }
+                let page = try await request.transaction { try await ContactStore.exportPage(after: after, limit: pageSize, on: $0) }
+                for row in page { CSVWriter.appendRow(row.fields, to: &buffer) }
                 try await writer.write(buffer)
                 buffer.clear()
                 guard page.count == pageSize, let last = page.last else { break }
-                after = last.0
+                after = last.id
             }
             try await writer.finish(nil)
         }

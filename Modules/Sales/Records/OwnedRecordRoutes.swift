@@ -1,43 +1,70 @@
 import AtriumCore
 import Foundation
 import HTTPTypes
-import PostgresNIO
 
-/// The route shapes every owned sales record shares, written once: create (checked
-/// input, owner, Idempotency-Key by the kernel's `create`, database errors mapped) and delete (owner-scoped,
-/// another owner's id answered like a missing one).
+/// A request body that creates a record (POST) or changes one (PATCH, a JSON Merge
+/// Patch): the same fields, checked the same way, whichever door they come through.
+protocol RecordFields: Codable, Sendable {
+    /// Normalised and checked fields; `creating` requires what a new record needs.
+    func validated(creating: Bool) throws -> Self
+    /// Another owner to give the record to (`sales.owners.assign`).
+    var ownerId: Patch<UUID> { get }
+}
+
+/// The SQL of an owned sales record that the standard routes call.
+protocol OwnedRecordStore {
+    associatedtype Record: Codable & Sendable
+    associatedtype Fields: RecordFields
+    static var table: RecordTable<Record> { get }
+    static func insert(_ fields: Fields, owner: UUID, on transaction: TenantTransaction) async throws -> Record
+    static func update(_ id: UUID, _ fields: Fields, owner: UUID?, on transaction: TenantTransaction) async throws -> Record
+}
+
+/// The routes every owned sales record shares, written once: `POST path` (checked input,
+/// owner settled, Idempotency-Key by the kernel's `create`), `GET`, `PATCH` and `DELETE
+/// path/{id}` (another owner's id answered like a missing one).
 enum OwnedRecordRoutes {
-    /// `POST path`: `validate` the input, settle the owner (the caller unless it may
-    /// assign), then `insert` in the caller's scoped transaction.
-    static func create<Input: Codable & Sendable, Output: Codable & Sendable>(
-        _ routes: ModuleRoutes, _ path: String, summary: String, body: Input.Type, response: Output.Type,
-        validate: @escaping @Sendable (Input) throws -> Input, owner: @escaping @Sendable (Input) -> UUID?,
-        insert: @escaping @Sendable (TenantTransaction, Input, UUID) async throws -> Output
-    ) {
-        routes.create(path, summary: summary, access: SalesAccess.records, body: body, response: response) { request, input in
-            let scope = try request.requireOwnership()
-            let checked = try validate(input)
-            let ownerID = try scope.owner(for: owner(checked), assignPermission: SalesPermission.assign)
-            return try await request.transaction { transaction in
-                try await insert(transaction, checked, ownerID)
-            }
+    /// What each route does, for OpenAPI.
+    struct Summaries {
+        var create: String
+        var get: String
+        var change: String
+        var delete: String
+    }
+
+    static func register<Store: OwnedRecordStore>(_ routes: ModuleRoutes, _ path: String, store: Store.Type, summaries: Summaries) {
+        routes.create(path, summary: summaries.create, access: SalesAccess.records, body: Store.Fields.self, response: Store.Record.self) { request, input in
+            let fields = try input.validated(creating: true)
+            let owner = try request.requireOwnership().owner(for: fields.ownerId.value, assignPermission: SalesPermission.assign)
+            return try await request.transaction { try await Store.insert(fields, owner: owner, on: $0) }
+        }
+
+        get(routes, "\(path)/{id}", summary: summaries.get, table: Store.table)
+
+        routes.on(.patch, "\(path)/{id}", summary: summaries.change, access: SalesAccess.records, body: Store.Fields.self,
+                  response: Store.Record.self) { request, input in
+            let id = try request.uuidParameter("id")
+            let fields = try input.validated(creating: false)
+            let owner = try fields.ownerId.value.map { try request.requireOwnership().owner(for: $0, assignPermission: SalesPermission.assign) }
+            return try await request.transaction { try await Store.update(id, fields, owner: owner, on: $0) }
+        }
+
+        delete(routes, "\(path)/{id}", summary: summaries.delete, table: Store.table)
+    }
+
+    /// `GET path`: the record, 404 for one the caller may not see.
+    static func get<Record: Codable & Sendable>(_ routes: ModuleRoutes, _ path: String, summary: String, table: RecordTable<Record>) {
+        routes.on(.get, path, summary: summary, access: SalesAccess.records, response: Record.self) { request in
+            let id = try request.uuidParameter("id")
+            return try await request.transaction { try await table.find(id, on: $0) }
         }
     }
 
-    /// `DELETE path/{id}` on `table` (a constant of this module, never input).
-    static func delete(_ routes: ModuleRoutes, _ path: String, table: String, noun: String, summary: String) {
+    /// `DELETE path`: 404 for a record the caller may not see (or change).
+    static func delete<Record>(_ routes: ModuleRoutes, _ path: String, summary: String, table: RecordTable<Record>, onlyIf condition: String = "true") {
         routes.on(.delete, path, summary: summary, access: SalesAccess.records, response: NoContent.self, status: .noContent) { request in
-            let scope = try request.requireOwnership()
             let id = try request.uuidParameter("id")
-            try await request.transaction { transaction in
-                let deleted = try await transaction.connection.query(
-                    """
-                    DELETE FROM \(unescaped: table) WHERE id = \(id) AND (\(scope.ownerFilter)::uuid IS NULL OR owner_id = \(scope.ownerFilter))
-                    RETURNING 1
-                    """, logger: transaction.logger
-                ).collect()
-                guard !deleted.isEmpty else { throw AtriumError.notFound("No such \(noun).") }
-            }
+            try await request.transaction { try await table.delete(id, on: $0, onlyIf: condition) }
             return NoContent()
         }
     }

@@ -1,0 +1,18 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+
+struct CompanyRoutes {
+    func register(_ routes: ModuleRoutes) {
+        routes.on(.get, "companies", summary: "List companies you may see", access: SalesAccess.records,
+                  query: QueryParameter.pagination + ListFilter.parameters(search: "name and domain"), response: Page<Company>.self) { request in
+            let (page, filter) = (try request.pageRequest(), try ListFilter(request))
+            return try await request.transaction { try await CompanyStore.list(page, filter, on: $0) }
+        }
+
+        OwnedRecordRoutes.register(routes, "companies", store: CompanyStore.self, summaries: .init(
+            create: "Create a company", get: "One company",
+            change: "Change a company (JSON Merge Patch: null clears a field); owner_id reassigns it (sales.owners.assign)",
+            delete: "Delete a company (its contacts and deals stay, without it)"))
+    }
+}

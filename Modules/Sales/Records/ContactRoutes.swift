@@ -1,0 +1,26 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+
+struct ContactRoutes {
+    func register(_ routes: ModuleRoutes) {
+        routes.on(.get, "contacts", summary: "List contacts you may see, oldest change first", access: SalesAccess.records,
+                  query: QueryParameter.pagination + ListFilter.parameters(search: "names and email") + [
+                    .init("tag", "Only contacts with this tag."), .init("company", "Only this company's contacts."),
+                  ], response: Page<Contact>.self) { request in
+            let page = try request.pageRequest()
+            let filter = ContactStore.Filter(common: try ListFilter(request), tag: request.query("tag"), company: try request.uuidQuery("company"))
+            return try await request.transaction { try await ContactStore.list(page, filter, on: $0) }
+        }
+
+        OwnedRecordRoutes.register(routes, "contacts", store: ContactStore.self, summaries: .init(
+            create: "Create a contact", get: "One contact",
+            change: "Change a contact (JSON Merge Patch: null clears a field); owner_id reassigns it (sales.owners.assign)",
+            delete: "Delete a contact and its activities"))
+
+        routes.streaming(.get, "contacts/export", summary: "Every contact you may see, as CSV (streamed)", access: SalesAccess.importing,
+                         produces: "text/csv") { request in
+            try await ContactExport.response(request)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import AtriumCore
+import Foundation
+import PostgresNIO
+
+/// The SQL of the product catalog. Everyone in the tenant reads every product (the
+/// table's policies limit only writes to the owner), so lists take no owner filter.
+enum ProductStore: OwnedRecordStore {
+    static let table = RecordTable<Product>(
+        "sales_products", columns: "id, owner_id, sku, name, unit_price, currency, created_at, updated_at", noun: "product", ownedBy: nil,
+        order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Product.init)
+
+    static func list(_ page: PageRequest, _ filter: ListFilter, on transaction: TenantTransaction) async throws -> Page<Product> {
+        try await table.page(page, where: """
+            (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
+            AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
+            AND (\(filter.search)::text IS NULL OR sku ILIKE \(filter.pattern) OR name ILIKE \(filter.pattern))
+            """, on: transaction)
+    }
+
+    static func insert(_ product: ProductFields, owner: UUID, on transaction: TenantTransaction) async throws -> Product {
+        try await table.one(
+            """
+            INSERT INTO sales_products (tenant_id, owner_id, sku, name, unit_price, currency)
+            VALUES (\(transaction.tenantID), \(owner), \(product.sku.value ?? ""), \(product.name.value ?? ""), \(product.unitPrice.value ?? 0), \(product.currency.value ?? ""))
+            RETURNING \(unescaped: table.columns)
+            """, on: transaction)
+    }
+
+    /// Applies a merge patch; 404 for a product the caller may read but not change.
+    static func update(_ id: UUID, _ patch: ProductFields, owner: UUID?, on transaction: TenantTransaction) async throws -> Product {
+        try await table.one(
+            """
+            UPDATE sales_products SET sku = coalesce(\(patch.sku.value), sku), name = coalesce(\(patch.name.value), name),
+                unit_price = coalesce(\(patch.unitPrice.value), unit_price), currency = coalesce(\(patch.currency.value), currency),
+                owner_id = coalesce(\(owner), owner_id), updated_at = now()
+            WHERE id = \(id)
+            RETURNING \(unescaped: table.columns)
+            """, on: transaction)
+    }
+}
