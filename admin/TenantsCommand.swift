@@ -89,7 +89,7 @@ struct TenantsCommand: AsyncParsableCommand {
         let plans = try catalog(URL(fileURLWithPath: directory).appending(path: "plans.yaml").path(), registry: registry)
         return try await withPostgresConnection(location.owner, logger: logger) { connection in
             try await plans?.publishQuotas(on: connection, logger: logger)
-            let hasher = PasswordHasher(parameters: try IdentitySettings(environment: ProcessInfo.processInfo.environment).hashing)
+            let hasher = PasswordHasher(parameters: try AtriumConfiguration.hashing(ProcessInfo.processInfo.environment))
             return try await TenantApplier(registry: registry, hasher: hasher, plans: plans, logger: logger).applyReportingLogins(files, on: connection)
         }
     }

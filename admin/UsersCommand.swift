@@ -59,7 +59,7 @@ struct UsersCommand: AsyncParsableCommand {
                 try PasswordPolicy.validate(email: email)
                 try PasswordPolicy.validate(secret, email: email)
             }
-            let hash = try await PasswordHasher(parameters: try IdentitySettings(environment: ProcessInfo.processInfo.environment).hashing).hash(secret)
+            let hash = try await PasswordHasher(parameters: try AtriumConfiguration.hashing(ProcessInfo.processInfo.environment)).hash(secret)
             let user = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, tenant in
                 let user = try await UserStore(logger: logger).create(
                     tenantID: tenant.id, email: email, passwordHash: hash, roles: roles, verified: true, on: connection)

@@ -38,8 +38,7 @@ struct OpenAPITests {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         // With the identity layer, billing and the operator API on, so their routes are validated too.
         let catalog = try PlanCatalog.parse("plans:\n  free: {}\n", path: "plans.yaml")
-        let access = try OperatorAccess(token: String(repeating: "t", count: 32), ownerURL: db.owner)
-        let data = try await withIdentityApp(db, plans: catalog, operatorAccess: access) { client, _ in
+        let data = try await withIdentityApp(db, plans: catalog, operatorToken: String(repeating: "t", count: 32)) { client, _ in
             try await client.execute(uri: "/v1/openapi.json", method: .get) { Data(buffer: $0.body) }
         }
         let document = try JSONDecoder().decode(JSONValue.self, from: data)

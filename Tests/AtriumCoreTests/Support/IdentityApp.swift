@@ -7,23 +7,28 @@ import HummingbirdTesting
 import NIOCore
 
 /// Cheap Argon2 parameters so tests hash in milliseconds; production uses the defaults.
-let testHasher = PasswordHasher(parameters: .init(memoryKiB: 1024, iterations: 1, parallelism: 1))
+let testHasher = PasswordHasher(parameters: testHashing)
 
-/// The real router with the identity layer on, over a test database.
+/// Cheap Argon2 parameters for the application a test builds.
+let testHashing = PasswordHasher.Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
+
+/// The application `atrium serve` runs, built by the same composition root
+/// (`AtriumRuntime.prepare`) over a test database, with the identity layer on.
 func withIdentityApp<Result: Sendable>(
-    _ db: TestDatabase, settings: SessionSettings = SessionSettings(), hasher: PasswordHasher = testHasher, plans: PlanCatalog? = nil,
-    limiter: any RateLimitStore = MemoryRateLimitStore(), operatorAccess: OperatorAccess? = nil, modules: [any AtriumModule] = [NotesModule()],
-    _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
+    _ db: TestDatabase, settings: SessionSettings = SessionSettings(), plans: PlanCatalog? = nil, operatorToken: String? = nil,
+    modules: [any AtriumModule] = [NotesModule()], _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
         let registry = try ModuleRegistry(modules)
-        let identity = try await Identity.prepare(
-            database: database, registry: registry, masterKey: .generate(), hasher: hasher, settings: settings, logger: TestDatabase.logger)
-        let dependencies = ApplicationDependencies(
-            database: database, registry: registry, identity: identity, plans: plans, limiter: limiter, operatorAccess: operatorAccess,
-            logger: TestDatabase.logger,
-            expectedMigrations: try registry.allMigrations())
-        let app = Application(router: buildRouter(dependencies), logger: TestDatabase.logger)
+        var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
+        configuration.hashing = testHashing
+        configuration.sessions = settings
+        configuration.plans = plans
+        configuration.operatorToken = operatorToken
+        let runtime = try await AtriumRuntime.prepare(
+            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+        guard let identity = runtime.dependencies.identity else { throw ConfigurationError("the runtime has no identity layer") }
+        let app = Application(router: runtime.router, logger: TestDatabase.logger)
         return try await app.test(.router) { client in try await body(client, identity) }
     }
 }

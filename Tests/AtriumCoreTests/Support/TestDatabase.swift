@@ -56,6 +56,9 @@ struct TestDatabase: Sendable {
 
     var location: DatabaseLocation { DatabaseLocation(app: app, owner: owner, embedded: nil) }
 
+    /// A data directory of this database's own (the mail directory of its application).
+    var dataDirectory: URL { FileManager.default.temporaryDirectory.appending(path: "atrium-\(name)") }
+
     /// Runs `body` with a pooled application-role `Database`.
     func withApp<Result: Sendable>(maximumConnections: Int = 4, _ body: @Sendable (Database) async throws -> Result) async throws -> Result {
         try await withPostgresClient(app, maximumConnections: maximumConnections, logger: Self.logger) { client in
