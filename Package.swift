@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .executable(name: "atrium", targets: ["Atrium"]),
         .library(name: "AtriumCore", targets: ["AtriumCore"]),
+        // What a module's tests are written with: a throwaway database, the application
+        // `atrium serve` runs, login and request helpers, the module conformance checks.
+        .library(name: "AtriumTesting", targets: ["AtriumTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -96,10 +99,25 @@ let package = Package(
             path: "admin",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "AtriumTesting",
+            dependencies: [
+                "AtriumCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Tests/AtriumTesting",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AtriumCoreTests",
             dependencies: [
                 "AtriumCore",
+                "AtriumTesting",
                 "AtriumSales",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -114,6 +132,23 @@ let package = Package(
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ],
             path: "Tests/AtriumCoreTests",
+            swiftSettings: swiftSettings
+        ),
+        // One test target per module, written with AtriumTesting.
+        .testTarget(
+            name: "AtriumSalesTests",
+            dependencies: [
+                "AtriumCore",
+                "AtriumSales",
+                "AtriumTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            path: "Tests/AtriumSalesTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

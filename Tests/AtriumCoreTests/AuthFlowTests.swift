@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Crypto
 import HummingbirdBcrypt
 import Foundation

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Foundation
 import NIOFoundationCompat
 import Hummingbird
@@ -22,25 +23,11 @@ func withTestApp<Result: Sendable>(
     }
 }
 
-/// Decodes a JSON response body into a loose JSON value for assertions: null for an
-/// empty body, and a recorded issue (not a silent null) for a body that is not JSON.
-func json(_ response: TestResponse, sourceLocation: SourceLocation = #_sourceLocation) -> JSONValue {
-    guard response.body.readableBytes > 0 else { return .null }
-    do {
-        return try JSONDecoder().decode(JSONValue.self, from: Data(buffer: response.body))
-    } catch {
-        Issue.record("the response body is not JSON: \(String(buffer: response.body).prefix(200))", sourceLocation: sourceLocation)
-        return .null
-    }
-}
-
-extension JSONValue {
-    var string: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-    var array: [JSONValue]? {
-        if case .array(let value) = self { return value }
-        return nil
-    }
+/// The application with the identity layer on (`AtriumTesting.withTestApplication`),
+/// with the kernel tests' own module by default.
+func withIdentityApp<Result: Sendable>(
+    _ db: TestDatabase, settings: SessionSettings = SessionSettings(), plans: PlanCatalog? = nil, operatorToken: String? = nil,
+    modules: [any AtriumModule] = [NotesModule()], _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
+) async throws -> Result {
+    try await withTestApplication(db, modules: modules, settings: settings, plans: plans, operatorToken: operatorToken, body)
 }

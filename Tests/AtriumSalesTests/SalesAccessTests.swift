@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumSales
+import AtriumTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -25,7 +26,7 @@ struct SalesTeam {
         let ann = try await db.createUser("ann@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         let bob = try await db.createUser("bob@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         _ = try await db.createUser("max@acme.test", password: "correct horse battery", roles: ["sales_manager"], in: tenant)
-        try await withIdentityApp(db, modules: [SalesModule()]) { client, _ in
+        try await withTestApplication(db, modules: [SalesModule()]) { client, _ in
             let team = SalesTeam(
                 db: db, tenant: tenant,
                 ann: try await client.login("acme", "ann@acme.test", "correct horse battery").access,
@@ -33,15 +34,6 @@ struct SalesTeam {
                 manager: try await client.login("acme", "max@acme.test", "correct horse battery").access, annID: ann.id, bobID: bob.id)
             try await body(client, team)
         }
-    }
-}
-
-extension TestClientProtocol {
-    func send(_ method: HTTPRequest.Method, _ uri: String, token: String, json: String? = nil, headers extra: HTTPFields = [:]) async throws -> TestResponse {
-        var headers = extra
-        headers[.authorization] = "Bearer \(token)"
-        if json != nil { headers[.contentType] = "application/json" }
-        return try await execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
     }
 }
 

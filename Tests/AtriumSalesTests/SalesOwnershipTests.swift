@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumSales
+import AtriumTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -18,7 +19,7 @@ import Testing
         let ann = try await db.createUser("ann@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         _ = try await db.createUser("bob@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         let boss = try await db.createUser("boss@acme.test", password: "correct horse battery", roles: ["owner"], in: tenant)
-        try await withIdentityApp(db, modules: [SalesModule()]) { client, identity in
+        try await withTestApplication(db, modules: [SalesModule()]) { client, identity in
             let bossToken = try await client.login("acme", "boss@acme.test", "correct horse battery").access
             let annToken = try await client.login("acme", "ann@acme.test", "correct horse battery").access
             let bobToken = try await client.login("acme", "bob@acme.test", "correct horse battery").access
@@ -67,7 +68,7 @@ import Testing
 
     @Test func ownedRoutesShowTheirAccessAndCreatesTheirIdempotencyKeyInOpenAPI() async throws {
         let db = try await TestDatabase.create(modules: [SalesModule()])
-        try await withIdentityApp(db, modules: [SalesModule()]) { client, _ in
+        try await withTestApplication(db, modules: [SalesModule()]) { client, _ in
             let document = json(try await client.get("/v1/openapi.json", token: nil))
             let paths = try #require(document["paths"])
             let list = paths["/v1/tenants/{tenant}/sales/contacts"]?["get"]

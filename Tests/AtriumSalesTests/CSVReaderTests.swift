@@ -1,4 +1,5 @@
 @testable import AtriumSales
+import AtriumTesting
 import NIOCore
 import Testing
 

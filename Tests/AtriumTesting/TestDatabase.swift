@@ -1,24 +1,28 @@
-import AtriumCore
-import Foundation
-import Logging
-import PostgresNIO
-import Testing
+public import AtriumCore
+public import Foundation
+public import Logging
+public import PostgresNIO
+public import Testing
 
 /// A fresh database on the throwaway cluster that `make test` started, one per test,
-/// so tests run in parallel without seeing each other's rows.
-struct TestDatabase: Sendable {
-    let name: String
-    let app: DatabaseURL
-    let owner: DatabaseURL
-    let superuser: DatabaseURL
+/// so tests run in parallel without seeing each other's rows. A module's tests create
+/// one with the module installed: `TestDatabase.create(modules: [MyModule()])`.
+public struct TestDatabase: Sendable {
+    public let name: String
+    /// The application role: row-level security applies, as to the server.
+    public let app: DatabaseURL
+    /// The owner role: migrations, operators' work, tests' setup and inspection.
+    public let owner: DatabaseURL
+    public let superuser: DatabaseURL
 
-    static let logger: Logger = {
+    /// Quiet unless `ATRIUM_TEST_LOG_LEVEL` asks for more.
+    public static let logger: Logger = {
         var logger = Logger(label: "atrium.test")
         logger.logLevel = ProcessInfo.processInfo.environment["ATRIUM_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         return logger
     }()
 
-    static func cluster() throws -> EmbeddedPostgres {
+    public static func cluster() throws -> EmbeddedPostgres {
         guard let directory = ProcessInfo.processInfo.environment["ATRIUM_TEST_DATA_DIR"] else {
             throw ConfigurationError("ATRIUM_TEST_DATA_DIR is not set: run the tests with `make test`, which starts a throwaway PostgreSQL")
         }
@@ -26,7 +30,7 @@ struct TestDatabase: Sendable {
     }
 
     /// Creates an empty database owned by the owner role, migrated unless `migrate` is false.
-    static func create(modules: [any AtriumModule] = [], migrate: Bool = true) async throws -> TestDatabase {
+    public static func create(modules: [any AtriumModule] = [], migrate: Bool = true) async throws -> TestDatabase {
         let cluster = try cluster()
         let urls = try cluster.urls()
         let name = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
@@ -54,25 +58,25 @@ struct TestDatabase: Sendable {
         return database
     }
 
-    var location: DatabaseLocation { DatabaseLocation(app: app, owner: owner, embedded: nil) }
+    public var location: DatabaseLocation { DatabaseLocation(app: app, owner: owner, embedded: nil) }
 
     /// A data directory of this database's own (the mail directory of its application).
-    var dataDirectory: URL { FileManager.default.temporaryDirectory.appending(path: "atrium-\(name)") }
+    public var dataDirectory: URL { FileManager.default.temporaryDirectory.appending(path: "atrium-\(name)") }
 
     /// Runs `body` with a pooled application-role `Database`.
-    func withApp<Result: Sendable>(maximumConnections: Int = 4, _ body: @Sendable (Database) async throws -> Result) async throws -> Result {
+    public func withApp<Result: Sendable>(maximumConnections: Int = 4, _ body: @Sendable (Database) async throws -> Result) async throws -> Result {
         try await withPostgresClient(app, maximumConnections: maximumConnections, logger: Self.logger) { client in
             try await body(Database(client: client, maximumConnections: maximumConnections))
         }
     }
 
     @discardableResult
-    func withOwner<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    public func withOwner<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
         try await withPostgresConnection(owner, logger: Self.logger, body)
     }
 
     /// Creates a tenant as an operator would.
-    func createTenant(_ slug: String, modules: [String] = []) async throws -> Tenant {
+    public func createTenant(_ slug: String, modules: [String] = []) async throws -> Tenant {
         try await withOwner { connection in
             let tenant = try await TenantStore(logger: Self.logger).create(slug: slug, name: slug.capitalized, plan: "free", on: connection)
             for module in modules {
@@ -87,7 +91,7 @@ struct TestDatabase: Sendable {
 
 /// Expects `body` to be refused by PostgreSQL with exactly `sqlState`: a syntax error
 /// or a dropped connection must not pass for the refusal a test is about.
-func expectDatabaseError(
+public func expectDatabaseError(
     _ sqlState: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> some Any
 ) async {
     do {

@@ -1,22 +1,22 @@
-import AtriumCore
+public import AtriumCore
 import Foundation
-import Testing
-import HTTPTypes
+public import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
+public import HummingbirdTesting
 import NIOCore
+import Testing
 
 /// Cheap Argon2 parameters so tests hash in milliseconds; production uses the defaults.
-let testHasher = PasswordHasher(parameters: testHashing)
+public let testHasher = PasswordHasher(parameters: testHashing)
 
 /// Cheap Argon2 parameters for the application a test builds.
-let testHashing = PasswordHasher.Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
+public let testHashing = PasswordHasher.Parameters(memoryKiB: 1024, iterations: 1, parallelism: 1)
 
 /// The application `atrium serve` runs, built by the same composition root
 /// (`AtriumRuntime.prepare`) over a test database, with the identity layer on.
-func withIdentityApp<Result: Sendable>(
-    _ db: TestDatabase, settings: SessionSettings = SessionSettings(), plans: PlanCatalog? = nil, operatorToken: String? = nil,
-    modules: [any AtriumModule] = [NotesModule()], _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
+public func withTestApplication<Result: Sendable>(
+    _ db: TestDatabase, modules: [any AtriumModule], settings: SessionSettings = SessionSettings(), plans: PlanCatalog? = nil,
+    operatorToken: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
         let registry = try ModuleRegistry(modules)
@@ -35,7 +35,7 @@ func withIdentityApp<Result: Sendable>(
 
 extension TestDatabase {
     /// Creates a user with a password and roles, as an operator would.
-    func createUser(_ email: String, password: String, roles: [String], in tenant: Tenant, hasher: PasswordHasher = testHasher) async throws -> User {
+    public func createUser(_ email: String, password: String, roles: [String], in tenant: Tenant, hasher: PasswordHasher = testHasher) async throws -> User {
         let hash = try await hasher.hash(password)
         do {
             return try await withOwner { connection in
@@ -52,25 +52,35 @@ extension TestDatabase {
 
 extension TestClientProtocol {
     /// POSTs a JSON body and returns the response.
-    func post(_ uri: String, json: String, token: String? = nil) async throws -> TestResponse {
+    public func post(_ uri: String, json: String, token: String? = nil) async throws -> TestResponse {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let token { headers[.authorization] = "Bearer \(token)" }
         return try await execute(uri: uri, method: .post, headers: headers, body: ByteBuffer(string: json))
     }
 
-    func get(_ uri: String, token: String?) async throws -> TestResponse {
+    public func get(_ uri: String, token: String?) async throws -> TestResponse {
         var headers: HTTPFields = [:]
         if let token { headers[.authorization] = "Bearer \(token)" }
         return try await execute(uri: uri, method: .get, headers: headers, body: nil)
     }
 
+    /// Sends `json` (when given) with `token` as the bearer.
+    public func send(
+        _ method: HTTPRequest.Method, _ uri: String, token: String, json: String? = nil, headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = extra
+        headers[.authorization] = "Bearer \(token)"
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+
     /// The status of a login attempt, for tests that expect it refused.
-    func loginStatus(_ tenant: String, _ email: String, _ password: String) async throws -> HTTPResponse.Status {
+    public func loginStatus(_ tenant: String, _ email: String, _ password: String) async throws -> HTTPResponse.Status {
         try await post("/v1/tenants/\(tenant)/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#).status
     }
 
     /// Logs in and returns (access token, refresh token).
-    func login(_ tenant: String, _ email: String, _ password: String) async throws -> (access: String, refresh: String) {
+    public func login(_ tenant: String, _ email: String, _ password: String) async throws -> (access: String, refresh: String) {
         let response = try await post("/v1/tenants/\(tenant)/auth/login", json: #"{"email":"\#(email)","password":"\#(password)"}"#)
         let body = json(response)
         // A failed login is the test's failure here, never an empty token that a later
@@ -82,7 +92,7 @@ extension TestClientProtocol {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,5 +1,6 @@
 import AtriumCore
 import AtriumSales
+import AtriumTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
