@@ -47,6 +47,9 @@ public struct PlanCatalog: Sendable, Equatable {
     /// Limits on the sign-in routes, before anyone is authenticated: per client IP and
     /// per account (tenant and email).
     public var authRateLimits = AuthRateLimits()
+    /// Limits per client IP on modules' public routes (`/v1/public/{tenant}/<module>/…`:
+    /// booking forms, signed links), where no plan applies because nobody signed in.
+    public var publicRateLimits: [Plan.RateLimit] = []
 
     public struct AuthRateLimits: Sendable, Equatable {
         public var perIP: [Plan.RateLimit] = []
@@ -101,7 +104,10 @@ public struct PlanCatalog: Sendable, Equatable {
         if let auth, auth.mapping == nil { throw reader.error(auth, "`auth_rate_limits:` has `per_ip:` and `per_account:` rate limits") }
         let authLimits = AuthRateLimits(
             perIP: try reader.rateLimits(auth?.mapping?["per_ip"]), perAccount: try reader.rateLimits(auth?.mapping?["per_account"]))
-        return PlanCatalog(plans: plans, meters: meters, authRateLimits: authLimits)
+        let publicLimits = root.mapping?["public_rate_limits"]
+        if let publicLimits, publicLimits.mapping == nil { throw reader.error(publicLimits, "`public_rate_limits:` has `per_ip:` rate limits") }
+        return PlanCatalog(
+            plans: plans, meters: meters, authRateLimits: authLimits, publicRateLimits: try reader.rateLimits(publicLimits?.mapping?["per_ip"]))
     }
 
     /// Reads nodes, failing with the file and line of the node at fault.

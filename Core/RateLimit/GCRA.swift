@@ -4,9 +4,14 @@ public import Foundation
 public struct RateLimitRule: Sendable, Equatable {
     public var key: String
     public var policy: Plan.RateLimit
-    public init(key: String, policy: Plan.RateLimit) {
+    /// How much of the quota the request uses: 1 for a request, more for a costly call
+    /// (an exchange's endpoints weigh 1 to 50 of a 1,200-per-minute budget).
+    public var cost: Int64
+
+    public init(key: String, policy: Plan.RateLimit, cost: Int64 = 1) {
         self.key = key
         self.policy = policy
+        self.cost = cost
     }
 
     /// Where the rule's state lives; a changed quota or window starts afresh.
@@ -62,15 +67,19 @@ public enum GCRA {
             var allowAt: Double { next - Double(rule.policy.windowSeconds) }
         }
         let evaluations = rules.map { rule in
+            // A request of cost n takes n cells at once; a cost beyond the quota could
+            // never pass, so it counts as the whole quota and waits for a full window.
+            let cells = Double(min(max(rule.cost, 1), rule.policy.limit))
             let interval = Double(rule.policy.windowSeconds) / Double(rule.policy.limit)
-            return Evaluation(rule: rule, interval: interval, theoretical: max(arrivals[rule.slot] ?? time, time))
+            return Evaluation(rule: rule, interval: interval * cells, theoretical: max(arrivals[rule.slot] ?? time, time))
         }
         let violated = evaluations.filter { time < $0.allowAt }
         let allowed = violated.isEmpty
         let states = evaluations.map { evaluation in
             let used = allowed ? evaluation.next : evaluation.theoretical
             let window = Double(evaluation.rule.policy.windowSeconds)
-            let remaining = Int64(((window - (used - time)) / evaluation.interval).rounded(.down))
+            let cellInterval = window / Double(evaluation.rule.policy.limit)
+            let remaining = Int64(((window - (used - time)) / cellInterval).rounded(.down))
             return RateLimitDecision.PolicyState(
                 name: evaluation.rule.policy.name, quota: evaluation.rule.policy.limit, window: evaluation.rule.policy.windowSeconds,
                 remaining: max(0, min(evaluation.rule.policy.limit, remaining)), reset: Int64((used - time).rounded(.up)))

@@ -34,9 +34,12 @@ struct TenantMiddleware: RouterMiddleware {
             throw AtriumError.forbidden(code: "tenant_suspended", "Tenant '\(slug)' is suspended.")
         }
         guard authenticate else {
-            if limitsSignIn, let policies = services.plans?.authRateLimits.perIP, !policies.isEmpty {
+            // Before anyone is authenticated, limits apply per client IP: the sign-in
+            // routes' own, and the catalog's `public_rate_limits` on modules' public routes.
+            let policies = limitsSignIn ? services.plans?.authRateLimits.perIP : moduleID == nil ? nil : services.plans?.publicRateLimits
+            if let policies, !policies.isEmpty {
                 let ip = services.trustedProxies.clientIP(peer: context.peerIP, forwardedFor: request.headers[.xForwardedFor]) ?? "unknown"
-                let decision = try await services.limiter.check(key: "auth-ip:\(ip)", policies: policies)
+                let decision = try await services.limiter.check(key: "\(limitsSignIn ? "auth" : "public")-ip:\(ip)", policies: policies)
                 guard decision.allowed else { throw Self.rateLimited(decision) }
                 try requireModule(snapshot)
                 return Self.withLimits(try await next(request, context), decision)

@@ -7,6 +7,25 @@ struct GCRALimiterTests {
     let hourly = Plan.RateLimit(name: "hourly", limit: 50, windowSeconds: 3600)
     let daily = Plan.RateLimit(name: "daily", limit: 200, windowSeconds: 86400)
 
+    /// A weighted request takes its cost at once, and is refused whole (taking nothing)
+    /// when the cost does not fit.
+    @Test func aCostlyRequestSpendsItsWeight() async throws {
+        let limiter = MemoryRateLimitStore()
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let weight = Plan.RateLimit(name: "weight", limit: 10, windowSeconds: 10)
+        func spend(_ cost: Int64, at offset: TimeInterval = 0) -> RateLimitDecision {
+            limiter.check([RateLimitRule(key: "exchange", policy: weight, cost: cost)], now: start.addingTimeInterval(offset))
+        }
+        #expect(spend(4).policies.first?.remaining == 6)
+        #expect(spend(4).policies.first?.remaining == 2)
+        let refused = spend(4)
+        #expect(!refused.allowed)
+        #expect(refused.retryAfter == 2)  // two more cells, one a second
+        #expect(refused.policies.first?.remaining == 2, "a refused spend takes nothing")
+        #expect(spend(2).allowed, "a cost that fits passes")
+        #expect(spend(4, at: 4).allowed)
+    }
+
     @Test func admitsTheQuotaAsABurstThenRefusesWithRetryAfter() async throws {
         let limiter = MemoryRateLimitStore()
         let start = Date(timeIntervalSince1970: 1_000_000)

@@ -101,4 +101,52 @@ struct TallyModule: AtriumModule {
         }
         #expect(owner == ann)
     }
+
+    /// A job reads its tenant's plan quota and spends a budget every process shares.
+    @Test func aJobReadsItsPlanQuotaAndSpendsASharedBudget() async throws {
+        let seen = TallyModule.Seen()
+        let module = BudgetModule(seen: seen)
+        let db = try await TestDatabase.create(modules: [module])
+        let tenant = try await db.createTenant("acme", modules: ["budget"])
+        let catalog = try PlanCatalog.parse("plans:\n  free:\n    modules: [budget]\n    quotas: { budget.accounts: 3 }\n", path: "plans.yaml")
+        try await db.withOwner { try await catalog.publishQuotas(on: $0, logger: TestDatabase.logger) }
+        let logger = TestDatabase.logger
+        try await db.withApp { database in
+            let queue = JobQueue(logger: logger)
+            for _ in 0..<3 {
+                _ = try await database.withTenantTransaction(tenant.id, logger: logger) { connection in
+                    try await queue.enqueue(kind: "budget.sync", tenantID: tenant.id, moduleID: "budget", payload: [String: String](), on: connection)
+                }
+            }
+            // Each job spends through limits of its own, as a job in another process
+            // would: what they share is the budget's state in PostgreSQL.
+            let ran = try await JobWorker(
+                database: database, registry: try ModuleRegistry([module]), configuration: .init(workerID: "budget"),
+                kit: .ephemeral(logger: logger), logger: logger
+            ).runAvailableJobs()
+            #expect(ran == 3)
+        }
+        #expect(seen.counts.withLock { $0 } == ["quota": 3, "allowed": 2, "refused": 1])
+    }
+}
+
+/// A module whose job reads a plan quota and spends 4 of a 10-per-minute budget.
+struct BudgetModule: AtriumModule {
+    let seen: TallyModule.Seen
+    var id: String { "budget" }
+    var version: String { "1.0.0" }
+    var requiredKernelVersion: String { "0.1" }
+    func routes(_ routes: ModuleRoutes) {}
+
+    var jobs: [JobDefinition] {
+        let seen = seen
+        return [JobDefinition(kind: "budget.sync") { context in
+            let quota = try await context.quota("budget.accounts")
+            let decision = try await context.limits.spend(4, of: Plan.RateLimit(name: "weight", limit: 10, windowSeconds: 60), key: "account-1")
+            seen.counts.withLock { counts in
+                counts["quota"] = quota.map(Int.init)
+                counts[decision.allowed ? "allowed" : "refused", default: 0] += 1
+            }
+        }]
+    }
 }

@@ -214,3 +214,33 @@ struct RateLimitScopeTests {
         #expect(later.policies.first?.remaining == 0)
     }
 }
+
+@Suite("Per-IP limits on modules' public routes")
+struct PublicRateLimitTests {
+    /// Nobody is signed in on a module's public routes, so the catalog's
+    /// `public_rate_limits` apply per client IP.
+    @Test func publicRoutesAreLimitedPerClientIP() async throws {
+        let db = try await TestDatabase.create(modules: [GuestbookModule()])
+        _ = try await db.createTenant("acme", modules: ["guestbook"])
+        let catalog = try PlanCatalog.parse("""
+            public_rate_limits:
+              per_ip:
+                public-burst: { limit: 2, window: 60 }
+            plans:
+              free:
+                modules: [guestbook]
+            """, path: "plans.yaml")
+        try await withTestApplication(db, modules: [GuestbookModule()], plans: catalog) { client, _ in
+            let uri = "/v1/public/acme/guestbook/confirm?token=forged"
+            for _ in 0..<2 {
+                let answer = try await client.execute(uri: uri, method: .get)
+                #expect(answer.status == .forbidden, "the link is checked while the limit allows")
+            }
+            let limited = try await client.execute(uri: uri, method: .get)
+            #expect(limited.status == .tooManyRequests)
+            #expect(json(limited)["violated_policies"] == ["public-burst"])
+            // The authenticated routes of the same tenant are not limited by it.
+            #expect(try await client.execute(uri: "/v1/tenants/acme/guestbook/events", method: .get).status == .unauthorized)
+        }
+    }
+}
