@@ -34,7 +34,7 @@ public struct SalesModule: AtriumModule {
     }
 
     public var meters: [MeterDefinition] {
-        [MeterDefinition(SalesImport.meter, aggregation: .sum, unit: "row")]
+        [MeterDefinition(Self.rowsImported, aggregation: .sum, unit: "row")]
     }
 
     public var commands: [any ParsableCommand.Type] { [SalesCommand.self] }
@@ -49,10 +49,15 @@ public struct SalesModule: AtriumModule {
         ProductRoutes().register(routes)
         DealRoutes().register(routes)
         ActivityRoutes().register(routes)
-        ImportRoutes().register(routes)
+        Self.imports.register(routes, access: SalesAccess.importing)
     }
 
-    public var jobs: [JobDefinition] { [SalesImport.job] }
+    public var jobs: [JobDefinition] { [Self.imports.job] }
+
+    /// Rows written by imports, metered per tenant.
+    public static let rowsImported = "sales.rows_imported"
+    /// Contacts, companies, products and deals from CSV or NDJSON files, by the kernel's bulk import.
+    static let imports = BulkImport(module: "sales", entities: SalesImportEntities.all, meter: rowsImported)
 }
 
 /// The module's permissions.

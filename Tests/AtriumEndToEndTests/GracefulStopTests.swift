@@ -56,7 +56,7 @@ struct GracefulStopTests {
         let states = try scoped.run(
             "db", "shell", "--role", "owner", "-c",
             """
-            SELECT 'imports=' || (SELECT string_agg(state || ':' || rows_written, ',' ORDER BY created_at) FROM sales_imports)
+            SELECT 'imports=' || (SELECT string_agg(state || ':' || rows_written, ',' ORDER BY created_at) FROM imports)
                 || ' running_jobs=' || (SELECT count(*) FROM jobs WHERE state = 'running')
             """)
         #expect(states.status == 0, "\(states.stderr)")

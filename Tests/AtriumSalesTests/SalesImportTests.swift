@@ -92,7 +92,7 @@ struct SalesImportTests {
             // Nothing of the failed import's file is kept.
             let chunks = try await team.db.withOwner { connection in
                 try await connection.withTenantTransaction(team.tenant.id, logger: TestDatabase.logger) { connection in
-                    try await connection.query("SELECT count(*)::int FROM sales_import_chunks", logger: TestDatabase.logger).collect().first?.decode(Int.self)
+                    try await connection.query("SELECT count(*)::int FROM import_chunks", logger: TestDatabase.logger).collect().first?.decode(Int.self)
                 }
             }
             #expect(chunks == 0)
@@ -164,12 +164,12 @@ struct SalesImportTests {
             try await team.db.withOwner { connection in
                 try await connection.withTenantTransaction(team.tenant.id, principal: team.annID, logger: TestDatabase.logger) { connection in
                     let marked = try await connection.query(
-                        "UPDATE sales_imports SET state = 'running', rows_read = 99, rows_rejected = 7 WHERE id = \(id) RETURNING 1", logger: TestDatabase.logger
+                        "UPDATE imports SET state = 'running', rows_read = 99, rows_rejected = 7 WHERE id = \(id) RETURNING 1", logger: TestDatabase.logger
                     ).collect().count
                     #expect(marked == 1, "the import is left running, as a killed worker leaves it")
                     try await connection.query(
                         """
-                        INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
+                        INSERT INTO import_errors (tenant_id, import_id, line, reason)
                         VALUES (\(team.tenant.id), \(id), 1000, 'left by the dead run')
                         """, logger: TestDatabase.logger)
                 }
@@ -196,7 +196,7 @@ struct SalesImportTests {
             #expect(!String(buffer: errors.body).contains("dead run"))
             let chunks = try await team.db.withOwner { connection in
                 try await connection.withTenantTransaction(team.tenant.id, principal: team.annID, logger: TestDatabase.logger) { connection in
-                    try await connection.query("SELECT count(*)::int8 FROM sales_import_chunks WHERE import_id = \(id)", logger: TestDatabase.logger)
+                    try await connection.query("SELECT count(*)::int8 FROM import_chunks WHERE import_id = \(id)", logger: TestDatabase.logger)
                         .collect().first?.decode(Int64.self)
                 }
             }

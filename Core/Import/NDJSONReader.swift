@@ -1,4 +1,3 @@
-import AtriumCore
 import Foundation
 
 /// Newline-delimited JSON, one object per line, read as it streams. Values become text

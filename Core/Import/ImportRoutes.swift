@@ -1,29 +1,32 @@
-import AtriumCore
 import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import NIOCore
+public import NIOCore
 import PostgresNIO
 
-/// `POST sales/imports` (the file as the body), `GET sales/imports[/{id}]` and
-/// `GET sales/imports/{id}/errors` (rejected rows as CSV).
-struct ImportRoutes {
-    func register(_ routes: ModuleRoutes) {
+extension BulkImport {
+    /// Mounts `POST <module>/imports` (the file as the body), `GET <module>/imports[/{id}]`
+    /// and `GET <module>/imports/{id}/errors` (rejected rows as CSV). `access` is
+    /// normally `.owned(prefix, requiring: <import permission>)`: importers see their own
+    /// imports, and update only records they own unless they hold `<prefix>.any`.
+    public func register(_ routes: ModuleRoutes, access: RouteAccess) {
+        let imports = self
+        let keys = entities.map { "\($0.key) (\($0.name))" }.joined(separator: ", ")
         routes.streaming(
             .post, "imports",
             summary: "Import a CSV or NDJSON file of one entity; runs as a job (202). Idempotency-Key honoured.",
-            access: SalesAccess.importing,
+            access: access,
             query: [
-                .init("entity", "contacts, companies, products or deals."), .init("format", "csv (default) or ndjson."),
-                .init("mode", "upsert (default: by email, domain, sku or external_id) or insert."),
+                .init("entity", "\(entityNames)."), .init("format", "csv (default) or ndjson."),
+                .init("mode", "upsert (default: by \(keys)) or insert."),
                 .init("error_policy", "skip_invalid (default) or all_or_nothing."),
                 .init("mapping", #"JSON object: field → source column, e.g. {"email":"E-mail"}."#),
             ],
             accepts: ["text/csv", "application/x-ndjson"], produces: "application/json", status: .accepted
         ) { request in
             let scope = try request.requireOwnership()
-            let settings = try Self.settings(request)
+            let settings = try imports.settings(request)
             let (tenantID, logger, database) = (request.tenant.id, request.logger, request.database)
             // Idempotency-Key by the kernel, keyed on the import's settings (a retry with other
             // settings is 422): a retry answers the first import's current status.
@@ -31,44 +34,44 @@ struct ImportRoutes {
                 var created = false
                 let id = try await request.idempotent(input: settings, in: transaction) {
                     created = true
-                    return try await SalesImport.create(settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, tenantID: tenantID,
-                                                        on: transaction.connection, logger: logger)
+                    return try await imports.create(settings: settings, ownerID: scope.userID, seesAll: scope.seesAll, tenantID: tenantID,
+                                                    on: transaction.connection, logger: logger)
                 }
                 return (id, created)
             }
             if created {
                 do {
-                    let bytes = try await SalesImport.store(
+                    let bytes = try await BulkImport.store(
                         request.request.body.map { Array($0.readableBytesView) }, importID: importID, tenantID: tenantID, principal: scope.userID,
                         database: database, logger: logger)
-                    try await request.transaction { try await SalesImport.queue(importID, bytes: bytes, on: $0) }
+                    try await request.transaction { try await imports.queue(importID, bytes: bytes, on: $0) }
                 } catch {
-                    _ = try? await request.transaction { try await SalesImport.abandonUpload(importID, on: $0) }
+                    _ = try? await request.transaction { try await BulkImport.abandonUpload(importID, on: $0) }
                     throw error
                 }
             }
-            let status = try await request.transaction { transaction in try await Self.status(importID, tenant: request.tenant.slug, on: transaction) }
-            return try Self.json(status, status: .accepted)
+            let status = try await request.transaction { transaction in try await imports.status(importID, tenant: request.tenant.slug, on: transaction) }
+            return try BulkImport.json(status, status: .accepted)
         }
 
-        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", access: SalesAccess.importing,
-                  query: [.init("limit", "1-200, default 50.", schema: .integer)], response: Page<SalesImport.Status>.self) { request in
+        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", access: access,
+                  query: [.init("limit", "1-200, default 50.", schema: .integer)], response: Page<ImportStatus>.self) { request in
             let limit = try request.limit()
-            return Page(data: try await request.transaction { try await SalesImport.statuses(id: nil, limit: limit, tenant: request.tenant.slug, on: $0) })
+            return Page(data: try await request.transaction { try await imports.statuses(id: nil, limit: limit, tenant: request.tenant.slug, on: $0) })
         }
 
         routes.on(.get, "imports/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
-                  access: SalesAccess.importing, response: SalesImport.Status.self) { request in
+                  access: access, response: ImportStatus.self) { request in
             let id = try request.uuidParameter("id")
-            return try await request.transaction { transaction in try await Self.status(id, tenant: request.tenant.slug, on: transaction) }
+            return try await request.transaction { transaction in try await imports.status(id, tenant: request.tenant.slug, on: transaction) }
         }
 
         routes.streaming(.get, "imports/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
-                         access: SalesAccess.importing, produces: "text/csv") { request in
+                         access: access, produces: "text/csv") { request in
             let id = try request.uuidParameter("id")
             let rows = try await request.transaction { transaction in
-                _ = try await Self.status(id, tenant: request.tenant.slug, on: transaction)
-                return try await SalesImport.errors(of: id, on: transaction)
+                _ = try await imports.status(id, tenant: request.tenant.slug, on: transaction)
+                return try await BulkImport.errors(of: id, on: transaction)
             }
             var buffer = ByteBuffer(string: "line,reason\r\n")
             for (line, reason) in rows { CSVWriter.appendRow([String(line), reason], to: &buffer) }
@@ -78,9 +81,9 @@ struct ImportRoutes {
         }
     }
 
-    static func settings(_ request: TenantRequest) throws -> ImportSettings {
-        guard let entityText = request.query("entity"), let entity = ImportEntity.Name(rawValue: entityText) else {
-            throw AtriumError.validation(field: "entity", "must be contacts, companies, products or deals")
+    func settings(_ request: TenantRequest) throws -> ImportSettings {
+        guard let name = request.query("entity"), let entity = entity(named: name) else {
+            throw AtriumError.validation(field: "entity", "must be one of \(entityNames)")
         }
         guard let format = ImportSettings.Format(rawValue: request.query("format") ?? "csv") else {
             throw AtriumError.validation(field: "format", "must be csv or ndjson")
@@ -96,17 +99,16 @@ struct ImportRoutes {
             guard let decoded = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) else {
                 throw AtriumError.validation(field: "mapping", #"must be a JSON object of field → column, e.g. {"email":"E-mail"}"#)
             }
-            let fields = ImportEntity.named(entity).fields
-            if let unknown = decoded.keys.first(where: { !fields.contains($0) }) {
-                throw AtriumError.validation(field: "mapping", "'\(unknown)' is not a field of \(entity.rawValue) (\(fields.joined(separator: ", ")))")
+            if let unknown = decoded.keys.first(where: { !entity.fields.contains($0) }) {
+                throw AtriumError.validation(field: "mapping", "'\(unknown)' is not a field of \(name) (\(entity.fields.joined(separator: ", ")))")
             }
             mapping = decoded
         }
-        return ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
+        return ImportSettings(entity: name, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
     }
 
-    static func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> SalesImport.Status {
-        guard let status = try await SalesImport.statuses(id: id, limit: 1, tenant: slug, on: transaction).first else {
+    func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> ImportStatus {
+        guard let status = try await statuses(id: id, limit: 1, tenant: slug, on: transaction).first else {
             throw AtriumError.notFound("No such import.")
         }
         return status
@@ -123,7 +125,7 @@ struct ImportRoutes {
 /// A field a spreadsheet would run as a formula (starting with `=`, `@`, or `+`/`-` not
 /// followed by a number such as a phone) is prefixed with `'`, so an exported file
 /// cannot carry formula injection into the reader's spreadsheet.
-enum CSVWriter {
+public enum CSVWriter {
     static func neutralised(_ field: String) -> String {
         guard let first = field.utf8.first else { return field }
         switch first {
@@ -139,7 +141,7 @@ enum CSVWriter {
         }
     }
 
-    static func appendRow(_ fields: [String], to buffer: inout ByteBuffer) {
+    public static func appendRow(_ fields: [String], to buffer: inout ByteBuffer) {
         for (index, raw) in fields.enumerated() {
             let field = neutralised(raw)
             if index > 0 { buffer.writeStaticString(",") }

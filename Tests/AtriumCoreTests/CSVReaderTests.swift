@@ -1,4 +1,4 @@
-@testable import AtriumSales
+@testable import AtriumCore
 import AtriumTesting
 import NIOCore
 import Testing

@@ -1,62 +1,89 @@
-import AtriumCore
-import Foundation
+public import Foundation
 import HTTPTypes
 import Logging
 import PostgresNIO
 import Synchronization
 
-/// Imports as records: created with their file (stored in 1 MiB chunks), run by the
-/// `sales.import.run` job or in process by the CLI, read back with their progress and
-/// rejected rows.
-public enum SalesImport {
-    /// Rows written by imports, metered per tenant.
-    public static let meter = "sales.rows_imported"
-    static let jobKind = "sales.import.run"
+/// A module's bulk import: CSV or NDJSON files of its entities, uploaded
+/// (`POST <module>/imports`, stored in 1 MiB chunks and run by the `<module>.import.run`
+/// job) or read from a local file by a CLI command, staged with COPY and landed with one
+/// set-based statement per import, with progress and every rejected row (line, reason)
+/// kept on the import.
+///
+/// A module declares it once, mounts its routes and lists its job:
+/// `let imports = BulkImport(module: "x", entities: [...], meter: "x.rows_imported")`,
+/// `imports.register(routes, access: .owned("x.records", requiring: "x.records.import"))`,
+/// and `imports.job` in `jobs`.
+public struct BulkImport: Sendable {
+    public let moduleID: String
+    public let entities: [ImportEntity]
+    /// The module's meter counting rows written, recorded once per import; nil for none.
+    public let meter: String?
+
+    public init(module: String, entities: [ImportEntity], meter: String? = nil) {
+        self.moduleID = module
+        self.entities = entities
+        self.meter = meter
+    }
+
+    /// The import job's kind.
+    public var jobKind: String { "\(moduleID).import.run" }
     static let chunkBytes = 1 << 20
     /// The largest file an import accepts.
     static let maximumBytes: Int64 = 4 << 30
 
+    func entity(named name: String) -> ImportEntity? {
+        entities.first { $0.name == name }
+    }
+
+    var entityNames: String {
+        entities.map(\.name).joined(separator: ", ")
+    }
+
     struct JobPayload: Codable, Sendable {
         var importId: UUID
     }
+}
 
-    /// An import as the API shows it.
-    struct Status: Codable, Sendable {
-        var id: UUID
-        /// contacts, companies, products or deals.
-        var entity: String
-        var format: String
-        var mode: String
-        var errorPolicy: String
-        /// uploading, queued, running, done or failed.
-        var state: String
-        var bytes: Int64
-        var rowsRead: Int64
-        var rowsWritten: Int64
-        var rowsUnchanged: Int64
-        var rowsRejected: Int64
-        var failure: String?
-        /// The first rejected rows; all of them are at `errors_url` (a path from the server root) as CSV.
-        var firstErrors: [RowError]
-        var errorsUrl: String
-        var createdAt: Date
-        var finishedAt: Date?
-    }
+/// An import as the API shows it.
+public struct ImportStatus: Codable, Sendable {
+    public var id: UUID
+    /// The module's entity (`contacts`).
+    public var entity: String
+    public var format: String
+    public var mode: String
+    public var errorPolicy: String
+    /// uploading, queued, running, succeeded or failed.
+    public var state: String
+    public var bytes: Int64
+    public var rowsRead: Int64
+    public var rowsWritten: Int64
+    public var rowsUnchanged: Int64
+    public var rowsRejected: Int64
+    public var failure: String?
+    /// The first rejected rows; all of them are at `errors_url` (a path from the server root) as CSV.
+    public var firstErrors: [ImportRowError]
+    public var errorsUrl: String
+    public var createdAt: Date
+    public var finishedAt: Date?
+}
 
-    struct RowError: Codable, Sendable {
-        var line: Int64
-        var reason: String
-    }
+/// A rejected row of an import.
+public struct ImportRowError: Codable, Sendable {
+    public var line: Int64
+    public var reason: String
+}
 
+extension BulkImport {
     /// Creates the import row (state `uploading`) and returns its id.
-    static func create(
+    func create(
         settings: ImportSettings, ownerID: UUID, seesAll: Bool, tenantID: UUID, on connection: PostgresConnection, logger: Logger
     ) async throws -> UUID {
         let mapping = String(decoding: try JSONEncoder().encode(settings.mapping), as: UTF8.self)
         let inserted = try await connection.query(
             """
-            INSERT INTO sales_imports (tenant_id, owner_id, entity, format, mode, error_policy, mapping, sees_all)
-            VALUES (\(tenantID), \(ownerID), \(settings.entity.rawValue), \(settings.format.rawValue), \(settings.mode.rawValue),
+            INSERT INTO imports (tenant_id, owner_id, module, entity, format, mode, error_policy, mapping, sees_all)
+            VALUES (\(tenantID), \(ownerID), \(moduleID), \(settings.entity), \(settings.format.rawValue), \(settings.mode.rawValue),
                     \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll))
             RETURNING id
             """, logger: logger
@@ -77,7 +104,7 @@ public enum SalesImport {
             let (data, index) = (pending, position)
             try await database.withTenantTransaction(tenantID, principal: principal, logger: logger) { connection in
                 try await connection.query(
-                    "INSERT INTO sales_import_chunks (tenant_id, import_id, position, data) VALUES (\(tenantID), \(importID), \(index), \(Data(data)))",
+                    "INSERT INTO import_chunks (tenant_id, import_id, position, data) VALUES (\(tenantID), \(importID), \(index), \(Data(data)))",
                     logger: logger)
             }
             position += 1
@@ -105,7 +132,7 @@ public enum SalesImport {
             }
             let data = try await database.withTenantTransaction(tenantID, principal: principal, logger: logger) { connection in
                 try await connection.query(
-                    "SELECT data FROM sales_import_chunks WHERE import_id = \(importID) AND position = \(index)", logger: logger
+                    "SELECT data FROM import_chunks WHERE import_id = \(importID) AND position = \(index)", logger: logger
                 ).collect().first?.decode(Data.self)
             }
             return data.map { [UInt8]($0) }
@@ -119,8 +146,9 @@ public enum SalesImport {
     /// lands in one transaction, so it starts over from its stored file. A short lease,
     /// kept alive while the import works, brings that restart within a minute of a
     /// crash rather than at the end of a long one.
-    static var job: JobDefinition {
-        JobDefinition(kind: jobKind, maxAttempts: 3, lease: .seconds(60)) { context in
+    public var job: JobDefinition {
+        let imports = self
+        return JobDefinition(kind: jobKind, maxAttempts: 3, lease: .seconds(60)) { context in
             guard let tenantID = context.tenantID else { return }
             let payload = try context.decodePayload(JobPayload.self)
             let logger = context.logger
@@ -131,22 +159,24 @@ public enum SalesImport {
                 return try await connection.query(
                     """
                     SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all, state
-                    FROM sales_imports WHERE id = \(payload.importId) AND state IN ('queued', 'running')
+                    FROM imports WHERE id = \(payload.importId) AND module = \(imports.moduleID) AND state IN ('queued', 'running')
                     """, logger: logger
                 ).collect().first?.decode((UUID, String, String, String, String, String, Bool, String).self)
             }
             guard let (owner, entity, format, mode, policy, mappingText, manager, state) = found else { return }
-            guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText) else {
+            guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText),
+                let definition = imports.entity(named: settings.entity)
+            else {
                 throw ImportRunner.Failure(description: "the import's stored settings cannot be read")
             }
             if state == "running" {
                 logger.warning("restarting an import whose previous run stopped", metadata: ["import.id": "\(payload.importId.uuidString.lowercased())"])
             }
             let runner = ImportRunner(
-                importID: payload.importId, tenantID: tenantID, ownerID: owner, seesAll: manager, settings: settings, database: context.database,
-                metering: context.metering, logger: logger)
+                importID: payload.importId, tenantID: tenantID, ownerID: owner, seesAll: manager, settings: settings, entity: definition,
+                imports: imports, database: context.database, metering: context.metering, logger: logger)
             do {
-                _ = try await runner.run(source: chunks(importID: payload.importId, tenantID: tenantID, principal: owner, database: context.database, logger: logger))
+                _ = try await runner.run(source: BulkImport.chunks(importID: payload.importId, tenantID: tenantID, principal: owner, database: context.database, logger: logger))
             } catch is ImportRunner.Failure {
                 // Recorded on the import (state failed, with the reason); nothing to retry.
             } catch is ImportRunner.AlreadyRunning {
@@ -159,7 +189,7 @@ public enum SalesImport {
 extension ImportSettings {
     /// Settings as stored on the import row.
     init?(entity: String, format: String, mode: String, errorPolicy: String, mappingJSON: String) {
-        guard let entity = ImportEntity.Name(rawValue: entity), let format = Format(rawValue: format), let mode = Mode(rawValue: mode),
+        guard let format = Format(rawValue: format), let mode = Mode(rawValue: mode),
             let policy = ErrorPolicy(rawValue: errorPolicy),
             let mapping = try? JSONDecoder().decode([String: String].self, from: Data(mappingJSON.utf8))
         else { return nil }

@@ -1,4 +1,3 @@
-import AtriumCore
 import Foundation
 import Logging
 import NIOCore
@@ -13,7 +12,8 @@ struct ImportSettings: Codable, Sendable {
         case skipInvalid = "skip_invalid"
     }
 
-    var entity: ImportEntity.Name
+    /// The name of one of the module's `ImportEntity`s.
+    var entity: String
     var format: Format
     var mode: Mode
     var errorPolicy: ErrorPolicy
@@ -22,7 +22,7 @@ struct ImportSettings: Codable, Sendable {
     var mapping: [String: String]
 }
 
-/// Where an import stands, as `GET sales/imports/{id}` and the CLI report it.
+/// Where an import stands, as `GET <module>/imports/{id}` and the CLI report it.
 struct ImportProgress: Sendable, Equatable {
     var rowsRead: Int64 = 0
     var rowsWritten: Int64 = 0
@@ -46,6 +46,8 @@ struct ImportRunner: Sendable {
     /// The importer may see (and so update) every record, not only its own.
     let seesAll: Bool
     let settings: ImportSettings
+    let entity: ImportEntity
+    let imports: BulkImport
     let database: Database
     let metering: Metering
     let logger: Logger
@@ -76,20 +78,22 @@ struct ImportRunner: Sendable {
     func run(
         source: some AsyncSequence<[UInt8], any Error> & Sendable, onProgress: @escaping @Sendable (ImportProgress) async -> Void = { _ in }
     ) async throws -> ImportProgress {
-        let entity = ImportEntity.named(settings.entity)
+        let entity = entity
         do {
             let result = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
                 // One runner per import: the lock lives as long as this transaction, so a
                 // runner that died (its transaction rolled back) leaves it free to take.
                 let locked = try await connection.query(
-                    "SELECT pg_try_advisory_xact_lock(hashtextextended(\("sales.import:" + importID.uuidString.lowercased()), 0))", logger: logger
+                    "SELECT pg_try_advisory_xact_lock(hashtextextended(\("import:" + importID.uuidString.lowercased()), 0))", logger: logger
                 ).collect().first?.decode(Bool.self) ?? false
                 guard locked else { throw AlreadyRunning() }
                 try await start()
                 try await connection.scopeToAllOwners(logger: logger)
                 try await connection.query(
-                    "CREATE TEMP TABLE sales_import_stage (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", "))) ON COMMIT DROP",
-                    logger: logger)
+                    """
+                    CREATE TEMP TABLE \(unescaped: ImportLanding.stage) (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", ")))
+                    ON COMMIT DROP
+                    """, logger: logger)
                 let clock = ContinuousClock()
                 let stagingStarted = clock.now
                 var progress = try await stage(entity: entity, source: source, connection: connection, onProgress: onProgress)
@@ -97,36 +101,37 @@ struct ImportRunner: Sendable {
                 if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
                     throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
                 }
-                let landing = ImportLanding(entity: entity, tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, importID: importID, logger: logger)
+                let rejections = ImportRejections(entity: entity, tenantID: tenantID, importID: importID, ownerID: ownerID, seesAll: seesAll, logger: logger)
                 let checksStarted = clock.now
-                let rejectedOnLanding = try await landing.reject(mode: settings.mode, on: connection)
+                let rejectedOnLanding = try await rejections.reject(mode: settings.mode, on: connection)
                 let checksTook = clock.now - checksStarted
                 progress.rowsRejected += rejectedOnLanding
                 if settings.errorPolicy == .allOrNothing && rejectedOnLanding > 0 {
                     try await copyOutRejections(from: connection)
                     throw Failure(description: "\(rejectedOnLanding) row(s) rejected; nothing was imported (error policy all_or_nothing)")
                 }
-                if rejectedOnLanding > 0 { try await landing.keepRejections(on: connection) }
+                if rejectedOnLanding > 0 { try await rejections.keepRejections(on: connection) }
                 let staged = progress.rowsRead - progress.rowsRejected
                 let landingStarted = clock.now
-                progress.rowsWritten = try await landing.land(mode: settings.mode, on: connection)
+                let landing = ImportLanding(tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, upsert: settings.mode == .upsert)
+                progress.rowsWritten = try await connection.query(entity.land(landing), logger: logger).collect().first?.decode(Int64.self) ?? 0
                 logger.info("import phases", metadata: [
                     "import.id": "\(importID.uuidString.lowercased())", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
                     "import.landing": "\(clock.now - landingStarted)",
                 ])
                 progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
-                if progress.rowsWritten > 0 {
+                if progress.rowsWritten > 0, let meter = imports.meter {
                     try await metering.record(
-                        SalesImport.meter, quantity: progress.rowsWritten, idempotencyKey: "sales-import:\(importID.uuidString.lowercased())", at: Date(),
-                        properties: ["entity": .string(settings.entity.rawValue)], tenantID: tenantID, on: connection)
+                        meter, quantity: progress.rowsWritten, idempotencyKey: "\(imports.moduleID)-import:\(importID.uuidString.lowercased())", at: Date(),
+                        properties: ["entity": .string(settings.entity)], tenantID: tenantID, on: connection)
                 }
                 try await connection.query(
                     """
-                    UPDATE sales_imports SET state = 'succeeded', rows_read = \(progress.rowsRead), rows_written = \(progress.rowsWritten),
+                    UPDATE imports SET state = 'succeeded', rows_read = \(progress.rowsRead), rows_written = \(progress.rowsWritten),
                         rows_unchanged = \(progress.rowsUnchanged), rows_rejected = \(progress.rowsRejected), finished_at = now()
                     WHERE id = \(importID)
                     """, logger: logger)
-                try await connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
+                try await connection.query("DELETE FROM import_chunks WHERE import_id = \(importID)", logger: logger)
                 return progress
             }
             await onProgress(result)
@@ -172,7 +177,7 @@ struct ImportRunner: Sendable {
         var ndjson = NDJSONReader()
         var lastReported: Int64 = 0
         let settings = self.settings
-        try await connection.copyFrom(table: "sales_import_stage", columns: ["line"] + entity.fields, logger: logger) { writer in
+        try await connection.copyFrom(table: ImportLanding.stage, columns: ["line"] + entity.fields, logger: logger) { writer in
             /// Handles one source row: the header, a valid row (to COPY) or a rejected one.
             func take(line: Int, values: [String?]?, problem: String?) throws {
                 progress.rowsRead += 1
@@ -249,12 +254,12 @@ struct ImportRunner: Sendable {
     static func columns(header: [String], entity: ImportEntity, mapping: [String: String]) throws -> [Int?] {
         let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         if let unknown = mapping.keys.first(where: { !entity.fields.contains($0) }) {
-            throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity.name.rawValue) (\(entity.fields.joined(separator: ", ")))")
+            throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity.name) (\(entity.fields.joined(separator: ", ")))")
         }
         let columns = entity.fields.map { field in names.firstIndex(of: (mapping[field] ?? field).lowercased()) }
         guard let keyIndex = entity.fields.firstIndex(of: entity.key), columns[keyIndex] != nil else {
             let source = mapping[entity.key] ?? entity.key
-            throw Failure(description: "the header has no '\(source)' column, which \(entity.name.rawValue) need; map it with mapping {\"\(entity.key)\": \"<your column>\"}")
+            throw Failure(description: "the header has no '\(source)' column, which \(entity.name) need; map it with mapping {\"\(entity.key)\": \"<your column>\"}")
         }
         return columns
     }
@@ -265,7 +270,7 @@ struct ImportRunner: Sendable {
         await onProgress(progress)
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await connection.query(
-                "UPDATE sales_imports SET rows_read = \(progress.rowsRead), rows_rejected = \(progress.rowsRejected) WHERE id = \(importID)",
+                "UPDATE imports SET rows_read = \(progress.rowsRead), rows_rejected = \(progress.rowsRejected) WHERE id = \(importID)",
                 logger: logger)
         }
     }
@@ -275,7 +280,7 @@ struct ImportRunner: Sendable {
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await connection.query(
                 """
-                INSERT INTO sales_import_errors (tenant_id, import_id, line, reason)
+                INSERT INTO import_errors (tenant_id, import_id, line, reason)
                 SELECT \(tenantID), \(importID), * FROM unnest(\(lines)::int8[], \(reasons)::text[]) ON CONFLICT DO NOTHING
                 """, logger: logger)
         }
@@ -284,7 +289,7 @@ struct ImportRunner: Sendable {
     /// Before an all-or-nothing rollback: the landing's rejections, saved on the side.
     private func copyOutRejections(from connection: PostgresConnection) async throws {
         let rows = try await connection.query(
-            "SELECT line, reason FROM sales_import_rejects ORDER BY line LIMIT 100000", logger: logger
+            "SELECT line, reason FROM atrium_import_rejects ORDER BY line LIMIT 100000", logger: logger
         ).collect()
         var batch: [(Int64, String)] = []
         for row in rows {
@@ -303,19 +308,19 @@ struct ImportRunner: Sendable {
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await connection.query(
                 """
-                UPDATE sales_imports SET state = 'running', rows_read = 0, rows_written = 0, rows_unchanged = 0, rows_rejected = 0
+                UPDATE imports SET state = 'running', rows_read = 0, rows_written = 0, rows_unchanged = 0, rows_rejected = 0
                 WHERE id = \(importID)
                 """, logger: logger)
-            try await connection.query("DELETE FROM sales_import_errors WHERE import_id = \(importID)", logger: logger)
+            try await connection.query("DELETE FROM import_errors WHERE import_id = \(importID)", logger: logger)
         }
     }
 
     private func fail(_ reason: String) async throws {
         try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             try await connection.query(
-                "UPDATE sales_imports SET state = 'failed', failure = \(reason), finished_at = now() WHERE id = \(importID)", logger: logger)
+                "UPDATE imports SET state = 'failed', failure = \(reason), finished_at = now() WHERE id = \(importID)", logger: logger)
             // A failed import is not resumed (a retry uploads again), so its file goes.
-            try await connection.query("DELETE FROM sales_import_chunks WHERE import_id = \(importID)", logger: logger)
+            try await connection.query("DELETE FROM import_chunks WHERE import_id = \(importID)", logger: logger)
         }
         logger.warning("import failed", metadata: ["import.id": "\(importID.uuidString.lowercased())", "reason": "\(reason)"])
     }

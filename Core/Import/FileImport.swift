@@ -1,12 +1,12 @@
-public import AtriumCore
 public import Foundation
 public import Logging
 import PostgresNIO
 import Synchronization
 
-/// An import of a local file, run in this process (`atrium sales import`): the same
-/// pipeline and records as an uploaded import, without storing the file first.
-public struct SalesFileImport: Sendable {
+/// An import of a local file, run in this process (a module's `atrium <module> import`
+/// command): the same pipeline and records as an uploaded import, without storing the
+/// file first.
+public struct FileImport: Sendable {
     public struct Summary: Sendable {
         public var importID: UUID
         public var owner: String
@@ -26,6 +26,7 @@ public struct SalesFileImport: Sendable {
         public var rows: Int64
     }
 
+    public let imports: BulkImport
     public let file: URL
     public let tenantID: UUID
     /// The user who will own the imported rows; nil: the tenant's first owner.
@@ -37,9 +38,10 @@ public struct SalesFileImport: Sendable {
     public let mapping: [String: String]
 
     public init(
-        file: URL, tenantID: UUID, ownerEmail: String?, entity: String, format: String? = nil, mode: String = "upsert",
+        _ imports: BulkImport, file: URL, tenantID: UUID, ownerEmail: String?, entity: String, format: String? = nil, mode: String = "upsert",
         errorPolicy: String = "skip_invalid", mapping: [String: String] = [:]
     ) {
+        self.imports = imports
         self.file = file
         self.tenantID = tenantID
         self.ownerEmail = ownerEmail
@@ -53,8 +55,12 @@ public struct SalesFileImport: Sendable {
     public func run(
         database: Database, metering: Metering, logger: Logger, onProgress: @escaping @Sendable (Progress) -> Void
     ) async throws -> Summary {
-        guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: errorPolicy, mappingJSON: "{}") else {
-            throw AtriumError.validation(field: "entity", "entity must be contacts, companies, products or deals; format csv or ndjson; mode upsert or insert; error policy skip_invalid or all_or_nothing")
+        guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: errorPolicy, mappingJSON: "{}"),
+            let definition = imports.entity(named: entity)
+        else {
+            throw AtriumError.validation(
+                field: "entity",
+                "entity must be one of \(imports.entityNames); format csv or ndjson; mode upsert or insert; error policy skip_invalid or all_or_nothing")
         }
         var withMapping = settings
         withMapping.mapping = mapping
@@ -76,19 +82,19 @@ public struct SalesFileImport: Sendable {
         }
         let (ownerID, ownerName) = (owner.id, owner.email)
         let importID = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
-            try await SalesImport.create(
+            try await imports.create(
                 settings: withMapping, ownerID: ownerID, seesAll: true, tenantID: tenantID, on: connection, logger: logger)
         }
         let bytesRead = Atomic<Int64>(0)
         // Pulled one chunk at a time, so the file is never read ahead of the import.
         let source = AsyncThrowingStream<[UInt8], any Error> {
-            guard let data = try handle.read(upToCount: SalesImport.chunkBytes), !data.isEmpty else { return nil }
+            guard let data = try handle.read(upToCount: BulkImport.chunkBytes), !data.isEmpty else { return nil }
             bytesRead.add(Int64(data.count), ordering: .relaxed)
             return [UInt8](data)
         }
         let runner = ImportRunner(
-            importID: importID, tenantID: tenantID, ownerID: ownerID, seesAll: true, settings: withMapping, database: database, metering: metering,
-            logger: logger)
+            importID: importID, tenantID: tenantID, ownerID: ownerID, seesAll: true, settings: withMapping, entity: definition, imports: imports,
+            database: database, metering: metering, logger: logger)
         var summary = Summary(
             importID: importID, owner: ownerName, rowsRead: 0, rowsWritten: 0, rowsUnchanged: 0, rowsRejected: 0, firstErrors: [], failure: nil)
         do {
@@ -103,10 +109,10 @@ public struct SalesFileImport: Sendable {
         try? handle.close()
         let recorded = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
             let counts = try await connection.query(
-                "SELECT rows_read, rows_rejected FROM sales_imports WHERE id = \(importID)", logger: logger
+                "SELECT rows_read, rows_rejected FROM imports WHERE id = \(importID)", logger: logger
             ).collect().first?.decode((Int64, Int64).self)
             let errors = try await connection.query(
-                "SELECT line, reason FROM sales_import_errors WHERE import_id = \(importID) ORDER BY line LIMIT 5", logger: logger
+                "SELECT line, reason FROM import_errors WHERE import_id = \(importID) ORDER BY line LIMIT 5", logger: logger
             ).collect().map { try $0.decode((Int64, String).self) }
             return (counts, errors)
         }

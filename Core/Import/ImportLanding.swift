@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The set-based checks before an entity's landing statement: staged rows are checked
+/// against each other and the target table, and those that cannot land leave the stage.
+///
+/// Rules: a natural key repeated in the file keeps its last row (the earlier ones are
+/// rejected, naming the later line); an importer who sees only their own records cannot
+/// update another owner's (rejected); `insert` mode rejects keys that exist.
+struct ImportRejections {
+    let entity: ImportEntity
+    let tenantID: UUID
+    let importID: UUID
+    let ownerID: UUID
+    let seesAll: Bool
+    let logger: Logger
+
+    /// Moves the rows that cannot land into `atrium_import_rejects` and out of the
+    /// stage; returns how many.
+    func reject(mode: ImportSettings.Mode, on connection: PostgresConnection) async throws -> Int64 {
+        let (key, table, stage) = (entity.key, entity.table, ImportLanding.stage)
+        for name in [key, table] where !TenantTransaction.isIdentifier(name) {
+            throw ConfigurationError("import entity \(entity.name): '\(name)' is not a plain identifier")
+        }
+        try await connection.query("CREATE TEMP TABLE atrium_import_rejects (line bigint NOT NULL, reason text NOT NULL) ON COMMIT DROP", logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO atrium_import_rejects (line, reason)
+            SELECT line, \(key + " repeats on line ") || later FROM (
+                SELECT line, max(line) OVER (PARTITION BY \(unescaped: key)) AS later FROM \(unescaped: stage)
+            ) repeated WHERE line < later
+            """, logger: logger)
+        if !seesAll {
+            try await connection.query(
+                """
+                INSERT INTO atrium_import_rejects (line, reason)
+                SELECT s.line, \("a record with this \(key) belongs to another user") FROM \(unescaped: stage) s
+                JOIN \(unescaped: table) t ON t.\(unescaped: key) = s.\(unescaped: key)
+                WHERE t.owner_id <> \(ownerID)
+                """, logger: logger)
+        }
+        if mode == .insert {
+            try await connection.query(
+                """
+                INSERT INTO atrium_import_rejects (line, reason)
+                SELECT s.line, \("a record with this \(key) exists (mode insert)") FROM \(unescaped: stage) s
+                JOIN \(unescaped: table) t ON t.\(unescaped: key) = s.\(unescaped: key)
+                """, logger: logger)
+        }
+        return try await connection.query(
+            """
+            WITH removed AS (DELETE FROM \(unescaped: stage) WHERE line IN (SELECT line FROM atrium_import_rejects) RETURNING 1)
+            SELECT count(*)::int8 FROM removed
+            """, logger: logger
+        ).collect().first?.decode(Int64.self) ?? 0
+    }
+
+    /// Keeps the landing's rejections with the import (skip_invalid).
+    func keepRejections(on connection: PostgresConnection) async throws {
+        try await connection.query(
+            """
+            INSERT INTO import_errors (tenant_id, import_id, line, reason)
+            SELECT \(tenantID), \(importID), line, reason FROM atrium_import_rejects ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+}
