@@ -45,8 +45,13 @@ enum OwnedRecordRoutes {
                   response: Store.Record.self) { request, input in
             let id = try request.uuidParameter("id")
             let fields = try input.validated(creating: false)
-            let owner = try fields.ownerId.value.map { try request.requireOwnership().owner(for: $0, assignPermission: SalesPermission.assign) }
-            return try await request.transaction { try await Store.update(id, fields, owner: owner, on: $0) }
+            // (Not `Optional.map` with a throwing closure: in a release build that crashes
+            // the Swift 6.3 compiler's coroutine splitting in this generic async closure.)
+            var owner: UUID?
+            if let requested = fields.ownerId.value {
+                owner = try request.requireOwnership().owner(for: requested, assignPermission: SalesPermission.assign)
+            }
+            return try await request.transaction { [owner] in try await Store.update(id, fields, owner: owner, on: $0) }
         }
 
         delete(routes, "\(path)/{id}", summary: summaries.delete, table: Store.table)
