@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// A module declares it once, mounts its routes and lists its job:
 /// `let imports = BulkImport(module: "x", entities: [...], meter: "x.rows_imported")`,
-/// `imports.register(routes, access: .owned("x.records", requiring: "x.records.import"))`,
+/// `imports.register(routes, owned: "x.records", requiring: "x.records.import")`,
 /// and `imports.job` in `jobs`.
 public struct BulkImport: Sendable {
     public let moduleID: String

@@ -7,10 +7,11 @@ import PostgresNIO
 
 extension BulkImport {
     /// Mounts `POST <module>/imports` (the file as the body), `GET <module>/imports[/{id}]`
-    /// and `GET <module>/imports/{id}/errors` (rejected rows as CSV). `access` is
-    /// normally `.owned(prefix, requiring: <import permission>)`: importers see their own
-    /// imports, and update only records they own unless they hold `<prefix>.any`.
-    public func register(_ routes: ModuleRoutes, access: RouteAccess) {
+    /// and `GET <module>/imports/{id}/errors` (rejected rows as CSV), declared
+    /// `.owned(prefix, requiring: permission)`: importers see their own imports, and
+    /// update only records they own unless they hold `<prefix>.any`.
+    public func register(_ routes: ModuleRoutes, owned prefix: String, requiring permission: String) {
+        let access = RouteAccess.owned(prefix, requiring: permission)
         let imports = self
         let keys = entities.map { "\($0.key) (\($0.name))" }.joined(separator: ", ")
         routes.streaming(

@@ -49,7 +49,7 @@ public struct SalesModule: AtriumModule {
         ProductRoutes().register(routes)
         DealRoutes().register(routes)
         ActivityRoutes().register(routes)
-        Self.imports.register(routes, access: SalesAccess.importing)
+        Self.imports.register(routes, owned: "sales.records", requiring: SalesPermission.importData)
     }
 
     public var jobs: [JobDefinition] { [Self.imports.job] }

@@ -55,7 +55,7 @@ struct JournalModule: AtriumModule {
     static let imports = BulkImport(module: "journal", entities: [entries])
 
     func routes(_ routes: ModuleRoutes) {
-        Self.imports.register(routes, access: .owned("journal.entries", requiring: "journal.entries.import"))
+        Self.imports.register(routes, owned: "journal.entries", requiring: "journal.entries.import")
     }
 
     var jobs: [JobDefinition] { [Self.imports.job] }
