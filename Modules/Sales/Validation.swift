@@ -1,5 +1,6 @@
 import AtriumCore
 import Foundation
+import PostgresNIO
 
 /// Field rules shared by the API and the importer, so a row is valid or not the same
 /// way whichever door it came through.
@@ -117,6 +118,26 @@ struct ListFilter: Sendable {
         owner = try request.uuidQuery("owner")
         updatedSince = try request.timeQuery("updated_since")
         search = request.query("q").flatMap { $0.isEmpty ? nil : String($0.prefix(100)) }
+    }
+
+    /// The filter as SQL conditions on a table with `owner_id` and `updated_at`: `extra`
+    /// (the list's own conditions, with their bound values) and, for each parameter the
+    /// request gave, its condition with the value bound. `searching` are constant SQL
+    /// expressions `q` is matched in (ILIKE).
+    func conditions(searching columns: [String], and extra: PostgresQuery = "true") -> PostgresQuery {
+        var binds = extra.binds
+        func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        var sql = "(\(extra.sql))"
+        if let owner { sql += " AND owner_id = \(bind(owner))" }
+        if let updatedSince { sql += " AND updated_at >= \(bind(updatedSince))" }
+        if let pattern {
+            let placeholder = bind(pattern)
+            sql += " AND (" + columns.map { "\($0) ILIKE \(placeholder)" }.joined(separator: " OR ") + ")"
+        }
+        return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
     /// The three parameters for OpenAPI; `search` says what `q` searches in.

@@ -88,4 +88,27 @@ struct SalesPatchAndPageTests {
             #expect(try await pages(team.manager) == ["n4", "n3", "n2", "n1", "n0"])
         }
     }
+
+    /// The common list filters: `q` in the searched columns (wildcards taken literally),
+    /// `owner` for a manager, `updated_since`; each narrows, none widens a rep's view.
+    @Test func listFiltersNarrowTheCallersView() async throws {
+        try await SalesTeam.withTeam { client, team in
+            for (token, name, domain) in [(team.ann, "Acme 100%", "acme.example"), (team.ann, "Beta", "beta.example"), (team.bob, "Acme Two", "two.example")] {
+                let made = try await client.send(.post, "\(Self.base)/companies", token: token, json: #"{"name":"\#(name)","domain":"\#(domain)"}"#)
+                #expect(made.status == .created)
+            }
+            func names(_ query: String, _ token: String) async throws -> [String] {
+                let page = try await client.send(.get, "\(Self.base)/companies?\(query)", token: token)
+                #expect(page.status == .ok, "\(query)")
+                return (json(page)["data"]?.array ?? []).compactMap { $0["name"]?.string }.sorted()
+            }
+            #expect(try await names("q=acme", team.ann) == ["Acme 100%"], "a rep searches only their own")
+            #expect(try await names("q=acme", team.manager) == ["Acme 100%", "Acme Two"])
+            #expect(try await names("q=100%25", team.manager) == ["Acme 100%"], "% is a character, not a wildcard")
+            #expect(try await names("q=BETA.EXAMPLE", team.manager) == ["Beta"], "the domain is searched too")
+            #expect(try await names("owner=\(team.bobID)", team.manager) == ["Acme Two"])
+            #expect(try await names("owner=\(team.bobID)", team.ann) == [], "owner never widens a rep's view")
+            #expect(try await names("updated_since=2999-01-01T00:00:00Z", team.manager) == [])
+        }
+    }
 }

@@ -5,14 +5,11 @@ import PostgresNIO
 /// A call, email, meeting or note on a contact or deal (and the stage changes the
 /// module records itself).
 struct Activity: Codable, Sendable {
-    var id: UUID
-    var ownerId: UUID
+    var id, ownerId: UUID
     /// call, email, meeting or note; `stage_change` for what the module records itself.
     var kind: String
-    var subject: String
-    var body: String
-    var contactId: UUID?
-    var dealId: UUID?
+    var subject, body: String
+    var contactId, dealId: UUID?
     var occurredAt: Date
 
     init(_ row: PostgresRow) throws {
@@ -21,11 +18,9 @@ struct Activity: Codable, Sendable {
 }
 
 struct ActivityInput: Codable, Sendable {
-    var kind: String
-    var subject: String
+    var kind, subject: String
     var body: String?
-    var contactId: UUID?
-    var dealId: UUID?
+    var contactId, dealId: UUID?
     var occurredAt: Date?
 
     func validated() throws -> ActivityInput {

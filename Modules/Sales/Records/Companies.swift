@@ -4,14 +4,12 @@ import PostgresNIO
 
 /// An organisation the tenant sells to; `domain` is its natural key.
 struct Company: Codable, Sendable {
-    var id: UUID
-    var ownerId: UUID
+    var id, ownerId: UUID
     var name: String
     /// Lowercase, unique in the tenant: imports match companies on it.
     var domain: String?
     var externalId: String?
-    var createdAt: Date
-    var updatedAt: Date
+    var createdAt, updatedAt: Date
 
     init(_ row: PostgresRow) throws {
         (id, ownerId, name, domain, externalId, createdAt, updatedAt) = try row.decode((UUID, UUID, String, String?, String?, Date, Date).self)

@@ -4,10 +4,8 @@ import HTTPTypes
 
 struct CompanyRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "companies", summary: "List companies you may see", access: SalesAccess.records,
-                  query: QueryParameter.pagination + ListFilter.parameters(search: "name and domain"), response: Page<Company>.self) { request in
-            let (page, filter) = (try request.pageRequest(), try ListFilter(request))
-            return try await request.transaction { try await CompanyStore.list(page, filter, on: $0) }
+        OwnedRecordRoutes.list(routes, "companies", summary: "List companies you may see", search: "name and domain") { request, page, filter in
+            try await request.transaction { try await CompanyStore.list(page, filter, on: $0) }
         }
 
         OwnedRecordRoutes.register(routes, "companies", store: CompanyStore.self, summaries: .init(

@@ -9,11 +9,7 @@ enum CompanyStore: OwnedRecordStore {
         order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Company.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, on transaction: TenantTransaction) async throws -> Page<Company> {
-        try await table.page(page, where: """
-            (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
-            AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
-            AND (\(filter.search)::text IS NULL OR name ILIKE \(filter.pattern) OR domain ILIKE \(filter.pattern))
-            """, on: transaction)
+        try await table.page(page, where: filter.conditions(searching: ["name", "domain"]), on: transaction)
     }
 
     static func insert(_ company: CompanyFields, owner: UUID, on transaction: TenantTransaction) async throws -> Company {

@@ -4,12 +4,11 @@ import HTTPTypes
 
 struct ContactRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "contacts", summary: "List contacts you may see, oldest change first", access: SalesAccess.records,
-                  query: QueryParameter.pagination + ListFilter.parameters(search: "names and email") + [
-                    .init("tag", "Only contacts with this tag."), .init("company", "Only this company's contacts."),
-                  ], response: Page<Contact>.self) { request in
-            let page = try request.pageRequest()
-            let filter = ContactStore.Filter(common: try ListFilter(request), tag: request.query("tag"), company: try request.uuidQuery("company"))
+        OwnedRecordRoutes.list(
+            routes, "contacts", summary: "List contacts you may see, oldest change first", search: "names and email",
+            query: [.init("tag", "Only contacts with this tag."), .init("company", "Only this company's contacts.")]
+        ) { request, page, common in
+            let filter = ContactStore.Filter(common: common, tag: request.query("tag"), company: try request.uuidQuery("company"))
             return try await request.transaction { try await ContactStore.list(page, filter, on: $0) }
         }
 

@@ -17,13 +17,10 @@ enum ContactStore: OwnedRecordStore {
     }
 
     static func list(_ page: PageRequest, _ filter: Filter, on transaction: TenantTransaction) async throws -> Page<Contact> {
-        let common = filter.common
-        return try await table.page(page, where: """
-            (\(common.owner)::uuid IS NULL OR owner_id = \(common.owner)) AND (\(filter.tag)::text IS NULL OR tags @> ARRAY[\(filter.tag)::text])
-            AND (\(filter.company)::uuid IS NULL OR company_id = \(filter.company))
-            AND (\(common.updatedSince)::timestamptz IS NULL OR updated_at >= \(common.updatedSince))
-            AND (\(common.search)::text IS NULL OR (first_name || ' ' || last_name) ILIKE \(common.pattern) OR email ILIKE \(common.pattern))
-            """, on: transaction)
+        let own: PostgresQuery = """
+            (\(filter.tag)::text IS NULL OR tags @> ARRAY[\(filter.tag)::text]) AND (\(filter.company)::uuid IS NULL OR company_id = \(filter.company))
+            """
+        return try await table.page(page, where: filter.common.conditions(searching: ["(first_name || ' ' || last_name)", "email"], and: own), on: transaction)
     }
 
     static func insert(_ contact: ContactFields, owner: UUID, on transaction: TenantTransaction) async throws -> Contact {

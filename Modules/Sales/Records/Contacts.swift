@@ -4,19 +4,15 @@ import PostgresNIO
 
 /// A person the tenant sells to.
 struct Contact: Codable, Sendable {
-    var id: UUID
-    /// The user it belongs to: a rep sees only their own contacts.
-    var ownerId: UUID
-    var firstName: String
-    var lastName: String
-    var email: String?
-    var phone: String?
+    /// `owner_id` is the user it belongs to: a rep sees only their own contacts.
+    var id, ownerId: UUID
+    var firstName, lastName: String
+    var email, phone: String?
     var companyId: UUID?
     /// Up to 20, each 1 to 50 characters; lists filter on one with `?tag=`.
     var tags: [String]
     var externalId: String?
-    var createdAt: Date
-    var updatedAt: Date
+    var createdAt, updatedAt: Date
 
     init(_ row: PostgresRow) throws {
         (id, ownerId, firstName, lastName, email, phone, companyId, tags, externalId, createdAt, updatedAt) = try row.decode(
@@ -28,10 +24,7 @@ struct Contact: Codable, Sendable {
 /// is needed), or the changes to one (PATCH, a JSON Merge Patch: absent keeps, `null`
 /// clears). `owner_id` gives it to another owner (`sales.owners.assign`).
 struct ContactFields: RecordFields {
-    var firstName: Patch<String>
-    var lastName: Patch<String>
-    var email: Patch<String>
-    var phone: Patch<String>
+    var firstName, lastName, email, phone: Patch<String>
     var companyId: Patch<UUID>
     var tags: Patch<[String]>
     var externalId: Patch<String>

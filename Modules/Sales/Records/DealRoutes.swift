@@ -4,11 +4,10 @@ import HTTPTypes
 
 struct DealRoutes {
     func register(_ routes: ModuleRoutes) {
-        routes.on(.get, "deals", summary: "List deals you may see", access: SalesAccess.records,
-                  query: QueryParameter.pagination + ListFilter.parameters(search: "titles") + [
-                    .init("stage", "Only deals in this stage."), .init("status", "open, won or lost."),
-                  ], response: Page<Deal>.self) { request in
-            let (page, filter) = (try request.pageRequest(), try ListFilter(request))
+        OwnedRecordRoutes.list(
+            routes, "deals", summary: "List deals you may see", search: "titles",
+            query: [.init("stage", "Only deals in this stage."), .init("status", "open, won or lost.")]
+        ) { request, page, filter in
             let (stage, status) = (request.query("stage"), request.query("status"))
             return try await request.transaction { try await DealStore.list(page, filter, stage: stage, status: status, on: $0) }
         }

@@ -15,12 +15,8 @@ enum DealStore: OwnedRecordStore {
     static let items = RecordTable<DealItem>("sales_deal_items", columns: "id, product_id, quantity, unit_price", noun: "line item", decode: DealItem.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, stage: String?, status: String?, on transaction: TenantTransaction) async throws -> Page<Deal> {
-        try await table.page(page, where: """
-            (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
-            AND (\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))
-            AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
-            AND (\(filter.search)::text IS NULL OR title ILIKE \(filter.pattern))
-            """, on: transaction)
+        let own: PostgresQuery = "(\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))"
+        return try await table.page(page, where: filter.conditions(searching: ["title"], and: own), on: transaction)
     }
 
     /// Deals of `status` per stage and currency, summed in numeric: many deals at the

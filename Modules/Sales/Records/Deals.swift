@@ -5,11 +5,9 @@ import PostgresNIO
 /// An opportunity moving through the pipeline. Moving it to another stage records a
 /// `stage_change` activity in the same transaction.
 struct Deal: Codable, Sendable {
-    var id: UUID
-    var ownerId: UUID
+    var id, ownerId: UUID
     var title: String
-    var companyId: UUID?
-    var contactId: UUID?
+    var companyId, contactId: UUID?
     /// A lowercase name of the tenant's choosing (`lead` when created without one).
     var stage: String
     /// Minor units of `currency`.
@@ -20,8 +18,7 @@ struct Deal: Codable, Sendable {
     /// open, won or lost.
     var status: String
     var externalId: String?
-    var createdAt: Date
-    var updatedAt: Date
+    var createdAt, updatedAt: Date
 
     init(_ row: PostgresRow) throws {
         (id, ownerId, title, companyId, contactId, stage, amount, currency, expectedClose, status, externalId, createdAt, updatedAt) = try row.decode(
@@ -33,10 +30,8 @@ struct Deal: Codable, Sendable {
 /// rest defaults to stage `lead`, 0 USD, `open`), or the changes to one (PATCH, a JSON
 /// Merge Patch: `null` clears the company, contact, expected close or external id).
 struct DealFields: RecordFields {
-    var title: Patch<String>
-    var companyId: Patch<UUID>
-    var contactId: Patch<UUID>
-    var stage: Patch<String>
+    var title, stage: Patch<String>
+    var companyId, contactId: Patch<UUID>
     /// Minor units of `currency`.
     var amount: Patch<Int64>
     var currency: Patch<String>

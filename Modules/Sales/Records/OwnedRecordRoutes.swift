@@ -57,6 +57,19 @@ enum OwnedRecordRoutes {
         delete(routes, "\(path)/{id}", summary: summaries.delete, table: Store.table)
     }
 
+    /// `GET path`: a page of the records the caller may see, narrowed by the common
+    /// filters (`owner`, `updated_since`, `q` searching `search`) and the list's own
+    /// `query` parameters, which `list` reads.
+    static func list<Record: Codable & Sendable>(
+        _ routes: ModuleRoutes, _ path: String, summary: String, search: String, query extra: [QueryParameter] = [],
+        _ list: @escaping @Sendable (TenantRequest, PageRequest, ListFilter) async throws -> Page<Record>
+    ) {
+        routes.on(.get, path, summary: summary, access: SalesAccess.records, query: QueryParameter.pagination + ListFilter.parameters(search: search) + extra,
+                  response: Page<Record>.self) { request in
+            try await list(request, try request.pageRequest(), try ListFilter(request))
+        }
+    }
+
     /// `GET path`: the record, 404 for one the caller may not see.
     static func get<Record: Codable & Sendable>(_ routes: ModuleRoutes, _ path: String, summary: String, table: RecordTable<Record>) {
         routes.on(.get, path, summary: summary, access: SalesAccess.records, response: Record.self) { request in

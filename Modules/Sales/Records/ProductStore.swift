@@ -10,11 +10,7 @@ enum ProductStore: OwnedRecordStore {
         order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Product.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, on transaction: TenantTransaction) async throws -> Page<Product> {
-        try await table.page(page, where: """
-            (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner))
-            AND (\(filter.updatedSince)::timestamptz IS NULL OR updated_at >= \(filter.updatedSince))
-            AND (\(filter.search)::text IS NULL OR sku ILIKE \(filter.pattern) OR name ILIKE \(filter.pattern))
-            """, on: transaction)
+        try await table.page(page, where: filter.conditions(searching: ["sku", "name"]), on: transaction)
     }
 
     static func insert(_ product: ProductFields, owner: UUID, on transaction: TenantTransaction) async throws -> Product {

@@ -5,16 +5,14 @@ import PostgresNIO
 /// An item of the tenant's catalog; `sku` is its natural key. Everyone in the tenant
 /// reads the catalog; its owner or a manager changes an entry.
 struct Product: Codable, Sendable {
-    var id: UUID
-    var ownerId: UUID
+    var id, ownerId: UUID
     /// Unique in the tenant: imports match products on it.
     var sku: String
     var name: String
     /// Minor units of `currency`.
     var unitPrice: Int64
     var currency: String
-    var createdAt: Date
-    var updatedAt: Date
+    var createdAt, updatedAt: Date
 
     init(_ row: PostgresRow) throws {
         (id, ownerId, sku, name, unitPrice, currency, createdAt, updatedAt) = try row.decode((UUID, UUID, String, String, Int64, String, Date, Date).self)
@@ -25,8 +23,7 @@ struct Product: Codable, Sendable {
 /// the owner), or the changes to one (PATCH, a JSON Merge Patch). A product has no
 /// empty field, so none may be cleared with `null`.
 struct ProductFields: RecordFields {
-    var sku: Patch<String>
-    var name: Patch<String>
+    var sku, name: Patch<String>
     /// Minor units of `currency`.
     var unitPrice: Patch<Int64>
     var currency: Patch<String>
