@@ -3,6 +3,7 @@ public import Hummingbird
 public import Logging
 import PostgresNIO
 public import ServiceLifecycle
+public import Prometheus
 
 /// The composition root: an Atrium process put together from its configuration, the
 /// installed modules and its database. `atrium serve`, `atrium worker` and the tests all
@@ -23,11 +24,11 @@ public struct AtriumRuntime: Sendable {
     ///     connections that `services` runs first and closes last.
     ///   - masterKey: given by tests; otherwise `ATRIUM_MASTER_KEY` (or the embedded
     ///     database's key file), checked against the key the database was set up with.
-    ///   - authenticator, limiter: replacements for tests of the request path.
+    ///   - authenticator, limiter, metrics: replacements for tests of the request path.
     public static func prepare(
         _ configuration: AtriumConfiguration, registry: ModuleRegistry, location: DatabaseLocation, database: Database? = nil,
         masterKey: MasterKey? = nil, workerConcurrency: Int = 4, authenticator: (any Authenticator)? = nil, limiter: (any RateLimitStore)? = nil,
-        logger: Logger
+        metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger
     ) async throws -> AtriumRuntime {
         let environment = configuration.environment
         let client = database == nil
@@ -50,7 +51,8 @@ public struct AtriumRuntime: Sendable {
         let dependencies = ApplicationDependencies(
             database: pool, registry: registry, identity: identity, authenticator: authenticator, plans: configuration.plans,
             limiter: limiter ?? (configuration.sharedRateLimits ? PostgresRateLimitStore(database: pool, logger: logger) : MemoryRateLimitStore()),
-            operatorAccess: try configuration.operatorToken.map { try OperatorAccess(token: $0, ownerURL: location.owner) }, kit: kit, logger: logger,
+            operatorAccess: try configuration.operatorToken.map { try OperatorAccess(token: $0, ownerURL: location.owner) }, metrics: metrics, kit: kit,
+            logger: logger,
             expectedMigrations: try registry.allMigrations())
         let worker = JobWorker(
             database: pool, registry: registry, mailer: mailer,

@@ -7,7 +7,8 @@ import HummingbirdTesting
 import Prometheus
 import Testing
 
-/// Builds the real router over a test database and runs `body` against it in-process.
+/// The application `atrium serve` runs (`AtriumRuntime.prepare`) over a test database,
+/// with `TestAuthenticator` in place of token authentication.
 func withTestApp<Result: Sendable>(
     _ db: TestDatabase, modules: [any AtriumModule] = [NotesModule()], server: ServerConfiguration = .init(),
     _ body: @escaping @Sendable (any TestClientProtocol, PrometheusCollectorRegistry) async throws -> Result
@@ -15,10 +16,13 @@ func withTestApp<Result: Sendable>(
     try await db.withApp { database in
         let registry = try ModuleRegistry(modules)
         let metrics = PrometheusCollectorRegistry()
-        let dependencies = ApplicationDependencies(
-            database: database, registry: registry, authenticator: TestAuthenticator(), metrics: metrics, logger: TestDatabase.logger,
-            expectedMigrations: try registry.allMigrations())
-        let app = Application(router: buildRouter(dependencies, server: server), logger: TestDatabase.logger)
+        var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
+        configuration.server = server
+        configuration.hashing = testHashing
+        let runtime = try await AtriumRuntime.prepare(
+            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), authenticator: TestAuthenticator(),
+            metrics: metrics, logger: TestDatabase.logger)
+        let app = Application(router: runtime.router, logger: TestDatabase.logger)
         return try await app.test(.router) { client in try await body(client, metrics) }
     }
 }
