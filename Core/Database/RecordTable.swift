@@ -76,23 +76,18 @@ public struct RecordTable<Record: Sendable>: Sendable {
     public func page(_ request: PageRequest, where filter: PostgresQuery = "true", on transaction: TenantTransaction) async throws -> Page<Record> {
         try checkNames()
         guard let order else { throw ConfigurationError("RecordTable \(name) has no order to page by") }
-        var binds = filter.binds
-        var sql = "SELECT \(columns) FROM \(name) WHERE (\(filter.sql))"
-        func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
-            binds.append(value)
-            return "$\(binds.count)"
-        }
+        var sql = SQLBuilder("SELECT \(columns) FROM \(name) WHERE (", filter, ")")
         if let ownerColumn, let owner = transaction.ownerFilter {
-            sql += " AND \(ownerColumn) = \(bind(owner))"
+            sql.append(" AND \(ownerColumn) = \(sql.bind(owner))")
         }
         let (column, direction) = (order.column, order.descending ? "DESC" : "")
         if let after = request.after {
-            let (id, time) = (bind(after.id), bind(after.time))
-            sql += " AND (\(column), id) \(order.descending ? "<" : ">") (coalesce((SELECT \(column) FROM \(name) WHERE id = \(id)), \(time)), \(id))"
+            let (id, time) = (sql.bind(after.id), sql.bind(after.time))
+            sql.append(" AND (\(column), id) \(order.descending ? "<" : ">") (coalesce((SELECT \(column) FROM \(name) WHERE id = \(id)), \(time)), \(id))")
         }
-        sql += " ORDER BY \(column) \(direction), id \(direction) LIMIT \(bind(request.limit + 1))"
+        sql.append(" ORDER BY \(column) \(direction), id \(direction) LIMIT \(sql.bind(request.limit + 1))")
         // The text holds checked names and the filter's own text; every value is bound.
-        let fetched = try await all(PostgresQuery(unsafeSQL: sql, binds: binds), on: transaction)
+        let fetched = try await all(sql.query, on: transaction)
         return request.page(fetched, key: order.key)
     }
 

@@ -26,18 +26,16 @@ extension TenantTransaction {
     public func requireVisible(_ references: Reference...) async throws {
         let named = references.filter { $0.id != nil }
         guard !named.isEmpty else { return }
-        var bindings = PostgresBindings(capacity: named.count)
-        var sql = "SELECT "
+        var sql = SQLBuilder("SELECT ")
         for (index, reference) in named.enumerated() {
+            guard let id = reference.id else { continue }
             guard Self.isIdentifier(reference.table) else {
                 throw ConfigurationError("requireVisible: '\(reference.table)' is not a table name")
             }
-            sql += (index == 0 ? "" : ", ") + "EXISTS (SELECT 1 FROM \(reference.table) WHERE id = $\(index + 1))"
-            bindings.append(reference.id)
+            sql.append((index == 0 ? "" : ", ") + "EXISTS (SELECT 1 FROM \(reference.table) WHERE id = \(sql.bind(id)))")
         }
         // The SQL text holds checked table names only; every id is a bind parameter.
-        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
-        guard let row = try await connection.query(query, logger: logger).collect().first?.makeRandomAccess() else { throw AtriumError.internalError() }
+        guard let row = try await connection.query(sql.query, logger: logger).collect().first?.makeRandomAccess() else { throw AtriumError.internalError() }
         var errors: [AtriumError.FieldError] = []
         for (index, reference) in named.enumerated() where try row[index].decode(Bool.self) == false {
             errors.append(.init(field: reference.field, message: "does not name a record you may see"))

@@ -125,19 +125,14 @@ struct ListFilter: Sendable {
     /// request gave, its condition with the value bound. `searching` are constant SQL
     /// expressions `q` is matched in (ILIKE).
     func conditions(searching columns: [String], and extra: PostgresQuery = "true") -> PostgresQuery {
-        var binds = extra.binds
-        func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
-            binds.append(value)
-            return "$\(binds.count)"
-        }
-        var sql = "(\(extra.sql))"
-        if let owner { sql += " AND owner_id = \(bind(owner))" }
-        if let updatedSince { sql += " AND updated_at >= \(bind(updatedSince))" }
+        var sql = SQLBuilder("(", extra, ")")
+        if let owner { sql.append(" AND owner_id = \(sql.bind(owner))") }
+        if let updatedSince { sql.append(" AND updated_at >= \(sql.bind(updatedSince))") }
         if let pattern {
-            let placeholder = bind(pattern)
-            sql += " AND (" + columns.map { "\($0) ILIKE \(placeholder)" }.joined(separator: " OR ") + ")"
+            let placeholder = sql.bind(pattern)
+            sql.append(" AND (" + columns.map { "\($0) ILIKE \(placeholder)" }.joined(separator: " OR ") + ")")
         }
-        return PostgresQuery(unsafeSQL: sql, binds: binds)
+        return sql.query
     }
 
     /// The three parameters for OpenAPI; `search` says what `q` searches in.
