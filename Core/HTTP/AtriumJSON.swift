@@ -35,11 +35,11 @@ public enum AtriumJSON {
 /// in a module that imports the kernel picks them.
 extension KeyedEncodingContainer {
     public mutating func encode(_ value: UUID, forKey key: Key) throws {
-        try encode(value.uuidString.lowercased(), forKey: key)
+        try encode(value.lowercasedString, forKey: key)
     }
 
     public mutating func encodeIfPresent(_ value: UUID?, forKey key: Key) throws {
-        try encodeIfPresent(value?.uuidString.lowercased(), forKey: key)
+        try encodeIfPresent(value?.lowercasedString, forKey: key)
     }
 }
 
@@ -98,3 +98,27 @@ struct SnakeCaseKey: CodingKey {
     }
 }
 
+
+extension UUID {
+    /// The id as the API writes it (`6ba7b810-9dad-…`), formatted from its bytes: Foundation's
+    /// `uuidString` goes through `sprintf` and then needs lowercasing, twice per id on
+    /// every row of every list.
+    public var lowercasedString: String {
+        let hex = JSONText.hexDigits
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { buffer in
+                var position = 0
+                for (index, byte) in bytes.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        buffer[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    buffer[position] = hex[Int(byte >> 4)]
+                    buffer[position + 1] = hex[Int(byte & 0x0F)]
+                    position += 2
+                }
+                return position
+            }
+        }
+    }
+}

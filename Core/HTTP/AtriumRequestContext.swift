@@ -148,10 +148,11 @@ public struct AtriumRequestDecoder: RequestDecoder {
     private static func snakeCase(_ key: String) -> String { SnakeCase.convert(key) }
 }
 
-/// Encodes responses with the API's JSON conventions.
+/// Encodes responses with the API's JSON conventions (`ResponseJSON`: the bytes
+/// `AtriumJSON.encoder` would write, written directly).
 public struct AtriumResponseEncoder: ResponseEncoder {
     public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
-        let data = try AtriumJSON.encoder.encode(value)
+        let data = try ResponseJSON.encode(value)
         return Response(
             status: .ok,
             headers: [.contentType: "application/json; charset=utf-8"],

@@ -54,7 +54,7 @@ public struct KeysetCursor: Sendable, Equatable {
     }
 
     public var encoded: String {
-        PageCursor([String(time.timeIntervalSince1970), id.uuidString.lowercased()]).encoded
+        PageCursor([String(time.timeIntervalSince1970), id.lowercasedString]).encoded
     }
 
     /// Decodes `?cursor=`; 422 `validation_failed` (field `cursor`) for anything this

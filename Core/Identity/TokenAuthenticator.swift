@@ -17,9 +17,7 @@ public struct TokenAuthenticator: Authenticator {
     }
 
     public func authenticate(_ request: Request, tenant: Tenant, on connection: PostgresConnection, logger: Logger) async throws -> Principal? {
-        let bearer = request.headers[.authorization].flatMap { header in
-            header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces) : nil
-        }
+        let bearer = request.headers[.authorization].flatMap(Self.bearerToken)
         if let key = request.headers[.apiKey] ?? bearer.flatMap({ $0.hasPrefix("atr_") ? $0 : nil }) {
             let store = APIKeyStore(masterKey: identity.masterKey, logger: logger)
             guard let found = try await store.authenticate(key, tenantID: tenant.id, openingRequestOn: connection) else { return nil }
@@ -40,5 +38,19 @@ public struct TokenAuthenticator: Authenticator {
         guard let (roles, customPermissions) = found else { return nil }
         let permissions = identity.catalog.permissions(for: roles).union(customPermissions)
         return Principal(kind: .user, id: userID, tenantID: tenant.id, permissions: permissions, sessionID: sessionID)
+    }
+
+    /// The token of `Bearer <token>` (scheme case-insensitive, spaces and tabs around the
+    /// token ignored), nil for any other scheme. Compared on bytes: Foundation's
+    /// `trimmingCharacters` alone was 1% of an authenticated request's CPU.
+    static func bearerToken(_ header: String) -> String? {
+        let bytes = Array(header.utf8)
+        let scheme = Array("bearer ".utf8)
+        guard bytes.count >= scheme.count, zip(bytes, scheme).allSatisfy({ $0 == $1 || ($1 != UInt8(ascii: " ") && $0 | 0x20 == $1) }) else { return nil }
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var token = bytes[scheme.count...]
+        while let first = token.first, isBlank(first) { token.removeFirst() }
+        while let last = token.last, isBlank(last) { token.removeLast() }
+        return String(decoding: token, as: UTF8.self)
     }
 }

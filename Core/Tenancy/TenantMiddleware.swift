@@ -29,7 +29,7 @@ struct TenantMiddleware: RouterMiddleware {
         }
         let tenant = snapshot.tenant
         context.tenant = tenant
-        context.logger[metadataKey: "tenant.id"] = .string(tenant.id.uuidString.lowercased())
+        context.logger[metadataKey: "tenant.id"] = .string(tenant.id.lowercasedString)
         if tenant.status == .suspended {
             throw AtriumError.forbidden(code: "tenant_suspended", "Tenant '\(slug)' is suspended.")
         }
@@ -157,7 +157,7 @@ struct TenantMiddleware: RouterMiddleware {
             throw AtriumError.unauthenticated()
         }
         context.principal = principal
-        context.logger[metadataKey: "principal.id"] = .string(principal.id.uuidString.lowercased())
+        context.logger[metadataKey: "principal.id"] = .string(principal.id.lowercasedString)
         var limits: RateLimitDecision?
         if let plan {
             let rules = plan.rateLimits.map { RateLimitRule(key: "tenant:\(tenant.id)", policy: $0) }

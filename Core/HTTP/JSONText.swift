@@ -1,0 +1,84 @@
+import Foundation
+
+/// The pieces of JSON text `ResponseJSON` writes itself, each as Foundation writes it.
+enum JSONText {
+    /// A JSON string: `"` and `\` escaped, control characters as `\b \f \n \r \t` or
+    /// `\u00xx`, everything else (slashes, non-ASCII) as its UTF-8 bytes.
+    static func writeString(_ text: String, to output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in bytes.indices {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                output.append(contentsOf: bytes[start..<index])
+                start = index + 1
+                output.append(UInt8(ascii: "\\"))
+                switch byte {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+                case 0x08: output.append(UInt8(ascii: "b"))
+                case 0x0C: output.append(UInt8(ascii: "f"))
+                case 0x0A: output.append(UInt8(ascii: "n"))
+                case 0x0D: output.append(UInt8(ascii: "r"))
+                case 0x09: output.append(UInt8(ascii: "t"))
+                default:
+                    output.append(contentsOf: "u00".utf8)
+                    output.append(hexDigits[Int(byte >> 4)])
+                    output.append(hexDigits[Int(byte & 0x0F)])
+                }
+            }
+            output.append(contentsOf: bytes[start...])
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// `2024-05-01T12:30:00Z`: whole seconds of UTC, as `.iso8601` writes a date. Dates
+    /// before 1583 are left to Foundation, which writes them in the Julian calendar (the
+    /// Gregorian one begins in October 1582), and so are years after 9999.
+    static func timestamp(_ date: Date) throws -> String {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        // 1583-01-01 and 9999-12-31T23:59:59 in seconds since 1970.
+        guard seconds >= -12_212_553_600, seconds <= 253_402_300_799 else { return try foundationString(date) }
+        let total = Int(seconds)
+        let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
+        let secondOfDay = total - days * 86_400
+        let (year, month, day) = civilDate(daysSince1970: days)
+        var text = ""
+        text.reserveCapacity(20)
+        text += padded(year, 4) + "-" + padded(month, 2) + "-" + padded(day, 2) + "T"
+        text += padded(secondOfDay / 3_600, 2) + ":" + padded(secondOfDay / 60 % 60, 2) + ":" + padded(secondOfDay % 60, 2) + "Z"
+        return text
+    }
+
+    /// Year, month and day of the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+    static func civilDate(daysSince1970: Int) -> (year: Int, month: Int, day: Int) {
+        let z = daysSince1970 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    private static func padded(_ value: Int, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+
+    /// Values whose text is Foundation's business (floating point, `Decimal`, `Data`, and
+    /// dates out of range): Foundation's own encoder writes them.
+    static func foundationNode<Value: Encodable>(_ value: Value) throws -> JSONNode {
+        .literal(String(decoding: try AtriumJSON.encoder.encode(value), as: UTF8.self))
+    }
+
+    private static func foundationString(_ date: Date) throws -> String {
+        let text = String(decoding: try AtriumJSON.encoder.encode(date), as: UTF8.self)
+        return String(text.dropFirst().dropLast())
+    }
+}

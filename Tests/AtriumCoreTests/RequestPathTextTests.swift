@@ -1,0 +1,40 @@
+@testable import AtriumCore
+import Foundation
+import Testing
+
+/// The byte-level replacements of Foundation calls on the request path give what the
+/// calls they replace gave.
+@Suite("Request-path text helpers")
+struct RequestPathTextTests {
+    @Test func lowercasedIDsMatchFoundation() {
+        for _ in 0..<1_000 {
+            let id = UUID()
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+        }
+        let edge = UUID(uuid: (0, 0xFF, 0x0F, 0xF0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xA, 0xB, 0xC))
+        #expect(edge.lowercasedString == "00ff0ff0-0102-0304-0506-0708090a0b0c")
+    }
+
+    @Test func base64URLMatchesTheAlphabetSwap() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<64 {
+            let data = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let expected = data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            #expect(Base64URL.encode(data) == expected)
+            #expect(Base64URL.decode(Base64URL.encode(data)) == data)
+        }
+    }
+
+    @Test func bearerTokensAreReadLikeBefore() {
+        #expect(TokenAuthenticator.bearerToken("Bearer abc.def") == "abc.def")
+        #expect(TokenAuthenticator.bearerToken("bEaReR   abc \t") == "abc")
+        #expect(TokenAuthenticator.bearerToken("Bearer ") == "")
+        #expect(TokenAuthenticator.bearerToken("Bearer") == nil)
+        #expect(TokenAuthenticator.bearerToken("Basic abc") == nil)
+        #expect(TokenAuthenticator.bearerToken("Bearer\tabc") == nil)
+        #expect(TokenAuthenticator.bearerToken("Bearer\0abc") == nil)
+        #expect(TokenAuthenticator.bearerToken("Bearerxabc") == nil)
+        #expect(TokenAuthenticator.bearerToken("Bearer atr_0123") == "atr_0123")
+    }
+}
