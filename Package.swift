@@ -155,6 +155,7 @@ let package = Package(
             name: "AtriumEndToEndTests",
             dependencies: [
                 "AtriumCore",
+                .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ],
             path: "Tests/AtriumEndToEndTests",
             swiftSettings: swiftSettings

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AtriumCore
+import Foundation
 
 @main
 struct AtriumCommand: AsyncParsableCommand {
@@ -16,7 +17,30 @@ struct AtriumCommand: AsyncParsableCommand {
             ServeCommand.self, WorkerCommand.self, MigrateCommand.self, DoctorCommand.self, DBCommand.self,
             TenantsCommand.self, UsersCommand.self, RolesCommand.self, APIKeysCommand.self, AuditCommand.self, ModulesCommand.self,
             OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, ContextCommand.self, APICommand.self,
         ] + installedModules.flatMap(\.commands)
     )
+
+    /// Runs the command with the console's exit codes: 0 ok, 1 failure, 2 usage error,
+    /// 3 not logged in, 4 permission denied (ArgumentParser alone would exit 64 on a
+    /// usage error).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as RemoteFailure {
+            Console.error("error: \(failure.message)")
+            Foundation.exit(failure.exitCode)
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                Console.error(fullMessage(for: error))
+                Foundation.exit(RemoteFailure.Kind.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }

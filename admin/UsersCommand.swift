@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 
@@ -73,14 +74,19 @@ struct UsersCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a tenant's users.")
+        static let configuration = CommandConfiguration(abstract: "List a tenant's users (remotely when logged in).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                return try render(try await client.json(.get, "admin/users", as: Page<User>.self).data, json: json)
+            }
             let logger = global.logger(defaultLevel: .warning)
-            let users = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, _ in
+            let users = try await UsersCommand.inTenant(try ModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
                 try await UserStore(logger: logger).list(on: connection)
             }
             try render(users, json: json)

@@ -190,9 +190,10 @@ struct AuthRoutes {
         let users = UserStore(logger: Logger(label: "atrium.identity"))
 
         routes.on(.get, "auth/me", summary: "The caller's profile, roles and permissions", permission: nil, response: Me.self) { request in
+            // An API key answers with the user it acts for and its own permissions.
             let principal = try request.requirePrincipal()
-            let user = try await request.transaction { try await users.find(id: principal.id, on: $0.connection) }
-            guard let user else { throw AtriumError.notFound() }
+            let user = try await request.transaction { try await users.find(id: principal.databaseID, on: $0.connection) }
+            guard let user else { throw AtriumError.notFound("This API key acts for no user.") }
             return Me(user: user, permissions: principal.permissions.sorted())
         }
 

@@ -1,0 +1,225 @@
+import AtriumCore
+import Foundation
+import HummingbirdOTP
+import Testing
+
+/// The `atrium` console against a running `atrium serve`, as a tenant's admin and member
+/// would use it: login (password, TOTP), whoami, contexts, raw API calls, refresh of an
+/// expired access token, two commands at once, logout, and the exit codes scripts use.
+@Suite("The remote admin console", .serialized)
+struct RemoteConsoleTests {
+    /// A server with two tenants, and a console whose config folder is the test's own.
+    struct Setup {
+        let scratch: URL
+        let server: RunningProcess
+        let atrium: AtriumBinary
+        let console: AtriumBinary
+        let url: String
+        var credentials: URL { scratch.appending(path: "config/atrium/credentials.json") }
+
+        func stop() {
+            server.signal(SIGTERM)
+            _ = try? server.wait(timeout: .seconds(60))
+            _ = try? atrium.run("db", "stop")
+            try? FileManager.default.removeItem(at: scratch)
+        }
+
+        func stored() throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: credentials)) as? [String: Any])
+        }
+
+        func context(_ name: String) throws -> [String: Any] {
+            let contexts = try #require(try stored()["contexts"] as? [[String: Any]])
+            return try #require(contexts.first { $0["name"] as? String == name })
+        }
+
+        /// Rewrites one field of a stored login (as time passing, or a token going bad, would).
+        func edit(_ name: String, _ key: String, _ value: Any) throws {
+            var contents = try stored()
+            var contexts = try #require(contents["contexts"] as? [[String: Any]])
+            let index = try #require(contexts.firstIndex { $0["name"] as? String == name })
+            contexts[index][key] = value
+            contents["contexts"] = contexts
+            try JSONSerialization.data(withJSONObject: contents).write(to: credentials)
+        }
+    }
+
+    static func start() async throws -> Setup {
+        let scratch = try makeScratchDirectory()
+        let tenants = scratch.appending(path: "tenants")
+        try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
+        for (slug, password) in [("acme", "acme-owner-pass"), ("globex", "globex-owner-pass")] {
+            try """
+                slug: \(slug)
+                name: \(slug.capitalized)
+                modules: []
+                users:
+                  - email: owner@\(slug).test
+                    password: \(password)
+                    roles: [owner]
+                  - email: member@\(slug).test
+                    password: member-pass-123
+                    roles: [member]
+                """.write(to: tenants.appending(path: "\(slug).yaml"), atomically: true, encoding: .utf8)
+        }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let port = try LocalPort.free()
+        let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenants.path()])
+        try await server.waitUntilReady(port: port)
+        var environment = atrium.environment
+        environment["XDG_CONFIG_HOME"] = scratch.appending(path: "config").path()
+        environment.removeValue(forKey: "ATRIUM_API_KEY")
+        environment.removeValue(forKey: "ATRIUM_CREDENTIALS")
+        var console = atrium
+        console.environment = environment
+        return Setup(scratch: scratch, server: server, atrium: atrium, console: console, url: "http://127.0.0.1:\(port)")
+    }
+
+    @Test(.timeLimit(.minutes(5))) func anAdminLogsInWorksRemotelyAndLogsOut() async throws {
+        let setup = try await Self.start()
+        defer { setup.stop() }
+        let console = setup.console
+
+        let notYet = try console.run("whoami")
+        #expect(notYet.status == 3, "\(notYet)")
+        #expect(notYet.stderr.contains("not logged in"))
+
+        let login = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin",
+                                    stdin: "acme-owner-pass\n")
+        #expect(login.status == 0, "\(login.stderr)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: setup.credentials.path())
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let file = try String(contentsOf: setup.credentials, encoding: .utf8)
+        #expect(!file.contains("acme-owner-pass"))
+        #expect(file.contains("refresh_token"))
+
+        let whoami = try console.run("whoami")
+        #expect(whoami.status == 0, "\(whoami.stderr)")
+        #expect(whoami.stdout.contains("owner@acme.test"))
+        #expect(whoami.stdout.contains(setup.url))
+        #expect(whoami.stdout.contains("roles:   owner"))
+        #expect(whoami.stdout.contains("remote"))
+
+        // The same command, the same JSON shape, whichever side runs it.
+        let remote = try console.run("users", "list", "--json")
+        let local = try console.run("users", "list", "--json", "--local", "--tenant", "acme")
+        #expect(remote.status == 0, "\(remote.stderr)")
+        #expect(local.status == 0, "\(local.stderr)")
+        let remoteUsers = try #require(try JSONSerialization.jsonObject(with: Data(remote.stdout.utf8)) as? [[String: Any]])
+        let localUsers = try #require(try JSONSerialization.jsonObject(with: Data(local.stdout.utf8)) as? [[String: Any]])
+        #expect(remoteUsers.count == 2)
+        #expect(remoteUsers.map { Set($0.keys) } == localUsers.map { Set($0.keys) })
+        #expect(Set(remoteUsers.compactMap { $0["email"] as? String }) == ["owner@acme.test", "member@acme.test"])
+
+        let raw = try console.run("api", "GET", "admin/users")
+        #expect(raw.status == 0, "\(raw.stderr)")
+        #expect(raw.stdout.contains("member@acme.test"))
+        let created = try console.run("api", "POST", "admin/roles", "--data", #"{"name":"auditor","permissions":["kernel.audit.read"]}"#)
+        #expect(created.status == 0, "\(created.stderr)")
+        let invalid = try console.run("api", "POST", "admin/roles", "--data", #"{"name":"Bad Name!","permissions":[]}"#)
+        #expect(invalid.status == 1)
+        #expect(invalid.stdout.contains("422"))
+        #expect(!invalid.stderr.contains("Fatal"))
+
+        // A token of tenant acme never works on globex: answered like no login at all.
+        let foreign = try console.run("api", "GET", "/v1/tenants/globex/admin/users")
+        #expect(foreign.status == 3, "\(foreign)")
+        #expect(!foreign.stdout.contains("globex.test"))
+
+        // An access token that went bad (or expired) is refreshed without the user noticing.
+        let before = try setup.context("acme@127.0.0.1:\(URL(string: setup.url)?.port ?? 0)")
+        let name = try #require(before["name"] as? String)
+        try setup.edit(name, "access_token", "not-a-token")
+        let refreshed = try console.run("api", "GET", "auth/me")
+        #expect(refreshed.status == 0, "\(refreshed.stderr)")
+        #expect(try setup.context(name)["refresh_token"] as? String != before["refresh_token"] as? String)
+
+        // Two commands at once, both finding the access token expired, both refresh: the
+        // session survives (neither refresh is taken for a replay).
+        try setup.edit(name, "access_token_expires_at", "2000-01-01T00:00:00Z")
+        let pair = try [console.start(["api", "GET", "auth/me"]), console.start(["api", "GET", "auth/me"])]
+        for process in pair {
+            let result = try process.wait(timeout: .seconds(60))
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        #expect(try console.run("whoami").status == 0)
+
+        // Logout ends the session on the server: the refresh token it kept no longer works.
+        let kept = try #require(try setup.context(name)["refresh_token"] as? String)
+        let logout = try console.run("logout")
+        #expect(logout.status == 0, "\(logout.stderr)")
+        let reuse = try await HTTP.post("\(setup.url)/v1/tenants/acme/auth/refresh", json: #"{"refresh_token":"\#(kept)"}"#)
+        #expect(reuse.status == 401)
+        #expect(try console.run("whoami").status == 3)
+        #expect(try console.run("api", "GET", "auth/me").status == 3)
+    }
+
+    @Test(.timeLimit(.minutes(5))) func membersPermissionsTOTPContextsAndRefusals() async throws {
+        let setup = try await Self.start()
+        defer { setup.stop() }
+        let console = setup.console
+
+        let member = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "member@acme.test", "--password-stdin",
+                                     "--name", "acme-member", stdin: "member-pass-123\n")
+        #expect(member.status == 0, "\(member.stderr)")
+        let denied = try console.run("users", "list")
+        #expect(denied.status == 4, "\(denied)")
+        #expect(denied.stderr.contains("kernel.users.read"))
+        let wrongPassword = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "member@acme.test", "--password-stdin",
+                                            stdin: "wrong-password\n")
+        #expect(wrongPassword.status == 1)
+        #expect(wrongPassword.stderr.contains("login refused"))
+
+        // The owner turns TOTP on (over the API), then logs in with a code as a second line.
+        let owner = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin",
+                                    "--name", "acme-owner", stdin: "acme-owner-pass\n")
+        #expect(owner.status == 0, "\(owner.stderr)")
+        let enrolled = try console.run("api", "POST", "auth/mfa/totp/enroll", "--data", "{}")
+        let secret = try #require((try JSONSerialization.jsonObject(with: Data(enrolled.stdout.utf8)) as? [String: Any])?["secret"] as? String)
+        let confirmed = try console.run("api", "POST", "auth/mfa/totp/confirm", "--data", #"{"code":"\#(Self.code(secret, at: Date()))"}"#)
+        #expect(confirmed.status == 0, "\(confirmed.stderr)")
+        let noCode = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin",
+                                     "--name", "acme-owner", stdin: "acme-owner-pass\n")
+        #expect(noCode.status == 2, "\(noCode)")
+        let withCode = try console.run(
+            "login", "--server", setup.url, "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin", "--name", "acme-owner",
+            stdin: "acme-owner-pass\n\(Self.code(secret, at: Date().addingTimeInterval(30)))\n")
+        #expect(withCode.status == 0, "\(withCode.stderr)")
+
+        // Two logins kept; the current one is what commands use; --context picks another.
+        let list = try console.run("context", "list")
+        #expect(list.stdout.contains("* ") && list.stdout.contains("acme-owner") && list.stdout.contains("acme-member"), "\(list.stdout)")
+        #expect(try console.run("users", "list").status == 0)
+        #expect(try console.run("users", "list", "--context", "acme-member").status == 4)
+        #expect(try console.run("context", "use", "acme-member").status == 0)
+        #expect(try console.run("whoami").stdout.contains("member@acme.test"))
+        #expect(try console.run("context", "use", "nobody").status == 2)
+
+        // Usage errors exit 2; a credentials file others can read is refused.
+        #expect(try console.run("api", "FETCH", "auth/me").status == 2)
+        #expect(try console.run("api", "GET").status == 2)
+        #expect(try console.run("users", "list", "--local", "--remote").status == 2)
+        chmod(setup.credentials.path(), 0o644)
+        let exposed = try console.run("whoami")
+        #expect(exposed.status == 1)
+        #expect(exposed.stderr.contains("chmod 600"))
+    }
+
+    /// The code an authenticator shows for the base32 `secret` at `date`.
+    static func code(_ secret: String, at date: Date) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var bits = 0
+        var value = 0
+        var bytes: [UInt8] = []
+        for character in secret.uppercased() where character != "=" {
+            guard let index = alphabet.firstIndex(of: character) else { continue }
+            value = (value << 5) | index
+            bits += 5
+            if bits >= 8 {
+                bytes.append(UInt8((value >> (bits - 8)) & 0xff))
+                bits -= 8
+            }
+        }
+        return String(format: "%06d", TOTP(secret: String(decoding: bytes, as: UTF8.self)).compute(date: date))
+    }
+}
