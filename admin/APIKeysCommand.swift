@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 
@@ -17,7 +18,8 @@ struct APIKeysCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API key and print it (the only time it is shown).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "A name that says what the key is for.") var name: String
         @Option(
             name: .customLong("permission"),
@@ -29,6 +31,10 @@ struct APIKeysCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                return try APIKeysCommand.show(try await remoteCreate(&client), json: json)
+            }
             let logger = global.logger(defaultLevel: .warning)
             let catalog = PermissionCatalog(registry: try ModulesCommand.registry())
             let known = catalog.permissions.map(\.name).sorted()
@@ -43,7 +49,7 @@ struct APIKeysCommand: AsyncParsableCommand {
                 guard let date = ISO8601DateFormatter().date(from: expires) else { throw ValidationFailure("--expires must be an RFC 3339 time") }
                 expiresAt = date
             }
-            let (slug, name, permissions, expiry, actsForEmail) = (tenant, name, permissions, expiresAt, actsFor)
+            let (slug, name, permissions, expiry, actsForEmail) = (try ModeOptions.localTenant(tenant), name, permissions, expiresAt, actsFor)
             let created = try await global.withDatabase(logger: logger) { location in
                 let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
@@ -66,30 +72,54 @@ struct APIKeysCommand: AsyncParsableCommand {
                     }
                 }
             }
-            if json {
-                try Console.json(created)
-            } else {
-                Console.line(created.key)
-                Console.error("Store this key now: it is not shown again. Id \(created.apiKey.id.uuidString.lowercased()).")
+            try APIKeysCommand.show(created, json: json)
+        }
+
+        /// The key made by the server, as the logged-in admin (who can give it only what they hold).
+        func remoteCreate(_ client: inout RemoteClient) async throws -> APIKeyStore.CreatedKey {
+            struct NewKey: Encodable {
+                var name: String
+                var permissions: [String]
+                var expiresAt: Date?
+                var actsFor: UUID?
             }
+            var expiresAt: Date?
+            if let expires {
+                guard let date = ISO8601DateFormatter().date(from: expires) else { throw RemoteFailure.usage("--expires must be an RFC 3339 time") }
+                expiresAt = date
+            }
+            var actsForID: UUID?
+            if let actsFor { actsForID = try await RemoteAdmin.userID(actsFor, &client) }
+            return try await client.json(
+                .post, "admin/api-keys", body: NewKey(name: name, permissions: permissions, expiresAt: expiresAt, actsFor: actsForID),
+                as: APIKeyStore.CreatedKey.self)
+        }
+    }
+
+    /// A new key: printed once (JSON, or the key on standard output and its id on standard error).
+    static func show(_ created: APIKeyStore.CreatedKey, json: Bool) throws {
+        if json {
+            try Console.json(created)
+        } else {
+            Console.line(created.key)
+            Console.error("Store this key now: it is not shown again. Id \(created.apiKey.id.uuidString.lowercased()).")
         }
     }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a tenant's API keys (never their secrets).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let logger = global.logger(defaultLevel: .warning)
-            let slug = tenant
-            let keys = try await global.withDatabase(logger: logger) { location in
-                let store = try await APIKeysCommand.store(global, location: location, logger: logger)
-                return try await withPostgresConnection(location.owner, logger: logger) { connection in
-                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
-                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { try await store.list(on: $0) }
-                }
+            let keys: [APIKeyStore.APIKey]
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                keys = try await client.json(.get, "admin/api-keys", as: Page<APIKeyStore.APIKey>.self).data
+            } else {
+                keys = try await localKeys()
             }
             if json {
                 try Console.json(keys)
@@ -99,18 +129,36 @@ struct APIKeysCommand: AsyncParsableCommand {
                 })
             }
         }
+
+        private func localKeys() async throws -> [APIKeyStore.APIKey] {
+            let logger = global.logger(defaultLevel: .warning)
+            let slug = try ModeOptions.localTenant(tenant)
+            return try await global.withDatabase(logger: logger) { location in
+                let store = try await APIKeysCommand.store(global, location: location, logger: logger)
+                return try await withPostgresConnection(location.owner, logger: logger) { connection in
+                    let tenant = try await ModulesCommand.tenant(slug, on: connection, logger: logger)
+                    return try await connection.withTenantTransaction(tenant.id, logger: logger) { try await store.list(on: $0) }
+                }
+            }
+        }
     }
 
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke an API key.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Argument(help: "Key id.") var id: String
 
         func run() async throws {
-            guard let keyID = UUID(uuidString: id) else { throw ValidationFailure("'\(id)' is not a key id") }
+            guard let keyID = UUID(uuidString: id) else { throw RemoteFailure.usage("'\(id)' is not a key id") }
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                _ = try await client.send(.delete, "admin/api-keys/\(keyID.lowercasedString)")
+                return Console.line("revoked \(id)")
+            }
             let logger = global.logger(defaultLevel: .warning)
-            let slug = tenant
+            let slug = try ModeOptions.localTenant(tenant)
             let revoked = try await global.withDatabase(logger: logger) { location in
                 let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in

@@ -1,12 +1,14 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Show a tenant's audit log, newest first.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "Tenant slug.") var tenant: String
+    @OptionGroup var mode: ModeOptions
+    @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
     @Option(help: "Only events at or after this RFC 3339 time.") var since: String?
     @Option(help: "At most this many events.") var limit: Int = 100
     @Flag(help: "Print JSON.") var json = false
@@ -17,10 +19,18 @@ struct AuditCommand: AsyncParsableCommand {
             guard let date = ISO8601DateFormatter().date(from: since) else { throw ValidationFailure("--since must be an RFC 3339 time") }
             start = date
         }
-        let logger = global.logger(defaultLevel: .warning)
-        let (from, limit) = (start, limit)
-        let events = try await UsersCommand.inTenant(tenant, global: global, logger: logger) { connection, _ in
-            try await AuditLog(logger: logger).list(since: from, limit: limit, on: connection)
+        let events: [AuditLog.Event]
+        if var client = try mode.client(global) {
+            try ModeOptions.check(tenant, against: client)
+            var query = URLComponents()
+            query.queryItems = [URLQueryItem(name: "limit", value: String(min(limit, 200)))] + (since.map { [URLQueryItem(name: "since", value: $0)] } ?? [])
+            events = try await client.json(.get, "admin/audit?\(query.percentEncodedQuery ?? "")", as: Page<AuditLog.Event>.self).data
+        } else {
+            let logger = global.logger(defaultLevel: .warning)
+            let (from, limit) = (start, limit)
+            events = try await UsersCommand.inTenant(try ModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
+                try await AuditLog(logger: logger).list(since: from, limit: limit, on: connection)
+            }
         }
         if json {
             try Console.json(events)

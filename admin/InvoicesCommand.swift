@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 
@@ -96,15 +97,22 @@ struct InvoicesCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A tenant's invoices, newest month first.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The tenant.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let logger = global.logger(defaultLevel: .warning)
-            let context = try InvoicesCommand.context(plans: plans, logger: logger)
-            let invoices = try await InvoicesCommand.inTenant(global, slug: tenant, logger: logger) { connection, _, _ in
-                try await context.invoices.list(on: connection)
+            let invoices: [Invoices.Invoice]
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                invoices = try await client.json(.get, "billing/invoices?limit=200", as: Page<Invoices.Invoice>.self).data
+            } else {
+                let logger = global.logger(defaultLevel: .warning)
+                let context = try InvoicesCommand.context(plans: plans, logger: logger)
+                invoices = try await InvoicesCommand.inTenant(global, slug: try ModeOptions.localTenant(tenant), logger: logger) { connection, _, _ in
+                    try await context.invoices.list(on: connection)
+                }
             }
             if json { return try Console.json(invoices) }
             Console.table(["number", "period", "plan", "status", "total", "id"], invoices.map {
@@ -114,14 +122,28 @@ struct InvoicesCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One invoice with its lines.")
+        static let configuration = CommandConfiguration(abstract: "One invoice with its lines (--json: the whole invoice, to keep or pass on).")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The tenant.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Argument(help: "Invoice number or id.") var invoice: String
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                var id = UUID(uuidString: invoice)
+                if id == nil {
+                    let all = try await client.json(.get, "billing/invoices?limit=200", as: Page<Invoices.Invoice>.self).data
+                    id = all.first { $0.number == invoice }?.id
+                }
+                guard let id else { throw RemoteFailure.usage("no invoice \(invoice) in tenant \(client.context.tenant)") }
+                let found = try await client.json(.get, "billing/invoices/\(id.lowercasedString)", as: Invoices.Invoice.self)
+                if json { return try Console.json(found) }
+                return InvoicesCommand.printInvoice(found)
+            }
+            let tenant = try ModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let context = try InvoicesCommand.context(plans: plans, logger: logger)
             let reference = invoice

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 
 struct UsageCommand: AsyncParsableCommand {
@@ -10,12 +11,33 @@ struct UsageCommand: AsyncParsableCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A tenant's usage by meter for one month, priced by its plan.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The tenant.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The month, YYYY-MM (default: this month, UTC).") var period: String?
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
 
+        /// The month's usage as the server reports it to the logged-in admin (prices are
+        /// on the invoice: `atrium invoices list`).
+        struct RemoteReport: Codable {
+            var period: String
+            var data: [Metering.MeterUsage]
+        }
+
         func run() async throws {
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                var query = URLComponents()
+                query.queryItems = period.map { [URLQueryItem(name: "period", value: $0)] }
+                let path = "billing/usage" + (query.percentEncodedQuery.map { "?\($0)" } ?? "")
+                let report = try await client.json(.get, path, as: RemoteReport.self)
+                if json { return try Console.json(report.data) }
+                Console.line("\(client.context.tenant)  \(report.period)")
+                return Console.table(["meter", "aggregation", "value", "unit", "events"], report.data.map {
+                    [$0.meter, $0.aggregation, String($0.value), $0.unit, String($0.events)]
+                })
+            }
+            let tenant = try ModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let registry = try ModulesCommand.registry()
             let catalog = try TenantsCommand.catalog(plans, registry: registry)

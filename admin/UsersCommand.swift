@@ -8,7 +8,7 @@ import PostgresNIO
 struct UsersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "users", abstract: "Create, list, disable and enable a tenant's users (recorded in its audit log).",
-        subcommands: [Create.self, List.self, Disable.self, Enable.self])
+        subcommands: [Create.self, Invite.self, List.self, Disable.self, Enable.self])
 
     /// Runs `body` in a transaction of the tenant named `slug`, on the owner connection.
     static func inTenant<Result: Sendable>(
@@ -93,23 +93,50 @@ struct UsersCommand: AsyncParsableCommand {
         }
     }
 
+    struct Invite: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Invite someone by email with a role (remote: the server mails the link; on this machine use users create).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Email address to invite.") var email: String
+        @Option(help: "The role the account gets (default member).") var role: String?
+
+        func run() async throws {
+            guard var client = try mode.client(global) else {
+                throw RemoteFailure.usage("an invitation is mailed by a server: log in first (`atrium login`), or create the user here with `atrium users create`")
+            }
+            struct Invitation: Encodable { var email: String; var role: String? }
+            _ = try await client.send(.post, "admin/users/invite", body: try AtriumJSON.encoder.encode(Invitation(email: email, role: role)))
+            Console.line("invited \(email) as \(role ?? "member"); the invitation is on its way by mail")
+        }
+    }
+
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user; all of their sessions end at once.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
-        func run() async throws { try await UsersCommand.setStatus("disabled", tenant: tenant, email: email, global: global) }
+        func run() async throws { try await UsersCommand.setStatus("disabled", tenant: tenant, email: email, mode: mode, global: global) }
     }
 
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "Tenant slug.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
-        func run() async throws { try await UsersCommand.setStatus("active", tenant: tenant, email: email, global: global) }
+        func run() async throws { try await UsersCommand.setStatus("active", tenant: tenant, email: email, mode: mode, global: global) }
     }
 
-    static func setStatus(_ status: String, tenant slug: String, email: String, global: GlobalOptions) async throws {
+    static func setStatus(_ status: String, tenant: String?, email: String, mode: ModeOptions, global: GlobalOptions) async throws {
+        if var client = try mode.client(global) {
+            try ModeOptions.check(tenant, against: client)
+            let id = try await RemoteAdmin.userID(email, &client)
+            _ = try await client.send(.post, "admin/users/\(id.lowercasedString)/\(status == "disabled" ? "disable" : "enable")")
+            return Console.line("\(email) \(status == "disabled" ? "disabled" : "enabled")")
+        }
+        let slug = try ModeOptions.localTenant(tenant)
         let logger = global.logger(defaultLevel: .warning)
         let roles = RoleStore(catalog: PermissionCatalog(registry: try ModulesCommand.registry()), logger: logger)
         let changed = try await CommandErrors.mapped {

@@ -19,6 +19,8 @@ struct TenantRoutes {
         var id: String
         var version: String
         var enabled: Bool
+        /// Whether the tenant's plan includes the module (so an admin may enable it).
+        var inPlan: Bool
     }
 
     struct ModuleList: Codable, Sendable {
@@ -32,16 +34,19 @@ struct TenantRoutes {
         }
         let installed = registry.modules.map { (id: $0.id, version: $0.version) }
         let enablement = routes.services.enablement
-        routes.on(.get, "modules", summary: "Installed modules and whether this tenant has them enabled", permission: nil, response: ModuleList.self) {
-            request in
+        let registry = self.registry
+        let plans = self.plans
+        routes.on(.get, "modules", summary: "Installed modules: whether this tenant has each enabled, and whether its plan includes it",
+                  permission: nil, response: ModuleList.self) { request in
             let enabled = try await request.transaction { transaction in
                 try await enablement.enabledModules(on: transaction.connection)
             }
-            return ModuleList(data: installed.map { ModuleView(id: $0.id, version: $0.version, enabled: enabled.contains($0.id)) })
+            let plan = request.tenant.plan
+            return ModuleList(data: installed.map {
+                ModuleView(id: $0.id, version: $0.version, enabled: enabled.contains($0.id), inPlan: plans?.allows($0.id, on: plan) ?? true)
+            })
         }
 
-        let registry = self.registry
-        let plans = self.plans
         routes.on(.put, "modules/{module}", summary: "Enable a module the tenant's plan includes", permission: "kernel.modules.manage",
                   response: ModuleView.self) { request in
             let id = try request.parameter("module")
@@ -60,7 +65,7 @@ struct TenantRoutes {
                     try await AdminRoutes.audit("module.enabled", request, principal, subject: id, transaction)
                 }
             }
-            return ModuleView(id: id, version: module.version, enabled: true)
+            return ModuleView(id: id, version: module.version, enabled: true, inPlan: true)
         }
 
         routes.on(.delete, "modules/{module}", summary: "Disable a module (its data is kept)", permission: "kernel.modules.manage",
@@ -77,7 +82,7 @@ struct TenantRoutes {
                     try await AdminRoutes.audit("module.disabled", request, principal, subject: id, transaction)
                 }
             }
-            return ModuleView(id: id, version: module.version, enabled: false)
+            return ModuleView(id: id, version: module.version, enabled: false, inPlan: plans?.allows(id, on: request.tenant.plan) ?? true)
         }
     }
 }

@@ -48,10 +48,20 @@ struct RemoteConsoleTests {
         let scratch = try makeScratchDirectory()
         let tenants = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
-        for (slug, password) in [("acme", "acme-owner-pass"), ("globex", "globex-owner-pass")] {
+        try """
+            plans:
+              pro:
+                price: 1999
+                modules: [sales]
+              free:
+                price: 0
+                modules: []
+            """.write(to: tenants.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
+        for (slug, password, plan) in [("acme", "acme-owner-pass", "pro"), ("globex", "globex-owner-pass", "free")] {
             try """
                 slug: \(slug)
                 name: \(slug.capitalized)
+                plan: \(plan)
                 modules: []
                 users:
                   - email: owner@\(slug).test
@@ -203,6 +213,66 @@ struct RemoteConsoleTests {
         let exposed = try console.run("whoami")
         #expect(exposed.status == 1)
         #expect(exposed.stderr.contains("chmod 600"))
+    }
+
+    @Test(.timeLimit(.minutes(5))) func anAdminAdministersTheTenantRemotely() async throws {
+        let setup = try await Self.start()
+        defer { setup.stop() }
+        let console = setup.console
+        let login = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin",
+                                    stdin: "acme-owner-pass\n")
+        #expect(login.status == 0, "\(login.stderr)")
+
+        let invited = try console.run("users", "invite", "--email", "new@acme.test", "--role", "member")
+        #expect(invited.status == 0, "\(invited.stderr)")
+        #expect(try console.run("audit", "--json").stdout.contains("new@acme.test"))
+        #expect(try console.run("roles", "grant", "--email", "member@acme.test", "--role", "admin").status == 0)
+        #expect(try console.run("users", "list").stdout.contains("admin,member") || console.run("users", "list").stdout.contains("member,admin"))
+        #expect(try console.run("roles", "revoke", "--email", "member@acme.test", "--role", "admin").status == 0)
+        #expect(try console.run("users", "disable", "--email", "member@acme.test").status == 0)
+        #expect(try console.run("users", "list").stdout.contains("disabled"))
+        #expect(try console.run("users", "enable", "--email", "member@acme.test").status == 0)
+        #expect(try console.run("users", "disable", "--email", "nobody@acme.test").status == 2)
+
+        // An API key made remotely works for scripts (no file, just the environment) until revoked.
+        let created = try console.run("api-keys", "create", "--name", "ci", "--permission", "kernel.users.read", "--json")
+        #expect(created.status == 0, "\(created.stderr)")
+        let key = try #require(try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])
+        let secret = try #require(key["key"] as? String)
+        let keyID = try #require((key["api_key"] as? [String: Any])?["id"] as? String)
+        #expect(try console.run("api-keys", "list").stdout.contains(keyID))
+        var script = console
+        script.environment["XDG_CONFIG_HOME"] = setup.scratch.appending(path: "script-config").path()
+        script.environment["ATRIUM_API_KEY"] = secret
+        script.environment["ATRIUM_SERVER"] = setup.url
+        script.environment["ATRIUM_TENANT"] = "acme"
+        let listed = try script.run("users", "list", "--json")
+        #expect(listed.status == 0, "\(listed.stderr)")
+        #expect(listed.stdout.contains("owner@acme.test"))
+        #expect(try script.run("api-keys", "list").status == 4)
+        #expect(try console.run("api-keys", "revoke", keyID).status == 0)
+        #expect(try script.run("users", "list").status == 3)
+
+        // Modules: one the plan has is enabled; one outside another tenant's plan is refused.
+        let enabled = try console.run("modules", "enable", "sales")
+        #expect(enabled.status == 0, "\(enabled.stderr)")
+        let modules = try #require(try JSONSerialization.jsonObject(with: Data(console.run("modules", "list", "--json").stdout.utf8)) as? [[String: Any]])
+        #expect(modules.contains { $0["id"] as? String == "sales" && $0["enabled"] as? Bool == true && $0["in_plan"] as? Bool == true })
+        let globex = try console.run("login", "--server", setup.url, "--tenant", "globex", "--email", "owner@globex.test", "--password-stdin",
+                                     "--name", "globex", stdin: "globex-owner-pass\n")
+        #expect(globex.status == 0, "\(globex.stderr)")
+        let refused = try console.run("modules", "enable", "sales", "--context", "globex")
+        #expect(refused.status == 1, "\(refused)")
+        #expect(refused.stderr.contains("plan_upgrade_required"))
+        #expect(try console.run("modules", "list", "--context", "globex").stdout.contains("no (upgrade the plan)"))
+
+        // Usage and invoices, as the server reports them.
+        let usage = try console.run("usage", "report", "--json", "--context", "globex")
+        #expect(usage.status == 0, "\(usage.stderr)")
+        #expect(usage.stdout.contains("kernel.api_calls") || usage.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        let invoices = try console.run("invoices", "list", "--json")
+        #expect(invoices.status == 0, "\(invoices.stderr)")
+        #expect(try console.run("invoices", "show", "INV-404").status == 2)
     }
 
     /// The code an authenticator shows for the base32 `secret` at `date`.

@@ -40,7 +40,7 @@ public struct RemoteFailure: Error, CustomStringConvertible, Sendable {
         switch response.status {
         case 401:
             return Self(.notLoggedIn, "not logged in to \(server): \(text)")
-        case 403:
+        case 403 where problem?.code == "permission_denied":
             return Self(.permissionDenied, "permission denied: \(text)")
         case 429:
             let wait = response.header("Retry-After").map { " (retry after \($0) s)" } ?? ""
