@@ -17,7 +17,7 @@ struct AtriumCommand: AsyncParsableCommand {
             ServeCommand.self, WorkerCommand.self, MigrateCommand.self, DoctorCommand.self, DBCommand.self,
             TenantsCommand.self, UsersCommand.self, RolesCommand.self, APIKeysCommand.self, AuditCommand.self, ModulesCommand.self,
             OIDCCommand.self, JobsCommand.self, KeysCommand.self, InvoicesCommand.self, BillingCommand.self, UsageCommand.self,
-            BenchCommand.self, LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, ContextCommand.self, APICommand.self,
+            BenchCommand.self, LoginCommand.self, LogoutCommand.self, WhoamiCommand.self, ContextCommand.self, APICommand.self, SessionsCommand.self,
         ] + installedModules.flatMap(\.commands)
     )
 
@@ -25,6 +25,10 @@ struct AtriumCommand: AsyncParsableCommand {
     /// 3 not logged in, 4 permission denied (ArgumentParser alone would exit 64 on a
     /// usage error).
     static func main() async {
+        if let refusal = OperatorOnly.refusal(Array(CommandLine.arguments.dropFirst())) {
+            Console.error("error: \(refusal)")
+            Foundation.exit(RemoteFailure.Kind.usage.rawValue)
+        }
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {

@@ -1,13 +1,14 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 
 struct BillingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "billing", abstract: "Check billing data and set where tenants' billing webhooks go.",
-        subcommands: [Reconcile.self, Webhook.self])
+        subcommands: [Reconcile.self, Subscription.self, Webhook.self])
 
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -69,16 +70,82 @@ struct BillingCommand: AsyncParsableCommand {
         }
     }
 
+    struct Subscription: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The tenant's plan, subscription status, quotas and current period (remote, as the logged-in admin).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var mode: ModeOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        struct View: Codable {
+            var plan: String
+            var planName: String?
+            var status: String
+            var currency: String?
+            var monthlyFee: Int64?
+            var quotas: [String: Int64]
+            var trialEndsAt: Date?
+            var currentPeriodStart: Date
+            var currentPeriodEnd: Date
+        }
+
+        func run() async throws {
+            guard var client = try mode.client(global) else {
+                throw RemoteFailure.usage("this reads a tenant's subscription through a server: log in first; on this machine, `atrium tenants show SLUG`")
+            }
+            let view = try await client.json(.get, "billing/subscription", as: View.self)
+            if json { return try Console.json(view) }
+            let fee = view.monthlyFee.map { Money(minorUnits: $0, currency: view.currency ?? "USD").description } ?? "-"
+            Console.line("plan:    \(view.plan)\(view.planName.map { " (\($0))" } ?? "")  \(fee) a month")
+            Console.line("status:  \(view.status)\(view.trialEndsAt.map { ", trial ends \(Console.timestamp($0))" } ?? "")")
+            Console.line("period:  \(Console.timestamp(view.currentPeriodStart)) to \(Console.timestamp(view.currentPeriodEnd))")
+            for (quota, limit) in view.quotas.sorted(by: { $0.key < $1.key }) { Console.line("quota:   \(quota) \(limit)") }
+        }
+    }
+
     struct Webhook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set, show or remove the URL a tenant's billing events (invoice.finalized) go to.",
             discussion: "Setting prints the endpoint's signing secret once; see the README for verifying the Atrium-Signature header.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The tenant.") var tenant: String
+        @OptionGroup var mode: ModeOptions
+        @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The URL to send events to (http or https).") var url: String?
         @Flag(help: "Stop sending events.") var remove = false
 
+        struct Endpoint: Codable {
+            var url: String
+            var updatedAt: Date?
+            var secret: String?
+        }
+
+        /// The endpoint the server has, nil when it has none (404).
+        static func endpoint(_ client: inout RemoteClient) async throws -> Endpoint? {
+            var found: Endpoint?
+            do {
+                found = try await client.json(.get, "billing/webhook", as: Endpoint.self)
+            } catch {
+                guard error.status == 404 else { throw error }
+            }
+            return found
+        }
+
         func run() async throws {
+            if var client = try mode.client(global) {
+                try ModeOptions.check(tenant, against: client)
+                let slug = client.context.tenant
+                if remove {
+                    _ = try await client.send(.delete, "billing/webhook")
+                    return Console.line("\(slug): webhook removed")
+                }
+                if let url {
+                    let set = try await client.json(.put, "billing/webhook", body: ["url": url], as: Endpoint.self)
+                    return Console.line("\(slug): events go to \(set.url)\nsigning secret (shown once): \(set.secret ?? "-")")
+                }
+                guard let endpoint = try await Self.endpoint(&client) else { return Console.line("\(slug): no webhook endpoint") }
+                return Console.line("\(slug): events go to \(endpoint.url) (set \(Console.timestamp(endpoint.updatedAt)))")
+            }
+            let tenant = try ModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let (url, remove) = (url, remove)
             let message = try await CommandErrors.mapped {

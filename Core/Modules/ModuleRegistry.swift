@@ -13,7 +13,7 @@ public struct ModuleRegistry: Sendable {
     /// The kernel's CLI commands, beside which a module's `atrium <id>` is mounted.
     static let kernelCommands: Set<String> = [
         "serve", "worker", "migrate", "doctor", "db", "tenants", "users", "roles", "api-keys", "audit", "modules", "oidc", "jobs", "keys",
-        "invoices", "billing", "usage", "bench", "help",
+        "invoices", "billing", "usage", "bench", "help", "login", "logout", "whoami", "context", "api", "sessions",
     ]
 
     /// Validates `modules` and orders them so every module follows its dependencies.

@@ -209,6 +209,10 @@ struct RemoteConsoleTests {
         #expect(try console.run("api", "FETCH", "auth/me").status == 2)
         #expect(try console.run("api", "GET").status == 2)
         #expect(try console.run("users", "list", "--local", "--remote").status == 2)
+        let operatorOnly = try console.run("migrate", "--remote")
+        #expect(operatorOnly.status == 2)
+        #expect(operatorOnly.stderr.contains("`atrium migrate` is an operator command"))
+        #expect(try console.run("users", "create", "--context", "acme-owner", "--email", "x@acme.test").stderr.contains("users invite"))
         chmod(setup.credentials.path(), 0o644)
         let exposed = try console.run("whoami")
         #expect(exposed.status == 1)
@@ -233,6 +237,15 @@ struct RemoteConsoleTests {
         #expect(try console.run("users", "list").stdout.contains("disabled"))
         #expect(try console.run("users", "enable", "--email", "member@acme.test").status == 0)
         #expect(try console.run("users", "disable", "--email", "nobody@acme.test").status == 2)
+
+        let sessions = try console.run("sessions", "list", "--email", "owner@acme.test", "--json")
+        #expect(sessions.status == 0, "\(sessions.stderr)")
+        #expect((try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as? [Any])?.isEmpty == false)
+        #expect(try console.run("billing", "webhook").stdout.contains("no webhook endpoint"))
+        let hook = try console.run("billing", "webhook", "--url", "https://hooks.example.com/atrium")
+        #expect(hook.stdout.contains("signing secret (shown once): ") && !hook.stdout.contains("(shown once): -"), "\(hook)")
+        #expect(try console.run("billing", "webhook").stdout.contains("https://hooks.example.com/atrium"))
+        #expect(try console.run("billing", "subscription").stdout.contains("plan:    pro"))
 
         // An API key made remotely works for scripts (no file, just the environment) until revoked.
         let created = try console.run("api-keys", "create", "--name", "ci", "--permission", "kernel.users.read", "--json")

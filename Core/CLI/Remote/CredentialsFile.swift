@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One login of the console: a server, a tenant on it, and what lets the console act
 /// there — a refresh token (never the password) and the access token it last got, or

@@ -12,8 +12,11 @@ public struct RemoteFailure: Error, CustomStringConvertible, Sendable {
 
     public var kind: Kind
     public var message: String
-    /// The server's problem document, when the failure is its answer.
+    /// The server's problem document, its HTTP status and its `code`, when the failure is
+    /// the server's answer.
     public var body: Data?
+    public var status: Int?
+    public var code: String?
 
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
@@ -31,6 +34,8 @@ public struct RemoteFailure: Error, CustomStringConvertible, Sendable {
     public static func answer(_ response: OutboundResponse, server: String) -> Self {
         var failure = classify(response, server: server)
         failure.body = response.body
+        failure.status = response.status
+        failure.code = (try? JSONDecoder().decode(Problem.self, from: response.body))?.code
         return failure
     }
 
