@@ -18,7 +18,7 @@ struct APIKeysCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an API key and print it (the only time it is shown).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "A name that says what the key is for.") var name: String
         @Option(
@@ -32,7 +32,7 @@ struct APIKeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 return try APIKeysCommand.show(try await remoteCreate(&client), json: json)
             }
             let logger = global.logger(defaultLevel: .warning)
@@ -49,7 +49,7 @@ struct APIKeysCommand: AsyncParsableCommand {
                 guard let date = ISO8601DateFormatter().date(from: expires) else { throw ValidationFailure("--expires must be an RFC 3339 time") }
                 expiresAt = date
             }
-            let (slug, name, permissions, expiry, actsForEmail) = (try ModeOptions.localTenant(tenant), name, permissions, expiresAt, actsFor)
+            let (slug, name, permissions, expiry, actsForEmail) = (try RemoteModeOptions.localTenant(tenant), name, permissions, expiresAt, actsFor)
             let created = try await global.withDatabase(logger: logger) { location in
                 let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
@@ -109,14 +109,14 @@ struct APIKeysCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a tenant's API keys (never their secrets).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let keys: [APIKeyStore.APIKey]
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 keys = try await client.json(.get, "admin/api-keys", as: Page<APIKeyStore.APIKey>.self).data
             } else {
                 keys = try await localKeys()
@@ -132,7 +132,7 @@ struct APIKeysCommand: AsyncParsableCommand {
 
         private func localKeys() async throws -> [APIKeyStore.APIKey] {
             let logger = global.logger(defaultLevel: .warning)
-            let slug = try ModeOptions.localTenant(tenant)
+            let slug = try RemoteModeOptions.localTenant(tenant)
             return try await global.withDatabase(logger: logger) { location in
                 let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in
@@ -146,19 +146,19 @@ struct APIKeysCommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke an API key.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Argument(help: "Key id.") var id: String
 
         func run() async throws {
             guard let keyID = UUID(uuidString: id) else { throw RemoteFailure.usage("'\(id)' is not a key id") }
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 _ = try await client.send(.delete, "admin/api-keys/\(keyID.lowercasedString)")
                 return Console.line("revoked \(id)")
             }
             let logger = global.logger(defaultLevel: .warning)
-            let slug = try ModeOptions.localTenant(tenant)
+            let slug = try RemoteModeOptions.localTenant(tenant)
             let revoked = try await global.withDatabase(logger: logger) { location in
                 let store = try await APIKeysCommand.store(global, location: location, logger: logger)
                 return try await withPostgresConnection(location.owner, logger: logger) { connection in

@@ -7,7 +7,7 @@ import Logging
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "Show a tenant's audit log, newest first.")
     @OptionGroup var global: GlobalOptions
-    @OptionGroup var mode: ModeOptions
+    @OptionGroup var mode: RemoteModeOptions
     @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
     @Option(help: "Only events at or after this RFC 3339 time.") var since: String?
     @Option(help: "At most this many events.") var limit: Int = 100
@@ -21,14 +21,14 @@ struct AuditCommand: AsyncParsableCommand {
         }
         let events: [AuditLog.Event]
         if var client = try mode.client(global) {
-            try ModeOptions.check(tenant, against: client)
+            try RemoteModeOptions.check(tenant, against: client)
             var query = URLComponents()
             query.queryItems = [URLQueryItem(name: "limit", value: String(min(limit, 200)))] + (since.map { [URLQueryItem(name: "since", value: $0)] } ?? [])
             events = try await client.json(.get, "admin/audit?\(query.percentEncodedQuery ?? "")", as: Page<AuditLog.Event>.self).data
         } else {
             let logger = global.logger(defaultLevel: .warning)
             let (from, limit) = (start, limit)
-            events = try await UsersCommand.inTenant(try ModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
+            events = try await UsersCommand.inTenant(try RemoteModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
                 try await AuditLog(logger: logger).list(since: from, limit: limit, on: connection)
             }
         }

@@ -74,7 +74,7 @@ struct BillingCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The tenant's plan, subscription status, quotas and current period (remote, as the logged-in admin).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Flag(help: "Print JSON.") var json = false
 
         struct View: Codable {
@@ -108,7 +108,7 @@ struct BillingCommand: AsyncParsableCommand {
             abstract: "Set, show or remove the URL a tenant's billing events (invoice.finalized) go to.",
             discussion: "Setting prints the endpoint's signing secret once; see the README for verifying the Atrium-Signature header.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The URL to send events to (http or https).") var url: String?
         @Flag(help: "Stop sending events.") var remove = false
@@ -132,7 +132,7 @@ struct BillingCommand: AsyncParsableCommand {
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 let slug = client.context.tenant
                 if remove {
                     _ = try await client.send(.delete, "billing/webhook")
@@ -145,7 +145,7 @@ struct BillingCommand: AsyncParsableCommand {
                 guard let endpoint = try await Self.endpoint(&client) else { return Console.line("\(slug): no webhook endpoint") }
                 return Console.line("\(slug): events go to \(endpoint.url) (set \(Console.timestamp(endpoint.updatedAt)))")
             }
-            let tenant = try ModeOptions.localTenant(tenant)
+            let tenant = try RemoteModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let (url, remove) = (url, remove)
             let message = try await CommandErrors.mapped {

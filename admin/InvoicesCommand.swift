@@ -97,7 +97,7 @@ struct InvoicesCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A tenant's invoices, newest month first.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
@@ -105,12 +105,12 @@ struct InvoicesCommand: AsyncParsableCommand {
         func run() async throws {
             let invoices: [Invoices.Invoice]
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 invoices = try await client.json(.get, "billing/invoices?limit=200", as: Page<Invoices.Invoice>.self).data
             } else {
                 let logger = global.logger(defaultLevel: .warning)
                 let context = try InvoicesCommand.context(plans: plans, logger: logger)
-                invoices = try await InvoicesCommand.inTenant(global, slug: try ModeOptions.localTenant(tenant), logger: logger) { connection, _, _ in
+                invoices = try await InvoicesCommand.inTenant(global, slug: try RemoteModeOptions.localTenant(tenant), logger: logger) { connection, _, _ in
                     try await context.invoices.list(on: connection)
                 }
             }
@@ -124,7 +124,7 @@ struct InvoicesCommand: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One invoice with its lines (--json: the whole invoice, to keep or pass on).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Argument(help: "Invoice number or id.") var invoice: String
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
@@ -132,7 +132,7 @@ struct InvoicesCommand: AsyncParsableCommand {
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 var id = UUID(uuidString: invoice)
                 if id == nil {
                     let all = try await client.json(.get, "billing/invoices?limit=200", as: Page<Invoices.Invoice>.self).data
@@ -143,7 +143,7 @@ struct InvoicesCommand: AsyncParsableCommand {
                 if json { return try Console.json(found) }
                 return InvoicesCommand.printInvoice(found)
             }
-            let tenant = try ModeOptions.localTenant(tenant)
+            let tenant = try RemoteModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let context = try InvoicesCommand.context(plans: plans, logger: logger)
             let reference = invoice

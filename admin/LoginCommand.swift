@@ -39,7 +39,8 @@ struct LoginCommand: AsyncParsableCommand {
             context.email = me?.user.email
         } else {
             let client = RemoteClient(context: context, file: nil, logger: logger)
-            let pair = try await passwordLogin(client)
+            let (email, pair) = try await passwordLogin(client)
+            context.email = email
             context.refreshToken = pair.refreshToken
             context.accessToken = pair.accessToken
             context.accessTokenExpiresAt = Date().addingTimeInterval(TimeInterval(pair.expiresIn))
@@ -52,7 +53,7 @@ struct LoginCommand: AsyncParsableCommand {
         Console.line("Logged in to \(server) as \(context.principal) (tenant \(tenant)); remote commands use the login '\(context.name)'.")
     }
 
-    private func passwordLogin(_ client: RemoteClient) async throws -> TokenPair {
+    private func passwordLogin(_ client: RemoteClient) async throws -> (email: String, pair: TokenPair) {
         guard let email = email ?? TerminalInput.ask("Email: ").flatMap({ $0.isEmpty ? nil : $0 }) else {
             throw RemoteFailure.usage("no terminal to ask for the email: pass --email")
         }
@@ -67,7 +68,7 @@ struct LoginCommand: AsyncParsableCommand {
             password = typed
         }
         let answer = try await post(client, "auth/login", ["email": email, "password": password])
-        if answer.status == 200 { return try decodePair(answer, client) }
+        if answer.status == 200 { return (email, try decodePair(answer, client)) }
         let problem = try? AtriumJSON.decoder.decode(Challenge.self, from: answer.body)
         guard answer.status == 401, problem?.code == "mfa_required", let challenge = problem?.challengeToken else {
             throw loginFailure(answer, client)
@@ -77,7 +78,7 @@ struct LoginCommand: AsyncParsableCommand {
         let field = code.count > 8 ? "recovery_code" : "code"
         let verified = try await post(client, "auth/mfa/verify", ["challenge_token": challenge, field: code])
         guard verified.status == 200 else { throw loginFailure(verified, client) }
-        return try decodePair(verified, client)
+        return (email, try decodePair(verified, client))
     }
 
     struct Challenge: Decodable {

@@ -16,7 +16,7 @@ struct ModulesCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List installed modules (and, with --tenant, whether each is enabled).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug.") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
@@ -37,7 +37,7 @@ struct ModulesCommand: AsyncParsableCommand {
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 let modules = try await client.json(.get, "modules", as: Page<Remote>.self).data
                 if json { return try Console.json(modules) }
                 return Console.table(["id", "version", "enabled", "in plan"], modules.map {
@@ -70,7 +70,7 @@ struct ModulesCommand: AsyncParsableCommand {
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a module for a tenant (the tenant's plan must include it).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Argument var module: String
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The plan catalog, when it exists.") var plans: String = "tenants/plans.yaml"
@@ -79,7 +79,7 @@ struct ModulesCommand: AsyncParsableCommand {
             if var client = try mode.client(global) {
                 return try await ModulesCommand.remoteChange(module: module, tenant: tenant, enable: true, &client)
             }
-            let tenant = try ModeOptions.localTenant(tenant)
+            let tenant = try RemoteModeOptions.localTenant(tenant)
             try await ModulesCommand.change(
                 module: module, tenant: tenant, enable: true, catalog: try TenantsCommand.catalog(plans, registry: try ModulesCommand.registry()),
                 global: global)
@@ -89,7 +89,7 @@ struct ModulesCommand: AsyncParsableCommand {
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a module for a tenant (its data is kept).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Argument var module: String
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
 
@@ -97,14 +97,14 @@ struct ModulesCommand: AsyncParsableCommand {
             if var client = try mode.client(global) {
                 return try await ModulesCommand.remoteChange(module: module, tenant: tenant, enable: false, &client)
             }
-            try await ModulesCommand.change(module: module, tenant: try ModeOptions.localTenant(tenant), enable: false, catalog: nil, global: global)
+            try await ModulesCommand.change(module: module, tenant: try RemoteModeOptions.localTenant(tenant), enable: false, catalog: nil, global: global)
         }
     }
 
     /// Enables or disables `module` through the API, as the logged-in admin: the server
     /// applies the plan (403 `plan_upgrade_required`) and the dependencies.
     static func remoteChange(module: String, tenant: String?, enable: Bool, _ client: inout RemoteClient) async throws {
-        try ModeOptions.check(tenant, against: client)
+        try RemoteModeOptions.check(tenant, against: client)
         _ = try await client.send(enable ? .put : .delete, "modules/\(RemoteAdmin.segment(module))")
         Console.line("\(module) \(enable ? "enabled" : "disabled") for \(client.context.tenant)")
     }

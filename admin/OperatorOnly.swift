@@ -5,7 +5,7 @@ import Foundation
 /// option".
 enum OperatorOnly {
     static let commands = [
-        "serve", "worker", "migrate", "doctor", "db", "tenants", "keys", "jobs", "bench", "oidc", "billing reconcile", "invoices close",
+        "serve", "worker", "migrate", "doctor", "db", "tenants", "keys", "jobs", "bench", "billing reconcile", "invoices close",
         "invoices finalize", "invoices void", "invoices pay", "users create",
     ]
 

@@ -13,19 +13,19 @@ struct RolesCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the tenant's roles and their permissions.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let roles: [RoleStore.Role]
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 roles = try await client.json(.get, "admin/roles", as: Page<RoleStore.Role>.self).data
             } else {
                 let logger = global.logger(defaultLevel: .warning)
                 let store = RoleStore(catalog: PermissionCatalog(registry: try ModulesCommand.registry()), logger: logger)
-                roles = try await UsersCommand.inTenant(try ModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
+                roles = try await UsersCommand.inTenant(try RemoteModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
                     try await store.list(on: connection)
                 }
             }
@@ -40,7 +40,7 @@ struct RolesCommand: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a custom role from catalog permissions (remote: as the logged-in admin).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Role name (lowercase letters, digits, _ and -).") var name: String
         @Option(help: "What the role is for.") var description: String?
         @Option(name: .customLong("permission"), help: "A permission the role carries (repeatable; `atrium api GET admin/permissions` lists them).")
@@ -62,7 +62,7 @@ struct RolesCommand: AsyncParsableCommand {
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Grant a role to a user.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
         @Option(help: "Role name.") var role: String
@@ -72,16 +72,16 @@ struct RolesCommand: AsyncParsableCommand {
     struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Take a role from a user.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
         @Option(help: "Role name.") var role: String
         func run() async throws { try await RolesCommand.change(grant: false, tenant: tenant, email: email, role: role, mode: mode, global: global) }
     }
 
-    static func change(grant: Bool, tenant: String?, email: String, role: String, mode: ModeOptions, global: GlobalOptions) async throws {
+    static func change(grant: Bool, tenant: String?, email: String, role: String, mode: RemoteModeOptions, global: GlobalOptions) async throws {
         if var client = try mode.client(global) {
-            try ModeOptions.check(tenant, against: client)
+            try RemoteModeOptions.check(tenant, against: client)
             let id = try await RemoteAdmin.userID(email, &client)
             if grant {
                 struct Grant: Encodable { var role: String }
@@ -91,7 +91,7 @@ struct RolesCommand: AsyncParsableCommand {
             }
             return Console.line("\(email) \(grant ? "granted" : "revoked") \(role)")
         }
-        let slug = try ModeOptions.localTenant(tenant)
+        let slug = try RemoteModeOptions.localTenant(tenant)
         let logger = global.logger(defaultLevel: .warning)
         let store = RoleStore(catalog: PermissionCatalog(registry: try ModulesCommand.registry()), logger: logger)
         let changed = try await CommandErrors.mapped {

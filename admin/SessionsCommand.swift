@@ -8,7 +8,7 @@ struct SessionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessions", abstract: "List or end a user's active sessions (remote, as the logged-in admin).", subcommands: [List.self, End.self])
 
-    static func client(_ mode: ModeOptions, _ global: GlobalOptions) throws -> RemoteClient {
+    static func client(_ mode: RemoteModeOptions, _ global: GlobalOptions) throws -> RemoteClient {
         guard let client = try mode.client(global) else {
             throw RemoteFailure.usage("sessions are managed through a server: log in first (`atrium login`); on this machine, `users disable` ends them all")
         }
@@ -18,7 +18,7 @@ struct SessionsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A user's active sessions.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Email of the user.") var email: String
         @Flag(help: "Print JSON.") var json = false
 
@@ -37,7 +37,7 @@ struct SessionsCommand: AsyncParsableCommand {
     struct End: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "End every session of a user (they must log in again).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Email of the user.") var email: String
 
         func run() async throws {

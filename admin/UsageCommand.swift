@@ -11,7 +11,7 @@ struct UsageCommand: AsyncParsableCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A tenant's usage by meter for one month, priced by its plan.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "The month, YYYY-MM (default: this month, UTC).") var period: String?
         @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
@@ -26,7 +26,7 @@ struct UsageCommand: AsyncParsableCommand {
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 var query = URLComponents()
                 query.queryItems = period.map { [URLQueryItem(name: "period", value: $0)] }
                 let path = "billing/usage" + (query.percentEncodedQuery.map { "?\($0)" } ?? "")
@@ -37,7 +37,7 @@ struct UsageCommand: AsyncParsableCommand {
                     [$0.meter, $0.aggregation, String($0.value), $0.unit, String($0.events)]
                 })
             }
-            let tenant = try ModeOptions.localTenant(tenant)
+            let tenant = try RemoteModeOptions.localTenant(tenant)
             let logger = global.logger(defaultLevel: .warning)
             let registry = try ModulesCommand.registry()
             let catalog = try TenantsCommand.catalog(plans, registry: registry)

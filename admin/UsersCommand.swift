@@ -76,17 +76,17 @@ struct UsersCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List a tenant's users (remotely when logged in).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             if var client = try mode.client(global) {
-                try ModeOptions.check(tenant, against: client)
+                try RemoteModeOptions.check(tenant, against: client)
                 return try render(try await client.json(.get, "admin/users", as: Page<User>.self).data, json: json)
             }
             let logger = global.logger(defaultLevel: .warning)
-            let users = try await UsersCommand.inTenant(try ModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
+            let users = try await UsersCommand.inTenant(try RemoteModeOptions.localTenant(tenant), global: global, logger: logger) { connection, _ in
                 try await UserStore(logger: logger).list(on: connection)
             }
             try render(users, json: json)
@@ -97,7 +97,7 @@ struct UsersCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Invite someone by email with a role (remote: the server mails the link; on this machine use users create).")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Email address to invite.") var email: String
         @Option(help: "The role the account gets (default member).") var role: String?
 
@@ -114,7 +114,7 @@ struct UsersCommand: AsyncParsableCommand {
     struct Disable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disable a user; all of their sessions end at once.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
         func run() async throws { try await UsersCommand.setStatus("disabled", tenant: tenant, email: email, mode: mode, global: global) }
@@ -123,20 +123,20 @@ struct UsersCommand: AsyncParsableCommand {
     struct Enable: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enable a disabled user.")
         @OptionGroup var global: GlobalOptions
-        @OptionGroup var mode: ModeOptions
+        @OptionGroup var mode: RemoteModeOptions
         @Option(help: "Tenant slug (this machine's database; a login's own tenant otherwise).") var tenant: String?
         @Option(help: "Email of the user.") var email: String
         func run() async throws { try await UsersCommand.setStatus("active", tenant: tenant, email: email, mode: mode, global: global) }
     }
 
-    static func setStatus(_ status: String, tenant: String?, email: String, mode: ModeOptions, global: GlobalOptions) async throws {
+    static func setStatus(_ status: String, tenant: String?, email: String, mode: RemoteModeOptions, global: GlobalOptions) async throws {
         if var client = try mode.client(global) {
-            try ModeOptions.check(tenant, against: client)
+            try RemoteModeOptions.check(tenant, against: client)
             let id = try await RemoteAdmin.userID(email, &client)
             _ = try await client.send(.post, "admin/users/\(id.lowercasedString)/\(status == "disabled" ? "disable" : "enable")")
             return Console.line("\(email) \(status == "disabled" ? "disabled" : "enabled")")
         }
-        let slug = try ModeOptions.localTenant(tenant)
+        let slug = try RemoteModeOptions.localTenant(tenant)
         let logger = global.logger(defaultLevel: .warning)
         let roles = RoleStore(catalog: PermissionCatalog(registry: try ModulesCommand.registry()), logger: logger)
         let changed = try await CommandErrors.mapped {

@@ -19,10 +19,11 @@ public struct PermissionCatalog: Sendable {
         .init("kernel.billing.manage", description: "Set where billing webhooks go"),
         .init("kernel.usage.write", description: "Record usage events from outside services (batch ingestion)"),
         .init("kernel.owners.manage", description: "Make users owners or take that role away (owners only)"),
+        .init("kernel.sso.manage", description: "Configure OpenID Connect login providers (owners only: a provider vouches for any email)"),
     ]
 
     /// Kernel permissions only owners hold; everything an owner can do beyond an admin hangs on these.
-    public static let ownerOnlyPermissions: Set<String> = ["kernel.owners.manage"]
+    public static let ownerOnlyPermissions: Set<String> = ["kernel.owners.manage", "kernel.sso.manage"]
 
     public static let builtInRoles = ["owner", "admin", "member"]
 

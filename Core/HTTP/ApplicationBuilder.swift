@@ -105,6 +105,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
             ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))
         auth.registerAuthenticated(tenantRoutes)
         AdminRoutes(identity: identity).register(tenantRoutes)
+        OIDCAdminRoutes(identity: identity).register(tenantRoutes)
         let emailFlows = EmailFlowRoutes(identity: identity)
         emailFlows.registerPublic(
             ModuleRoutes(group: authGroup, openAPIPrefix: "/v1/tenants/{tenant}/auth", tag: "auth", authenticated: false, services: services, collector: collector))

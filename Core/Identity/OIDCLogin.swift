@@ -123,6 +123,11 @@ public struct OIDCLogin: Sendable {
         return providers
     }
 
+    /// Removes the provider `name`; false when the tenant has none of that name.
+    static func remove(_ name: String, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        try await !connection.query("DELETE FROM oidc_providers WHERE name = \(name) RETURNING 1", logger: logger).collect().isEmpty
+    }
+
     // MARK: - The flow
 
     /// Records a new authorization and returns the provider URL to send the browser to.

@@ -11,7 +11,8 @@ import Synchronization
 /// and runs `options.run(imports, module:)`.
 public struct ImportCommandOptions: ParsableArguments {
     @OptionGroup public var global: GlobalOptions
-    @Option(help: "The tenant.") public var tenant: String
+    @OptionGroup public var remote: RemoteModeOptions
+    @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") public var tenant: String?
     @Option(help: "The entity the file holds.") public var entity: String
     @Option(help: "The user who owns the imported rows (default: the tenant's first owner).") public var owner: String?
     @Option(help: "csv or ndjson (default: from the file name, else csv).") public var format: String?
@@ -24,7 +25,6 @@ public struct ImportCommandOptions: ParsableArguments {
 
     /// Imports the file through `imports`, declared by `module`.
     public func run(_ imports: BulkImport, module: any AtriumModule) async throws {
-        let logger = global.logger(defaultLevel: .warning)
         var parsedMapping: [String: String] = [:]
         if let mapping {
             guard let decoded = try? JSONDecoder().decode([String: String].self, from: Data(mapping.utf8)) else {
@@ -33,6 +33,12 @@ public struct ImportCommandOptions: ParsableArguments {
             parsedMapping = decoded
         }
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationFailure("cannot read \(file)") }
+        if var client = try remote.client(global) {
+            try RemoteModeOptions.check(tenant, against: client)
+            return try await runRemotely(&client, moduleID: imports.moduleID)
+        }
+        let tenant = try RemoteModeOptions.localTenant(tenant)
+        let logger = global.logger(defaultLevel: .warning)
         let registry = try CommandErrors.mappedSync { try ModuleRegistry([module]) }
         let (slug, url, entity, owner, format, mode, policy, mapping) =
             (tenant, URL(fileURLWithPath: file), entity, owner, format, mode, errorPolicy, parsedMapping)
@@ -59,16 +65,20 @@ public struct ImportCommandOptions: ParsableArguments {
             }
         }
         if terminal { Console.line() }
+        Self.report(summary, started: started, errorsPath: "/v1/tenants/\(slug)/\(imports.moduleID)/imports/\(summary.importID.lowercasedString)/errors")
+        if let failure = summary.failure { throw ValidationFailure(failure) }
+    }
+
+    /// The counts, the first rejected rows and where the rest are: the same lines whichever
+    /// side ran the import.
+    static func report(_ summary: FileImport.Summary, started: ContinuousClock.Instant, errorsPath: String) {
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        Console.line("import \(summary.importID.uuidString.lowercased()) (rows owned by \(summary.owner))")
+        Console.line("import \(summary.importID.lowercasedString) (rows owned by \(summary.owner))")
         Console.line("read \(summary.rowsRead), written \(summary.rowsWritten), unchanged \(summary.rowsUnchanged), rejected \(summary.rowsRejected)"
             + String(format: " in %.1f s", seconds))
         for error in summary.firstErrors { Console.line("  line \(error.line): \(error.reason)") }
-        if summary.rowsRejected > Int64(summary.firstErrors.count) {
-            Console.line("  … all rejected rows: GET /v1/tenants/\(slug)/\(imports.moduleID)/imports/\(summary.importID.uuidString.lowercased())/errors")
-        }
-        if let failure = summary.failure { throw ValidationFailure(failure) }
+        if summary.rowsRejected > Int64(summary.firstErrors.count) { Console.line("  … all rejected rows: GET \(errorsPath)") }
     }
 
     static func show(_ progress: FileImport.Progress, terminal: Bool) {

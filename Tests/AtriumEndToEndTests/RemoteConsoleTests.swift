@@ -271,6 +271,18 @@ struct RemoteConsoleTests {
         #expect(enabled.status == 0, "\(enabled.stderr)")
         let modules = try #require(try JSONSerialization.jsonObject(with: Data(console.run("modules", "list", "--json").stdout.utf8)) as? [[String: Any]])
         #expect(modules.contains { $0["id"] as? String == "sales" && $0["enabled"] as? Bool == true && $0["in_plan"] as? Bool == true })
+        // A module's import command uploads the file and follows the job to its summary.
+        let csv = setup.scratch.appending(path: "contacts.csv")
+        try "email,first_name\nada@example.com,Ada\nbroken,Bad\ngrace@example.com,Grace\n".write(to: csv, atomically: true, encoding: .utf8)
+        let imported = try console.run("sales", "import", "--entity", "contacts", csv.path())
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stdout.contains("progress: "), "\(imported.stdout)")
+        #expect(imported.stdout.contains("(rows owned by owner@acme.test)"), "\(imported.stdout)")
+        #expect(imported.stdout.contains("read 3, written 2, unchanged 0, rejected 1"), "\(imported.stdout)")
+        #expect(imported.stdout.contains("line 3: email 'broken' is not an email address"), "\(imported.stdout)")
+        #expect(try console.run("api", "GET", "sales/contacts").stdout.contains("grace@example.com"))
+        #expect(try console.run("sales", "import", "--entity", "contacts", "--owner", "x@acme.test", csv.path()).status == 2)
+
         let globex = try console.run("login", "--server", setup.url, "--tenant", "globex", "--email", "owner@globex.test", "--password-stdin",
                                      "--name", "globex", stdin: "globex-owner-pass\n")
         #expect(globex.status == 0, "\(globex.stderr)")
@@ -278,6 +290,23 @@ struct RemoteConsoleTests {
         #expect(refused.status == 1, "\(refused)")
         #expect(refused.stderr.contains("plan_upgrade_required"))
         #expect(try console.run("modules", "list", "--context", "globex").stdout.contains("no (upgrade the plan)"))
+
+        // Login providers: the owner adds and removes one; an admin may not (a provider vouches for any email).
+        #expect(try console.run("context", "use", "acme@\(setup.url.dropFirst("http://".count))").status == 0)
+        let added = try console.run("oidc", "add", "--name", "corp", "--issuer", "https://id.example.com", "--client-id", "atrium",
+                                    "--client-secret-stdin", stdin: "s3cret\n")
+        #expect(added.status == 0, "\(added.stderr)")
+        let providers = try console.run("oidc", "list")
+        #expect(providers.stdout.contains("https://id.example.com") && !providers.stdout.contains("s3cret"))
+        #expect(try console.run("oidc", "remove", "corp").status == 0)
+        #expect(try console.run("oidc", "remove", "corp").status == 1)
+        #expect(try console.run("roles", "grant", "--email", "member@acme.test", "--role", "admin").status == 0)
+        let admin = try console.run("login", "--server", setup.url, "--tenant", "acme", "--email", "member@acme.test", "--password-stdin",
+                                    "--name", "acme-admin", stdin: "member-pass-123\n")
+        #expect(admin.status == 0, "\(admin.stderr)")
+        let notOwner = try console.run("oidc", "list", "--context", "acme-admin")
+        #expect(notOwner.status == 4, "\(notOwner)")
+        #expect(notOwner.stderr.contains("kernel.sso.manage"))
 
         // Usage and invoices, as the server reports them.
         let usage = try console.run("usage", "report", "--json", "--context", "globex")

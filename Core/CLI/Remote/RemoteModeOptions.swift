@@ -1,21 +1,21 @@
-import ArgumentParser
-import AtriumCore
+public import ArgumentParser
 import Foundation
-import HTTPTypes
 import Logging
 
 /// Where a tenant command runs, never ambiguous: remotely (over REST, as the logged-in
 /// user) when `--remote`, `--context` or `--server` is given, `ATRIUM_API_KEY` is set or a
 /// login is current; locally (operator mode, this machine's database) otherwise or
 /// with `--local`.
-struct ModeOptions: ParsableArguments {
-    @Flag(help: "Run on this machine's database as the operator, even while logged in to a server.") var local = false
-    @Flag(help: "Run on the server of the current login (`atrium login`).") var remote = false
-    @Option(name: .customLong("context"), help: "Run on the server of this login (`atrium context list`).") var contextName: String?
-    @Option(help: "Run on this server, with the login kept for it.") var server: String?
+public struct RemoteModeOptions: ParsableArguments {
+    public init() {}
+
+    @Flag(help: "Run on this machine's database as the operator, even while logged in to a server.") public var local = false
+    @Flag(help: "Run on the server of the current login (`atrium login`).") public var remote = false
+    @Option(name: .customLong("context"), help: "Run on the server of this login (`atrium context list`).") public var contextName: String?
+    @Option(help: "Run on this server, with the login kept for it.") public var server: String?
 
     /// The client of the remote mode, or nil for the local one.
-    func client(_ global: GlobalOptions) throws -> RemoteClient? {
+    public func client(_ global: GlobalOptions) throws -> RemoteClient? {
         let remoteAsked = remote || contextName != nil || server != nil
         if local {
             guard !remoteAsked else { throw RemoteFailure.usage("--local runs on this machine's database; it cannot be combined with --remote, --context or --server") }
@@ -39,7 +39,7 @@ struct ModeOptions: ParsableArguments {
     }
 
     /// The tenant a local command works on: `--tenant`, required in that mode.
-    static func localTenant(_ tenant: String?) throws -> String {
+    public static func localTenant(_ tenant: String?) throws -> String {
         guard let tenant else {
             throw RemoteFailure.usage("--tenant SLUG is required on this machine's database (not logged in; `atrium login` to work remotely)")
         }
@@ -47,7 +47,7 @@ struct ModeOptions: ParsableArguments {
     }
 
     /// Refuses a `--tenant` other than the login's: a login acts for one tenant.
-    static func check(_ tenant: String?, against client: RemoteClient) throws {
+    public static func check(_ tenant: String?, against client: RemoteClient) throws {
         if let tenant, tenant != client.context.tenant {
             throw RemoteFailure.usage(
                 "the login '\(client.context.name)' is for tenant \(client.context.tenant), not \(tenant); log in to \(tenant) or pass --local")
