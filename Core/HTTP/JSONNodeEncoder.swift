@@ -127,13 +127,13 @@ struct JSONKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 }
 
-struct JSONUnkeyedContainer: UnkeyedEncodingContainer {
-    let box: JSONArrayBox
-    var codingPath: [any CodingKey] { [] }
-    var count: Int { box.elements.count }
+/// A container that takes one value at a time (an array's next element, or the single
+/// value): every primitive becomes its node the same way, written once here.
+protocol JSONValueSink {
+    func put(_ node: JSONNode)
+}
 
-    private func put(_ node: JSONNode) { box.elements.append(node) }
-
+extension JSONValueSink {
     mutating func encodeNil() throws { put(.null) }
     mutating func encode(_ value: Bool) throws { put(JSONPrimitive.bool(value)) }
     mutating func encode(_ value: String) throws { put(.string(value)) }
@@ -150,6 +150,14 @@ struct JSONUnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt32) throws { put(JSONPrimitive.integer(value)) }
     mutating func encode(_ value: UInt64) throws { put(JSONPrimitive.integer(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws { put(try JSONNodeEncoder.node(for: value)) }
+}
+
+struct JSONUnkeyedContainer: UnkeyedEncodingContainer, JSONValueSink {
+    let box: JSONArrayBox
+    var codingPath: [any CodingKey] { [] }
+    var count: Int { box.elements.count }
+
+    func put(_ node: JSONNode) { box.elements.append(node) }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let nested = JSONObjectBox()
@@ -170,26 +178,9 @@ struct JSONUnkeyedContainer: UnkeyedEncodingContainer {
     }
 }
 
-struct JSONSingleValueContainer: SingleValueEncodingContainer {
+struct JSONSingleValueContainer: SingleValueEncodingContainer, JSONValueSink {
     let encoder: JSONNodeEncoder
     var codingPath: [any CodingKey] { [] }
 
-    private func put(_ node: JSONNode) { encoder.node = node }
-
-    mutating func encodeNil() throws { put(.null) }
-    mutating func encode(_ value: Bool) throws { put(JSONPrimitive.bool(value)) }
-    mutating func encode(_ value: String) throws { put(.string(value)) }
-    mutating func encode(_ value: Double) throws { put(try JSONText.foundationNode(value)) }
-    mutating func encode(_ value: Float) throws { put(try JSONText.foundationNode(value)) }
-    mutating func encode(_ value: Int) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: Int8) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: Int16) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: Int32) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: Int64) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: UInt) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: UInt8) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: UInt16) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: UInt32) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode(_ value: UInt64) throws { put(JSONPrimitive.integer(value)) }
-    mutating func encode<T: Encodable>(_ value: T) throws { put(try JSONNodeEncoder.node(for: value)) }
+    func put(_ node: JSONNode) { encoder.node = node }
 }

@@ -90,6 +90,11 @@ struct RemoteConsoleTests {
         defer { setup.stop() }
         let console = setup.console
 
+        let unreachable = try console.run("login", "--server", "http://127.0.0.1:9", "--tenant", "acme", "--email", "owner@acme.test",
+                                          "--password-stdin", stdin: "x\n")
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("cannot reach http://127.0.0.1:9"), "\(unreachable.stderr)")
+
         let notYet = try console.run("whoami")
         #expect(notYet.status == 3, "\(notYet)")
         #expect(notYet.stderr.contains("not logged in"))

@@ -51,7 +51,7 @@ public struct RemoteFailure: Error, CustomStringConvertible, Sendable {
             let wait = response.header("Retry-After").map { " (retry after \($0) s)" } ?? ""
             return .failure("rate limited\(wait): \(text)")
         default:
-            return .failure("\(text) [\(problem?.code ?? "HTTP \(response.status)")]")
+            return .failure(problem?.code.map { "\(text) [\($0)]" } ?? text)
         }
     }
 
