@@ -1,7 +1,4 @@
 public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One login of the console: a server, a tenant on it, and what lets the console act
 /// there — a refresh token (never the password) and the access token it last got, or
@@ -68,12 +65,12 @@ public struct CredentialsFile: Sendable {
 
     /// The logins; none when the file does not exist yet.
     public func read() throws(RemoteFailure) -> Contents {
-        var status = stat()
-        guard stat(url.path, &status) == 0 else {
-            if errno == ENOENT { return Contents() }
-            throw .failure("cannot read \(url.path): \(String(cString: strerror(errno)))")
+        guard FileManager.default.fileExists(atPath: url.path) else { return Contents() }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
+        else {
+            throw .failure("cannot read \(url.path)")
         }
-        let mode = status.st_mode & 0o777
         guard mode & 0o077 == 0 else {
             throw .failure(
                 "refusing to use \(url.path): its mode is \(String(mode, radix: 8)), so others can read the tokens in it; run `chmod 600 \(url.path)` (and log in again if others may have read it)")
