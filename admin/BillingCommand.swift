@@ -77,23 +77,11 @@ struct BillingCommand: AsyncParsableCommand {
         @OptionGroup var mode: RemoteModeOptions
         @Flag(help: "Print JSON.") var json = false
 
-        struct View: Codable {
-            var plan: String
-            var planName: String?
-            var status: String
-            var currency: String?
-            var monthlyFee: Int64?
-            var quotas: [String: Int64]
-            var trialEndsAt: Date?
-            var currentPeriodStart: Date
-            var currentPeriodEnd: Date
-        }
-
         func run() async throws {
             guard var client = try mode.client(global) else {
                 throw RemoteFailure.usage("this reads a tenant's subscription through a server: log in first; on this machine, `atrium tenants show SLUG`")
             }
-            let view = try await client.json(.get, "billing/subscription", as: View.self)
+            let view = try await client.json(.get, "billing/subscription", as: SubscriptionView.self)
             if json { return try Console.json(view) }
             let fee = view.monthlyFee.map { Money(minorUnits: $0, currency: view.currency ?? "USD").description } ?? "-"
             Console.line("plan:    \(view.plan)\(view.planName.map { " (\($0))" } ?? "")  \(fee) a month")

@@ -255,19 +255,12 @@ public final class APICallCounter: Sendable {
         if tally.firstPendingAt == nil { tally.firstPendingAt = time }
     }
 
-    /// The first instant of `time`'s month in UTC, by arithmetic (days from civil dates,
-    /// H. Hinnant's algorithm): it runs on every request, where a `Calendar` costs more
-    /// than the rest of the request path together.
+    /// The first instant of `time`'s month in UTC, by arithmetic (`CivilDate`): it runs on
+    /// every request, where a `Calendar` costs more than the rest of the request path together.
     public static func month(of time: Date) -> Date {
-        let days = Int64((time.timeIntervalSince1970 / 86_400).rounded(.down))
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let dayOfMonth = dayOfYear - (153 * monthIndex + 2) / 5  // 0-based
-        return Date(timeIntervalSince1970: Double(days - dayOfMonth) * 86_400)
+        let days = Int((time.timeIntervalSince1970 / 86_400).rounded(.down))
+        let day = CivilDate.of(daysSince1970: days).day
+        return Date(timeIntervalSince1970: Double(days - (day - 1)) * 86_400)
     }
 }
 

@@ -13,20 +13,6 @@ struct BillingRoutes {
         var events: [Metering.IncomingEvent]
     }
 
-    struct SubscriptionView: Codable, Sendable {
-        var plan: String
-        var planName: String?
-        var status: String
-        var currency: String?
-        var monthlyFee: Int64?
-        var quotas: [String: Int64]
-        var trialEndsAt: Date?
-        var startedAt: Date
-        var canceledAt: Date?
-        var currentPeriodStart: Date
-        var currentPeriodEnd: Date
-    }
-
     struct InvoiceList: Codable, Sendable {
         var data: [Invoices.Invoice]
     }

@@ -90,3 +90,18 @@ public struct Subscriptions: Sendable {
             """, logger: logger)
     }
 }
+
+/// A tenant's subscription as `GET billing/subscription` answers it (and the console reads it).
+public struct SubscriptionView: Codable, Sendable {
+    public var plan: String
+    public var planName: String?
+    public var status: String
+    public var currency: String?
+    public var monthlyFee: Int64?
+    public var quotas: [String: Int64]
+    public var trialEndsAt: Date?
+    public var startedAt: Date
+    public var canceledAt: Date?
+    public var currentPeriodStart: Date
+    public var currentPeriodEnd: Date
+}
