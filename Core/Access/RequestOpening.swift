@@ -7,13 +7,14 @@ import PostgresNIO
 /// PostgreSQL's parser and planner at the top of its own time, so the statement every
 /// request runs is the first to stop paying them.
 enum RequestOpening {
-    /// Scopes the transaction to the tenant and user and returns the user's roles and
-    /// custom-role permissions if the session and user are live (no row otherwise).
+    /// Scopes the transaction to the tenant and user and returns the user's roles,
+    /// custom-role permissions and the session's expiry if the session and user are live
+    /// (no row otherwise; migration 0019).
     struct Session: PostgresPreparedStatement {
-        static let name = "atrium_open_session_request"
-        static let sql = "SELECT roles, permissions FROM atrium_open_session_request($1, $2, $3)"
+        static let name = "atrium_open_session"
+        static let sql = "SELECT roles, permissions, expires_at FROM atrium_open_session($1, $2, $3)"
         static let bindingDataTypes: [PostgresDataType] = [.uuid, .uuid, .uuid]
-        typealias Row = ([String], [String])
+        typealias Row = ([String], [String], Date)
 
         var tenantID: UUID
         var userID: UUID
@@ -24,6 +25,27 @@ enum RequestOpening {
             bindings.append(tenantID)
             bindings.append(userID)
             bindings.append(sessionID)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// Only scopes the transaction to the tenant and user: for a session served from
+    /// `SessionCache`, which is what makes it the cheapest statement a request can open with.
+    struct Scope: PostgresPreparedStatement {
+        static let name = "atrium_scope_request"
+        static let sql = "SELECT set_config('app.tenant_id', $1, true), set_config('app.principal_id', $2, true)"
+        static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+        typealias Row = (String, String)
+
+        var tenantID: UUID
+        var principalID: UUID
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(tenantID.lowercasedString)
+            bindings.append(principalID.lowercasedString)
             return bindings
         }
 

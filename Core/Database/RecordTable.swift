@@ -48,24 +48,22 @@ public struct RecordTable<Record: Sendable>: Sendable {
     /// a row must meet (a constant such as `kind <> 'stage_change'`, never input).
     public func delete(_ id: UUID, on transaction: TenantTransaction, onlyIf condition: String = "true") async throws {
         try checkNames()
-        let deleted = try await transaction.connection.query(
-            "DELETE FROM \(unescaped: name) WHERE id = \(id) AND (\(unescaped: condition)) RETURNING 1", logger: transaction.logger
-        ).collect()
+        let deleted = try await transaction.query("DELETE FROM \(unescaped: name) WHERE id = \(id) AND (\(unescaped: condition)) RETURNING 1")
         guard !deleted.isEmpty else { throw AtriumError.notFound("No such \(noun).") }
     }
 
     /// Runs `query` (a store's `SELECT`, `INSERT … RETURNING` or `UPDATE … RETURNING` of
     /// `columns`) and decodes its first row; 404 when it returned none.
-    public func one(_ query: PostgresQuery, on transaction: TenantTransaction) async throws -> Record {
-        guard let row = try await transaction.connection.query(query, logger: transaction.logger).collect().first else {
+    public func one(_ query: SQL, on transaction: TenantTransaction) async throws -> Record {
+        guard let row = try await transaction.query(query).first else {
             throw AtriumError.notFound("No such \(noun).")
         }
         return try decode(row)
     }
 
     /// Runs `query` and decodes every row.
-    public func all(_ query: PostgresQuery, on transaction: TenantTransaction) async throws -> [Record] {
-        try await transaction.connection.query(query, logger: transaction.logger).collect().map(decode)
+    public func all(_ query: SQL, on transaction: TenantTransaction) async throws -> [Record] {
+        try await transaction.query(query).map(decode)
     }
 
     /// One page of the rows matching `filter` (a boolean SQL expression with bound
@@ -73,7 +71,7 @@ public struct RecordTable<Record: Sendable>: Sendable {
     ///
     /// A cursor's position is read from the row it names, so the page starts exactly after
     /// it; when that row is gone meanwhile, the time the cursor carries stands in.
-    public func page(_ request: PageRequest, where filter: PostgresQuery = "true", on transaction: TenantTransaction) async throws -> Page<Record> {
+    public func page(_ request: PageRequest, where filter: SQL = "true", on transaction: TenantTransaction) async throws -> Page<Record> {
         try checkNames()
         guard let order else { throw ConfigurationError("RecordTable \(name) has no order to page by") }
         var sql = SQLBuilder("SELECT \(columns) FROM \(name) WHERE (", filter, ")")

@@ -35,7 +35,7 @@ extension TenantTransaction {
             sql.append((index == 0 ? "" : ", ") + "EXISTS (SELECT 1 FROM \(reference.table) WHERE id = \(sql.bind(id)))")
         }
         // The SQL text holds checked table names only; every id is a bind parameter.
-        guard let row = try await connection.query(sql.query, logger: logger).collect().first?.makeRandomAccess() else { throw AtriumError.internalError() }
+        guard let row = try await query(sql.query).first?.makeRandomAccess() else { throw AtriumError.internalError() }
         var errors: [AtriumError.FieldError] = []
         for (index, reference) in named.enumerated() where try row[index].decode(Bool.self) == false {
             errors.append(.init(field: reference.field, message: "does not name a record you may see"))

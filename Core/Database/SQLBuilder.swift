@@ -4,28 +4,23 @@ public import PostgresNIO
 /// references to check): constant text is appended, and every value is bound and stands
 /// in the text only as its `$n` placeholder, so no value is ever concatenated into SQL.
 public struct SQLBuilder: Sendable {
-    private var sql: String
-    private var binds: PostgresBindings
+    public private(set) var query: SQL
 
     /// Starts from `query`, keeping its text and its bound values; `prefix` and `suffix`
     /// are constant text around it (a filter inside `SELECT … WHERE (` and `)`).
-    public init(_ prefix: String = "", _ query: PostgresQuery = "", _ suffix: String = "") {
-        sql = prefix + query.sql + suffix
-        binds = query.binds
+    public init(_ prefix: String = "", _ query: SQL = "", _ suffix: String = "") {
+        self.query = SQL(unescaped: prefix)
+        self.query.adopt(query)
+        self.query.append(unescaped: suffix)
     }
 
     /// Appends constant SQL text (names and keywords of the caller's own, never input).
     public mutating func append(_ text: String) {
-        sql += text
+        query.append(unescaped: text)
     }
 
     /// Binds `value` and returns its placeholder, to be used in appended text (once or more).
     public mutating func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
-        binds.append(value)
-        return "$\(binds.count)"
-    }
-
-    public var query: PostgresQuery {
-        PostgresQuery(unsafeSQL: sql, binds: binds)
+        query.bind(value)
     }
 }

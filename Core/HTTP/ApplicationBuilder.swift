@@ -43,8 +43,9 @@ public struct ApplicationDependencies: Sendable {
         self.plans = plans
         self.limiter = limiter
         self.operatorAccess = operatorAccess
-        self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0) } ?? DenyAllAuthenticator()
-        self.directory = TenantDirectory(logger: logger)
+        let directory = TenantDirectory(logger: logger)
+        self.directory = directory
+        self.authenticator = authenticator ?? identity.map { TokenAuthenticator(identity: $0, sessions: directory.sessions) } ?? DenyAllAuthenticator()
         self.apiCalls = APICallCounter(metering: Metering(registry: registry, catalog: plans, logger: logger), logger: logger)
         self.metrics = metrics
         self.kit = kit ?? ModuleKit.ephemeral(masterKey: identity?.masterKey ?? .generate(), logger: logger)

@@ -177,6 +177,15 @@ public struct TenantTransaction: Sendable {
     /// way; stores add it to list filters so the planner can use an owner index.
     public internal(set) var ownerFilter: UUID? = nil
 
+    /// Runs `sql` in this transaction and returns its rows. The statement is prepared on
+    /// the connection the first time it runs there (parsed and planned once, not once per
+    /// request), so write statements whose text is the same on every call and let values
+    /// vary only through interpolation.
+    @discardableResult
+    public func query(_ sql: SQL) async throws -> [PostgresRow] {
+        try await PreparedStatements.shared.rows(sql, on: connection, logger: logger)
+    }
+
     /// Records usage of one of the module's meters in this transaction: rolled back with
     /// it, and recorded once per `idempotencyKey`, ever. Returns false for a repeat.
     ///

@@ -11,9 +11,12 @@ public import PostgresNIO
 /// token expires. The principal's permissions come from the user's current roles.
 public struct TokenAuthenticator: Authenticator {
     let identity: Identity
+    /// Sessions checked before; nil checks every request's session in the database.
+    let sessions: SessionCache?
 
-    public init(identity: Identity) {
+    public init(identity: Identity, sessions: SessionCache? = nil) {
         self.identity = identity
+        self.sessions = sessions
     }
 
     public func authenticate(_ request: Request, tenant: Tenant, on connection: PostgresConnection, logger: Logger) async throws -> Principal? {
@@ -27,16 +30,26 @@ public struct TokenAuthenticator: Authenticator {
         guard let claims = await identity.keyring.verify(token), claims.tenantID == tenant.id,
             let userID = claims.userID, let sessionID = claims.sessionID
         else { return nil }
-        // One round trip: scope the transaction, and check that the session and user are
-        // live; roles and custom-role permissions come along (migration 0012), as a
-        // statement each connection prepares once (RequestOpening).
+        // A session checked before (and nothing about it changed since, see SessionCache)
+        // needs only the transaction's scope; any other is checked, and its roles and
+        // custom-role permissions read, in the one statement that scopes the transaction
+        // (migration 0019). Both are statements each connection prepares once.
+        if let cached = sessions?.session(sessionID, tenantID: tenant.id, userID: userID) {
+            for try await _ in try await connection.execute(RequestOpening.Scope(tenantID: tenant.id, principalID: userID), logger: logger) {}
+            return Principal(kind: .user, id: userID, tenantID: tenant.id, permissions: cached.permissions, sessionID: sessionID)
+        }
+        let generation = sessions?.generation
         var found: RequestOpening.Session.Row?
         for try await row in try await connection.execute(
             RequestOpening.Session(tenantID: tenant.id, userID: userID, sessionID: sessionID), logger: logger) {
             found = row
         }
-        guard let (roles, customPermissions) = found else { return nil }
+        guard let (roles, customPermissions, expiresAt) = found else { return nil }
         let permissions = identity.catalog.permissions(for: roles).union(customPermissions)
+        if let sessions, let generation {
+            sessions.store(
+                sessionID, SessionCache.Session(tenantID: tenant.id, userID: userID, permissions: permissions, expiresAt: expiresAt), readAfter: generation)
+        }
         return Principal(kind: .user, id: userID, tenantID: tenant.id, permissions: permissions, sessionID: sessionID)
     }
 

@@ -10,7 +10,8 @@ public struct TenantSnapshot: Sendable, Equatable {
     public var modules: Set<String>
 }
 
-/// Resolves `/v1/tenants/{slug}` from memory, so a request pays no round trip for its tenant.
+/// Resolves `/v1/tenants/{slug}` from memory, so a request pays no round trip for its
+/// tenant; its `sessions` do the same for the sessions of access tokens.
 ///
 /// Entries are kept only while this process is listening on `atrium_tenancy` (see
 /// `TenantDirectory.Listener`): a trigger on `tenants` and `tenant_modules` names every
@@ -36,10 +37,13 @@ public final class TenantDirectory: Sendable {
     let logger: Logger
     /// How long an entry is trusted while listening, as a bound on a lost notification.
     public let maximumAge: Duration
+    /// The live sessions checked in this process, fresh by the same notifications.
+    public let sessions: SessionCache
 
     public init(logger: Logger, maximumAge: Duration = .seconds(60)) {
         self.logger = logger
         self.maximumAge = maximumAge
+        self.sessions = SessionCache(maximumAge: maximumAge)
     }
 
     /// The tenant named `slug`, or nil when there is none.
@@ -59,12 +63,14 @@ public final class TenantDirectory: Sendable {
         return loaded
     }
 
-    /// Forgets `tenantID`, after a change to it (or to its modules) committed.
+    /// Forgets `tenantID` and its sessions, after a change to it (its modules, sessions,
+    /// users or roles) committed.
     public func invalidate(tenantID: UUID) {
         state.withLock { state in
             state.generation &+= 1
             state.entries = state.entries.filter { $0.value.snapshot.tenant.id != tenantID }
         }
+        sessions.invalidate(tenantID: tenantID)
     }
 
     /// Forgets every tenant, and whether to cache at all: while `listening` is false,
@@ -75,6 +81,7 @@ public final class TenantDirectory: Sendable {
             state.entries = [:]
             state.listening = listening
         }
+        sessions.reset(listening: listening)
     }
 
     /// Whether entries are being cached (the listener is connected).

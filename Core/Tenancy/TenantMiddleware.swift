@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import PostgresNIO
 import Logging
@@ -32,6 +33,13 @@ struct TenantMiddleware: RouterMiddleware {
         context.logger[metadataKey: "tenant.id"] = .string(tenant.id.lowercasedString)
         if tenant.status == .suspended {
             throw AtriumError.forbidden(code: "tenant_suspended", "Tenant '\(slug)' is suspended.")
+        }
+        // Sessions, users and roles change only through the kernel's own routes (and the
+        // CLI): after a write there, this process forgets the tenant's cached sessions
+        // before it answers, so the caller's next request sees the change; other processes
+        // learn it from the database's notification (SessionCache).
+        defer {
+            if moduleID == nil, !Self.isSafe(request.method) { services.directory.sessions.invalidate(tenantID: tenant.id) }
         }
         guard authenticate else {
             // Before anyone is authenticated, limits apply per client IP: the sign-in
@@ -108,6 +116,10 @@ struct TenantMiddleware: RouterMiddleware {
             logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
             return limits.map { Self.withLimits(response, $0) } ?? response
         }
+    }
+
+    static func isSafe(_ method: HTTPRequest.Method) -> Bool {
+        method == .get || method == .head || method == .options
     }
 
     enum Outcome: Sendable {

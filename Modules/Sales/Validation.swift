@@ -124,7 +124,7 @@ struct ListFilter: Sendable {
     /// (the list's own conditions, with their bound values) and, for each parameter the
     /// request gave, its condition with the value bound. `searching` are constant SQL
     /// expressions `q` is matched in (ILIKE).
-    func conditions(searching columns: [String], and extra: PostgresQuery = "true") -> PostgresQuery {
+    func conditions(searching columns: [String], and extra: SQL = "true") -> SQL {
         var sql = SQLBuilder("(", extra, ")")
         if let owner { sql.append(" AND owner_id = \(sql.bind(owner))") }
         if let updatedSince { sql.append(" AND updated_at >= \(sql.bind(updatedSince))") }

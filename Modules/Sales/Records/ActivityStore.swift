@@ -27,11 +27,11 @@ enum ActivityStore {
 
     /// Records a deal's move from one stage to another, in the transaction that moved it.
     static func recordStageChange(of deal: Deal, from before: String, on transaction: TenantTransaction) async throws {
-        try await transaction.connection.query(
+        try await transaction.query(
             """
             INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, deal_id, contact_id)
             VALUES (\(transaction.tenantID), \(deal.ownerId), 'stage_change', \("Stage \(before) → \(deal.stage)"), \(deal.id), \(deal.contactId))
-            """, logger: transaction.logger)
+            """)
     }
 
     /// Applies a correction; 404 for a stage change or another owner's activity.

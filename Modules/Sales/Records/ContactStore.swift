@@ -17,7 +17,7 @@ enum ContactStore: OwnedRecordStore {
     }
 
     static func list(_ page: PageRequest, _ filter: Filter, on transaction: TenantTransaction) async throws -> Page<Contact> {
-        let own: PostgresQuery = """
+        let own: SQL = """
             (\(filter.tag)::text IS NULL OR tags @> ARRAY[\(filter.tag)::text]) AND (\(filter.company)::uuid IS NULL OR company_id = \(filter.company))
             """
         return try await table.page(page, where: filter.common.conditions(searching: ["(first_name || ' ' || last_name)", "email"], and: own), on: transaction)
@@ -55,14 +55,14 @@ enum ContactStore: OwnedRecordStore {
 
     /// A page of the export, in id order after `after`: the columns as CSV fields.
     static func exportPage(after: UUID?, limit: Int, on transaction: TenantTransaction) async throws -> [ContactExport.Row] {
-        try await transaction.connection.query(
+        try await transaction.query(
             """
             SELECT id, coalesce(email, ''), first_name, last_name, coalesce(phone, ''), coalesce(company_id::text, ''),
                    array_to_string(tags, ';'), coalesce(external_id, ''), owner_id, updated_at
             FROM sales_contacts
             WHERE (\(transaction.ownerFilter)::uuid IS NULL OR owner_id = \(transaction.ownerFilter)) AND (\(after)::uuid IS NULL OR id > \(after))
             ORDER BY id LIMIT \(limit)
-            """, logger: transaction.logger
-        ).collect().map { try ContactExport.Row(decoding: $0) }
+            """
+        ).map { try ContactExport.Row(decoding: $0) }
     }
 }

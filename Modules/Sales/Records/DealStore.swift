@@ -15,21 +15,22 @@ enum DealStore: OwnedRecordStore {
     static let items = RecordTable<DealItem>("sales_deal_items", columns: "id, product_id, quantity, unit_price", noun: "line item", decode: DealItem.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, stage: String?, status: String?, on transaction: TenantTransaction) async throws -> Page<Deal> {
-        let own: PostgresQuery = "(\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))"
+        let own: SQL = "(\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))"
         return try await table.page(page, where: filter.conditions(searching: ["title"], and: own), on: transaction)
     }
 
     /// Deals of `status` per stage and currency, summed in numeric: many deals at the
     /// largest amount pass what an int8 holds.
     static func pipeline(status: String, on transaction: TenantTransaction) async throws -> Pipeline {
-        let rows = try await transaction.connection.query(
+        let rows = try await transaction.query(
             """
             SELECT stage, currency, count(*)::int8, sum(amount)::text FROM sales_deals
             WHERE status = \(status) AND (\(transaction.ownerFilter)::uuid IS NULL OR owner_id = \(transaction.ownerFilter))
             GROUP BY tenant_id, stage, currency ORDER BY stage, currency
-            """, logger: transaction.logger)
+            """)
         var stages: [String: Pipeline.Stage] = [:]
-        for try await (stage, currency, count, sum) in rows.decode((String, String, Int64, String).self) {
+        for row in rows {
+            let (stage, currency, count, sum) = try row.decode((String, String, Int64, String).self)
             stages[stage, default: .init(stage: stage, count: 0, totals: [])].count += count
             stages[stage]?.totals.append(.init(currency: currency, amount: Decimal(string: sum) ?? 0))
         }
@@ -69,8 +70,8 @@ enum DealStore: OwnedRecordStore {
             RETURNING \(unescaped: table.columns)
             """, on: transaction)
         if deal.ownerId != before.ownerId {
-            try await transaction.connection.query(
-                "UPDATE sales_deal_items SET owner_id = \(deal.ownerId) WHERE deal_id = \(deal.id)", logger: transaction.logger)
+            try await transaction.query(
+                "UPDATE sales_deal_items SET owner_id = \(deal.ownerId) WHERE deal_id = \(deal.id)")
         }
         if deal.stage != before.stage {
             try await ActivityStore.recordStageChange(of: deal, from: before.stage, on: transaction)

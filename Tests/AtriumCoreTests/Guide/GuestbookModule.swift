@@ -71,11 +71,11 @@ struct GuestbookModule: AtriumModule {
                   body: Webhook.self, response: NoContent.self, status: .noContent) { request, input in
             let sealed = try context.sealer.seal(input.token, associatedData: request.tenant.id.uuidString)
             try await request.transaction { transaction -> Void in
-                try await transaction.connection.query(
+                try await transaction.query(
                     """
                     INSERT INTO guestbook_webhooks (tenant_id, url, token_sealed) VALUES (\(transaction.tenantID), \(input.url.absoluteString), \(sealed))
                     ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, token_sealed = excluded.token_sealed
-                    """, logger: transaction.logger)
+                    """)
             }
             return NoContent()
         }
@@ -86,12 +86,11 @@ struct GuestbookModule: AtriumModule {
             guard let template = Self.confirmationMail else { throw AtriumError.internalError() }
             try PasswordPolicy.validate(email: input.email)
             let (entry, webhook) = try await request.transaction { transaction in
-                let row = try await transaction.connection.query(
+                let row = try await transaction.query(
                     """
                     INSERT INTO guestbook_entries (tenant_id, email, message) VALUES (\(transaction.tenantID), \(input.email), \(input.message))
                     RETURNING id
-                    """, logger: transaction.logger
-                ).collect()
+                    """)
                 let entry = Entry(id: try row[0].decode(UUID.self), email: input.email, message: input.message, confirmed: false)
                 let link = context.links.sign(
                     purpose: "guestbook.confirm", subject: entry.id.uuidString, tenant: request.tenant,
@@ -99,8 +98,7 @@ struct GuestbookModule: AtriumModule {
                 try await transaction.sendMail(
                     template, to: input.email, data: ["tenant": request.tenant.name, "message": input.message, "link": link.absoluteString])
                 try await transaction.notify(channel: "guestbook.entries", id: entry.id.uuidString)
-                let hook = try await transaction.connection.query("SELECT url, token_sealed FROM guestbook_webhooks", logger: transaction.logger)
-                    .collect().first?.decode((String, Data).self)
+                let hook = try await transaction.query("SELECT url, token_sealed FROM guestbook_webhooks").first?.decode((String, Data).self)
                 return (entry, hook)
             }
             // Outbound HTTP, after the commit. (A module that must not lose the call makes
@@ -121,9 +119,8 @@ struct GuestbookModule: AtriumModule {
                          produces: "text/event-stream") { request in
             try request.eventStream(channel: "guestbook.entries") { transaction, id -> ServerSentEvent<Entry>? in
                 guard let entryID = UUID(uuidString: id) else { return nil }
-                let row = try await transaction.connection.query(
-                    "SELECT id, email, message, confirmed FROM guestbook_entries WHERE id = \(entryID)", logger: transaction.logger
-                ).collect().first
+                let row = try await transaction.query(
+                    "SELECT id, email, message, confirmed FROM guestbook_entries WHERE id = \(entryID)").first
                 guard let (id, email, message, confirmed) = try row?.decode((UUID, String, String, Bool).self) else { return nil }
                 return ServerSentEvent(id: id.uuidString, event: "entry", data: Entry(id: id, email: email, message: message, confirmed: confirmed))
             }
@@ -137,9 +134,8 @@ struct GuestbookModule: AtriumModule {
             let link = try links.verify(request, purpose: "guestbook.confirm")
             guard let entryID = UUID(uuidString: link.subject) else { throw AtriumError.notFound() }
             let updated = try await request.transaction { transaction in
-                try await transaction.connection.query(
-                    "UPDATE guestbook_entries SET confirmed = true WHERE id = \(entryID) RETURNING 1", logger: transaction.logger
-                ).collect().count
+                try await transaction.query(
+                    "UPDATE guestbook_entries SET confirmed = true WHERE id = \(entryID) RETURNING 1").count
             }
             guard updated == 1 else { throw AtriumError.notFound() }
             return Confirmation(confirmed: true)
