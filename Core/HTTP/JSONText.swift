@@ -46,16 +46,22 @@ enum JSONText {
         let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
         let secondOfDay = total - days * 86_400
         let (year, month, day) = CivilDate.of(daysSince1970: days)
-        var text = ""
-        text.reserveCapacity(20)
-        text += padded(year, 4) + "-" + padded(month, 2) + "-" + padded(day, 2) + "T"
-        text += padded(secondOfDay / 3_600, 2) + ":" + padded(secondOfDay / 60 % 60, 2) + ":" + padded(secondOfDay % 60, 2) + "Z"
-        return text
-    }
-
-    private static func padded(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        let fields = [(year, 4), (month, 2), (day, 2), (secondOfDay / 3_600, 2), (secondOfDay / 60 % 60, 2), (secondOfDay % 60, 2)]
+        // yyyy-MM-ddTHH:mm:ssZ, written digit by digit: the years here all have four.
+        return String(unsafeUninitializedCapacity: 20) { buffer in
+            var offset = 0
+            for (index, (value, width)) in fields.enumerated() {
+                var rest = value
+                for position in stride(from: offset + width - 1, through: offset, by: -1) {
+                    buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                offset += width
+                buffer[offset] = UInt8(ascii: index < 2 ? "-" : index == 2 ? "T" : index < 5 ? ":" : "Z")
+                offset += 1
+            }
+            return offset
+        }
     }
 
     /// Values whose text is Foundation's business (floating point, `Decimal`, `Data`, and

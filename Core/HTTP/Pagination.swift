@@ -24,9 +24,16 @@ public struct PageCursor: Sendable, Equatable {
         self.values = values
     }
 
+    /// The values as a JSON array of strings, base64url-encoded (written by hand: one
+    /// `JSONEncoder` per page was a visible share of a list's CPU).
     public var encoded: String {
-        let data = (try? JSONEncoder().encode(values)) ?? Data()
-        return Base64URL.encode(data)
+        var json: [UInt8] = [UInt8(ascii: "[")]
+        for (index, value) in values.enumerated() {
+            if index > 0 { json.append(UInt8(ascii: ",")) }
+            JSONText.writeString(value, to: &json)
+        }
+        json.append(UInt8(ascii: "]"))
+        return Base64URL.encode(Data(json))
     }
 
     /// Decodes `?cursor=`; 422 when it was not issued by us or has `count` values.

@@ -78,33 +78,37 @@ struct TenantMiddleware: RouterMiddleware {
         let resolved = ContinuousClock.now
         let plan = services.plans?.plan(tenant.plan)
         let outcome = try await services.database.client.withConnection { connection -> Outcome in
-            let reservation = try await services.apiCalls.reserve(
-                tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
-            let transaction = RequestTransaction(connection: connection, logger: context.logger)
-            var admitted = false
-            var success = false
-            do {
-                try await connection.query("BEGIN", logger: context.logger)
-                let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
-                let authenticated = ContinuousClock.now
-                try services.apiCalls.admit(reservation)
-                admitted = true
-                if streamsBody {
+            // The request runs on the connection's event loop while it holds the connection
+            // (EventLoopTaskExecutor): each statement is written and answered on one thread.
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: connection.eventLoop)) { () async throws -> Outcome in
+                let reservation = try await services.apiCalls.reserve(
+                    tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
+                let transaction = RequestTransaction(connection: connection, logger: context.logger)
+                var admitted = false
+                var success = false
+                do {
+                    try await connection.query("BEGIN", logger: context.logger)
+                    let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
+                    let authenticated = ContinuousClock.now
+                    try services.apiCalls.admit(reservation)
+                    admitted = true
+                    if streamsBody {
+                        success = true
+                        try await transaction.finish(success: true)
+                        return .checked(caller, limits, authenticated)
+                    }
+                    var context = caller
+                    context.requestTransaction = transaction
+                    let response = try await next(request, context)
                     success = true
                     try await transaction.finish(success: true)
-                    return .checked(caller, limits, authenticated)
+                    logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
+                    return .served(limits.map { Self.withLimits(response, $0) } ?? response)
+                } catch {
+                    if !admitted { services.apiCalls.release(reservation) }
+                    if !success { try? await transaction.finish(success: false) }
+                    throw error
                 }
-                var context = caller
-                context.requestTransaction = transaction
-                let response = try await next(request, context)
-                success = true
-                try await transaction.finish(success: true)
-                logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
-                return .served(limits.map { Self.withLimits(response, $0) } ?? response)
-            } catch {
-                if !admitted { services.apiCalls.release(reservation) }
-                if !success { try? await transaction.finish(success: false) }
-                throw error
             }
         }
         switch outcome {
