@@ -20,6 +20,15 @@ final class JSONNodeEncoder: Encoder {
     /// As `node(for:)`, but nil when `value` encoded nothing (Foundation refuses that at
     /// the top level).
     static func encodedNode<Value: Encodable>(for value: Value) throws -> JSONNode? {
+        // What records are mostly made of, told apart by type identity: a comparison of
+        // metadata, where each `as` below is a call into the runtime's dynamic casting.
+        if Value.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+        if Value.self == Date.self { return .string(try JSONText.timestamp(unsafeBitCast(value, to: Date.self))) }
+        if Value.self == [String].self {
+            let box = JSONArrayBox()
+            box.elements = unsafeBitCast(value, to: [String].self).map { .string($0) }
+            return .array(box)
+        }
         switch value {
         case let text as String: return .string(text)
         case let number as Int: return JSONPrimitive.integer(number)
