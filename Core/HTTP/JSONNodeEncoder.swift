@@ -71,12 +71,9 @@ protocol StringKeyedEncodableDictionary {
 
 extension Dictionary: StringKeyedEncodableDictionary where Key == String, Value: Encodable {
     func node() throws -> JSONNode {
-        let box = JSONObjectBox()
-        box.keys.reserveCapacity(count)
-        box.values.reserveCapacity(count)
+        let box = JSONObjectBox(capacity: count)
         for (key, value) in self {
-            box.keys.append(key)
-            box.values.append(try JSONNodeEncoder.node(for: value))
+            box.entries.append((key, try JSONNodeEncoder.node(for: value)))
         }
         return .object(box)
     }

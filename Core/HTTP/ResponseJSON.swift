@@ -56,28 +56,33 @@ enum JSONNode {
 }
 
 final class JSONObjectBox {
-    var keys: [String] = []
-    var values: [JSONNode] = []
+    /// Keys and values side by side, with room for a record's fields from the start (one
+    /// allocation per object rather than two arrays regrown field by field).
+    var entries: [(key: String, value: JSONNode)]
+
+    init(capacity: Int = 16) {
+        entries = []
+        entries.reserveCapacity(capacity)
+    }
 
     /// A key set twice keeps its last value, as Foundation's dictionary-backed object does.
     func set(_ key: String, _ value: JSONNode) {
-        if let index = keys.lastIndex(of: key) {
-            values[index] = value
+        if let index = entries.lastIndex(where: { $0.key == key }) {
+            entries[index].value = value
         } else {
-            keys.append(key)
-            values.append(value)
+            entries.append((key, value))
         }
     }
 
     /// Keys in UTF-8 byte order: what Foundation's `.sortedKeys` does on Linux.
     func write(to output: inout [UInt8]) {
         output.append(UInt8(ascii: "{"))
-        let order = keys.indices.sorted { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
-        for (position, index) in order.enumerated() {
+        entries.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        for (position, entry) in entries.enumerated() {
             if position > 0 { output.append(UInt8(ascii: ",")) }
-            JSONText.writeString(keys[index], to: &output)
+            JSONText.writeString(entry.key, to: &output)
             output.append(UInt8(ascii: ":"))
-            values[index].write(to: &output)
+            entry.value.write(to: &output)
         }
         output.append(UInt8(ascii: "}"))
     }
