@@ -31,27 +31,6 @@ enum RequestOpening {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// Only scopes the transaction to the tenant and user: for a session served from
-    /// `SessionCache`, which is what makes it the cheapest statement a request can open with.
-    struct Scope: PostgresPreparedStatement {
-        static let name = "atrium_scope_request"
-        static let sql = "SELECT set_config('app.tenant_id', $1, true), set_config('app.principal_id', $2, true)"
-        static let bindingDataTypes: [PostgresDataType] = [.text, .text]
-        typealias Row = (String, String)
-
-        var tenantID: UUID
-        var principalID: UUID
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
-            bindings.append(tenantID.lowercasedString)
-            bindings.append(principalID.lowercasedString)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-    }
-
     /// Scopes the transaction to the tenant and the key's user and returns the live key's
     /// secret hash, permissions, whether its last use is over a minute old, and the user
     /// it acts for.

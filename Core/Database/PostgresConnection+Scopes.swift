@@ -22,11 +22,7 @@ extension PostgresConnection {
     ) async throws -> sending Result {
         guard let principal else { return try await withTenantTransaction(tenantID, logger: logger, isolation: isolation, body) }
         return try await withUnwrappedTransaction(logger: logger, isolation: isolation) { connection in
-            try await connection.query(
-                """
-                SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true),
-                       set_config('app.principal_id', \(principal.uuidString.lowercased()), true)
-                """, logger: logger)
+            try await connection.scopeTransaction(toTenant: tenantID, principal: principal, logger: logger)
             return try await body(connection)
         }
     }
@@ -58,13 +54,13 @@ extension PostgresConnection {
     }
 
     /// Scopes the transaction already open on this connection to a tenant and the
-    /// principal acting in it, in one statement (what an `Authenticator` must leave).
+    /// principal acting in it, in one statement (what an `Authenticator` must leave). Every
+    /// request with a session served from memory opens with it, so it runs as a prepared
+    /// statement of the connection.
     public func scopeTransaction(toTenant tenantID: UUID, principal: UUID, logger: Logger) async throws {
-        try await query(
-            """
-            SELECT set_config('app.tenant_id', \(tenantID.uuidString.lowercased()), true),
-                   set_config('app.principal_id', \(principal.uuidString.lowercased()), true)
-            """, logger: logger)
+        _ = try await PreparedStatements.shared.rows(
+            "SELECT set_config('app.tenant_id', \(tenantID.lowercasedString), true), set_config('app.principal_id', \(principal.lowercasedString), true)",
+            on: self, logger: logger)
     }
 
     private func setLocal(_ name: String, to value: String, logger: Logger) async throws {

@@ -35,7 +35,7 @@ public struct TokenAuthenticator: Authenticator {
         // custom-role permissions read, in the one statement that scopes the transaction
         // (migration 0019). Both are statements each connection prepares once.
         if let cached = sessions?.session(sessionID, tenantID: tenant.id, userID: userID) {
-            for try await _ in try await connection.execute(RequestOpening.Scope(tenantID: tenant.id, principalID: userID), logger: logger) {}
+            try await connection.scopeTransaction(toTenant: tenant.id, principal: userID, logger: logger)
             return Principal(kind: .user, id: userID, tenantID: tenant.id, permissions: cached.permissions, sessionID: sessionID)
         }
         let generation = sessions?.generation
