@@ -13,15 +13,17 @@ public struct AtriumRuntime: Sendable {
     /// What the HTTP application is built from (`router`).
     public let dependencies: ApplicationDependencies
     public let masterKey: MasterKey
-    let client: PostgresClient?
+    /// The pools this runtime made and runs (none when the caller gave one).
+    let clients: [PostgresClient]
     let worker: JobWorker
 
     /// Publishes the plan catalog's quotas and the declared meters (as the owner role),
     /// loads the master key, prepares the identity layer and the job worker.
     ///
     /// - Parameters:
-    ///   - database: a pool the caller runs (tests); nil makes one of `poolSize`
-    ///     connections that `services` runs first and closes last.
+    ///   - database: a pool the caller runs (tests); nil makes a shared pool of `poolSize`
+    ///     connections and one per event loop (`Database.pooled`), which `services` runs
+    ///     first and closes last.
     ///   - masterKey: given by tests; otherwise `ATRIUM_MASTER_KEY` (or the embedded
     ///     database's key file), checked against the key the database was set up with.
     ///   - authenticator, limiter, metrics: replacements for tests of the request path.
@@ -31,10 +33,7 @@ public struct AtriumRuntime: Sendable {
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger
     ) async throws -> AtriumRuntime {
         let environment = configuration.environment
-        let client = database == nil
-            ? PostgresClient(configuration: location.app.clientConfiguration(maximumConnections: configuration.poolSize), backgroundLogger: logger) : nil
-        let pool = database ?? client.map { Database(client: $0, maximumConnections: configuration.poolSize) }
-        guard let pool else { throw ConfigurationError("AtriumRuntime needs a database or a location to pool") }
+        let pool = database ?? Database.pooled(location.app, size: configuration.poolSize, logger: logger)
         let key: MasterKey
         if let masterKey { key = masterKey } else { key = try await MasterKey.load(environment: environment, location: location, logger: logger) }
 
@@ -59,7 +58,7 @@ public struct AtriumRuntime: Sendable {
             kernelJobs: configuration.plans.map { BillingJobs.definitions(catalog: $0, metering: metering, masterKey: key, logger: logger) } ?? [],
             kernelSchedules: configuration.plans == nil ? [] : BillingJobs.schedules, configuration: .init(concurrency: workerConcurrency), kit: kit,
             logger: logger)
-        return AtriumRuntime(configuration: configuration, dependencies: dependencies, masterKey: key, client: client, worker: worker)
+        return AtriumRuntime(configuration: configuration, dependencies: dependencies, masterKey: key, clients: database == nil ? pool.clients : [], worker: worker)
     }
 
     /// The router of every kernel and module route, behind the request path.
@@ -72,7 +71,7 @@ public struct AtriumRuntime: Sendable {
     /// and the HTTP server last (it drains first; then the worker finishes its jobs and
     /// the last API calls are flushed before the pool closes).
     public func services(http: Bool, worker runsJobs: Bool) -> [any Service] {
-        var services: [any Service] = client.map { [$0] } ?? []
+        var services: [any Service] = clients
         if http { services += dependencies.requestPathServices }
         if runsJobs { services.append(worker) }
         if http { services.append(buildApplication(dependencies, server: configuration.server)) }

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import PostgresNIO
+import NIOPosix
 
 /// The kernel's access to PostgreSQL as the application role.
 ///
@@ -9,13 +10,37 @@ public import PostgresNIO
 /// `app.tenant_id` transaction-locally: a pooled connection never carries one tenant's
 /// setting into another tenant's request.
 public struct Database: Sendable {
-    public let client: PostgresClient
-    /// The pool's connection limit, reported in `/metrics`.
+    /// The pool of work that runs off the server's event loops: jobs, listeners, the CLI.
+    let shared: PostgresClient
+    /// One pool per event loop of the HTTP server, whose connections live on that loop.
+    let loopPools: [LoopPool]
+    /// The pools' connection limit, reported in `/metrics`.
     public let maximumConnections: Int
 
+    struct LoopPool: Sendable {
+        let eventLoop: any EventLoop
+        let client: PostgresClient
+    }
+
     public init(client: PostgresClient, maximumConnections: Int = 20) {
-        self.client = client
+        self.init(shared: client, loopPools: [], maximumConnections: maximumConnections)
+    }
+
+    init(shared: PostgresClient, loopPools: [LoopPool], maximumConnections: Int) {
+        self.shared = shared
+        self.loopPools = loopPools
         self.maximumConnections = maximumConnections
+    }
+
+    /// The pool to take a connection from: on one of the server's event loops, the pool
+    /// whose connections live on that loop, so a request's statements are written and
+    /// answered on the thread it already runs on (see `LoopBoundChildChannel`); anywhere
+    /// else, the shared pool.
+    public var client: PostgresClient {
+        if !loopPools.isEmpty, let loop = MultiThreadedEventLoopGroup.currentEventLoop {
+            for pool in loopPools where pool.eventLoop === loop { return pool.client }
+        }
+        return shared
     }
 
     /// Runs `body` in one transaction scoped to `tenantID` by row-level security.
@@ -70,4 +95,27 @@ public struct Database: Sendable {
             try await connection.withUnwrappedTransaction(logger: logger, isolation: isolation, body)
         }
     }
+}
+
+extension Database {
+    /// The pools of an `atrium serve` process: a shared one of `size` connections, and one
+    /// per event loop of `MultiThreadedEventLoopGroup.singleton` (the loops the HTTP server
+    /// runs on) of `size / loops` connections each, at least two. Whoever runs them runs
+    /// `clients` (first, so that they close last).
+    static func pooled(_ url: DatabaseURL, size: Int, logger: Logger) -> Database {
+        let configuration = url.clientConfiguration(maximumConnections: size)
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        let perLoop = max(2, size / max(1, loops.count))
+        let loopPools = loops.map { loop in
+            LoopPool(
+                eventLoop: loop,
+                client: PostgresClient(configuration: url.clientConfiguration(maximumConnections: perLoop), eventLoopGroup: loop, backgroundLogger: logger))
+        }
+        return Database(
+            shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools,
+            maximumConnections: size + perLoop * loopPools.count)
+    }
+
+    /// Every pool, the shared one first.
+    var clients: [PostgresClient] { [shared] + loopPools.map(\.client) }
 }

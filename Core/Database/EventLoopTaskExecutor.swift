@@ -17,3 +17,13 @@ final class EventLoopTaskExecutor: TaskExecutor {
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
+
+extension EventLoopTaskExecutor {
+    /// Runs `body` preferring `eventLoop`, unless the task runs on that loop already.
+    static func run<Result: Sendable>(
+        on eventLoop: any EventLoop, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> Result
+    ) async throws -> Result {
+        if eventLoop.inEventLoop { return try await body() }
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: eventLoop), isolation: isolation, operation: body)
+    }
+}

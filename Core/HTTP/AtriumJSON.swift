@@ -68,6 +68,8 @@ struct SnakeCaseKey: CodingKey {
     }
 
     static func converted(_ key: String) -> String {
+        // Keys already in snake case (most, written so in CodingKeys) convert to themselves.
+        if key.utf8.allSatisfy({ $0 < 0x80 && !(0x41...0x5A).contains($0) }) { return key }
         if let known = known.withLock({ $0[key] }) { return known }
         let converted = foundation(key)
         known.withLock { known in if known.count < limit { known[key] = converted } }
@@ -100,6 +102,21 @@ struct SnakeCaseKey: CodingKey {
 
 
 extension UUID {
+    /// A random (version 4) id from the system's generator (`getrandom`). Foundation's
+    /// `UUID()` on Linux opens and reads `/dev/urandom` for each id: a file opened per
+    /// request for its request id.
+    public static func random() -> UUID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &bytes) { buffer in
+            buffer.storeBytes(of: generator.next() as UInt64, toByteOffset: 0, as: UInt64.self)
+            buffer.storeBytes(of: generator.next() as UInt64, toByteOffset: 8, as: UInt64.self)
+            buffer[6] = (buffer[6] & 0x0F) | 0x40
+            buffer[8] = (buffer[8] & 0x3F) | 0x80
+        }
+        return UUID(uuid: bytes)
+    }
+
     /// The id as the API writes it (`6ba7b810-9dad-…`), formatted from its bytes: Foundation's
     /// `uuidString` goes through `sprintf` and then needs lowercasing, twice per id on
     /// every row of every list.

@@ -12,7 +12,7 @@ struct RequestIDMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let offered = request.headers[.requestID]
-        let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID().uuidString.lowercased()
+        let id = offered.flatMap { Self.isAcceptable($0) ? $0 : nil } ?? UUID.random().lowercasedString
         context.requestID = id
         // One id per log line: Hummingbird's own generated id would be a second, unrelated one.
         context.logger[metadataKey: "hb.request.id"] = nil

@@ -80,7 +80,9 @@ struct TenantMiddleware: RouterMiddleware {
         let outcome = try await services.database.client.withConnection { connection -> Outcome in
             // The request runs on the connection's event loop while it holds the connection
             // (EventLoopTaskExecutor): each statement is written and answered on one thread.
-            try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: connection.eventLoop)) { () async throws -> Outcome in
+            // Served by `atrium serve`, it is there already: the connection came from the
+            // pool of the loop the HTTP connection runs on (Database.client).
+            try await EventLoopTaskExecutor.run(on: connection.eventLoop) { () async throws -> Outcome in
                 let reservation = try await services.apiCalls.reserve(
                     tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
                 let transaction = RequestTransaction(connection: connection, logger: context.logger)

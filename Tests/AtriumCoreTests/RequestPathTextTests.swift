@@ -15,6 +15,21 @@ struct RequestPathTextTests {
         #expect(edge.lowercasedString == "00ff0ff0-0102-0304-0506-0708090a0b0c")
     }
 
+    /// Request ids: version 4, RFC 9562 variant, all different, and written as Foundation
+    /// reads them back.
+    @Test func randomIDsAreVersionFourAndDistinct() {
+        var seen = Set<UUID>()
+        for _ in 0..<1_000 {
+            let id = UUID.random()
+            let text = id.lowercasedString
+            #expect(Array(text.utf8)[14] == UInt8(ascii: "4"))
+            #expect("89ab".utf8.contains(Array(text.utf8)[19]))
+            #expect(UUID(uuidString: text) == id)
+            seen.insert(id)
+        }
+        #expect(seen.count == 1_000)
+    }
+
     @Test func base64URLMatchesTheAlphabetSwap() {
         var generator = SystemRandomNumberGenerator()
         for length in 0..<64 {
