@@ -116,6 +116,15 @@ extension Database {
             maximumConnections: size + perLoop * loopPools.count)
     }
 
+    /// This database without its event-loop pools: for what a request runs while it holds
+    /// a connection of its loop's pool (the shared rate limiter's check, a reload of the
+    /// signing keys while a token is verified). Taken from the shared pool, such a second
+    /// connection never waits behind requests that hold the loop's connections and wait
+    /// for it: a pool of holders waiting on each other would never drain.
+    var sharedPoolOnly: Database {
+        Database(shared: shared, loopPools: [], maximumConnections: maximumConnections)
+    }
+
     /// Every pool, the shared one first.
     var clients: [PostgresClient] { [shared] + loopPools.map(\.client) }
 }

@@ -27,7 +27,8 @@ public actor SigningKeyring {
     private var refresh: Task<Void, Never>?
 
     public init(database: Database, masterKey: MasterKey, logger: Logger) {
-        self.database = database
+        // Reloaded while a request holds its connection: from the shared pool.
+        self.database = database.sharedPoolOnly
         self.masterKey = masterKey
         self.logger = logger
     }

@@ -12,7 +12,8 @@ public struct PostgresRateLimitStore: RateLimitStore {
     let clock: @Sendable () -> Date
 
     public init(database: Database, logger: Logger, clock: @escaping @Sendable () -> Date = { Date() }) {
-        self.database = database
+        // Checked while a request holds its connection: from the shared pool.
+        self.database = database.sharedPoolOnly
         self.logger = logger
         self.clock = clock
     }

@@ -38,6 +38,45 @@ struct EventLoopPoolsTests {
         }
     }
 
+    /// Requests that hold every connection of their loop's pool and then check the shared
+    /// rate limiter (a second connection) finish: the limiter takes the shared pool. From
+    /// the loop's own pool they would wait for each other forever.
+    @Test func aSecondConnectionWhileHoldingTheLoopsPoolComesFromTheSharedPool() async throws {
+        let db = try await TestDatabase.create()
+        let database = Database.pooled(db.app, size: 2, logger: TestDatabase.logger)
+        let store = PostgresRateLimitStore(database: database, logger: TestDatabase.logger)
+        let policy = Plan.RateLimit(name: "hourly", limit: 100, windowSeconds: 3600)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for client in database.clients { group.addTask { await client.run(); return false } }
+            group.addTask {
+                try await withThrowingTaskGroup(of: Void.self) { requests in
+                    for request in 0..<6 {
+                        requests.addTask {
+                            try await EventLoopTaskExecutor.run(on: loop) {
+                                try await database.client.withConnection { _ in
+                                    try await Task.sleep(for: .milliseconds(50))
+                                    _ = try await store.check([RateLimitRule(key: "request-\(request)", policy: policy)], now: nil)
+                                }
+                            }
+                        }
+                    }
+                    try await requests.waitForAll()
+                }
+                return true
+            }
+            group.addTask { try await Task.sleep(for: .seconds(20)); return false }
+            var outcome = false
+            for try await result in group {
+                outcome = result
+                break
+            }
+            group.cancelAll()
+            return outcome
+        }
+        #expect(finished)
+    }
+
     @Test func aServedRequestRunsOnItsConnectionsEventLoop() async throws {
         let router = Router()
         router.get("loop") { _, _ in MultiThreadedEventLoopGroup.currentEventLoop == nil ? "elsewhere" : "on its loop" }
