@@ -15,8 +15,18 @@ struct Contact: Codable, Sendable {
     var createdAt, updatedAt: Date
 
     init(_ row: PostgresRow) throws {
-        (id, ownerId, firstName, lastName, email, phone, companyId, tags, externalId, createdAt, updatedAt) = try row.decode(
-            (UUID, UUID, String, String, String?, String?, UUID?, [String], String?, Date, Date).self)
+        var columns = RowReader(row)
+        id = try columns.next()
+        ownerId = try columns.next()
+        firstName = try columns.next()
+        lastName = try columns.next()
+        email = try columns.next()
+        phone = try columns.next()
+        companyId = try columns.next()
+        tags = try columns.next()
+        externalId = try columns.next()
+        createdAt = try columns.next()
+        updatedAt = try columns.next()
     }
 }
 
