@@ -71,9 +71,13 @@ final class RequestTransaction: Sendable {
             return state == .open
         }
         guard wasOpen else { return }
-        try await connection.query(success ? "COMMIT" : "ROLLBACK", logger: logger)
+        if success {
+            try await TransactionControl.commit(on: connection, logger: logger)
+        } else {
+            try await connection.query("ROLLBACK", logger: logger)
+        }
     }
 
-    func commit() async throws { try await connection.query("COMMIT", logger: logger) }
+    func commit() async throws { try await TransactionControl.commit(on: connection, logger: logger) }
     func rollback() async { _ = try? await connection.query("ROLLBACK", logger: logger) }
 }

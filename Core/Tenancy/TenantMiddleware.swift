@@ -89,7 +89,7 @@ struct TenantMiddleware: RouterMiddleware {
                 var admitted = false
                 var success = false
                 do {
-                    try await connection.query("BEGIN", logger: context.logger)
+                    try await TransactionControl.begin(on: connection, logger: context.logger)
                     let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
                     let authenticated = ContinuousClock.now
                     try services.apiCalls.admit(reservation)

@@ -78,4 +78,28 @@ struct PreparedStatementsTests {
             }
         }
     }
+
+    /// The request transaction's prepared `BEGIN` and `COMMIT`: `COMMIT` prepares even when
+    /// its first use meets an aborted transaction (it ends it), and both keep working on
+    /// the connection afterwards.
+    @Test func preparedBeginAndCommitSurviveAnAbortedTransaction() async throws {
+        let db = try await TestDatabase.create()
+        try await db.withApp(maximumConnections: 1) { database in
+            try await database.client.withConnection { connection in
+                try await TransactionControl.begin(on: connection, logger: logger)
+                await #expect(throws: (any Error).self) { try await connection.query("SELECT 1/0", logger: logger) }
+                try await TransactionControl.commit(on: connection, logger: logger)
+                for value in [1, 2] as [Int64] {
+                    try await TransactionControl.begin(on: connection, logger: logger)
+                    try await connection.query("CREATE TEMP TABLE IF NOT EXISTS kept (n int8)", logger: logger)
+                    try await connection.query("INSERT INTO kept VALUES (\(value))", logger: logger)
+                    try await TransactionControl.commit(on: connection, logger: logger)
+                }
+                let rows = try await connection.query("SELECT count(*) FROM kept", logger: logger).collect()
+                #expect(try rows.first?.decode(Int64.self) == 2)
+                let names = try await preparedNames(connection)
+                #expect(names.isSuperset(of: ["atrium_begin", "atrium_commit"]))
+            }
+        }
+    }
 }

@@ -1,0 +1,37 @@
+import Logging
+import PostgresNIO
+
+/// `BEGIN` and `COMMIT` of a request's transaction as prepared statements of the
+/// connection (PostgresNIO prepares each once per connection, by name). Sent as plain
+/// queries, each was parsed and described on every request — six messages back instead
+/// of three, twice per request — for two statements that never change.
+///
+/// A failed preparation would stick to the connection (PostgresNIO remembers it), but
+/// neither can fail to prepare: `BEGIN` is sent on an idle connection, and PostgreSQL
+/// accepts `COMMIT` even in an aborted transaction. `ROLLBACK`, on the error path only,
+/// stays a plain query.
+enum TransactionControl {
+    struct Begin: PostgresPreparedStatement {
+        static let name = "atrium_begin"
+        static let sql = "BEGIN"
+        typealias Row = PostgresRow
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    struct Commit: PostgresPreparedStatement {
+        static let name = "atrium_commit"
+        static let sql = "COMMIT"
+        typealias Row = PostgresRow
+        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    static func begin(on connection: PostgresConnection, logger: Logger) async throws {
+        for try await _ in try await connection.execute(Begin(), logger: logger) {}
+    }
+
+    static func commit(on connection: PostgresConnection, logger: Logger) async throws {
+        for try await _ in try await connection.execute(Commit(), logger: logger) {}
+    }
+}
