@@ -11,20 +11,17 @@ import PostgresNIO
 /// accepts `COMMIT` even in an aborted transaction. `ROLLBACK`, on the error path only,
 /// stays a plain query.
 enum TransactionControl {
-    struct Begin: PostgresPreparedStatement {
+    /// A statement without values or rows of interest.
+    protocol Statement: PostgresPreparedStatement where Row == PostgresRow {}
+
+    struct Begin: Statement {
         static let name = "atrium_begin"
         static let sql = "BEGIN"
-        typealias Row = PostgresRow
-        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
-    struct Commit: PostgresPreparedStatement {
+    struct Commit: Statement {
         static let name = "atrium_commit"
         static let sql = "COMMIT"
-        typealias Row = PostgresRow
-        func makeBindings() throws -> PostgresBindings { PostgresBindings() }
-        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
     }
 
     static func begin(on connection: PostgresConnection, logger: Logger) async throws {
@@ -34,4 +31,9 @@ enum TransactionControl {
     static func commit(on connection: PostgresConnection, logger: Logger) async throws {
         for try await _ in try await connection.execute(Commit(), logger: logger) {}
     }
+}
+
+extension TransactionControl.Statement {
+    func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
