@@ -14,6 +14,9 @@ public struct Database: Sendable {
     let shared: PostgresClient
     /// One pool per event loop of the HTTP server, whose connections live on that loop.
     let loopPools: [LoopPool]
+    /// The pool of bulk work (imports), whose connections live on `BackgroundLane`'s
+    /// thread; nil where none was made (a pool a test gives, the CLI).
+    let background: BackgroundPool?
     /// The pools' connection limit, reported in `/metrics`.
     public let maximumConnections: Int
 
@@ -22,13 +25,20 @@ public struct Database: Sendable {
         let client: PostgresClient
     }
 
-    public init(client: PostgresClient, maximumConnections: Int = 20) {
-        self.init(shared: client, loopPools: [], maximumConnections: maximumConnections)
+    struct BackgroundPool: Sendable {
+        let client: PostgresClient
+        /// Set for the embedded cluster, whose backends this process can renice.
+        let backends: BackendPriority?
     }
 
-    init(shared: PostgresClient, loopPools: [LoopPool], maximumConnections: Int) {
+    public init(client: PostgresClient, maximumConnections: Int = 20) {
+        self.init(shared: client, loopPools: [], background: nil, maximumConnections: maximumConnections)
+    }
+
+    init(shared: PostgresClient, loopPools: [LoopPool], background: BackgroundPool?, maximumConnections: Int) {
         self.shared = shared
         self.loopPools = loopPools
+        self.background = background
         self.maximumConnections = maximumConnections
     }
 
@@ -101,8 +111,10 @@ extension Database {
     /// The pools of an `atrium serve` process: a shared one of `size` connections, and one
     /// per event loop of `MultiThreadedEventLoopGroup.singleton` (the loops the HTTP server
     /// runs on) of `size / loops` connections each, at least two. Whoever runs them runs
-    /// `clients` (first, so that they close last).
-    static func pooled(_ url: DatabaseURL, size: Int, logger: Logger) -> Database {
+    /// `clients` (first, so that they close last). Bulk work gets a pool of its own of
+    /// `backgroundSize` connections on `BackgroundLane`'s thread (see
+    /// `withBackgroundConnection`), whose backends are niced when they are `embedded`'s.
+    static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) -> Database {
         let configuration = url.clientConfiguration(maximumConnections: size)
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         let perLoop = max(2, size / max(1, loops.count))
@@ -111,9 +123,13 @@ extension Database {
                 eventLoop: loop,
                 client: PostgresClient(configuration: url.clientConfiguration(maximumConnections: perLoop), eventLoopGroup: loop, backgroundLogger: logger))
         }
+        let background = BackgroundPool(
+            client: PostgresClient(
+                configuration: url.clientConfiguration(maximumConnections: backgroundSize), eventLoopGroup: BackgroundLane.eventLoop, backgroundLogger: logger),
+            backends: embedded.map { BackendPriority(cluster: $0) })
         return Database(
-            shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools,
-            maximumConnections: size + perLoop * loopPools.count)
+            shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools, background: background,
+            maximumConnections: size + perLoop * loopPools.count + backgroundSize)
     }
 
     /// This database without its event-loop pools: for what a request runs while it holds
@@ -122,9 +138,26 @@ extension Database {
     /// connection never waits behind requests that hold the loop's connections and wait
     /// for it: a pool of holders waiting on each other would never drain.
     var sharedPoolOnly: Database {
-        Database(shared: shared, loopPools: [], maximumConnections: maximumConnections)
+        Database(shared: shared, loopPools: [], background: background, maximumConnections: maximumConnections)
     }
 
     /// Every pool, the shared one first.
-    var clients: [PostgresClient] { [shared] + loopPools.map(\.client) }
+    var clients: [PostgresClient] { [shared] + loopPools.map(\.client) + (background.map { [$0.client] } ?? []) }
+
+    /// Runs `body` behind the request path (`BackgroundLane`): on the background thread,
+    /// with a connection of the background pool whose backend is niced when it is the
+    /// embedded cluster's. What `body` runs on `self` meanwhile (side writes such as an
+    /// import's progress) takes the shared pool as usual. Without a background pool,
+    /// `body` gets a connection of the shared pool at normal priority.
+    func withBackgroundConnection<Result: Sendable>(
+        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        guard let background else { return try await shared.withConnection(isolation: isolation) { connection in try await body(connection) } }
+        return try await EventLoopTaskExecutor.run(on: BackgroundLane.eventLoop, isolation: isolation) {
+            try await background.client.withConnection(isolation: isolation) { connection in
+                await background.backends?.lower(connection, logger: logger)
+                return try await body(connection)
+            }
+        }
+    }
 }

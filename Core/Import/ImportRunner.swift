@@ -78,61 +78,12 @@ struct ImportRunner: Sendable {
     func run(
         source: some AsyncSequence<[UInt8], any Error> & Sendable, onProgress: @escaping @Sendable (ImportProgress) async -> Void = { _ in }
     ) async throws -> ImportProgress {
-        let entity = entity
         do {
-            let result = try await database.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
-                // One runner per import: the lock lives as long as this transaction, so a
-                // runner that died (its transaction rolled back) leaves it free to take.
-                let locked = try await connection.query(
-                    "SELECT pg_try_advisory_xact_lock(hashtextextended(\("import:" + importID.uuidString.lowercased()), 0))", logger: logger
-                ).collect().first?.decode(Bool.self) ?? false
-                guard locked else { throw AlreadyRunning() }
-                try await start()
-                try await connection.scopeToAllOwners(logger: logger)
-                try await connection.query(
-                    """
-                    CREATE TEMP TABLE \(unescaped: ImportLanding.stage) (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", ")))
-                    ON COMMIT DROP
-                    """, logger: logger)
-                let clock = ContinuousClock()
-                let stagingStarted = clock.now
-                var progress = try await stage(entity: entity, source: source, connection: connection, onProgress: onProgress)
-                let stagingTook = clock.now - stagingStarted
-                if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
-                    throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
+            // Behind the request path: another tenant's reads keep their latency while this runs.
+            let result = try await database.withBackgroundConnection(logger: logger) { connection in
+                try await connection.withTenantTransaction(tenantID, principal: ownerID, logger: logger) { connection in
+                    try await importAll(on: connection, source: source, onProgress: onProgress)
                 }
-                let rejections = ImportRejections(entity: entity, tenantID: tenantID, importID: importID, ownerID: ownerID, seesAll: seesAll, logger: logger)
-                let checksStarted = clock.now
-                let rejectedOnLanding = try await rejections.reject(mode: settings.mode, on: connection)
-                let checksTook = clock.now - checksStarted
-                progress.rowsRejected += rejectedOnLanding
-                if settings.errorPolicy == .allOrNothing && rejectedOnLanding > 0 {
-                    try await copyOutRejections(from: connection)
-                    throw Failure(description: "\(rejectedOnLanding) row(s) rejected; nothing was imported (error policy all_or_nothing)")
-                }
-                if rejectedOnLanding > 0 { try await rejections.keepRejections(on: connection) }
-                let staged = progress.rowsRead - progress.rowsRejected
-                let landingStarted = clock.now
-                let landing = ImportLanding(tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, upsert: settings.mode == .upsert)
-                progress.rowsWritten = try await connection.query(entity.land(landing), logger: logger).collect().first?.decode(Int64.self) ?? 0
-                logger.info("import phases", metadata: [
-                    "import.id": "\(importID.uuidString.lowercased())", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
-                    "import.landing": "\(clock.now - landingStarted)",
-                ])
-                progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
-                if progress.rowsWritten > 0, let meter = imports.meter {
-                    try await metering.record(
-                        meter, quantity: progress.rowsWritten, idempotencyKey: "\(imports.moduleID)-import:\(importID.uuidString.lowercased())", at: Date(),
-                        properties: ["entity": .string(settings.entity)], tenantID: tenantID, on: connection)
-                }
-                try await connection.query(
-                    """
-                    UPDATE imports SET state = 'succeeded', rows_read = \(progress.rowsRead), rows_written = \(progress.rowsWritten),
-                        rows_unchanged = \(progress.rowsUnchanged), rows_rejected = \(progress.rowsRejected), finished_at = now()
-                    WHERE id = \(importID)
-                    """, logger: logger)
-                try await connection.query("DELETE FROM import_chunks WHERE import_id = \(importID)", logger: logger)
-                return progress
             }
             await onProgress(result)
             logger.info("import finished", metadata: [
@@ -149,6 +100,65 @@ struct ImportRunner: Sendable {
             try? await fail(reason)
             throw Failure(description: reason)
         }
+    }
+
+    /// The import's transaction: lock, stage, check, land, meter, finish.
+    private func importAll(
+        on connection: PostgresConnection, source: some AsyncSequence<[UInt8], any Error> & Sendable,
+        onProgress: @escaping @Sendable (ImportProgress) async -> Void
+    ) async throws -> ImportProgress {
+        // One runner per import: the lock lives as long as this transaction, so a
+        // runner that died (its transaction rolled back) leaves it free to take.
+        let locked = try await connection.query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(\("import:" + importID.uuidString.lowercased()), 0))", logger: logger
+        ).collect().first?.decode(Bool.self) ?? false
+        guard locked else { throw AlreadyRunning() }
+        try await start()
+        try await connection.scopeToAllOwners(logger: logger)
+        try await connection.query(
+            """
+            CREATE TEMP TABLE \(unescaped: ImportLanding.stage) (line bigint NOT NULL, \(unescaped: entity.fields.map { "\($0) text" }.joined(separator: ", ")))
+            ON COMMIT DROP
+            """, logger: logger)
+        let clock = ContinuousClock()
+        let stagingStarted = clock.now
+        var progress = try await stage(entity: entity, source: source, connection: connection, onProgress: onProgress)
+        let stagingTook = clock.now - stagingStarted
+        if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
+            throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
+        }
+        let rejections = ImportRejections(entity: entity, tenantID: tenantID, importID: importID, ownerID: ownerID, seesAll: seesAll, logger: logger)
+        let checksStarted = clock.now
+        let rejectedOnLanding = try await rejections.reject(mode: settings.mode, on: connection)
+        let checksTook = clock.now - checksStarted
+        progress.rowsRejected += rejectedOnLanding
+        if settings.errorPolicy == .allOrNothing && rejectedOnLanding > 0 {
+            try await copyOutRejections(from: connection)
+            throw Failure(description: "\(rejectedOnLanding) row(s) rejected; nothing was imported (error policy all_or_nothing)")
+        }
+        if rejectedOnLanding > 0 { try await rejections.keepRejections(on: connection) }
+        let staged = progress.rowsRead - progress.rowsRejected
+        let landingStarted = clock.now
+        let landing = ImportLanding(tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, upsert: settings.mode == .upsert)
+        progress.rowsWritten = try await connection.query(entity.land(landing), logger: logger).collect().first?.decode(Int64.self) ?? 0
+        logger.info("import phases", metadata: [
+            "import.id": "\(importID.uuidString.lowercased())", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
+            "import.landing": "\(clock.now - landingStarted)",
+        ])
+        progress.rowsUnchanged = max(0, staged - progress.rowsWritten)
+        if progress.rowsWritten > 0, let meter = imports.meter {
+            try await metering.record(
+                meter, quantity: progress.rowsWritten, idempotencyKey: "\(imports.moduleID)-import:\(importID.uuidString.lowercased())", at: Date(),
+                properties: ["entity": .string(settings.entity)], tenantID: tenantID, on: connection)
+        }
+        try await connection.query(
+            """
+            UPDATE imports SET state = 'succeeded', rows_read = \(progress.rowsRead), rows_written = \(progress.rowsWritten),
+                rows_unchanged = \(progress.rowsUnchanged), rows_rejected = \(progress.rowsRejected), finished_at = now()
+            WHERE id = \(importID)
+            """, logger: logger)
+        try await connection.query("DELETE FROM import_chunks WHERE import_id = \(importID)", logger: logger)
+        return progress
     }
 
     /// What the import's `failure` tells its owner: our own reasons as they are, a value
