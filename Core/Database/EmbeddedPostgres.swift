@@ -85,7 +85,8 @@ public struct EmbeddedPostgres: Sendable {
         // Room for several servers, workers and a parallel test suite on one development
         // machine, and memory settings sized for the box (see `EmbeddedTuning`).
         let tuning = EmbeddedTuning(memoryBytes: ProcessInfo.processInfo.physicalMemory, statStatements: binaries.hasStatStatements)
-        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='' -c max_connections=500 "
+        let socketDirectory = Self.socketDirectoryIsUsable(clusterDirectory.path()) ? clusterDirectory.path() : ""
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='\(socketDirectory)' -c max_connections=500 "
             + tuning.options.map { "-c \($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         let result = try runner().run(
             binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
@@ -261,8 +262,25 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     private func url(_ role: String, _ password: String, _ credentials: Credentials) -> DatabaseURL {
-        DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName, sslMode: "disable")
+        var url = DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName, sslMode: "disable")
+        // The cluster listens on a Unix socket in its own directory too (unless that path
+        // is too long or odd for one); a cluster started by an older build has none, and
+        // its connections stay on TCP.
+        let socket = clusterDirectory.appending(path: ".s.PGSQL.\(credentials.port)").path()
+        if Self.socketDirectoryIsUsable(clusterDirectory.path()), FileManager.default.fileExists(atPath: socket) {
+            url.socketDirectory = clusterDirectory.path()
+        }
+        return url
     }
+
+    /// Whether PostgreSQL can put its socket in `directory`: the socket's path fits in
+    /// `sun_path` (108 bytes, with `/.s.PGSQL.65535` and a NUL), and the directory goes
+    /// into `pg_ctl`'s shell command inside single quotes, so only plain characters.
+    static func socketDirectoryIsUsable(_ directory: String) -> Bool {
+        directory.hasPrefix("/") && directory.utf8.count <= 90 && directory.utf8.allSatisfy(plainPathBytes.contains)
+    }
+
+    private static let plainPathBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._+-".utf8)
 
     /// The OS user the server tools run as: `postgres` when we are root, else ourselves.
     private var osUser: String? { geteuid() == 0 ? "postgres" : nil }
