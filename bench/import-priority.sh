@@ -11,6 +11,7 @@
 #   ATRIUM_BENCH_BINARY=/path/to/atrium bench/import-priority.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 rounds="${BENCH_ROUNDS:-3}"
 seconds="${BENCH_SECONDS:-10}"
@@ -41,7 +42,6 @@ with open(sys.argv[1], "w") as f:
         f.write(f"person{i}@example.com,First{i},Last{i}\n")
 PY
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
 p99_of() { to_ms "$(awk '$1 == "99%" {print $2}' <<<"$1")"; }
 rps_of() { awk '/Requests\/sec/ {printf "%d", $2}' <<<"$1"; }
 
@@ -64,27 +64,15 @@ measure() { # nice value; prints one row
   local nice="$1" port base rep glow list quiet busy id started took
   rm -rf "$scratch/.atrium" "$scratch/tenants"
   export ATRIUM_DATA_DIR="$scratch/.atrium"
-  mkdir -p "$scratch/tenants"
-  for file in tenants/*.yaml; do
-    [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
-  done
-  sed -i 's/^modules: \[\]/modules: [sales]/' "$scratch/tenants/glow.yaml"
+  bench_tenants "$scratch/tenants"
   port="${BENCH_PORT:-18095}"
   base="http://127.0.0.1:$port"
   "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null 2>&1 &
   server=$!
-  for _ in $(seq 1 300); do curl -fsS "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -fsS "$base/readyz" >/dev/null
-  login() {
-    curl -fsS -H 'Content-Type: application/json' -d "{\"email\":\"$2\",\"password\":\"$3\"}" "$base/v1/tenants/$1/auth/login" |
-      sed -E 's/.*"access_token":"([^"]+)".*/\1/'
-  }
-  rep="$(login acme rep@acme.test acme-demo-member)"
-  for i in $(seq 1 50); do
-    curl -fsS -o /dev/null -H "Authorization: Bearer $rep" -H 'Content-Type: application/json' \
-      -d "{\"first_name\":\"Owned $i\",\"email\":\"owned-$i@example.com\"}" "$base/v1/tenants/acme/sales/contacts"
-  done
-  glow="$(login glow owner@glow.test glow-demo-owner)"
+  bench_wait_ready "$base"
+  rep="$(bench_login "$base" acme rep@acme.test acme-demo-member)"
+  bench_owned_contacts "$base" "$rep"
+  glow="$(bench_login "$base" glow owner@glow.test glow-demo-owner)"
   list="$base/v1/tenants/acme/sales/contacts?limit=20"
   quiet="$(wrk -t2 -c32 -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
   if [ "$nice" != 10 ]; then renice_import "$nice" & renicer=$!; fi

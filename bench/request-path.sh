@@ -7,6 +7,7 @@
 #   bench/request-path.sh            # part of make bench; BENCH_SECONDS, BENCH_CONNECTIONS
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
@@ -18,13 +19,8 @@ chmod 755 "$scratch"
 export ATRIUM_DATA_DIR="$scratch/.atrium"
 port="${BENCH_PORT:-18090}"
 base="http://127.0.0.1:$port"
-# The demo tenants without the plan catalog (no rate limits or quotas cap the load),
-# glow with the sales module too, for the import that runs beside acme's reads.
-mkdir -p "$scratch/tenants"
-for file in tenants/*.yaml; do
-  [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
-done
-sed -i 's/^modules: \[\]/modules: [sales]/' "$scratch/tenants/glow.yaml"
+# The demo tenants, glow with the sales module too, for the import beside acme's reads.
+bench_tenants "$scratch/tenants"
 "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null &
 server=$!
 cleanup() {
@@ -33,25 +29,13 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -fsS "$base/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$base/readyz" >/dev/null
-
-login() {
-  curl -fsS -H 'Content-Type: application/json' -d "{\"email\":\"$2\",\"password\":\"$3\"}" "$base/v1/tenants/$1/auth/login" |
-    sed -E 's/.*"access_token":"([^"]+)".*/\1/'
-}
+bench_wait_ready "$base"
+login() { bench_login "$base" "$@"; }
 rep="$(login acme rep@acme.test acme-demo-member)"
-for i in $(seq 1 50); do
-  curl -fsS -o /dev/null -H "Authorization: Bearer $rep" -H 'Content-Type: application/json' \
-    -d "{\"first_name\":\"Owned $i\",\"email\":\"owned-$i@example.com\"}" "$base/v1/tenants/acme/sales/contacts"
-done
+bench_owned_contacts "$base" "$rep"
 list="$base/v1/tenants/acme/sales/contacts?limit=20"
 [ "$(curl -fsS -H "Authorization: Bearer $rep" "$list" | grep -o '"owner_id"' | wc -l)" = 20 ]
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
 field() { awk -v key="$1" '$1==key {print $2}' <<<"$2"; }
 rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 requests_of() { awk '/requests in/ {print $1}' <<<"$1"; }

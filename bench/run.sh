@@ -7,6 +7,7 @@
 #   BENCH_SECONDS=30 make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
@@ -50,7 +51,6 @@ measure() {
   wrk -t2 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$port$1" 2>&1
 }
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
 field() { awk -v key="$1" '$1==key {print $2}' <<<"$2"; }
 rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 

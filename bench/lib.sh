@@ -1,0 +1,38 @@
+# Shared by the bench scripts (source it): a server's demo tenants, logins and the
+# sales rep's owned contacts, and wrk's latency figures in milliseconds.
+
+# Copies the demo tenants without the plan catalog (no rate limits or quotas cap the
+# load) into $1, with the sales module enabled for glow too.
+bench_tenants() {
+  mkdir -p "$1"
+  for file in tenants/*.yaml; do
+    [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$1/"
+  done
+  sed -i 's/^modules: \[\]/modules: [sales]/' "$1/glow.yaml"
+}
+
+# Waits until the server at $1 is ready (30 s at most).
+bench_wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -fsS "$1/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fsS "$1/readyz" >/dev/null
+}
+
+# An access token: bench_login BASE TENANT EMAIL PASSWORD.
+bench_login() {
+  curl -fsS -H 'Content-Type: application/json' -d "{\"email\":\"$3\",\"password\":\"$4\"}" "$1/v1/tenants/$2/auth/login" |
+    sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+
+# Fifty contacts owned by the sales rep whose token is $2, in acme on the server at $1.
+bench_owned_contacts() {
+  for i in $(seq 1 50); do
+    curl -fsS -o /dev/null -H "Authorization: Bearer $2" -H 'Content-Type: application/json' \
+      -d "{\"first_name\":\"Owned $i\",\"email\":\"owned-$i@example.com\"}" "$1/v1/tenants/acme/sales/contacts"
+  done
+}
+
+# wrk's "1.23ms", "456.00us" or "1.02s" in milliseconds.
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
