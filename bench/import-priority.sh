@@ -80,9 +80,11 @@ measure() { # nice value; prints one row
   id="$(curl -fsS -X POST -H "Authorization: Bearer $glow" -H 'Content-Type: text/csv' --data-binary "@$scratch/import.csv" \
     "$base/v1/tenants/glow/sales/imports?entity=contacts" | sed -E 's/.*"id":"([^"]+)".*/\1/')"
   busy="$(wrk -t2 -c32 -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
-  until curl -fsS -H "Authorization: Bearer $glow" "$base/v1/tenants/glow/sales/imports/$id" | grep -q '"state":"succeeded"'; do
-    curl -fsS -H "Authorization: Bearer $glow" "$base/v1/tenants/glow/sales/imports/$id" | grep -q '"state":"failed"' && { echo "the import failed" >&2; exit 1; }
+  local state=""
+  until [ "$state" = succeeded ]; do
     sleep 0.2
+    state="$(curl -fsS -H "Authorization: Bearer $glow" "$base/v1/tenants/glow/sales/imports/$id" | sed -E 's/.*"state":"([a-z_]+)".*/\1/')"
+    [ "$state" != failed ] || { echo "the import failed" >&2; exit 1; }
   done
   took=$(( $(date +%s%3N) - started ))
   stop_server

@@ -85,8 +85,7 @@ public struct EmbeddedPostgres: Sendable {
         // Room for several servers, workers and a parallel test suite on one development
         // machine, and memory settings sized for the box (see `EmbeddedTuning`).
         let tuning = EmbeddedTuning(memoryBytes: ProcessInfo.processInfo.physicalMemory, statStatements: binaries.hasStatStatements)
-        let socketDirectory = Self.socketDirectoryIsUsable(clusterDirectory.path()) ? clusterDirectory.path() : ""
-        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='\(socketDirectory)' -c max_connections=500 "
+        let options = "-c listen_addresses=127.0.0.1 -p \(credentials.port) -c unix_socket_directories='\(socketDirectory ?? "")' -c max_connections=500 "
             + tuning.options.map { "-c \($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         let result = try runner().run(
             binaries.pgCtl, ["start", "-D", clusterDirectory.path(), "-l", serverLog.path(), "-w", "-t", "60", "-o", options])
@@ -263,14 +262,18 @@ public struct EmbeddedPostgres: Sendable {
 
     private func url(_ role: String, _ password: String, _ credentials: Credentials) -> DatabaseURL {
         var url = DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName, sslMode: "disable")
-        // The cluster listens on a Unix socket in its own directory too (unless that path
-        // is too long or odd for one); a cluster started by an older build has none, and
-        // its connections stay on TCP.
-        let socket = clusterDirectory.appending(path: ".s.PGSQL.\(credentials.port)").path()
-        if Self.socketDirectoryIsUsable(clusterDirectory.path()), FileManager.default.fileExists(atPath: socket) {
-            url.socketDirectory = clusterDirectory.path()
+        // A cluster started by an older build has no socket; its connections stay on TCP.
+        if let socketDirectory, FileManager.default.fileExists(atPath: "\(socketDirectory)/.s.PGSQL.\(credentials.port)") {
+            url.socketDirectory = socketDirectory
         }
         return url
+    }
+
+    /// Where the cluster puts its Unix socket (its own directory), unless that path is too
+    /// long or odd for one: then it listens on TCP only.
+    var socketDirectory: String? {
+        let directory = clusterDirectory.path()
+        return Self.socketDirectoryIsUsable(directory) ? directory : nil
     }
 
     /// Whether PostgreSQL can put its socket in `directory`: the socket's path fits in
