@@ -14,7 +14,7 @@ public struct AtriumRuntime: Sendable {
     public let dependencies: ApplicationDependencies
     public let masterKey: MasterKey
     /// The pools this runtime made and runs (none when the caller gave one).
-    let clients: [PostgresClient]
+    let pools: [any Service]
     let worker: JobWorker
 
     /// Publishes the plan catalog's quotas and the declared meters (as the owner role),
@@ -58,7 +58,7 @@ public struct AtriumRuntime: Sendable {
             kernelJobs: configuration.plans.map { BillingJobs.definitions(catalog: $0, metering: metering, masterKey: key, logger: logger) } ?? [],
             kernelSchedules: configuration.plans == nil ? [] : BillingJobs.schedules, configuration: .init(concurrency: workerConcurrency), kit: kit,
             logger: logger)
-        return AtriumRuntime(configuration: configuration, dependencies: dependencies, masterKey: key, clients: database == nil ? pool.clients : [], worker: worker)
+        return AtriumRuntime(configuration: configuration, dependencies: dependencies, masterKey: key, pools: database == nil ? pool.services : [], worker: worker)
     }
 
     /// The router of every kernel and module route, behind the request path.
@@ -71,7 +71,7 @@ public struct AtriumRuntime: Sendable {
     /// and the HTTP server last (it drains first; then the worker finishes its jobs and
     /// the last API calls are flushed before the pool closes).
     public func services(http: Bool, worker runsJobs: Bool) -> [any Service] {
-        var services: [any Service] = clients
+        var services: [any Service] = pools
         if http { services += dependencies.requestPathServices }
         if runsJobs { services.append(worker) }
         if http { services.append(buildApplication(dependencies, server: configuration.server)) }

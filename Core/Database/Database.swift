@@ -2,6 +2,7 @@ public import Foundation
 public import Logging
 public import PostgresNIO
 import NIOPosix
+import ServiceLifecycle
 
 /// The kernel's access to PostgreSQL as the application role.
 ///
@@ -17,6 +18,10 @@ public struct Database: Sendable {
     /// The pool of bulk work (imports), whose connections live on `BackgroundLane`'s
     /// thread; nil where none was made (a pool a test gives, the CLI).
     let background: BackgroundPool?
+    /// The connections of authenticated requests, whose `BEGIN` goes with the first
+    /// statement; nil where the driver's TLS handler would sit in its way, or none was
+    /// made (a pool a caller gives): requests then take `client` and send `BEGIN` alone.
+    let requests: RequestConnectionPool?
     /// The pools' connection limit, reported in `/metrics`.
     public let maximumConnections: Int
 
@@ -35,10 +40,11 @@ public struct Database: Sendable {
         self.init(shared: client, loopPools: [], background: nil, maximumConnections: maximumConnections)
     }
 
-    init(shared: PostgresClient, loopPools: [LoopPool], background: BackgroundPool?, maximumConnections: Int) {
+    init(shared: PostgresClient, loopPools: [LoopPool], background: BackgroundPool?, requests: RequestConnectionPool? = nil, maximumConnections: Int) {
         self.shared = shared
         self.loopPools = loopPools
         self.background = background
+        self.requests = requests
         self.maximumConnections = maximumConnections
     }
 
@@ -118,6 +124,7 @@ extension Database {
         let configuration = url.clientConfiguration(maximumConnections: size)
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         let perLoop = max(2, size / max(1, loops.count))
+        let requests = RequestConnectionPool(url: url, connectionsPerLoop: perLoop, eventLoops: loops, logger: logger)
         let loopPools = loops.map { loop in
             LoopPool(
                 eventLoop: loop,
@@ -129,7 +136,7 @@ extension Database {
             backends: embedded.map { BackendPriority(cluster: $0) })
         return Database(
             shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools, background: background,
-            maximumConnections: size + perLoop * loopPools.count + backgroundSize)
+            requests: requests, maximumConnections: size + perLoop * loopPools.count * (requests == nil ? 1 : 2) + backgroundSize)
     }
 
     /// This database without its event-loop pools: for what a request runs while it holds
@@ -143,6 +150,25 @@ extension Database {
 
     /// Every pool, the shared one first.
     var clients: [PostgresClient] { [shared] + loopPools.map(\.client) + (background.map { [$0.client] } ?? []) }
+
+    /// What runs the pools: `clients`, then the request connections' pool.
+    var services: [any Service] { clients + (requests.map { [$0] } ?? []) }
+
+    /// Runs `body` with the connection an authenticated request runs on: one of the
+    /// request pool's, whose `BEGIN` travels with the next statement, or else one of
+    /// `client`'s.
+    func withRequestConnection<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: (RequestLease) async throws -> sending Result
+    ) async throws -> sending Result {
+        if let requests {
+            return try await requests.withConnection(isolation: isolation) { pooled in
+                try await body(RequestLease(connection: pooled.connection, pipelined: pooled))
+            }
+        }
+        return try await client.withConnection(isolation: isolation) { connection in
+            try await body(RequestLease(connection: connection, pipelined: nil))
+        }
+    }
 
     /// Runs `body` behind the request path (`BackgroundLane`): on the background thread,
     /// with a connection of the background pool whose backend is niced when it is the
@@ -158,6 +184,22 @@ extension Database {
                 await background.backends?.lower(connection, logger: logger)
                 return try await body(connection)
             }
+        }
+    }
+}
+
+/// A request's connection and how its transaction opens.
+struct RequestLease: Sendable {
+    let connection: PostgresConnection
+    let pipelined: RequestConnection?
+
+    /// Opens the request's transaction: with the next statement where the connection
+    /// pipelines `BEGIN`, else as a statement of its own.
+    func begin(logger: Logger) async throws {
+        if let pipelined {
+            pipelined.beginWithNextStatement()
+        } else {
+            try await TransactionControl.begin(on: connection, logger: logger)
         }
     }
 }

@@ -1,5 +1,6 @@
 public import Logging
 public import PostgresNIO
+import NIOPosix
 
 /// Runs `body` with a pooled client that is running for exactly the body's duration,
 /// for commands that need the database briefly rather than as a long-lived service.
@@ -19,6 +20,27 @@ public func withPostgresClient<Result: Sendable>(
         for await _ in started {}
         defer { group.cancelAll() }
         return try await body(client)
+    }
+}
+
+/// Runs `body` with a `Database` of `maximumConnections` pooled connections, and as many
+/// for authenticated requests (whose `BEGIN` goes with their first statement, as under
+/// `atrium serve`), running for exactly the body's duration: the tests' application.
+@discardableResult
+public func withDatabase<Result: Sendable>(
+    _ url: DatabaseURL, maximumConnections: Int = 4, logger: Logger, _ body: @Sendable (Database) async throws -> Result
+) async throws -> Result {
+    let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+    let requests = RequestConnectionPool(
+        url: url, connectionsPerLoop: max(1, maximumConnections / max(1, loops.count)), eventLoops: loops, logger: logger)
+    return try await withPostgresClient(url, maximumConnections: maximumConnections, logger: logger) { client in
+        let database = Database(shared: client, loopPools: [], background: nil, requests: requests, maximumConnections: maximumConnections * 2)
+        guard let requests else { return try await body(database) }
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await requests.run() }
+            defer { group.cancelAll() }
+            return try await body(database)
+        }
     }
 }
 

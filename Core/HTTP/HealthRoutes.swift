@@ -20,6 +20,16 @@ struct HealthRoutes {
     static var poolMax: MetricNameDescriptor {
         MetricNameDescriptor(namespace: "atrium", subsystem: "db", metricName: "pool_max", unitName: "connections", helpText: "Connections the pool may open")
     }
+    static var requestLeases: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "atrium", subsystem: "db", metricName: "request_connections", unitName: "total",
+            helpText: "Connections leased by authenticated requests (the pipelined-BEGIN pool)")
+    }
+    static var requestRoundTrips: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "atrium", subsystem: "db", metricName: "request_round_trips", unitName: "total",
+            helpText: "Database round trips made on authenticated requests' connections")
+    }
 
     func register(on router: Router<AtriumRequestContext>) {
         let dependencies = self.dependencies
@@ -81,6 +91,11 @@ struct HealthRoutes {
     /// Job counts are read at scrape time so every process reports the shared queue.
     static func refreshGauges(_ dependencies: ApplicationDependencies, logger: Logger) async {
         dependencies.metrics.makeGauge(descriptor: poolMax).set(Double(dependencies.database.maximumConnections))
+        if let requests = dependencies.database.requests {
+            let counts = requests.unreportedCounts()
+            dependencies.metrics.makeCounter(descriptor: requestLeases).increment(by: Int64(counts.leases))
+            dependencies.metrics.makeCounter(descriptor: requestRoundTrips).increment(by: Int64(counts.roundTrips))
+        }
         do {
             let counts = try await dependencies.database.withPlatformTransaction(logger: logger) { connection in
                 var counts: [String: Int] = ["pending": 0, "running": 0, "succeeded": 0, "dead": 0, "canceled": 0]

@@ -57,7 +57,9 @@ struct TenantMiddleware: RouterMiddleware {
         }
         // An authenticated request holds one pooled connection and runs one transaction:
         // BEGIN, one statement that scopes it and checks the credentials, the handler's
-        // statements, COMMIT (see RequestTransaction). Under a monthly API-call quota the
+        // statements, COMMIT (see RequestTransaction). BEGIN travels in one write with the
+        // scoping statement where the connection allows (Database.withRequestConnection):
+        // a read is then three round trips. Under a monthly API-call quota the
         // call's place is reserved first, so that a lease of allowance, when one is due,
         // runs on this connection as a statement of its own before BEGIN.
         //
@@ -77,19 +79,20 @@ struct TenantMiddleware: RouterMiddleware {
         }
         let resolved = ContinuousClock.now
         let plan = services.plans?.plan(tenant.plan)
-        let outcome = try await services.database.client.withConnection { connection -> Outcome in
+        let outcome = try await services.database.withRequestConnection { lease -> Outcome in
+            let connection = lease.connection
             // The request runs on the connection's event loop while it holds the connection
             // (EventLoopTaskExecutor): each statement is written and answered on one thread.
             // Served by `atrium serve`, it is there already: the connection came from the
             // pool of the loop the HTTP connection runs on (Database.client).
-            try await EventLoopTaskExecutor.run(on: connection.eventLoop) { () async throws -> Outcome in
+            return try await EventLoopTaskExecutor.run(on: connection.eventLoop) { () async throws -> Outcome in
                 let reservation = try await services.apiCalls.reserve(
                     tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
                 let transaction = RequestTransaction(connection: connection, logger: context.logger)
                 var admitted = false
                 var success = false
                 do {
-                    try await TransactionControl.begin(on: connection, logger: context.logger)
+                    try await lease.begin(logger: context.logger)
                     let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
                     let authenticated = ContinuousClock.now
                     try services.apiCalls.admit(reservation)

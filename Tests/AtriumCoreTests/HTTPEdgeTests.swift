@@ -74,7 +74,8 @@ struct HTTPEdgeTests {
                 #expect(text.contains(#"atrium_http_requests_total{route="/healthz",method="GET",status="200"} 3"#))
                 #expect(text.contains("atrium_http_request_duration_seconds_bucket"))
                 #expect(text.contains(#"atrium_jobs_queue_jobs{state="pending"} 0"#))
-                #expect(text.contains("atrium_db_pool_max_connections 4"))
+                // The test's pool of 4, and as many for authenticated requests.
+                #expect(text.contains("atrium_db_pool_max_connections 8"))
             }
         }
     }

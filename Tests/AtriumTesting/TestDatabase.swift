@@ -65,9 +65,7 @@ public struct TestDatabase: Sendable {
 
     /// Runs `body` with a pooled application-role `Database`.
     public func withApp<Result: Sendable>(maximumConnections: Int = 4, _ body: @Sendable (Database) async throws -> Result) async throws -> Result {
-        try await withPostgresClient(app, maximumConnections: maximumConnections, logger: Self.logger) { client in
-            try await body(Database(client: client, maximumConnections: maximumConnections))
-        }
+        try await withDatabase(app, maximumConnections: maximumConnections, logger: Self.logger, body)
     }
 
     @discardableResult

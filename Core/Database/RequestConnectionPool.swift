@@ -1,0 +1,269 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The connections authenticated requests run on: one small pool per event loop of the
+/// HTTP server, whose connections carry a `PipelinedBeginHandler`, so that a request's
+/// `BEGIN` travels with its first statement (see `TenantMiddleware`).
+///
+/// PostgresNIO's own pool makes its connections itself and gives no way into their
+/// channels, so this pool makes them: it opens the socket, adds the handler and hands the
+/// channel to `PostgresConnection.connect`. It is only as much pool as the request path
+/// needs — connections made on demand up to a limit, handed out last-in first-out,
+/// waiters served in order, closed ones dropped — and it is used only where the driver
+/// adds no TLS handler of its own between socket and driver (the embedded cluster's
+/// socket, or `sslmode=disable`); elsewhere requests keep the driver's pool and a `BEGIN`
+/// of their own (`Database.requestPool`).
+final class RequestConnectionPool: Service, Sendable {
+    let roundTrips = RoundTripCounter()
+    private let pools: [LoopPool]
+
+    /// nil when `url` would use TLS.
+    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) {
+        guard url.socketDirectory != nil || url.sslMode == "disable" else { return nil }
+        let counter = roundTrips
+        pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), roundTrips: counter, logger: logger) }
+    }
+
+    /// Leases handed out: with `roundTrips`, the round trips per request.
+    var leases: Int { pools.reduce(0) { $0 + $1.leases } }
+    /// What `/metrics` last reported, to add only what came after.
+    private let reported = Mutex((roundTrips: 0, leases: 0))
+
+    /// Round trips and leases since the last call, for `/metrics`' counters.
+    func unreportedCounts() -> (roundTrips: Int, leases: Int) {
+        reported.withLock { last in
+            let now = (roundTrips: roundTrips.value, leases: leases)
+            defer { last = now }
+            return (now.roundTrips - last.roundTrips, now.leases - last.leases)
+        }
+    }
+
+    /// Runs `body` with a connection of the current event loop's pool (or, off the loops,
+    /// of the next loop's), and takes it back after.
+    func withConnection<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: (RequestConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        let pool = self.pool(for: MultiThreadedEventLoopGroup.currentEventLoop)
+        let connection = try await pool.lease()
+        do {
+            let result = try await body(connection)
+            await pool.release(connection)
+            return result
+        } catch {
+            await pool.release(connection)
+            throw error
+        }
+    }
+
+    private func pool(for loop: (any EventLoop)?) -> LoopPool {
+        if let loop, let pool = pools.first(where: { $0.eventLoop === loop }) { return pool }
+        return pools[Int.random(in: 0..<pools.count)]
+    }
+
+    /// Waits for a graceful shutdown (or cancellation), then closes every connection:
+    /// idle ones at once, leased ones when they come back.
+    func run() async throws {
+        try? await gracefulShutdown()
+        for pool in pools { await pool.close() }
+    }
+}
+
+/// A pooled connection of a request, with its `BEGIN` pipelining.
+struct RequestConnection: Sendable {
+    let connection: PostgresConnection
+    fileprivate let handler: NIOLoopBoundBox<PipelinedBeginHandler>
+
+    /// The connection's next statement opens a transaction: `BEGIN` goes with it in one
+    /// write. Called on the connection's event loop.
+    func beginWithNextStatement() {
+        handler.value.arm()
+    }
+}
+
+/// One event loop's connections. The state is behind a lock that is never held across an
+/// await: lease and release touch it briefly on their way.
+private final class LoopPool: Sendable {
+    let eventLoop: any EventLoop
+    private let url: DatabaseURL
+    private let maximum: Int
+    private let roundTrips: RoundTripCounter
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let leaseCount = Atomic<Int>(0)
+
+    struct State {
+        var idle: [RequestConnection] = []
+        /// Connections made or being made, leased or idle.
+        var open = 0
+        var waiters: [(id: Int, continuation: CheckedContinuation<RequestConnection?, any Error>)] = []
+        var nextID = 0
+        var closed = false
+    }
+
+    struct Closed: Error, CustomStringConvertible {
+        var description: String { "the request connection pool is closed" }
+    }
+
+    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, roundTrips: RoundTripCounter, logger: Logger) {
+        self.eventLoop = eventLoop
+        self.url = url
+        self.maximum = maximum
+        self.roundTrips = roundTrips
+        self.logger = logger
+    }
+
+    var leases: Int { leaseCount.load(ordering: .relaxed) }
+
+    enum Step {
+        case use(RequestConnection)
+        case connect(id: Int)
+        case wait
+    }
+
+    func lease() async throws -> RequestConnection {
+        leaseCount.wrappingAdd(1, ordering: .relaxed)
+        while true {
+            let step = try state.withLock { state throws -> Step in
+                if state.closed { throw Closed() }
+                while let connection = state.idle.popLast() {
+                    if !connection.connection.isClosed { return .use(connection) }
+                    state.open -= 1  // closed while idle (the server went away): dropped
+                }
+                if state.open < maximum {
+                    state.open += 1
+                    state.nextID += 1
+                    return .connect(id: state.nextID)
+                }
+                return .wait
+            }
+            switch step {
+            case .use(let connection):
+                return connection
+            case .connect(let id):
+                do {
+                    return try await connect(id: id)
+                } catch {
+                    slotFreed()
+                    throw error
+                }
+            case .wait:
+                // nil: a slot was freed rather than a connection handed over; try again.
+                if let connection = try await waitForRelease() { return connection }
+            }
+        }
+    }
+
+    private func waitForRelease() async throws -> RequestConnection? {
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<RequestConnection?, any Error>) in
+                enum Now {
+                    case wait, retry, cancelled, closed
+                }
+                let now = state.withLock { state -> Now in
+                    if state.closed { return .closed }
+                    if Task.isCancelled { return .cancelled }
+                    if !state.idle.isEmpty || state.open < maximum { return .retry }
+                    state.waiters.append((id, continuation))
+                    return .wait
+                }
+                switch now {
+                case .wait: break
+                case .retry: continuation.resume(returning: nil)
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .closed: continuation.resume(throwing: Closed())
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<RequestConnection?, any Error>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Takes a connection back: to the first waiter, else to the idle list; a closed one
+    /// (or any, once the pool is closed) is dropped and its slot freed.
+    func release(_ connection: RequestConnection) async {
+        if eventLoop.inEventLoop {
+            connection.handler.value.disarm()
+        } else {
+            try? await eventLoop.submit { connection.handler.value.disarm() }.get()
+        }
+        enum Next {
+            case handedOver(CheckedContinuation<RequestConnection?, any Error>)
+            case kept
+            case drop
+        }
+        let next = state.withLock { state -> Next in
+            if state.closed || connection.connection.isClosed { return .drop }
+            if !state.waiters.isEmpty { return .handedOver(state.waiters.removeFirst().continuation) }
+            state.idle.append(connection)
+            return .kept
+        }
+        switch next {
+        case .handedOver(let waiter):
+            waiter.resume(returning: connection)
+        case .kept:
+            break
+        case .drop:
+            try? await connection.connection.close()
+            slotFreed()
+        }
+    }
+
+    /// A connection that failed to open or was dropped: its slot goes to the first waiter.
+    private func slotFreed() {
+        let waiter = state.withLock { state -> CheckedContinuation<RequestConnection?, any Error>? in
+            state.open -= 1
+            return state.waiters.isEmpty ? nil : state.waiters.removeFirst().continuation
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    private func connect(id: Int) async throws -> RequestConnection {
+        let handler = NIOLoopBoundBox.makeBoxSendingValue(PipelinedBeginHandler(roundTrips: roundTrips), eventLoop: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
+            }
+        let channel: any Channel
+        if let directory = url.socketDirectory {
+            channel = try await bootstrap.connect(unixDomainSocketPath: "\(directory)/.s.PGSQL.\(url.port)").get()
+        } else {
+            channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).connect(host: url.host, port: url.port).get()
+        }
+        let configuration = PostgresConnection.Configuration(
+            establishedChannel: channel, username: url.username, password: url.password, database: url.database)
+        do {
+            let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger)
+            return RequestConnection(connection: connection, handler: handler)
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    func close() async {
+        let (idle, waiters) = state.withLock { state in
+            state.closed = true
+            defer {
+                state.open -= state.idle.count
+                state.idle = []
+                state.waiters = []
+            }
+            return (state.idle, state.waiters.map(\.continuation))
+        }
+        for waiter in waiters { waiter.resume(throwing: Closed()) }
+        for connection in idle { try? await connection.connection.close() }
+    }
+}

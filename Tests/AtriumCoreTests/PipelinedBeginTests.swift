@@ -1,0 +1,267 @@
+@testable import AtriumCore
+import AtriumSales
+import AtriumTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import PostgresNIO
+import Testing
+
+/// `BEGIN` travels with the statement after it (`PipelinedBeginHandler`), so a read is
+/// three round trips; the bytes PostgreSQL answers the `BEGIN` with never reach the
+/// driver, however they arrive; and the request connections' pool hands out, waits and
+/// closes as a pool must.
+@Suite("Pipelined BEGIN and the request connections' pool")
+struct PipelinedBeginTests {
+    // MARK: The handler, byte by byte
+
+    /// A backend message: type byte, length, body.
+    static func message(_ type: Character, _ body: [UInt8]) -> [UInt8] {
+        let length = UInt32(4 + body.count)
+        return [UInt8(ascii: type.unicodeScalars.first ?? "?")] + withUnsafeBytes(of: length.bigEndian) { Array($0) } + body
+    }
+
+    static let beginReply = message("C", Array("BEGIN".utf8) + [0]) + message("Z", [UInt8(ascii: "T")])
+    /// What the driver's statement is answered with: BindComplete, a notice in between,
+    /// CommandComplete, ReadyForQuery.
+    static let statementReply = message("2", []) + message("N", Array("SNOTICE\0\0".utf8)) + message("C", Array("SELECT 1".utf8) + [0])
+        + message("Z", [UInt8(ascii: "T")])
+
+    func channel() throws -> (EmbeddedChannel, PipelinedBeginHandler, RoundTripCounter) {
+        let counter = RoundTripCounter()
+        let handler = PipelinedBeginHandler(roundTrips: counter)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(handler)
+        return (channel, handler, counter)
+    }
+
+    func written(_ channel: EmbeddedChannel) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += Array(buffer.readableBytesView) }
+        return bytes
+    }
+
+    func received(_ channel: EmbeddedChannel) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readInbound(as: ByteBuffer.self) { bytes += Array(buffer.readableBytesView) }
+        return bytes
+    }
+
+    @Test func anArmedWriteStartsWithBeginAndItsReplyIsTakenOutWhereverItIsCut() throws {
+        let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
+        let reply = Self.beginReply + Self.statementReply
+        // Every place the reply can be cut in two, and the reply one byte at a time.
+        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
+        cuts.append(reply.map { [$0] })
+        for pieces in cuts {
+            let (channel, handler, counter) = try channel()
+            handler.arm()
+            try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+            #expect(try written(channel) == Array(PipelinedBeginHandler.beginMessage.readableBytesView) + statement)
+            #expect(counter.value == 1)
+            for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
+            #expect(try received(channel) == Self.statementReply, "cut into \(pieces.map(\.count))")
+
+            // The next statement, not armed, goes and comes back untouched.
+            try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+            #expect(try written(channel) == statement)
+            try channel.writeInbound(ByteBuffer(bytes: Self.statementReply))
+            #expect(try received(channel) == Self.statementReply)
+            #expect(counter.value == 2)
+            _ = try channel.finish()
+        }
+    }
+
+    @Test func aDisarmedConnectionSendsNoBegin() throws {
+        let (channel, handler, _) = try channel()
+        handler.arm()
+        handler.disarm()
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
+        #expect(try written(channel) == Self.message("S", []))
+        _ = try channel.finish()
+    }
+
+    @Test func aRefusedBeginClosesTheConnection() throws {
+        let (channel, handler, _) = try channel()
+        handler.arm()
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
+        _ = try written(channel)
+        #expect(throws: PipelinedBeginHandler.BeginRefused.self) {
+            try channel.writeInbound(ByteBuffer(bytes: Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: "I")])))
+        }
+        #expect(!channel.isActive)
+        #expect(try received(channel).isEmpty)
+    }
+
+    // MARK: Against PostgreSQL
+
+    func withPool<Result: Sendable>(
+        _ db: TestDatabase, perLoop: Int = 2, loops: [any EventLoop] = [MultiThreadedEventLoopGroup.singleton.next()],
+        _ body: @Sendable (RequestConnectionPool) async throws -> Result
+    ) async throws -> Result {
+        let pool = try #require(RequestConnectionPool(url: db.app, connectionsPerLoop: perLoop, eventLoops: loops, logger: TestDatabase.logger))
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pool.run() }
+            defer { group.cancelAll() }
+            return try await body(pool)
+        }
+    }
+
+    func setting(_ connection: PostgresConnection) async throws -> String {
+        var value = ""
+        for try await text in try await connection.query("SELECT coalesce(current_setting('atrium.probe', true), '')", logger: TestDatabase.logger)
+            .decode(String.self)
+        {
+            value = text
+        }
+        return value
+    }
+
+    @Test func theStatementAfterBeginRunsInItsTransactionWithoutARoundTripForBegin() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    let before = pool.roundTrips.value
+                    pooled.beginWithNextStatement()
+                    try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
+                    // Transaction-local, so still set: the two statements share a transaction.
+                    #expect(try await setting(connection) == "scoped")
+                    #expect(pool.roundTrips.value - before == 2)
+                    try await connection.query("COMMIT", logger: TestDatabase.logger)
+                    #expect(try await setting(connection) == "")
+
+                    // Without BEGIN each statement is a transaction of its own: the setting is gone.
+                    try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
+                    #expect(try await setting(connection) == "")
+                }
+            }
+        }
+    }
+
+    @Test func aFailingFirstStatementFailsAsItselfAndTheConnectionServesTheNextRequest() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db, perLoop: 1) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    pooled.beginWithNextStatement()
+                    await expectDatabaseError("22012") { try await connection.query("SELECT 1 / 0", logger: TestDatabase.logger) }
+                    // Still in the failed transaction that BEGIN opened.
+                    await expectDatabaseError("25P02") { try await connection.query("SELECT 1", logger: TestDatabase.logger) }
+                    try await connection.query("ROLLBACK", logger: TestDatabase.logger)
+                }
+            }
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    pooled.beginWithNextStatement()
+                    try await connection.query("SELECT set_config('atrium.probe', 'again', true)", logger: TestDatabase.logger)
+                    #expect(try await setting(connection) == "again")
+                    try await connection.query("COMMIT", logger: TestDatabase.logger)
+                }
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aWaiterGetsTheReleasedConnectionAndACancelledOneLeaves() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db, perLoop: 1) { pool in
+            let (held, release) = AsyncStream.makeStream(of: Void.self)
+            let (leased, leasedSignal) = AsyncStream.makeStream(of: ObjectIdentifier.self)
+            try await withThrowingTaskGroup(of: ObjectIdentifier?.self) { group in
+                group.addTask {
+                    try await pool.withConnection { pooled in
+                        leasedSignal.yield(ObjectIdentifier(pooled.connection))
+                        for await _ in held {}
+                        return ObjectIdentifier(pooled.connection)
+                    }
+                }
+                var signals = leased.makeAsyncIterator()
+                let first = try #require(await signals.next())
+                // The only connection is out: a second lease waits, and can be cancelled.
+                let cancelled = Task { try await pool.withConnection { _ in () } }
+                try await Task.sleep(for: .milliseconds(100))
+                cancelled.cancel()
+                await #expect(throws: CancellationError.self) { try await cancelled.value }
+                group.addTask { try await pool.withConnection { pooled in ObjectIdentifier(pooled.connection) } }
+                try await Task.sleep(for: .milliseconds(100))
+                release.finish()
+                var seen: [ObjectIdentifier?] = []
+                for try await id in group { seen.append(id) }
+                // The waiter got the same connection once it came back.
+                #expect(seen == [first, first])
+            }
+        }
+    }
+
+    @Test func aClosedPoolRefusesLeasesAndClosesItsConnections() async throws {
+        let db = try await TestDatabase.create()
+        let pool = try #require(RequestConnectionPool(
+            url: db.app, connectionsPerLoop: 2, eventLoops: [MultiThreadedEventLoopGroup.singleton.next()], logger: TestDatabase.logger))
+        let running = Task { try await pool.run() }
+        let connection = try await pool.withConnection { pooled in pooled.connection }
+        #expect(!connection.isClosed)
+        running.cancel()
+        try await running.value
+        #expect(connection.isClosed)
+        await #expect(throws: (any Error).self) { try await pool.withConnection { _ in () } }
+    }
+
+    @Test func overTLSTheDriversPoolIsKept() throws {
+        var url = try DatabaseURL(parsing: "postgres://app:secret@db.example.com:5432/atrium?sslmode=require")
+        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: [], logger: TestDatabase.logger) == nil)
+        url.sslMode = "disable"
+        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: [], logger: TestDatabase.logger) != nil)
+    }
+
+    // MARK: The request path
+
+    /// An owner-scoped list as a sales rep: BEGIN with the scoping statement, the page's
+    /// SELECT, COMMIT.
+    @Test func anAuthenticatedReadIsThreeRoundTrips() async throws {
+        let db = try await TestDatabase.create(modules: [SalesModule()])
+        let tenant = try await db.createTenant("acme", modules: ["sales"])
+        _ = try await db.createUser("rep@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
+        try await db.withApp(maximumConnections: 8) { database in
+            let requests = try #require(database.requests)
+            let registry = try ModuleRegistry([SalesModule()])
+            var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
+            configuration.hashing = testHashing
+            let runtime = try await AtriumRuntime.prepare(
+                configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+            let app = Application(router: runtime.router, logger: TestDatabase.logger)
+            try await app.test(.router) { client in
+                let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
+                for index in 0..<3 {
+                    let made = try await client.send(.post, "/v1/tenants/acme/sales/contacts", token: token, json: #"{"email":"c\#(index)@example.com"}"#)
+                    #expect(made.status == .created)
+                }
+                let list = "/v1/tenants/acme/sales/contacts?limit=2"
+                // On one event loop, as a served connection's requests are: one loop's pool,
+                // whose last-used connection has its statements prepared by the first read.
+                let before = try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
+                    #expect(try await client.send(.get, list, token: token).status == .ok)
+                    let before = (requests.roundTrips.value, requests.leases)
+                    for _ in 0..<5 {
+                        let page = try await client.send(.get, list, token: token)
+                        #expect(page.status == .ok)
+                        #expect(json(page)["data"]?.array?.count == 2)
+                    }
+                    return before
+                }
+                #expect(requests.leases - before.1 == 5)
+                #expect(requests.roundTrips.value - before.0 == 5 * 3)
+                try await client.execute(uri: "/metrics", method: .get) { response in
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("atrium_db_request_round_trips_total \(requests.roundTrips.value)"))
+                    #expect(text.contains("atrium_db_request_connections_total \(requests.leases)"))
+                }
+            }
+        }
+    }
+}
