@@ -12,13 +12,28 @@ import Foundation
 /// and is held to byte equality with it by `ResponseJSONTests`.
 public enum ResponseJSON {
     public static func encode<Value: Encodable>(_ value: Value) throws -> [UInt8] {
+        let writer = JSONDirectWriter()
+        let wrote = try writer.write(value)
+        if !writer.unsupported {
+            guard wrote else { throw nothingEncoded(value) }
+            return writer.bytes
+        }
+        return try encodeAsNodes(value)
+    }
+
+    /// The tree-building path, for values that use what `JSONDirectWriter` leaves out.
+    static func encodeAsNodes<Value: Encodable>(_ value: Value) throws -> [UInt8] {
         guard let node = try JSONNodeEncoder.encodedNode(for: value) else {
-            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Top-level \(Value.self) did not encode any values."))
+            throw nothingEncoded(value)
         }
         var output: [UInt8] = []
         output.reserveCapacity(1_024)
         node.write(to: &output)
         return output
+    }
+
+    static func nothingEncoded<Value>(_ value: Value) -> EncodingError {
+        EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Top-level \(Value.self) did not encode any values."))
     }
 }
 

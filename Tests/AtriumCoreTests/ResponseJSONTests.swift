@@ -6,11 +6,19 @@ import Testing
 /// here is encoded by both and compared byte for byte.
 @Suite("The response JSON writer")
 struct ResponseJSONTests {
+    /// Both of `ResponseJSON`'s paths, the direct writer and the node tree it falls back
+    /// to, against Foundation.
     func expectSame<Value: Encodable>(_ value: Value, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let foundation = try AtriumJSON.encoder.encode(value)
-        let written = try ResponseJSON.encode(value)
-        #expect(
-            String(decoding: written, as: UTF8.self) == String(decoding: foundation, as: UTF8.self), sourceLocation: sourceLocation)
+        let foundation = String(decoding: try AtriumJSON.encoder.encode(value), as: UTF8.self)
+        #expect(String(decoding: try ResponseJSON.encode(value), as: UTF8.self) == foundation, sourceLocation: sourceLocation)
+        #expect(String(decoding: try ResponseJSON.encodeAsNodes(value), as: UTF8.self) == foundation, sourceLocation: sourceLocation)
+    }
+
+    /// Whether the direct writer wrote `value` itself (rather than leaving it to the nodes).
+    func writtenDirectly<Value: Encodable>(_ value: Value) throws -> Bool {
+        let writer = JSONDirectWriter()
+        _ = try writer.write(value)
+        return !writer.unsupported
     }
 
     struct Record: Encodable {
@@ -28,6 +36,7 @@ struct ResponseJSONTests {
     }
 
     @Test func recordsAndPages() throws {
+        #expect(try writtenDirectly(Page(data: [Record()], nextCursor: "abc")))
         try expectSame(Record())
         try expectSame(Page(data: [Record(), Record(email: "e@example.com")], nextCursor: "abc"))
         try expectSame(Page<Record>(data: []))
@@ -83,10 +92,14 @@ struct ResponseJSONTests {
 
     @Test func jsonValuesAndHandWrittenEncodables() throws {
         try expectSame(JSONValue.object(["camelCase": .array([.string("x"), .number(1.5), .bool(true), .null]), "n": .number(3)]))
+        #expect(try !writtenDirectly(Unusual()))
         try expectSame(Unusual())
+        #expect(try writtenDirectly(Repeated()))
+        try expectSame(Repeated())
         try expectSame(["nothing": Empty()])
         #expect(throws: EncodingError.self) { try AtriumJSON.encoder.encode(Empty()) }
         #expect(throws: EncodingError.self) { try ResponseJSON.encode(Empty()) }
+        #expect(try !writtenDirectly(ViaSuper()))
         try expectSame(ViaSuper())
     }
 
@@ -107,6 +120,21 @@ struct ResponseJSONTests {
             var inner = list.nestedContainer(keyedBy: Keys.self)
             try inner.encode(true, forKey: .repeated)
             try object.encode(Date(timeIntervalSince1970: 5), forKey: .laterKey)
+        }
+    }
+
+    /// The direct path's own handling of a key given twice and of a second request for
+    /// the keyed container.
+    struct Repeated: Encodable {
+        enum Keys: String, CodingKey { case repeated, laterKey, aFirst }
+        func encode(to encoder: any Encoder) throws {
+            var first = encoder.container(keyedBy: Keys.self)
+            try first.encode(1, forKey: .repeated)
+            try first.encode("x", forKey: .aFirst)
+            try first.encode(2, forKey: .repeated)
+            var second = encoder.container(keyedBy: Keys.self)
+            try second.encode(["later"], forKey: .laterKey)
+            try second.encode(3, forKey: .repeated)
         }
     }
 
