@@ -63,9 +63,16 @@ statements() {
   sql "SELECT queryid || '|' || calls || '|' || regexp_replace(left(query, 90), '\s+', ' ', 'g') FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
 }
 commits() { sql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()" | tr -d ' '; }
+# The server's own count of its request connections' round trips (each write that waits
+# for PostgreSQL's answer) and leases, from /metrics.
+metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name { printf "%d", $2 }'; }
 statements >"$scratch/before"
 commits_before="$(commits)"
+trips_before="$(metric atrium_db_request_round_trips_total)"
+leases_before="$(metric atrium_db_request_connections_total)"
 counted="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $rep" "$list" 2>&1)"
+trips_after="$(metric atrium_db_request_round_trips_total)"
+leases_after="$(metric atrium_db_request_connections_total)"
 commits_after="$(commits)"
 statements >"$scratch/after"
 total="$(requests_of "$counted")"
@@ -73,17 +80,21 @@ echo
 printf 'per read, over %s reads (the server also flushes API-call counts once a second, and its worker polls):\n' "$total"
 transactions="$(awk -v a="$commits_before" -v b="$commits_after" -v n="$total" 'BEGIN { printf "%.3f", (b - a - 2) / n }')"
 printf '  transactions per request: %s\n' "$transactions"
-# BEGIN and COMMIT run as prepared statements, and pg_stat_statements does not count a
-# utility statement executed from a named prepared statement: they are added from the
-# transaction count (one of each per transaction).
+# COMMIT runs as a prepared statement, and pg_stat_statements does not count a utility
+# statement executed from a named prepared statement: it is added from the transaction
+# count. BEGIN goes as a simple query (in one write with the statement after it), counted.
 awk -F'|' -v n="$total" -v tx="$transactions" '
   NR == FNR { before[$1] = $2; next }
   { calls = $2 - before[$1]; if (calls > 0) { total += calls; if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3 } }
   END {
-    printf "    %6.3f  BEGIN and COMMIT (2 per transaction)\n", 2 * tx
-    printf "  statements per request: %.3f (round trips: one per statement)\n", total / n + 2 * tx
+    printf "    %6.3f  COMMIT (1 per transaction)\n", tx
+    printf "  statements per request: %.3f\n", total / n + tx
   }
 ' "$scratch/before" "$scratch/after" | sort -r
+# BEGIN goes in one write with the statement after it, so round trips are one fewer than
+# statements.
+awk -v a="$trips_before" -v b="$trips_after" -v c="$leases_before" -v d="$leases_after" -v n="$total" \
+  'BEGIN { printf "  round trips per request: %.3f (%d round trips over %d request connections for %d reads)\n", (b - a) / n, b - a, d - c, n }'
 
 # How soon a tenant change reaches the server: suspend the tenant in the database (the
 # commit's own clock), poll the list until it answers 403, resume; five times, the median.
