@@ -168,7 +168,7 @@ struct PipelinedBeginTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func aWaiterGetsTheReleasedConnectionAndACancelledOneLeaves() async throws {
+    @Test(.timeLimit(.minutes(5))) func aWaiterGetsTheReleasedConnectionAndACancelledOneLeaves() async throws {
         let db = try await TestDatabase.create()
         try await withPool(db, perLoop: 1) { pool in
             let (held, release) = AsyncStream.makeStream(of: Void.self)
@@ -221,26 +221,55 @@ struct PipelinedBeginTests {
 
     // MARK: The request path
 
-    /// An owner-scoped list as a sales rep: BEGIN with the scoping statement, the page's
-    /// SELECT, COMMIT.
-    @Test func anAuthenticatedReadIsThreeRoundTrips() async throws {
+    /// The application over `database`, with a sales rep who owns three contacts.
+    func withSalesApp(
+        _ db: TestDatabase, _ database: Database, _ body: @escaping @Sendable (any TestClientProtocol, _ token: String) async throws -> Void
+    ) async throws {
+        let registry = try ModuleRegistry([SalesModule()])
+        var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
+        configuration.hashing = testHashing
+        let runtime = try await AtriumRuntime.prepare(
+            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+        let app = Application(router: runtime.router, logger: TestDatabase.logger)
+        try await app.test(.router) { client in
+            let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
+            for index in 0..<3 {
+                let made = try await client.send(.post, "/v1/tenants/acme/sales/contacts", token: token, json: #"{"email":"c\#(index)@example.com"}"#)
+                #expect(made.status == .created)
+            }
+            try await body(client, token)
+        }
+    }
+
+    func salesDatabase() async throws -> TestDatabase {
         let db = try await TestDatabase.create(modules: [SalesModule()])
         let tenant = try await db.createTenant("acme", modules: ["sales"])
         _ = try await db.createUser("rep@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
+        return db
+    }
+
+    /// Without the request pool (over TLS), a request's BEGIN is a statement of its own,
+    /// and the transaction is scoped all the same: the rep sees their own contacts.
+    @Test func withoutTheRequestPoolBeginIsAStatementOfItsOwn() async throws {
+        let db = try await salesDatabase()
+        try await withPostgresClient(db.app, maximumConnections: 4, logger: TestDatabase.logger) { client in
+            let database = Database(client: client, maximumConnections: 4)
+            #expect(database.requests == nil)
+            try await withSalesApp(db, database) { client, token in
+                let page = try await client.send(.get, "/v1/tenants/acme/sales/contacts?limit=2", token: token)
+                #expect(page.status == .ok)
+                #expect(json(page)["data"]?.array?.count == 2)
+            }
+        }
+    }
+
+    /// An owner-scoped list as a sales rep: BEGIN with the scoping statement, the page's
+    /// SELECT, COMMIT.
+    @Test func anAuthenticatedReadIsThreeRoundTrips() async throws {
+        let db = try await salesDatabase()
         try await db.withApp(maximumConnections: 8) { database in
             let requests = try #require(database.requests)
-            let registry = try ModuleRegistry([SalesModule()])
-            var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
-            configuration.hashing = testHashing
-            let runtime = try await AtriumRuntime.prepare(
-                configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
-            let app = Application(router: runtime.router, logger: TestDatabase.logger)
-            try await app.test(.router) { client in
-                let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
-                for index in 0..<3 {
-                    let made = try await client.send(.post, "/v1/tenants/acme/sales/contacts", token: token, json: #"{"email":"c\#(index)@example.com"}"#)
-                    #expect(made.status == .created)
-                }
+            try await withSalesApp(db, database) { client, token in
                 let list = "/v1/tenants/acme/sales/contacts?limit=2"
                 // On one event loop, as a served connection's requests are: one loop's pool,
                 // whose last-used connection has its statements prepared by the first read.
