@@ -149,6 +149,9 @@ public final class ModuleRoutes {
     /// type); a body without a Content-Type is read as JSON.
     static func requireJSON(_ request: Request) throws {
         guard let declared = request.headers[.contentType] else { return }
+        // What nearly every client sends, recognised without Foundation's trimming and
+        // lowercasing (which a profile of the create put at 2% of the server's CPU).
+        if declared == "application/json" || declared == "application/json; charset=utf-8" { return }
         let type = declared.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json")) else {
             throw AtriumError(

@@ -199,6 +199,32 @@ struct PipelinedBeginTests {
         }
     }
 
+    /// A connection whose backend went away while it was idle (a restart, an operator's
+    /// pg_terminate_backend) is dropped at the next lease, and a new one takes its place.
+    @Test(.timeLimit(.minutes(5))) func aConnectionThatDiedIdleIsReplaced() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db, perLoop: 1) { pool in
+            func backend() async throws -> (Int32, PostgresConnection) {
+                try await pool.withConnection { pooled in
+                    var pid: Int32 = 0
+                    for try await value in try await pooled.connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) {
+                        pid = value
+                    }
+                    return (pid, pooled.connection)
+                }
+            }
+            let (first, connection) = try await backend()
+            try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
+                try await superuser.query("SELECT pg_terminate_backend(\(first))", logger: TestDatabase.logger)
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(connection.isClosed)
+            let (second, _) = try await backend()
+            #expect(second != first)
+        }
+    }
+
     @Test func aClosedPoolRefusesLeasesAndClosesItsConnections() async throws {
         let db = try await TestDatabase.create()
         let pool = try #require(RequestConnectionPool(
