@@ -16,14 +16,14 @@ import Synchronization
 /// waiters served in order, closed ones dropped — and it is used only where the driver
 /// adds no TLS handler of its own between socket and driver (the embedded cluster's
 /// socket, or `sslmode=disable`); elsewhere requests keep the driver's pool and a `BEGIN`
-/// of their own (`Database.requestPool`).
+/// of their own (`Database.withRequestConnection`).
 final class RequestConnectionPool: Service, Sendable {
     let roundTrips = RoundTripCounter()
     private let pools: [LoopPool]
 
-    /// nil when `url` would use TLS.
+    /// nil when `url` would use TLS (or there is no loop to serve).
     init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) {
-        guard url.socketDirectory != nil || url.sslMode == "disable" else { return nil }
+        guard url.socketDirectory != nil || url.sslMode == "disable", !eventLoops.isEmpty else { return nil }
         let counter = roundTrips
         pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), roundTrips: counter, logger: logger) }
     }
@@ -42,8 +42,8 @@ final class RequestConnectionPool: Service, Sendable {
         }
     }
 
-    /// Runs `body` with a connection of the current event loop's pool (or, off the loops,
-    /// of the next loop's), and takes it back after.
+    /// Runs `body` with a connection of the current event loop's pool (off the loops, of a
+    /// loop picked at random), and takes it back after.
     func withConnection<Result>(
         isolation: isolated (any Actor)? = #isolation, _ body: (RequestConnection) async throws -> sending Result
     ) async throws -> sending Result {

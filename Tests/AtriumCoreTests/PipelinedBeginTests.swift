@@ -240,9 +240,10 @@ struct PipelinedBeginTests {
 
     @Test func overTLSTheDriversPoolIsKept() throws {
         var url = try DatabaseURL(parsing: "postgres://app:secret@db.example.com:5432/atrium?sslmode=require")
-        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: [], logger: TestDatabase.logger) == nil)
+        let loops = [MultiThreadedEventLoopGroup.singleton.next()]
+        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: loops, logger: TestDatabase.logger) == nil)
         url.sslMode = "disable"
-        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: [], logger: TestDatabase.logger) != nil)
+        #expect(RequestConnectionPool(url: url, connectionsPerLoop: 2, eventLoops: loops, logger: TestDatabase.logger) != nil)
     }
 
     // MARK: The request path
