@@ -72,12 +72,30 @@ final class RequestTransaction: Sendable {
         }
         guard wasOpen else { return }
         if success {
-            try await TransactionControl.commit(on: connection, logger: logger)
+            try await commit()
         } else {
-            try await connection.query("ROLLBACK", logger: logger)
+            try await rollbackIfConnected()
         }
     }
 
-    func commit() async throws { try await TransactionControl.commit(on: connection, logger: logger) }
-    func rollback() async { _ = try? await connection.query("ROLLBACK", logger: logger) }
+    func commit() async throws {
+        guard !connection.isClosed else { throw ConnectionLost() }
+        try await TransactionControl.commit(on: connection, logger: logger)
+    }
+
+    func rollback() async { try? await rollbackIfConnected() }
+
+    /// A statement written to a connection whose channel has closed is never answered
+    /// (PostgresNIO writes it without a promise once its handler is gone), so after a
+    /// lost backend — the error that brought a request here — the ROLLBACK would hold the
+    /// request, and its pooled connection, forever. A closed connection has no
+    /// transaction left to roll back.
+    private func rollbackIfConnected() async throws {
+        guard !connection.isClosed else { return }
+        try await connection.query("ROLLBACK", logger: logger)
+    }
+
+    struct ConnectionLost: Error, CustomStringConvertible {
+        var description: String { "the database connection closed before the request's transaction committed" }
+    }
 }

@@ -8,6 +8,7 @@ import NIOCore
 import NIOEmbedded
 import NIOPosix
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// `BEGIN` travels with the statement after it (`PipelinedBeginHandler`), so a read is
@@ -222,6 +223,41 @@ struct PipelinedBeginTests {
             #expect(connection.isClosed)
             let (second, _) = try await backend()
             #expect(second != first)
+        }
+    }
+
+    /// A request whose backend died mid-transaction ends: its ROLLBACK is not written to
+    /// the closed connection (where PostgresNIO would never answer it), and its COMMIT
+    /// fails. Run in a task of its own and waited for with a bound, so that a regression
+    /// fails here rather than hanging the run.
+    @Test func aRequestWhoseBackendDiedEnds() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db, perLoop: 1) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                var pid: Int32 = 0
+                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) {
+                    pid = value
+                }
+                try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
+                    try await superuser.query("SELECT pg_terminate_backend(\(pid))", logger: TestDatabase.logger)
+                }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(connection.isClosed)
+                let ended = Atomic<Int>(0)
+                let rolledBack = RequestTransaction(connection: connection, logger: TestDatabase.logger)
+                let committed = RequestTransaction(connection: connection, logger: TestDatabase.logger)
+                Task.detached {
+                    try? await rolledBack.finish(success: false)
+                    ended.add(1, ordering: .relaxed)
+                    await #expect(throws: RequestTransaction.ConnectionLost.self) { try await committed.finish(success: true) }
+                    ended.add(1, ordering: .relaxed)
+                }
+                let waited = ContinuousClock.now + .seconds(10)
+                while ended.load(ordering: .relaxed) < 2, ContinuousClock.now < waited { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(ended.load(ordering: .relaxed) == 2, "the transaction of a request whose connection closed never ended")
+            }
         }
     }
 
