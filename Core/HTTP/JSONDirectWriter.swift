@@ -27,39 +27,13 @@ final class JSONDirectWriter {
 
     /// Writes `value`; false when it encoded nothing (no container asked for).
     func write<Value: Encodable>(_ value: Value) throws -> Bool {
-        // The types records are mostly made of, told apart by type identity first, as
-        // `JSONNodeEncoder.encodedNode` does.
-        if Value.self == String.self {
-            JSONText.writeString(unsafeBitCast(value, to: String.self), to: &bytes)
+        if let leaf = try JSONNodeEncoder.leafNode(for: value) {
+            leaf.write(to: &bytes)
             return true
         }
-        if Value.self == Date.self {
-            JSONText.writeString(try JSONText.timestamp(unsafeBitCast(value, to: Date.self)), to: &bytes)
-            return true
-        }
-        if Value.self == [String].self {
-            bytes.append(UInt8(ascii: "["))
-            for (index, text) in unsafeBitCast(value, to: [String].self).enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                JSONText.writeString(text, to: &bytes)
-            }
-            bytes.append(UInt8(ascii: "]"))
-            return true
-        }
-        switch value {
-        case let text as String: JSONText.writeString(text, to: &bytes)
-        case let number as Int: writeInteger(number)
-        case let flag as Bool: writeBool(flag)
-        case let date as Date: JSONText.writeString(try JSONText.timestamp(date), to: &bytes)
-        case let url as URL: JSONText.writeString(url.absoluteString, to: &bytes)
-        case let dictionary as any StringKeyedEncodableDictionary: try dictionary.node().write(to: &bytes)
-        case is Data, is Decimal, is Double, is Float: try JSONText.foundationNode(value).write(to: &bytes)
-        default:
-            let encoder = JSONDirectEncoder(writer: self)
-            try value.encode(to: encoder)
-            return encoder.finish()
-        }
-        return true
+        let encoder = JSONDirectEncoder(writer: self)
+        try value.encode(to: encoder)
+        return encoder.finish()
     }
 
     /// A value inside an object or array: one that encoded nothing is an empty object.

@@ -20,6 +20,16 @@ final class JSONNodeEncoder: Encoder {
     /// As `node(for:)`, but nil when `value` encoded nothing (Foundation refuses that at
     /// the top level).
     static func encodedNode<Value: Encodable>(for value: Value) throws -> JSONNode? {
+        if let leaf = try leafNode(for: value) { return leaf }
+        let encoder = JSONNodeEncoder()
+        try value.encode(to: encoder)
+        return encoder.node
+    }
+
+    /// The node of a value Foundation's encoder treats specially (strings, numbers,
+    /// dates, `[String: T]`…), or nil for one whose own `encode(to:)` says what it is.
+    /// `JSONDirectWriter` asks this too, so both paths treat the same types alike.
+    static func leafNode<Value: Encodable>(for value: Value) throws -> JSONNode? {
         // What records are mostly made of, told apart by type identity: a comparison of
         // metadata, where each `as` below is a call into the runtime's dynamic casting.
         if Value.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
@@ -37,10 +47,7 @@ final class JSONNodeEncoder: Encoder {
         case let url as URL: return .string(url.absoluteString)
         case let dictionary as any StringKeyedEncodableDictionary: return try dictionary.node()
         case is Data, is Decimal, is Double, is Float: return try JSONText.foundationNode(value)
-        default:
-            let encoder = JSONNodeEncoder()
-            try value.encode(to: encoder)
-            return encoder.node
+        default: return nil
         }
     }
 

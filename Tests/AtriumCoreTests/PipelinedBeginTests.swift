@@ -200,28 +200,31 @@ struct PipelinedBeginTests {
         }
     }
 
+    func backendPID(_ connection: PostgresConnection) async throws -> Int32 {
+        let rows = try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).collect()
+        return try #require(rows.first).decode(Int32.self)
+    }
+
+    /// Ends `connection`'s backend as an operator would, and waits until the connection
+    /// has seen it close.
+    func terminateBackend(of connection: PostgresConnection, in db: TestDatabase) async throws {
+        let pid = try await backendPID(connection)
+        try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
+            try await superuser.query("SELECT pg_terminate_backend(\(pid))", logger: TestDatabase.logger)
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(connection.isClosed)
+    }
+
     /// A connection whose backend went away while it was idle (a restart, an operator's
     /// pg_terminate_backend) is dropped at the next lease, and a new one takes its place.
     @Test(.timeLimit(.minutes(5))) func aConnectionThatDiedIdleIsReplaced() async throws {
         let db = try await TestDatabase.create()
         try await withPool(db, perLoop: 1) { pool in
-            func backend() async throws -> (Int32, PostgresConnection) {
-                try await pool.withConnection { pooled in
-                    var pid: Int32 = 0
-                    for try await value in try await pooled.connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) {
-                        pid = value
-                    }
-                    return (pid, pooled.connection)
-                }
-            }
-            let (first, connection) = try await backend()
-            try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
-                try await superuser.query("SELECT pg_terminate_backend(\(first))", logger: TestDatabase.logger)
-            }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            #expect(connection.isClosed)
-            let (second, _) = try await backend()
+            let (first, connection) = try await pool.withConnection { pooled in (try await backendPID(pooled.connection), pooled.connection) }
+            try await terminateBackend(of: connection, in: db)
+            let second = try await pool.withConnection { pooled in try await backendPID(pooled.connection) }
             #expect(second != first)
         }
     }
@@ -235,16 +238,7 @@ struct PipelinedBeginTests {
         try await withPool(db, perLoop: 1) { pool in
             try await pool.withConnection { pooled in
                 let connection = pooled.connection
-                var pid: Int32 = 0
-                for try await value in try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) {
-                    pid = value
-                }
-                try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
-                    try await superuser.query("SELECT pg_terminate_backend(\(pid))", logger: TestDatabase.logger)
-                }
-                let deadline = ContinuousClock.now + .seconds(10)
-                while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(connection.isClosed)
+                try await terminateBackend(of: connection, in: db)
                 let ended = Atomic<Int>(0)
                 let rolledBack = RequestTransaction(connection: connection, logger: TestDatabase.logger)
                 let committed = RequestTransaction(connection: connection, logger: TestDatabase.logger)
