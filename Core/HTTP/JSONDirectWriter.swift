@@ -27,13 +27,45 @@ final class JSONDirectWriter {
 
     /// Writes `value`; false when it encoded nothing (no container asked for).
     func write<Value: Encodable>(_ value: Value) throws -> Bool {
-        if let leaf = try JSONNodeEncoder.leafNode(for: value) {
-            leaf.write(to: &bytes)
-            return true
-        }
+        if try Self.writeLeaf(value, to: &bytes) { return true }
         let encoder = JSONDirectEncoder(writer: self)
         try value.encode(to: encoder)
         return encoder.finish()
+    }
+
+    /// Writes a value Foundation's encoder treats specially (strings, numbers, dates,
+    /// `[String: T]`…) as it does; false, writing nothing, for any other value.
+    static func writeLeaf<Value: Encodable>(_ value: Value, to output: inout [UInt8]) throws -> Bool {
+        // What records are mostly made of, told apart by type identity first: a comparison
+        // of metadata, where each `as` below is a call into the runtime's dynamic casting.
+        if Value.self == String.self {
+            JSONText.writeString(unsafeBitCast(value, to: String.self), to: &output)
+            return true
+        }
+        if Value.self == Date.self {
+            JSONText.writeString(try JSONText.timestamp(unsafeBitCast(value, to: Date.self)), to: &output)
+            return true
+        }
+        if Value.self == [String].self {
+            output.append(UInt8(ascii: "["))
+            for (index, text) in unsafeBitCast(value, to: [String].self).enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                JSONText.writeString(text, to: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+            return true
+        }
+        switch value {
+        case let text as String: JSONText.writeString(text, to: &output)
+        case let number as Int: output.append(contentsOf: String(number).utf8)
+        case let flag as Bool: output.append(contentsOf: (flag ? "true" : "false").utf8)
+        case let date as Date: JSONText.writeString(try JSONText.timestamp(date), to: &output)
+        case let url as URL: JSONText.writeString(url.absoluteString, to: &output)
+        case let dictionary as any StringKeyedEncodableDictionary: try dictionary.node().write(to: &output)
+        case is Data, is Decimal, is Double, is Float: try JSONText.foundationNode(value).write(to: &output)
+        default: return false
+        }
+        return true
     }
 
     /// A value inside an object or array: one that encoded nothing is an empty object.

@@ -27,28 +27,12 @@ final class JSONNodeEncoder: Encoder {
     }
 
     /// The node of a value Foundation's encoder treats specially (strings, numbers,
-    /// dates, `[String: T]`…), or nil for one whose own `encode(to:)` says what it is.
-    /// `JSONDirectWriter` asks this too, so both paths treat the same types alike.
+    /// dates, `[String: T]`…), or nil for one whose own `encode(to:)` says what it is:
+    /// its text as `JSONDirectWriter.writeLeaf` writes it, so both paths agree.
     static func leafNode<Value: Encodable>(for value: Value) throws -> JSONNode? {
-        // What records are mostly made of, told apart by type identity: a comparison of
-        // metadata, where each `as` below is a call into the runtime's dynamic casting.
-        if Value.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
-        if Value.self == Date.self { return .string(try JSONText.timestamp(unsafeBitCast(value, to: Date.self))) }
-        if Value.self == [String].self {
-            let box = JSONArrayBox()
-            box.elements = unsafeBitCast(value, to: [String].self).map { .string($0) }
-            return .array(box)
-        }
-        switch value {
-        case let text as String: return .string(text)
-        case let number as Int: return JSONPrimitive.integer(number)
-        case let flag as Bool: return JSONPrimitive.bool(flag)
-        case let date as Date: return .string(try JSONText.timestamp(date))
-        case let url as URL: return .string(url.absoluteString)
-        case let dictionary as any StringKeyedEncodableDictionary: return try dictionary.node()
-        case is Data, is Decimal, is Double, is Float: return try JSONText.foundationNode(value)
-        default: return nil
-        }
+        var text: [UInt8] = []
+        guard try JSONDirectWriter.writeLeaf(value, to: &text) else { return nil }
+        return .literal(String(decoding: text, as: UTF8.self))
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
