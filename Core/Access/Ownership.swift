@@ -78,6 +78,7 @@ extension PostgresConnection {
     /// (a bulk import matching keys across owners before it lands a user's rows). Request
     /// handlers never need it: `.owned` routes are scoped by the kernel.
     public func scopeToAllOwners(logger: Logger) async throws {
+        if setLocallyWithPendingBegin([("app.owner_scope", "any")]) { return }
         try await query("SELECT set_config('app.owner_scope', 'any', true)", logger: logger)
     }
 }

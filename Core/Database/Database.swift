@@ -193,6 +193,22 @@ struct RequestLease: Sendable {
     let connection: PostgresConnection
     let pipelined: RequestConnection?
 
+    /// The lease of the request this task serves, while the tenant middleware holds it:
+    /// how `scopeTransaction` and `scopeToAllOwners` find the `BEGIN` their settings can
+    /// travel with.
+    @TaskLocal static var current: RequestLease?
+
+    /// Makes `settings` transaction-locally with the pipelined `BEGIN`, when it has not
+    /// gone yet; false otherwise.
+    func setLocallyWithBegin(_ settings: [(name: String, value: String)]) -> Bool {
+        pipelined?.setLocallyWithBegin(settings) ?? false
+    }
+
+    /// Takes back a pipelined `BEGIN` no statement followed: true when there was one.
+    func withdrawUnsentBegin() -> Bool {
+        pipelined?.withdrawUnsentBegin() ?? false
+    }
+
     /// Opens the request's transaction: with the next statement where the connection
     /// pipelines `BEGIN`, else as a statement of its own.
     func begin(logger: Logger) async throws {

@@ -57,10 +57,23 @@ extension PostgresConnection {
     /// principal acting in it, in one statement (what an `Authenticator` must leave). Every
     /// request with a session served from memory opens with it, so it runs as a prepared
     /// statement of the connection.
+    ///
+    /// On a request's connection whose `BEGIN` has not been sent yet, the settings go with
+    /// it, in the same write as the request's first statement (`PipelinedBeginHandler`).
     public func scopeTransaction(toTenant tenantID: UUID, principal: UUID, logger: Logger) async throws {
+        if setLocallyWithPendingBegin([("app.tenant_id", tenantID.lowercasedString), ("app.principal_id", principal.lowercasedString)]) {
+            return
+        }
         _ = try await PreparedStatements.shared.rows(
             "SELECT set_config('app.tenant_id', \(tenantID.lowercasedString), true), set_config('app.principal_id', \(principal.lowercasedString), true)",
             on: self, logger: logger)
+    }
+
+    /// Hands `settings` to the pipelined `BEGIN` of the request this task serves, when
+    /// this is its connection and that `BEGIN` is still waiting for a statement to go with.
+    func setLocallyWithPendingBegin(_ settings: [(name: String, value: String)]) -> Bool {
+        guard let lease = RequestLease.current, lease.connection === self else { return false }
+        return lease.setLocallyWithBegin(settings)
     }
 
     private func setLocal(_ name: String, to value: String, logger: Logger) async throws {

@@ -82,6 +82,21 @@ struct RequestConnection: Sendable {
     func beginWithNextStatement() {
         handler.value.arm()
     }
+
+    /// Makes `settings` transaction-locally in the transaction `beginWithNextStatement`
+    /// opens, in the same write. False when that `BEGIN` has gone already (or this is not
+    /// the connection's event loop): the caller then runs its own statement.
+    func setLocallyWithBegin(_ settings: [(name: String, value: String)]) -> Bool {
+        guard connection.eventLoop.inEventLoop else { return false }
+        return handler.value.setWithNextStatement(settings)
+    }
+
+    /// Takes back a `BEGIN` no statement followed: true when there was one, and the
+    /// transaction it would have opened needs neither `COMMIT` nor `ROLLBACK`.
+    func withdrawUnsentBegin() -> Bool {
+        guard connection.eventLoop.inEventLoop else { return false }
+        return handler.value.disarm()
+    }
 }
 
 /// One event loop's connections. The state is behind a lock that is never held across an
@@ -196,7 +211,7 @@ private final class LoopPool: Sendable {
         if eventLoop.inEventLoop {
             connection.handler.value.disarm()
         } else {
-            try? await eventLoop.submit { connection.handler.value.disarm() }.get()
+            try? await eventLoop.submit { _ = connection.handler.value.disarm() }.get()
         }
         enum Next {
             case handedOver(CheckedContinuation<RequestConnection?, any Error>)

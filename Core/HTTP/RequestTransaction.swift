@@ -8,7 +8,9 @@ import Synchronization
 /// The tenant middleware opens it (`BEGIN`, then one statement that scopes it to the
 /// tenant and principal and checks the credentials); the handler's first
 /// `request.transaction { … }` runs in it and commits it; a handler that opens none has
-/// it committed by the middleware (a read-only commit: no WAL flush). Later
+/// it committed by the middleware (a read-only commit: no WAL flush). Where `BEGIN` and
+/// the scope wait to travel with the first statement, a request that runs none costs
+/// no round trip at all: there is nothing to commit. Later
 /// `transaction` blocks of the same request run as transactions of their own on the same
 /// connection, so each block stays one atomic unit, as it always was. After the
 /// middleware returns (a streaming body still writing), blocks use the pool instead.
@@ -26,11 +28,15 @@ final class RequestTransaction: Sendable {
 
     let connection: PostgresConnection
     let logger: Logger
+    /// The lease whose pipelined `BEGIN` opened the transaction, if it did: a transaction
+    /// no statement reached was never opened, and is ended by taking the `BEGIN` back.
+    let requestLease: RequestLease?
     private let state = Mutex(State.open)
 
-    init(connection: PostgresConnection, logger: Logger) {
+    init(connection: PostgresConnection, logger: Logger, lease: RequestLease? = nil) {
         self.connection = connection
         self.logger = logger
+        self.requestLease = lease
     }
 
     /// What a handler's `transaction` block may do with this request's connection.
@@ -79,6 +85,7 @@ final class RequestTransaction: Sendable {
     }
 
     func commit() async throws {
+        if requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { throw ConnectionLost() }
         try await TransactionControl.commit(on: connection, logger: logger)
     }
@@ -91,6 +98,7 @@ final class RequestTransaction: Sendable {
     /// request, and its pooled connection, forever. A closed connection has no
     /// transaction left to roll back.
     private func rollbackIfConnected() async throws {
+        if requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { return }
         try await connection.query("ROLLBACK", logger: logger)
     }

@@ -57,9 +57,10 @@ struct TenantMiddleware: RouterMiddleware {
         }
         // An authenticated request holds one pooled connection and runs one transaction:
         // BEGIN, one statement that scopes it and checks the credentials, the handler's
-        // statements, COMMIT (see RequestTransaction). BEGIN travels in one write with the
-        // scoping statement where the connection allows (Database.withRequestConnection):
-        // a read is then three round trips. Under a monthly API-call quota the
+        // statements, COMMIT (see RequestTransaction). Where the connection allows
+        // (Database.withRequestConnection), BEGIN and a scope from memory (a session
+        // checked before) travel in one write with the handler's first statement: a read
+        // is then two round trips, and a request that runs no statement none. Under a monthly API-call quota the
         // call's place is reserved first, so that a lease of allowance, when one is due,
         // runs on this connection as a statement of its own before BEGIN.
         //
@@ -86,33 +87,35 @@ struct TenantMiddleware: RouterMiddleware {
             // Served by `atrium serve`, it is there already: the connection came from the
             // pool of the loop the HTTP connection runs on (Database.client).
             return try await EventLoopTaskExecutor.run(on: connection.eventLoop) { () async throws -> Outcome in
-                let reservation = try await services.apiCalls.reserve(
-                    tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
-                let transaction = RequestTransaction(connection: connection, logger: context.logger)
-                var admitted = false
-                var success = false
-                do {
-                    try await lease.begin(logger: context.logger)
-                    let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
-                    let authenticated = ContinuousClock.now
-                    try services.apiCalls.admit(reservation)
-                    admitted = true
-                    if streamsBody {
+                try await RequestLease.$current.withValue(lease) { () async throws -> Outcome in
+                    let reservation = try await services.apiCalls.reserve(
+                        tenantID: tenant.id, quota: plan?.quotas["api_calls_per_month"], on: connection)
+                    let transaction = RequestTransaction(connection: connection, logger: context.logger, lease: lease)
+                    var admitted = false
+                    var success = false
+                    do {
+                        try await lease.begin(logger: context.logger)
+                        let (caller, limits) = try await checkCaller(request, context: context, snapshot: snapshot, plan: plan, on: connection)
+                        let authenticated = ContinuousClock.now
+                        try services.apiCalls.admit(reservation)
+                        admitted = true
+                        if streamsBody {
+                            success = true
+                            try await transaction.finish(success: true)
+                            return .checked(caller, limits, authenticated)
+                        }
+                        var context = caller
+                        context.requestTransaction = transaction
+                        let response = try await next(request, context)
                         success = true
                         try await transaction.finish(success: true)
-                        return .checked(caller, limits, authenticated)
+                        logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
+                        return .served(limits.map { Self.withLimits(response, $0) } ?? response)
+                    } catch {
+                        if !admitted { services.apiCalls.release(reservation) }
+                        if !success { try? await transaction.finish(success: false) }
+                        throw error
                     }
-                    var context = caller
-                    context.requestTransaction = transaction
-                    let response = try await next(request, context)
-                    success = true
-                    try await transaction.finish(success: true)
-                    logTiming(context.logger, started: started, resolved: resolved, authenticated: authenticated)
-                    return .served(limits.map { Self.withLimits(response, $0) } ?? response)
-                } catch {
-                    if !admitted { services.apiCalls.release(reservation) }
-                    if !success { try? await transaction.finish(success: false) }
-                    throw error
                 }
             }
         }

@@ -11,10 +11,10 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-/// `BEGIN` travels with the statement after it (`PipelinedBeginHandler`), so a read is
-/// three round trips; the bytes PostgreSQL answers the `BEGIN` with never reach the
-/// driver, however they arrive; and the request connections' pool hands out, waits and
-/// closes as a pool must.
+/// `BEGIN` and the request's scope travel with the statement after them
+/// (`PipelinedBeginHandler`), so a read is two round trips; the bytes PostgreSQL answers
+/// them with never reach the driver, however they arrive; and the request connections'
+/// pool hands out, waits and closes as a pool must.
 @Suite("Pipelined BEGIN and the request connections' pool")
 struct PipelinedBeginTests {
     // MARK: The handler, byte by byte
@@ -74,6 +74,85 @@ struct PipelinedBeginTests {
             #expect(counter.value == 2)
             _ = try channel.finish()
         }
+    }
+
+    /// The type bytes of the frontend messages in `bytes`.
+    static func types(_ bytes: [UInt8]) -> String {
+        var types = ""
+        var at = 0
+        while at + 5 <= bytes.count {
+            types.append(Character(UnicodeScalar(bytes[at])))
+            let length = bytes[(at + 1)..<(at + 5)].reduce(0) { $0 << 8 | Int($1) }
+            at += 1 + length
+        }
+        return types
+    }
+
+    /// What the settings' statement is answered with: ParseComplete (the first time),
+    /// BindComplete, its row, CommandComplete, ReadyForQuery.
+    static func settingsReply(parsed: Bool) -> [UInt8] {
+        (parsed ? message("1", []) : []) + message("2", []) + message("D", [0, 2, 0, 0, 0, 1, 0x61, 0, 0, 0, 1, 0x62])
+            + message("C", Array("SELECT 1".utf8) + [0]) + message("Z", [UInt8(ascii: "T")])
+    }
+
+    @Test func settingsTravelWithBeginAndTheirReplyIsTakenOutWhereverItIsCut() throws {
+        let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
+        for parsed in [true, false] {
+            let reply = Self.beginReply + Self.settingsReply(parsed: parsed) + Self.statementReply
+            var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
+            cuts.append(reply.map { [$0] })
+            for pieces in cuts {
+                let (channel, handler, counter) = try channel()
+                if !parsed {
+                    // The connection prepared its statement for two settings before.
+                    handler.arm()
+                    #expect(handler.setWithNextStatement([("a", "1"), ("b", "2")]))
+                    try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+                    _ = try written(channel)
+                    try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + Self.settingsReply(parsed: true) + Self.statementReply))
+                    _ = try received(channel)
+                }
+                handler.arm()
+                #expect(handler.setWithNextStatement([("app.tenant_id", "t")]))
+                #expect(handler.setWithNextStatement([("app.principal_id", "p")]))
+                try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+                let sent = try written(channel)
+                // One write: BEGIN, the settings (parsed once per connection), the statement.
+                #expect(Self.types(sent) == (parsed ? "QPBESBS" : "QBESBS"))
+                #expect(sent.starts(with: Array(PipelinedBeginHandler.beginMessage.readableBytesView)))
+                #expect(sent.suffix(statement.count) == statement[...])
+                #expect(counter.value == (parsed ? 1 : 2))
+                for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
+                #expect(try received(channel) == Self.statementReply, "cut into \(pieces.map(\.count))")
+                _ = try channel.finish()
+            }
+        }
+    }
+
+    @Test func settingsWaitOnlyForAPendingBegin() throws {
+        let (channel, handler, _) = try channel()
+        #expect(!handler.setWithNextStatement([("a", "1")]))
+        handler.arm()
+        #expect(handler.setWithNextStatement([("a", "1")]))
+        // Withdrawn with the BEGIN: nothing goes with the next statement.
+        #expect(handler.disarm())
+        #expect(!handler.disarm())
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
+        #expect(try written(channel) == Self.message("S", []))
+        _ = try channel.finish()
+    }
+
+    @Test func aRefusedSettingClosesTheConnection() throws {
+        let (channel, handler, _) = try channel()
+        handler.arm()
+        #expect(handler.setWithNextStatement([("a", "1")]))
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
+        _ = try written(channel)
+        #expect(throws: PipelinedBeginHandler.SettingRefused.self) {
+            try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: "E")])))
+        }
+        #expect(!channel.isActive)
+        #expect(try received(channel).isEmpty)
     }
 
     @Test func aDisarmedConnectionSendsNoBegin() throws {
@@ -139,6 +218,39 @@ struct PipelinedBeginTests {
                     // Without BEGIN each statement is a transaction of its own: the setting is gone.
                     try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
                     #expect(try await setting(connection) == "")
+                }
+            }
+        }
+    }
+
+    /// Settings made with the pipelined BEGIN hold for the statement they travel with and
+    /// the rest of its transaction: one round trip for all three. Their values are bound,
+    /// so any text arrives as it was.
+    @Test func settingsWithBeginCostNoRoundTripOfTheirOwn() async throws {
+        let db = try await TestDatabase.create()
+        try await withPool(db) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    for value in ["scoped", "it's; SELECT 1 --"] {
+                        let before = pool.roundTrips.value
+                        pooled.beginWithNextStatement()
+                        #expect(pooled.setLocallyWithBegin([("atrium.probe", value)]))
+                        #expect(try await setting(connection) == value)
+                        #expect(pool.roundTrips.value - before == 1)
+                        try await connection.query("COMMIT", logger: TestDatabase.logger)
+                        #expect(try await setting(connection) == "")
+                    }
+                    // Taken back with its BEGIN: nothing is set, nothing is open.
+                    pooled.beginWithNextStatement()
+                    #expect(pooled.setLocallyWithBegin([("atrium.probe", "withdrawn")]))
+                    #expect(pooled.withdrawUnsentBegin())
+                    #expect(try await setting(connection) == "")
+                    // After BEGIN has gone, settings are the caller's to make.
+                    pooled.beginWithNextStatement()
+                    #expect(try await setting(connection) == "")
+                    #expect(!pooled.setLocallyWithBegin([("atrium.probe", "late")]))
+                    try await connection.query("COMMIT", logger: TestDatabase.logger)
                 }
             }
         }
@@ -279,14 +391,28 @@ struct PipelinedBeginTests {
     // MARK: The request path
 
     /// The application over `database`, with a sales rep who owns three contacts.
+    /// With `listening`, the tenant directory's listener runs as under `atrium serve`, so
+    /// sessions checked once are served from memory.
     func withSalesApp(
-        _ db: TestDatabase, _ database: Database, _ body: @escaping @Sendable (any TestClientProtocol, _ token: String) async throws -> Void
+        _ db: TestDatabase, _ database: Database, listening: Bool = false,
+        _ body: @escaping @Sendable (any TestClientProtocol, _ token: String) async throws -> Void
     ) async throws {
         let registry = try ModuleRegistry([SalesModule()])
         var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
         configuration.hashing = testHashing
         let runtime = try await AtriumRuntime.prepare(
             configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+        let directory = runtime.dependencies.directory
+        let listener = Task {
+            guard listening else { return }
+            try await TenantDirectory.Listener(directory: directory, database: database, retryDelay: .milliseconds(100)).run()
+        }
+        defer { listener.cancel() }
+        if listening {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !directory.isListening, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(directory.isListening)
+        }
         let app = Application(router: runtime.router, logger: TestDatabase.logger)
         try await app.test(.router) { client in
             let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
@@ -320,13 +446,14 @@ struct PipelinedBeginTests {
         }
     }
 
-    /// An owner-scoped list as a sales rep: BEGIN with the scoping statement, the page's
-    /// SELECT, COMMIT.
-    @Test func anAuthenticatedReadIsThreeRoundTrips() async throws {
+    /// An owner-scoped list as a sales rep whose session is served from memory: BEGIN and
+    /// the scope with the page's SELECT, then COMMIT. Without the listener every session
+    /// is checked, in the statement that travels with BEGIN: three round trips.
+    @Test(arguments: [true, false]) func anAuthenticatedReadIsTwoRoundTrips(sessionsFromMemory: Bool) async throws {
         let db = try await salesDatabase()
         try await db.withApp(maximumConnections: 8) { database in
             let requests = try #require(database.requests)
-            try await withSalesApp(db, database) { client, token in
+            try await withSalesApp(db, database, listening: sessionsFromMemory) { client, token in
                 let list = "/v1/tenants/acme/sales/contacts?limit=2"
                 // On one event loop, as a served connection's requests are: one loop's pool,
                 // whose last-used connection has its statements prepared by the first read.
@@ -341,7 +468,7 @@ struct PipelinedBeginTests {
                     return before
                 }
                 #expect(requests.leases - before.1 == 5)
-                #expect(requests.roundTrips.value - before.0 == 5 * 3)
+                #expect(requests.roundTrips.value - before.0 == 5 * (sessionsFromMemory ? 2 : 3))
                 try await client.execute(uri: "/metrics", method: .get) { response in
                     let text = String(buffer: response.body)
                     #expect(text.contains("atrium_db_request_round_trips_total \(requests.roundTrips.value)"))
