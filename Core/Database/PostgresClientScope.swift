@@ -45,15 +45,16 @@ public func withDatabase<Result: Sendable>(
 }
 
 /// Opens one connection (for the migrator, which holds a session advisory lock), runs
-/// `body` and closes it.
+/// `body` and closes it. `connectTimeout` bounds opening it (socket and startup).
 @discardableResult
 public func withPostgresConnection<Result: Sendable>(
-    _ url: DatabaseURL, logger: Logger, _ body: (PostgresConnection) async throws -> Result
+    _ url: DatabaseURL, connectTimeout: Duration = .seconds(5), logger: Logger, _ body: (PostgresConnection) async throws -> Result
 ) async throws -> Result {
     var connectionConfiguration = PostgresConnection.Configuration(
         host: url.host, port: url.port, username: url.username, password: url.password, database: url.database,
         tls: url.sslMode == "disable" ? .disable : .prefer(try .init(configuration: .makeClientConfiguration())))
-    connectionConfiguration.options.connectTimeout = .seconds(5)
+    connectionConfiguration.options.connectTimeout = TimeAmount.nanoseconds(
+        connectTimeout.components.seconds * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000)
     let connection: PostgresConnection
     do {
         connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 1, logger: logger)

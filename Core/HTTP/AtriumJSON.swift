@@ -1,6 +1,10 @@
 public import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The JSON conventions of the whole API: snake_case keys, RFC 3339 UTC timestamps.
 public enum AtriumJSON {
     public static var encoder: JSONEncoder {
@@ -104,13 +108,18 @@ struct SnakeCaseKey: CodingKey {
 extension UUID {
     /// A random (version 4) id from the system's generator (`getrandom`). Foundation's
     /// `UUID()` on Linux opens and reads `/dev/urandom` for each id: a file opened per
-    /// request for its request id.
+    /// request for its request id. glibc's `arc4random_buf` fills the 16 bytes with one
+    /// `getrandom` call (`SystemRandomNumberGenerator` makes a call per 8 bytes).
     public static func random() -> UUID {
-        var generator = SystemRandomNumberGenerator()
         var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &bytes) { buffer in
+            #if canImport(Glibc)
+            if let start = buffer.baseAddress { arc4random_buf(start, buffer.count) }
+            #else
+            var generator = SystemRandomNumberGenerator()
             buffer.storeBytes(of: generator.next() as UInt64, toByteOffset: 0, as: UInt64.self)
             buffer.storeBytes(of: generator.next() as UInt64, toByteOffset: 8, as: UInt64.self)
+            #endif
             buffer[6] = (buffer[6] & 0x0F) | 0x40
             buffer[8] = (buffer[8] & 0x3F) | 0x80
         }

@@ -20,6 +20,41 @@ final class JSONDirectWriter {
     var unsupported = false
     /// Where a completed object's fields are put in order before they replace it.
     private var scratch: [UInt8] = []
+    /// The last object layout seen per `CodingKey` type: the rows of a page share theirs,
+    /// so their keys are sorted and escaped once per response, not once per row.
+    private var layouts: [ObjectIdentifier: ObjectLayout] = [:]
+
+    /// How an object whose keys came in the order `keys` is written: the fields at
+    /// `order` (later values of a repeated key dropped), each after its `prefix`
+    /// (a comma but for the first, the escaped key, a colon).
+    struct ObjectLayout {
+        var keys: [String]
+        var order: [Int]
+        var prefixes: [[UInt8]]
+
+        init(_ keys: [String]) {
+            self.keys = keys
+            let sorted = keys.indices.sorted { left, right in
+                let (a, b) = (keys[left], keys[right])
+                if a == b { return left < right }
+                return a.utf8.lexicographicallyPrecedes(b.utf8)
+            }
+            order = sorted.indices.compactMap { position in
+                // a later value wins
+                position + 1 < sorted.count && keys[sorted[position + 1]] == keys[sorted[position]] ? nil : sorted[position]
+            }
+            prefixes = order.enumerated().map { position, index in
+                var prefix: [UInt8] = position == 0 ? [] : [UInt8(ascii: ",")]
+                JSONText.writeString(keys[index], to: &prefix)
+                prefix.append(UInt8(ascii: ":"))
+                return prefix
+            }
+        }
+
+        func matches(_ fields: [(key: String, start: Int, end: Int)]) -> Bool {
+            keys.count == fields.count && zip(keys, fields).allSatisfy { $0 == $1.key }
+        }
+    }
 
     init() {
         bytes.reserveCapacity(1_024)
@@ -91,22 +126,19 @@ final class JSONDirectWriter {
 
     /// Replaces an object's fields, written from `start` in the order they came, with the
     /// object in key order. A key given twice keeps its last value.
-    func closeObject(from start: Int, fields: [(key: String, start: Int, end: Int)]) {
-        let ordered = fields.indices.sorted { left, right in
-            let (a, b) = (fields[left].key, fields[right].key)
-            if a == b { return left < right }
-            return a.utf8.lexicographicallyPrecedes(b.utf8)
+    func closeObject(from start: Int, fields: [(key: String, start: Int, end: Int)], keyType: ObjectIdentifier) {
+        let layout: ObjectLayout
+        if let known = layouts[keyType], known.matches(fields) {
+            layout = known
+        } else {
+            layout = ObjectLayout(fields.map(\.key))
+            layouts[keyType] = layout
         }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(UInt8(ascii: "{"))
-        var first = true
-        for (position, index) in ordered.enumerated() {
+        for (position, index) in layout.order.enumerated() {
             let field = fields[index]
-            if position + 1 < ordered.count, fields[ordered[position + 1]].key == field.key { continue }  // a later value wins
-            if !first { scratch.append(UInt8(ascii: ",")) }
-            first = false
-            JSONText.writeString(field.key, to: &scratch)
-            scratch.append(UInt8(ascii: ":"))
+            scratch.append(contentsOf: layout.prefixes[position])
             scratch.append(contentsOf: bytes[field.start..<field.end])
         }
         scratch.append(UInt8(ascii: "}"))
@@ -135,7 +167,7 @@ final class JSONDirectEncoder: Encoder {
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         switch state {
         case .empty:
-            let object = JSONDirectObject(start: writer.bytes.count)
+            let object = JSONDirectObject(start: writer.bytes.count, keyType: ObjectIdentifier(Key.self))
             state = .object(object)
             return KeyedEncodingContainer(JSONDirectKeyedContainer<Key>(encoder: self, object: object))
         case .object(let object):
@@ -163,7 +195,7 @@ final class JSONDirectEncoder: Encoder {
         case .empty:
             return false
         case .object(let object):
-            writer.closeObject(from: object.start, fields: object.fields)
+            writer.closeObject(from: object.start, fields: object.fields, keyType: object.keyType)
         case .array:
             writer.bytes.append(UInt8(ascii: "]"))
         case .single:
@@ -214,10 +246,13 @@ final class JSONDirectEncoder: Encoder {
 /// An object's fields as written so far: keys and where their values' bytes are.
 final class JSONDirectObject {
     let start: Int
+    /// The `CodingKey` type of its first container: where its layout is remembered.
+    let keyType: ObjectIdentifier
     var fields: [(key: String, start: Int, end: Int)] = []
 
-    init(start: Int) {
+    init(start: Int, keyType: ObjectIdentifier) {
         self.start = start
+        self.keyType = keyType
         fields.reserveCapacity(16)
     }
 }

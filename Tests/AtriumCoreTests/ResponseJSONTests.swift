@@ -44,6 +44,17 @@ struct ResponseJSONTests {
         try expectSame(["b": [Record()], "a": []])
     }
 
+    /// The writer remembers an object's layout per key type and checks each object
+    /// against it: rows whose optional fields come and go, of one key type, each keep
+    /// their own keys.
+    @Test func rowsOfOneTypeWithDifferentKeys() throws {
+        let rows = [
+            Record(email: "e@example.com"), Record(), Record(ownerId: nil), Record(ownerId: nil, email: "f@example.com"), Record(), Record(),
+        ]
+        try expectSame(Page(data: rows, nextCursor: nil))
+        try expectSame([Repeated(), Repeated()])
+    }
+
     /// Sorting is by UTF-8 bytes: `_` before letters, digits before both, capitals first.
     @Test func keysAreSortedAndConvertedAsFoundationDoes() throws {
         try expectSame(AtriumJSONTests.Keys(keys: [

@@ -35,7 +35,9 @@ public struct TestDatabase: Sendable {
         let urls = try cluster.urls()
         let name = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let superuser = try cluster.superuserURL()
-        try await withPostgresConnection(superuser, logger: logger) { connection in
+        // A generous bound: a full run starts every suite's databases at once, and the
+        // cluster forks a backend for each of them on two cores.
+        try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: logger) { connection in
             // Database names cannot be bind parameters; `name` is generated above from hex digits.
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)"), logger: logger)
             try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
@@ -51,7 +53,7 @@ public struct TestDatabase: Sendable {
         let database = TestDatabase(name: name, app: app, owner: owner, superuser: superuserHere)
         if migrate {
             let registry = try ModuleRegistry(modules)
-            try await withPostgresConnection(owner, logger: logger) { connection in
+            try await withPostgresConnection(owner, connectTimeout: .seconds(60), logger: logger) { connection in
                 try await Migrator(migrations: try registry.allMigrations(), logger: logger).migrate(connection)
             }
         }

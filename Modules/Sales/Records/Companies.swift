@@ -28,7 +28,7 @@ struct CompanyFields: RecordFields {
     func validated(creating: Bool) throws -> CompanyFields {
         try MergePatch.refuseClearing([("name", name.isCleared), ("owner_id", ownerId.isCleared)])
         var copy = self
-        copy.domain = domain.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        copy.domain = domain.map(Validation.normalizedKey)
         var checks = FieldChecks()
         checks.fail("name", "is required", when: creating && !name.isSet)
         checks.record("name", name.value.flatMap { Validation.nameProblem($0, maximum: 300) })

@@ -44,7 +44,7 @@ struct ContactFields: RecordFields {
     func validated(creating: Bool) throws -> ContactFields {
         try MergePatch.refuseClearing([("owner_id", ownerId.isCleared)])
         var copy = self
-        copy.email = email.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        copy.email = email.map(Validation.normalizedKey)
         var checks = FieldChecks()
         checks.fail("email", "is not an email address", when: copy.email.value.map { !Validation.isEmail($0) } ?? false)
         for (field, value) in [("first_name", firstName), ("last_name", lastName)] {
