@@ -68,7 +68,7 @@ public struct KeysetCursor: Sendable, Equatable {
     /// list could not have issued, including a time outside years 1 to 9999.
     public static func decode(_ text: String?) throws(AtriumError) -> KeysetCursor? {
         guard let cursor = try PageCursor.decode(text, count: 2) else { return nil }
-        guard let seconds = Double(cursor.values[0]), let id = UUID(uuidString: cursor.values[1]),
+        guard let seconds = Double(cursor.values[0]), let id = UUID.parsing(cursor.values[1]),
             InputDomain.isStorable(Date(timeIntervalSince1970: seconds))
         else { throw .validation(field: "cursor", "is not a cursor this list issued") }
         return KeysetCursor(time: Date(timeIntervalSince1970: seconds), id: id)

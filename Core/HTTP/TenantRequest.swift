@@ -71,7 +71,7 @@ public struct TenantRequest: Sendable {
     /// A query parameter holding an id; 422 naming it unless it is a UUID.
     public func uuidQuery(_ name: String) throws -> UUID? {
         guard let text = query(name) else { return nil }
-        guard let id = UUID(uuidString: text) else { throw AtriumError.validation(field: name, "is not an id") }
+        guard let id = UUID.parsing(text) else { throw AtriumError.validation(field: name, "is not an id") }
         return id
     }
 

@@ -24,7 +24,7 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
         try exp.verifyNotExpired()
     }
 
-    public var userID: UUID? { UUID(uuidString: sub.value) }
-    public var tenantID: UUID? { UUID(uuidString: tid) }
-    public var sessionID: UUID? { UUID(uuidString: sid) }
+    public var userID: UUID? { UUID.parsing(sub.value) }
+    public var tenantID: UUID? { UUID.parsing(tid) }
+    public var sessionID: UUID? { UUID.parsing(sid) }
 }

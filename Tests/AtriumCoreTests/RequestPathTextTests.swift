@@ -15,6 +15,35 @@ struct RequestPathTextTests {
         #expect(edge.lowercasedString == "00ff0ff0-0102-0304-0506-0708090a0b0c")
     }
 
+    /// `UUID.parsing` accepts exactly the 8-4-4-4-12 hex form, in either case, and reads
+    /// from it the id Foundation's `UUID(uuidString:)` reads. (Foundation's `sscanf` also
+    /// takes some malformed text, a space for a leading digit among them; this does not.)
+    @Test func parsedIDsMatchFoundation() {
+        var texts = ["", "00ff0ff0-0102-0304-0506-0708090a0b0c", "00FF0FF0-0102-0304-0506-0708090A0B0C", "00ff0ff0-0102-0304-0506-0708090a0b0",
+            "00ff0ff0-0102-0304-0506-0708090a0b0c0", "00ff0ff001020-304-0506-0708090a0b0c", "00ff0ff0-0102-0304-0506+0708090a0b0c",
+            "g0ff0ff0-0102-0304-0506-0708090a0b0c", "00ff0ff0-0102-0304-0506-0708090a0b0é", "{00ff0ff0-0102-0304-0506-0708090a0b0c}",
+            " 0ff0ff0-0102-0304-0506-0708090a0b0c", "00ff0ff0 0102 0304 0506 0708090a0b0c"]
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefABCDEF-g ")
+        for _ in 0..<2_000 {
+            let id = UUID().uuidString
+            var mutated = Array(id)
+            mutated[Int.random(in: 0..<mutated.count, using: &generator)] = alphabet[Int.random(in: 0..<alphabet.count, using: &generator)]
+            texts += [id, id.lowercased(), String(mutated)]
+        }
+        let canonical = /[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/
+        var accepted = 0
+        for text in texts {
+            let parsed = UUID.parsing(text)
+            #expect((parsed != nil) == (text.wholeMatch(of: canonical) != nil), "\(text)")
+            if let parsed {
+                #expect(parsed == UUID(uuidString: text), "\(text)")
+                accepted += 1
+            }
+        }
+        #expect(accepted > 4_000)
+    }
+
     /// Request ids: version 4, RFC 9562 variant, all different, and written as Foundation
     /// reads them back.
     @Test func randomIDsAreVersionFourAndDistinct() {
