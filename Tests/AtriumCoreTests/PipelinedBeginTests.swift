@@ -142,19 +142,6 @@ struct PipelinedBeginTests {
         _ = try channel.finish()
     }
 
-    @Test func aRefusedSettingClosesTheConnection() throws {
-        let (channel, handler, _) = try channel()
-        handler.arm()
-        #expect(handler.setWithNextStatement([("a", "1")]))
-        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
-        _ = try written(channel)
-        #expect(throws: PipelinedBeginHandler.SettingRefused.self) {
-            try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: "E")])))
-        }
-        #expect(!channel.isActive)
-        #expect(try received(channel).isEmpty)
-    }
-
     @Test func aDisarmedConnectionSendsNoBegin() throws {
         let (channel, handler, _) = try channel()
         handler.arm()
@@ -164,13 +151,20 @@ struct PipelinedBeginTests {
         _ = try channel.finish()
     }
 
-    @Test func aRefusedBeginClosesTheConnection() throws {
+    /// A refused BEGIN, or a refused setting after it, closes the connection: the
+    /// driver's statement behind them must not run outside the transaction or its scope.
+    @Test(arguments: [false, true]) func aRefusedBeginOrSettingClosesTheConnection(withSetting: Bool) throws {
         let (channel, handler, _) = try channel()
         handler.arm()
+        if withSetting { #expect(handler.setWithNextStatement([("a", "1")])) }
         try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
         _ = try written(channel)
-        #expect(throws: PipelinedBeginHandler.BeginRefused.self) {
-            try channel.writeInbound(ByteBuffer(bytes: Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: "I")])))
+        let refusal = Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: withSetting ? "E" : "I")])
+        let reply = ByteBuffer(bytes: (withSetting ? Self.beginReply : []) + refusal)
+        if withSetting {
+            #expect(throws: PipelinedBeginHandler.SettingRefused.self) { try channel.writeInbound(reply) }
+        } else {
+            #expect(throws: PipelinedBeginHandler.BeginRefused.self) { try channel.writeInbound(reply) }
         }
         #expect(!channel.isActive)
         #expect(try received(channel).isEmpty)
@@ -200,26 +194,33 @@ struct PipelinedBeginTests {
         return value
     }
 
-    @Test func theStatementAfterBeginRunsInItsTransactionWithoutARoundTripForBegin() async throws {
+    /// Runs `body` on a connection of a new pool, on the connection's event loop (where a
+    /// request holds it).
+    func onPooledConnection(
+        _ body: @escaping @Sendable (RequestConnectionPool, RequestConnection, PostgresConnection) async throws -> Void
+    ) async throws {
         let db = try await TestDatabase.create()
         try await withPool(db) { pool in
             try await pool.withConnection { pooled in
-                let connection = pooled.connection
-                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
-                    let before = pool.roundTrips.value
-                    pooled.beginWithNextStatement()
-                    try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
-                    // Transaction-local, so still set: the two statements share a transaction.
-                    #expect(try await setting(connection) == "scoped")
-                    #expect(pool.roundTrips.value - before == 2)
-                    try await connection.query("COMMIT", logger: TestDatabase.logger)
-                    #expect(try await setting(connection) == "")
-
-                    // Without BEGIN each statement is a transaction of its own: the setting is gone.
-                    try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
-                    #expect(try await setting(connection) == "")
-                }
+                try await EventLoopTaskExecutor.run(on: pooled.connection.eventLoop) { try await body(pool, pooled, pooled.connection) }
             }
+        }
+    }
+
+    @Test func theStatementAfterBeginRunsInItsTransactionWithoutARoundTripForBegin() async throws {
+        try await onPooledConnection { pool, pooled, connection in
+            let before = pool.roundTrips.value
+            pooled.beginWithNextStatement()
+            try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
+            // Transaction-local, so still set: the two statements share a transaction.
+            #expect(try await setting(connection) == "scoped")
+            #expect(pool.roundTrips.value - before == 2)
+            try await connection.query("COMMIT", logger: TestDatabase.logger)
+            #expect(try await setting(connection) == "")
+
+            // Without BEGIN each statement is a transaction of its own: the setting is gone.
+            try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
+            #expect(try await setting(connection) == "")
         }
     }
 
@@ -227,32 +228,26 @@ struct PipelinedBeginTests {
     /// the rest of its transaction: one round trip for all three. Their values are bound,
     /// so any text arrives as it was.
     @Test func settingsWithBeginCostNoRoundTripOfTheirOwn() async throws {
-        let db = try await TestDatabase.create()
-        try await withPool(db) { pool in
-            try await pool.withConnection { pooled in
-                let connection = pooled.connection
-                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
-                    for value in ["scoped", "it's; SELECT 1 --"] {
-                        let before = pool.roundTrips.value
-                        pooled.beginWithNextStatement()
-                        #expect(pooled.setLocallyWithBegin([("atrium.probe", value)]))
-                        #expect(try await setting(connection) == value)
-                        #expect(pool.roundTrips.value - before == 1)
-                        try await connection.query("COMMIT", logger: TestDatabase.logger)
-                        #expect(try await setting(connection) == "")
-                    }
-                    // Taken back with its BEGIN: nothing is set, nothing is open.
-                    pooled.beginWithNextStatement()
-                    #expect(pooled.setLocallyWithBegin([("atrium.probe", "withdrawn")]))
-                    #expect(pooled.withdrawUnsentBegin())
-                    #expect(try await setting(connection) == "")
-                    // After BEGIN has gone, settings are the caller's to make.
-                    pooled.beginWithNextStatement()
-                    #expect(try await setting(connection) == "")
-                    #expect(!pooled.setLocallyWithBegin([("atrium.probe", "late")]))
-                    try await connection.query("COMMIT", logger: TestDatabase.logger)
-                }
+        try await onPooledConnection { pool, pooled, connection in
+            for value in ["scoped", "it's; SELECT 1 --"] {
+                let before = pool.roundTrips.value
+                pooled.beginWithNextStatement()
+                #expect(pooled.setLocallyWithBegin([("atrium.probe", value)]))
+                #expect(try await setting(connection) == value)
+                #expect(pool.roundTrips.value - before == 1)
+                try await connection.query("COMMIT", logger: TestDatabase.logger)
+                #expect(try await setting(connection) == "")
             }
+            // Taken back with its BEGIN: nothing is set, nothing is open.
+            pooled.beginWithNextStatement()
+            #expect(pooled.setLocallyWithBegin([("atrium.probe", "withdrawn")]))
+            #expect(pooled.withdrawUnsentBegin())
+            #expect(try await setting(connection) == "")
+            // After BEGIN has gone, settings are the caller's to make.
+            pooled.beginWithNextStatement()
+            #expect(try await setting(connection) == "")
+            #expect(!pooled.setLocallyWithBegin([("atrium.probe", "late")]))
+            try await connection.query("COMMIT", logger: TestDatabase.logger)
         }
     }
 
