@@ -126,9 +126,11 @@ extension UUID {
         return UUID(uuid: bytes)
     }
 
-    /// The id in `text` (`6ba7b810-9dad-11d1-80b4-00c04fd430c8`, either case), or nil: what
-    /// Foundation's `UUID(uuidString:)` accepts, read from the bytes. Foundation's goes
-    /// through `sscanf`, and every authenticated request reads three ids from its token.
+    /// The id in `text` (`6ba7b810-9dad-11d1-80b4-00c04fd430c8`, either case), or nil for
+    /// anything but that 8-4-4-4-12 hex form, read from the bytes. Foundation's
+    /// `UUID(uuidString:)` goes through `sscanf` (which also takes some malformed text, a
+    /// space for a leading digit), and every authenticated request reads three ids from
+    /// its token.
     public static func parsing(_ text: String) -> UUID? {
         func nibble(_ byte: UInt8) -> UInt8? {
             switch byte {
