@@ -392,30 +392,22 @@ struct PipelinedBeginTests {
         _ db: TestDatabase, _ database: Database, listening: Bool = false,
         _ body: @escaping @Sendable (any TestClientProtocol, _ token: String) async throws -> Void
     ) async throws {
-        let registry = try ModuleRegistry([SalesModule()])
-        var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
-        configuration.hashing = testHashing
-        let runtime = try await AtriumRuntime.prepare(
-            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
-        let directory = runtime.dependencies.directory
-        let listener = Task {
-            guard listening else { return }
-            try await TenantDirectory.Listener(directory: directory, database: database, retryDelay: .milliseconds(100)).run()
-        }
-        defer { listener.cancel() }
-        if listening {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !directory.isListening, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(directory.isListening)
-        }
+        let runtime = try await AtriumRuntime.prepareForTest(db, modules: [SalesModule()], database: database)
         let app = Application(router: runtime.router, logger: TestDatabase.logger)
-        try await app.test(.router) { client in
-            let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
-            for index in 0..<3 {
-                let made = try await client.send(.post, "/v1/tenants/acme/sales/contacts", token: token, json: #"{"email":"c\#(index)@example.com"}"#)
-                #expect(made.status == .created)
+        let serve = {
+            try await app.test(.router) { client in
+                let token = try await client.login("acme", "rep@acme.test", "correct horse battery").access
+                for index in 0..<3 {
+                    let made = try await client.send(.post, "/v1/tenants/acme/sales/contacts", token: token, json: #"{"email":"c\#(index)@example.com"}"#)
+                    #expect(made.status == .created)
+                }
+                try await body(client, token)
             }
-            try await body(client, token)
+        }
+        if listening {
+            try await runtime.dependencies.directory.whileListening(on: database, serve)
+        } else {
+            try await serve()
         }
     }
 

@@ -18,17 +18,12 @@ struct SessionCacheTests {
         _ db: TestDatabase, _ body: @escaping @Sendable (any TestClientProtocol, TenantDirectory) async throws -> Void
     ) async throws {
         try await db.withApp(maximumConnections: 8) { database in
-            let registry = try ModuleRegistry([NotesModule()])
-            var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
-            configuration.hashing = testHashing
-            let runtime = try await AtriumRuntime.prepare(
-                configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+            let runtime = try await AtriumRuntime.prepareForTest(db, modules: [NotesModule()], database: database)
             let directory = runtime.dependencies.directory
-            let listener = Task { try await TenantDirectory.Listener(directory: directory, database: database, retryDelay: .milliseconds(100)).run() }
-            defer { listener.cancel() }
-            #expect(await eventually { directory.isListening })
-            let app = Application(router: runtime.router, logger: TestDatabase.logger)
-            try await app.test(.router) { client in try await body(client, directory) }
+            try await directory.whileListening(on: database) {
+                let app = Application(router: runtime.router, logger: TestDatabase.logger)
+                try await app.test(.router) { client in try await body(client, directory) }
+            }
         }
     }
 

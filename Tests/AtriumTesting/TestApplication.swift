@@ -19,14 +19,11 @@ public func withTestApplication<Result: Sendable>(
     operatorToken: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
-        let registry = try ModuleRegistry(modules)
-        var configuration = try AtriumConfiguration(environment: [:], registry: registry, dataDirectory: db.dataDirectory)
-        configuration.hashing = testHashing
-        configuration.sessions = settings
-        configuration.plans = plans
-        configuration.operatorToken = operatorToken
-        let runtime = try await AtriumRuntime.prepare(
-            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+        let runtime = try await AtriumRuntime.prepareForTest(db, modules: modules, database: database) { configuration in
+            configuration.sessions = settings
+            configuration.plans = plans
+            configuration.operatorToken = operatorToken
+        }
         guard let identity = runtime.dependencies.identity else { throw ConfigurationError("the runtime has no identity layer") }
         let app = Application(router: runtime.router, logger: TestDatabase.logger)
         return try await app.test(.router) { client in try await body(client, identity) }
