@@ -209,6 +209,17 @@ struct RequestLease: Sendable {
         pipelined?.withdrawUnsentBegin() ?? false
     }
 
+    /// Sends `COMMIT` behind the next statement where the connection pipelines; nil where
+    /// it does not (the caller commits as usual).
+    func commitAfterNextStatement() -> EventLoopFuture<Void>? {
+        pipelined?.commitAfterNextStatement()
+    }
+
+    /// Takes back a pipelined `COMMIT` no statement carried.
+    func withdrawUnsentCommit() {
+        pipelined?.withdrawUnsentCommit()
+    }
+
     /// Opens the request's transaction: with the next statement where the connection
     /// pipelines `BEGIN`, else as a statement of its own.
     func begin(logger: Logger) async throws {

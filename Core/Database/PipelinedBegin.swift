@@ -22,9 +22,18 @@ import Synchronization
 /// of the handler's own, `SELECT set_config($1, $2, true), …`, prepared once per
 /// connection and bound with the values, whose reply (`ParseComplete`, `BindComplete`,
 /// its row, `CommandComplete`, `ReadyForQuery`) is taken out the same way. A read is then
-/// two round trips: the handler's statement with everything before it, and `COMMIT`. A
+/// two round trips, the handler's statement with everything before it and `COMMIT` (one
+/// when `COMMIT` goes with the statement too, below). A
 /// refused setting closes the connection as a refused `BEGIN` does: the driver's
 /// statement behind it then fails with the connection, never runs unscoped.
+///
+/// `COMMIT` can travel the same way, behind a statement (`commitAfterNextStatement`): the
+/// handler writes a `Query("COMMIT")` after the driver's next write that executes
+/// something, passes the driver its replies, and takes the `COMMIT`'s reply out after
+/// them, reporting its outcome through a promise. A transaction of one statement, and a
+/// read from a session in memory, is then one round trip. The transaction has ended when
+/// that write goes out, so a statement the driver writes after it, before `disarm()`,
+/// would run outside the transaction and unscoped: it closes the connection instead.
 final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -43,15 +52,46 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         var description: String { "PostgreSQL refused a pipelined transaction-local setting; the connection is closed" }
     }
 
+    struct StatementAfterCommit: Error, CustomStringConvertible {
+        var description: String {
+            "a statement was written after its transaction's pipelined COMMIT (it would have run outside the transaction); the connection is closed"
+        }
+    }
+
+    /// Why a pipelined `COMMIT` did not commit.
+    enum CommitOutcome: Error, CustomStringConvertible, Equatable {
+        /// No statement that executes was written before `disarm()`: nothing was sent.
+        case notSent
+        /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it.
+        case rolledBack
+        /// PostgreSQL refused the `COMMIT` (SQLSTATE, message); the transaction is gone.
+        case refused(sqlState: String, message: String)
+        /// The connection closed before the answer came.
+        case connectionClosed
+
+        var description: String {
+            switch self {
+            case .notSent: "the pipelined COMMIT was not sent"
+            case .rolledBack: "the transaction was rolled back: a statement in it had failed"
+            case .refused(let state, let message): "PostgreSQL refused COMMIT (\(state)): \(message)"
+            case .connectionClosed: "the database connection closed before COMMIT was answered"
+            }
+        }
+    }
+
     /// `Query` ("BEGIN"): the type byte, the length (itself, the text and its NUL), the text.
-    static let beginMessage: ByteBuffer = {
+    static let beginMessage = simpleQuery("BEGIN")
+    /// `Query` ("COMMIT").
+    static let commitMessage = simpleQuery("COMMIT")
+
+    private static func simpleQuery(_ text: StaticString) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeInteger(UInt8(ascii: "Q"))
-        buffer.writeInteger(Int32(4 + 5 + 1))
-        buffer.writeString("BEGIN")
+        buffer.writeInteger(Int32(4 + text.utf8CodeUnitCount + 1))
+        buffer.writeStaticString(text)
         buffer.writeInteger(UInt8(0))
         return buffer
-    }()
+    }
 
     /// Counts the message sequences written (each one waits for its answer): the
     /// connection's round trips.
@@ -61,12 +101,33 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var settings: [(name: String, value: String)] = []
     /// The numbers of settings whose statement this connection has prepared.
     private var preparedSettingCounts: Set<Int> = []
-    /// The handler's own statements sent, in order, whose `ReadyForQuery` has not come back.
-    private var unanswered: [OwnStatement] = []
+    /// The statements sent, in order, whose `ReadyForQuery` has not come back, where one of
+    /// them is the handler's own (otherwise the driver's replies pass untouched).
+    private var unanswered: [Sent] = []
+    /// Waiting for the driver's next write that executes a statement, to follow it.
+    private var commitWaiting: EventLoopPromise<Void>?
+    /// What the driver has written since the last flush while a `COMMIT` waits: how many
+    /// message sequences (each ends with `Sync`, answered by one `ReadyForQuery`), and
+    /// whether one executes a statement (a `Parse` and `Describe` alone prepare one).
+    private var syncsWritten = 0
+    private var executeWritten = false
+    /// A `COMMIT` has gone out behind the driver's statement: until `disarm()`, any further
+    /// statement would run outside the transaction.
+    private var committed = false
 
-    enum OwnStatement {
+    enum Sent {
         case begin
         case settings
+        /// The driver's statements, answered by this many `ReadyForQuery`s: passed through.
+        case driver(syncs: Int)
+        case commit(EventLoopPromise<Void>, outcome: CommitOutcome?)
+
+        var isOwnPrefix: Bool {
+            switch self {
+            case .begin, .settings: true
+            case .driver, .commit: false
+            }
+        }
     }
     /// Bytes held back while such a reply is read: a message can arrive in pieces.
     private var held = ByteBuffer()
@@ -87,19 +148,46 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         return true
     }
 
+    /// Sends `COMMIT` right behind the driver's next write that executes a statement, in
+    /// the same flush; `promise` succeeds when PostgreSQL answers `COMMIT`, and fails with
+    /// a `CommitOutcome` otherwise. False (the promise untouched) when one already waits
+    /// or has gone in this transaction.
+    func commitAfterNextStatement(_ promise: EventLoopPromise<Void>) -> Bool {
+        guard commitWaiting == nil, !committed else { return false }
+        commitWaiting = promise
+        syncsWritten = 0
+        executeWritten = false
+        return true
+    }
+
+    /// Takes back a `COMMIT` that has not gone out: its promise fails with `.notSent`.
+    func withdrawUnsentCommit() {
+        commitWaiting?.fail(CommitOutcome.notSent)
+        commitWaiting = nil
+    }
+
     /// Forgets an `arm()` no statement followed (a connection going back to its pool, a
     /// request that ran no statement): true when there was one, so that the transaction
-    /// it would have opened needs no `COMMIT` either.
+    /// it would have opened needs no `COMMIT` either. Also takes back an unsent `COMMIT`,
+    /// and lets statements through again after a sent one.
     @discardableResult
     func disarm() -> Bool {
         defer {
             armed = false
             settings = []
+            committed = false
         }
+        withdrawUnsentCommit()
         return armed
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if committed {
+            promise?.fail(StatementAfterCommit())
+            fail(context, StatementAfterCommit())
+            return
+        }
+        if commitWaiting != nil { count(unwrapOutboundIn(data)) }
         if armed {
             armed = false
             unanswered.append(.begin)
@@ -161,7 +249,25 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         buffer.setInteger(Int32(buffer.writerIndex - lengthAt), at: lengthAt)
     }
 
+    /// Counts the `Sync`s and `Execute`s among the driver's messages in `buffer`.
+    private func count(_ buffer: ByteBuffer) {
+        var index = buffer.readerIndex
+        while let type = buffer.getInteger(at: index, as: UInt8.self), let length = buffer.getInteger(at: index + 1, as: Int32.self), length >= 4 {
+            if type == UInt8(ascii: "S") { syncsWritten += 1 }
+            if type == UInt8(ascii: "E") { executeWritten = true }
+            index += 1 + Int(length)
+        }
+    }
+
     func flush(context: ChannelHandlerContext) {
+        if let promise = commitWaiting, executeWritten {
+            commitWaiting = nil
+            committed = true
+            unanswered.append(.driver(syncs: syncsWritten))
+            unanswered.append(.commit(promise, outcome: nil))
+            context.write(wrapOutboundOut(Self.commitMessage), promise: nil)
+        }
+        syncsWritten = 0
         roundTrips.add()
         context.flush()
     }
@@ -173,25 +279,54 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         var incoming = unwrapInboundIn(data)
         if held.readableBytes == 0 { held = incoming } else { held.writeBuffer(&incoming) }
+        // The driver's messages at the reader index, passed on in one read once complete.
+        var passing = 0
+        func pass() {
+            if passing > 0, let slice = held.readSlice(length: passing) { context.fireChannelRead(wrapInboundOut(slice)) }
+            passing = 0
+        }
         while let answering = unanswered.first {
-            guard let type = held.getInteger(at: held.readerIndex, as: UInt8.self),
-                let length = held.getInteger(at: held.readerIndex + 1, as: Int32.self)
-            else { return }  // the rest of the header is still on its way
+            let at = held.readerIndex + passing
+            guard let type = held.getInteger(at: at, as: UInt8.self), let length = held.getInteger(at: at + 1, as: Int32.self) else {
+                break  // the rest of the header is still on its way
+            }
             guard length >= 4 else {
                 fail(context, MalformedReply())
                 return
             }
-            guard let message = held.readSlice(length: 1 + Int(length)) else { return }  // the rest of the message
-            switch type {
-            // CommandComplete; ParseComplete, BindComplete and the row of the settings
-            case UInt8(ascii: "C"), UInt8(ascii: "1"), UInt8(ascii: "2"), UInt8(ascii: "D"):
+            if case .driver(let syncs) = answering {
+                guard held.readableBytes >= passing + 1 + Int(length) else { break }  // the rest of the message
+                passing += 1 + Int(length)
+                if type == UInt8(ascii: "Z") {
+                    if syncs > 1 { unanswered[0] = .driver(syncs: syncs - 1) } else { unanswered.removeFirst() }
+                    pass()
+                }
                 continue
-            case UInt8(ascii: "Z"):  // ReadyForQuery: the next reply is the next statement's
+            }
+            guard let message = held.readSlice(length: 1 + Int(length)) else { break }  // the rest of the message
+            switch (type, answering) {
+            // ParseComplete, BindComplete and the row of the settings
+            case (UInt8(ascii: "1"), .settings), (UInt8(ascii: "2"), .settings), (UInt8(ascii: "D"), .settings):
+                continue
+            case (UInt8(ascii: "C"), .begin), (UInt8(ascii: "C"), .settings):  // CommandComplete
+                continue
+            case (UInt8(ascii: "C"), .commit(let promise, let outcome)):
+                let tag = message.getNullTerminatedString(at: message.readerIndex + 5)
+                unanswered[0] = .commit(promise, outcome: outcome ?? (tag == "COMMIT" ? nil : .rolledBack))
+            case (UInt8(ascii: "E"), .commit(let promise, _)):
+                unanswered[0] = .commit(promise, outcome: Self.refusal(message))
+            case (UInt8(ascii: "Z"), .commit(let promise, let outcome)):  // ReadyForQuery
                 unanswered.removeFirst()
-            case UInt8(ascii: "E"):
-                fail(context, answering == .begin ? BeginRefused() : SettingRefused())
+                if let outcome { promise.fail(outcome) } else { promise.succeed() }
+            case (UInt8(ascii: "Z"), _):  // the next reply is the next statement's
+                unanswered.removeFirst()
+            case (UInt8(ascii: "E"), .begin):
+                fail(context, BeginRefused())
                 return
-            case UInt8(ascii: "N"), UInt8(ascii: "S"), UInt8(ascii: "A"):
+            case (UInt8(ascii: "E"), _):
+                fail(context, SettingRefused())
+                return
+            case (UInt8(ascii: "N"), _), (UInt8(ascii: "S"), _), (UInt8(ascii: "A"), _):
                 // a notice, a parameter status or a notification: the driver's to handle
                 context.fireChannelRead(wrapInboundOut(message))
             default:
@@ -199,15 +334,48 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
         }
-        if held.readableBytes > 0 {
-            let rest = held
-            context.fireChannelRead(wrapInboundOut(rest))
+        pass()
+        if unanswered.isEmpty {
+            if held.readableBytes > 0 {
+                let rest = held
+                context.fireChannelRead(wrapInboundOut(rest))
+            }
+            held = ByteBuffer()
+        } else {
+            held.discardReadBytes()
         }
-        held = ByteBuffer()
+    }
+
+    /// A `COMMIT`'s `ErrorResponse`: its SQLSTATE (`C`) and message (`M`) fields.
+    private static func refusal(_ message: ByteBuffer) -> CommitOutcome {
+        var body = message
+        body.moveReaderIndex(forwardBy: 5)
+        var (state, text) = ("", "")
+        while let field = body.readInteger(as: UInt8.self), field != 0, let value = body.readNullTerminatedString() {
+            if field == UInt8(ascii: "C") { state = value }
+            if field == UInt8(ascii: "M") { text = value }
+        }
+        return .refused(sqlState: state, message: text)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failPendingCommits()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failPendingCommits()
+    }
+
+    private func failPendingCommits() {
+        for case .commit(let promise, _) in unanswered { promise.fail(CommitOutcome.connectionClosed) }
+        unanswered = []
+        commitWaiting?.fail(CommitOutcome.connectionClosed)
+        commitWaiting = nil
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: any Error) {
-        unanswered = []
+        failPendingCommits()
         held = ByteBuffer()
         context.fireErrorCaught(error)
         context.close(promise: nil)

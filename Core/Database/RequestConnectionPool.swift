@@ -92,10 +92,30 @@ struct RequestConnection: Sendable {
     }
 
     /// Takes back a `BEGIN` no statement followed: true when there was one, and the
-    /// transaction it would have opened needs neither `COMMIT` nor `ROLLBACK`.
+    /// transaction it would have opened needs neither `COMMIT` nor `ROLLBACK`. Also ends a
+    /// transaction whose `COMMIT` went with its last statement: statements may follow again.
     func withdrawUnsentBegin() -> Bool {
         guard connection.eventLoop.inEventLoop else { return false }
         return handler.value.disarm()
+    }
+
+    /// Sends `COMMIT` behind the connection's next statement, in the same write; the
+    /// future tells how PostgreSQL answered it (`PipelinedBeginHandler.CommitOutcome`).
+    /// nil off the connection's event loop, or when one is already on its way.
+    func commitAfterNextStatement() -> EventLoopFuture<Void>? {
+        guard connection.eventLoop.inEventLoop else { return nil }
+        let promise = connection.eventLoop.makePromise(of: Void.self)
+        guard handler.value.commitAfterNextStatement(promise) else {
+            promise.fail(PipelinedBeginHandler.CommitOutcome.notSent)
+            return nil
+        }
+        return promise.futureResult
+    }
+
+    /// Takes back a `COMMIT` that no statement carried: its future fails with `.notSent`.
+    func withdrawUnsentCommit() {
+        guard connection.eventLoop.inEventLoop else { return }
+        handler.value.withdrawUnsentCommit()
     }
 }
 

@@ -88,7 +88,9 @@ public final class ModuleRoutes {
             try await request.transaction { transaction in
                 try await request.idempotent(input: input, in: transaction) {
                     var joined = request
-                    joined.ambient = transaction
+                    // With a key, the answer is stored after the handler, in its transaction:
+                    // the handler's `lastStatement` must leave the commit to the block's end.
+                    joined.ambient = request.request.headers[.idempotencyKey] == nil ? transaction : transaction.committingAtBlockEnd()
                     return try await handler(joined, input)
                 }
             }

@@ -32,6 +32,9 @@ final class RequestTransaction: Sendable {
     /// no statement reached was never opened, and is ended by taking the `BEGIN` back.
     let requestLease: RequestLease?
     private let state = Mutex(State.open)
+    /// Set once the transaction the middleware opened has ended with the handler's last
+    /// statement (its `COMMIT` pipelined behind it): nothing is left to commit or roll back.
+    private let endedWithStatement = Atomic<Bool>(false)
 
     init(connection: PostgresConnection, logger: Logger, lease: RequestLease? = nil) {
         self.connection = connection
@@ -66,6 +69,10 @@ final class RequestTransaction: Sendable {
 
     /// Gives the connection back after a handler's block (its transaction has ended).
     func returnLease() {
+        if endedWithStatement.load(ordering: .relaxed) {
+            // Statements may follow again on the connection, in transactions of their own.
+            _ = requestLease?.withdrawUnsentBegin()
+        }
         state.withLock { state in if state == .busy { state = .idle } }
     }
 
@@ -84,7 +91,31 @@ final class RequestTransaction: Sendable {
         }
     }
 
+    /// Sends `COMMIT` behind the handler's next statement, in the same write (see
+    /// `TenantTransaction.lastStatement`); nil where the connection does not pipeline.
+    func commitWithNextStatement() -> EventLoopFuture<Void>? {
+        guard !endedWithStatement.load(ordering: .relaxed) else { return nil }
+        return requestLease?.commitAfterNextStatement()
+    }
+
+    /// Waits for the answer to a pipelined `COMMIT` (taking it back if no statement carried
+    /// it): afterwards the transaction has ended, committed or not, unless nothing was sent.
+    /// Throws when it did not commit.
+    func settleCommit(_ commit: EventLoopFuture<Void>) async throws {
+        requestLease?.withdrawUnsentCommit()
+        do {
+            try await commit.get()
+        } catch PipelinedBeginHandler.CommitOutcome.notSent {
+            return  // the block's end commits as usual
+        } catch {
+            endedWithStatement.store(true, ordering: .relaxed)
+            throw error
+        }
+        endedWithStatement.store(true, ordering: .relaxed)
+    }
+
     func commit() async throws {
+        if endedWithStatement.load(ordering: .relaxed) { return }
         if requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { throw ConnectionLost() }
         try await TransactionControl.commit(on: connection, logger: logger)
@@ -98,6 +129,7 @@ final class RequestTransaction: Sendable {
     /// request, and its pooled connection, forever. A closed connection has no
     /// transaction left to roll back.
     private func rollbackIfConnected() async throws {
+        if endedWithStatement.load(ordering: .relaxed) { return }
         if requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { return }
         try await connection.query("ROLLBACK", logger: logger)

@@ -126,6 +126,11 @@ public struct TenantRequest: Sendable {
             return TenantTransaction(
                 connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering, ownerFilter: ownerFilter)
         }
+        func opened(_ connection: PostgresConnection, _ request: RequestTransaction) async throws -> TenantTransaction {
+            var transaction = try await scoped(connection)
+            transaction.gate = StatementGate(request: request)
+            return transaction
+        }
         guard let shared = requestTransaction else {
             return try await services.database.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
                 try await body(try await scoped(connection))
@@ -134,7 +139,7 @@ public struct TenantRequest: Sendable {
         switch shared.lease() {
         case .opened:
             do {
-                let result = try await body(try await scoped(shared.connection))
+                let result = try await body(try await opened(shared.connection, shared))
                 try await shared.commit()
                 shared.returnLease()
                 return result
@@ -176,6 +181,48 @@ public struct TenantTransaction: Sendable {
     /// owner's (or the route is not owned). Row-level security enforces the scope either
     /// way; stores add it to list filters so the planner can use an owner index.
     public internal(set) var ownerFilter: UUID? = nil
+    /// The statements `lastStatement` allows, and the request's transaction whose `COMMIT`
+    /// it may send with the last one.
+    var gate = StatementGate(request: nil)
+
+    /// This transaction for a block whose statements others follow: its `lastStatement`
+    /// sends no `COMMIT`, which the block's end sends instead.
+    func committingAtBlockEnd() -> TenantTransaction {
+        var transaction = self
+        transaction.gate = StatementGate(request: nil)
+        return transaction
+    }
+
+    /// Runs `body`, which runs one statement through this transaction, as the
+    /// transaction's last: on the request's own connection `COMMIT` goes in the same write
+    /// as that statement, so a block of one statement costs one round trip (a read from a
+    /// session in memory: `BEGIN`, the scope, the statement and `COMMIT` in one write).
+    ///
+    /// Use it for the statement a block ends with: the transaction has ended when `body`
+    /// returns (committed, or the error thrown), so another statement in `body`, or after
+    /// it in the block, throws `StatementGate.Closed` before it is sent — on every
+    /// connection, so a module that breaks the rule learns it in its tests. Elsewhere (a
+    /// later block, a job, TLS) it runs `body` and the block commits as usual.
+    public func lastStatement<Result>(
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> sending Result
+    ) async throws -> sending Result {
+        try gate.enterLast()
+        defer { gate.exitLast() }
+        guard let request = gate.request, let commit = request.commitWithNextStatement() else {
+            return try await body()
+        }
+        let result: Result
+        do {
+            result = try await body()
+        } catch {
+            // PostgreSQL answered the COMMIT behind a failed statement with ROLLBACK (or it
+            // was never sent); the statement's own error is the one to report.
+            try? await request.settleCommit(commit)
+            throw error
+        }
+        try await request.settleCommit(commit)
+        return result
+    }
 
     /// Runs `sql` in this transaction and returns its rows. The statement is prepared on
     /// the connection the first time it runs there (parsed and planned once, not once per
@@ -183,7 +230,8 @@ public struct TenantTransaction: Sendable {
     /// vary only through interpolation.
     @discardableResult
     public func query(_ sql: SQL) async throws -> [PostgresRow] {
-        try await PreparedStatements.shared.rows(sql, on: connection, logger: logger)
+        try gate.admitStatement()
+        return try await PreparedStatements.shared.rows(sql, on: connection, logger: logger)
     }
 
     /// Records usage of one of the module's meters in this transaction: rolled back with
@@ -196,7 +244,8 @@ public struct TenantTransaction: Sendable {
         _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:],
         quota: Int64? = nil
     ) async throws -> Bool {
-        try await metering.record(
+        try gate.admitStatement()
+        return try await metering.record(
             meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, quota: quota,
             on: connection)
     }
@@ -208,6 +257,7 @@ public struct TenantTransaction: Sendable {
     ) async throws -> UUID? {
         // A module's job is skipped for tenants without the module; the kernel's always run.
         let owner = moduleID ?? kind.split(separator: ".").first.map(String.init)
+        try gate.admitStatement()
         return try await jobs.enqueue(
             kind: kind, tenantID: tenantID, moduleID: owner == "kernel" ? nil : owner, payload: payload, runAt: runAt, uniqueKey: uniqueKey,
             on: connection)

@@ -59,11 +59,12 @@ struct TenantMiddleware: RouterMiddleware {
         // BEGIN, one statement that scopes it and checks the credentials, the handler's
         // statements, COMMIT (see RequestTransaction). Where the connection allows
         // (Database.withRequestConnection), BEGIN and a scope from memory (a session
-        // checked before) travel in one write with the handler's first statement: a read
-        // is then two round trips, and a request that runs no statement none. Under a
-        // monthly API-call quota the call's place is reserved first, so that a lease of
-        // allowance, when one is due, runs on this connection as a statement of its own
-        // before BEGIN.
+        // checked before) travel in one write with the handler's first statement, and
+        // COMMIT with its last where the handler says which that is
+        // (TenantTransaction.lastStatement): a read is then one round trip, and a request
+        // that runs no statement none. Under a monthly API-call quota the call's place is
+        // reserved first, so that a lease of allowance, when one is due, runs on this
+        // connection as a statement of its own before BEGIN.
         //
         // No connection waits for a client's bytes: a small body is read before one is
         // taken, and a large or chunked one (an upload) is read by the handler after the

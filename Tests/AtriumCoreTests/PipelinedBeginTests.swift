@@ -36,6 +36,7 @@ struct PipelinedBeginTests {
         let handler = PipelinedBeginHandler(roundTrips: counter)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 5432)).wait()
         return (channel, handler, counter)
     }
 
@@ -170,6 +171,116 @@ struct PipelinedBeginTests {
         #expect(try received(channel).isEmpty)
     }
 
+    // MARK: COMMIT with the last statement, byte by byte
+
+    static let commitReply = message("C", Array("COMMIT".utf8) + [0]) + message("Z", [UInt8(ascii: "I")])
+
+    /// `COMMIT` waits for the driver's write that executes a statement (a preparation's
+    /// Parse, Describe and Sync go alone), follows it in the same write, and its answer is
+    /// taken out of the reply however it is cut: the driver sees its own replies only.
+    @Test func aCommitFollowsTheStatementThatExecutesAndItsReplyIsTakenOutWhereverItIsCut() throws {
+        let prepare: [UInt8] = Self.message("P", [0, 0]) + Self.message("D", [UInt8(ascii: "S"), 0]) + Self.message("S", [])
+        let prepared = Self.message("1", []) + Self.message("n", []) + Self.message("Z", [UInt8(ascii: "T")])
+        let execute: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", [])
+        let rows = Self.message("2", []) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x61]) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x62])
+            + Self.message("N", Array("SNOTICE\0\0".utf8)) + Self.message("C", Array("SELECT 2".utf8) + [0]) + Self.message("Z", [UInt8(ascii: "T")])
+        let reply = rows + Self.commitReply
+        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
+        cuts.append(reply.map { [$0] })
+        for pieces in cuts {
+            let (channel, handler, counter) = try channel()
+            let committed = channel.eventLoop.makePromise(of: Void.self)
+            handler.arm()
+            #expect(handler.commitAfterNextStatement(committed))
+            let second = channel.eventLoop.makePromise(of: Void.self)
+            #expect(!handler.commitAfterNextStatement(second), "a second COMMIT while one waits")
+            second.succeed()
+            try channel.writeAndFlush(ByteBuffer(bytes: prepare)).wait()
+            #expect(Self.types(try written(channel)) == "QPDS")
+            try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + prepared))
+            #expect(try received(channel) == prepared)
+
+            try channel.writeAndFlush(ByteBuffer(bytes: execute)).wait()
+            #expect(try written(channel) == execute + Array(PipelinedBeginHandler.commitMessage.readableBytesView))
+            #expect(counter.value == 2)
+            let answer = Answer(committed.futureResult)
+            for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
+            #expect(try received(channel) == rows, "cut into \(pieces.map(\.count))")
+            #expect(throws: Never.self, "cut into \(pieces.map(\.count))") { try #require(answer.result).get() }
+            #expect(channel.isActive)
+            _ = try channel.finish()
+        }
+    }
+
+    /// A `COMMIT` answered `ROLLBACK` (the statement before it failed) or refused fails
+    /// its promise with what PostgreSQL said; the connection stays, as the driver's does.
+    @Test(arguments: [
+        (message("C", Array("ROLLBACK".utf8) + [0]), PipelinedBeginHandler.CommitOutcome.rolledBack),
+        (message("E", Array("SERROR\0C40001\0Mcould not serialize access\0\0".utf8)),
+         PipelinedBeginHandler.CommitOutcome.refused(sqlState: "40001", message: "could not serialize access")),
+    ])
+    func aCommitThatDidNotCommitFailsItsPromise(answer: [UInt8], outcome: PipelinedBeginHandler.CommitOutcome) throws {
+        let (channel, handler, _) = try channel()
+        let committed = channel.eventLoop.makePromise(of: Void.self)
+        #expect(handler.commitAfterNextStatement(committed))
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", []))).wait()
+        _ = try written(channel)
+        let failed = Self.message("E", Array("SERROR\0C22P02\0Mbad\0\0".utf8)) + Self.message("Z", [UInt8(ascii: "E")])
+        let result = Answer(committed.futureResult)
+        try channel.writeInbound(ByteBuffer(bytes: failed + answer + Self.message("Z", [UInt8(ascii: "I")])))
+        #expect(try received(channel) == failed)
+        #expect(throws: outcome) { try #require(result.result).get() }
+        #expect(channel.isActive)
+        _ = try channel.finish()
+    }
+
+    /// Once `COMMIT` has gone, a statement written before `disarm()` would run outside
+    /// the transaction and its scope: the connection closes instead of sending it.
+    @Test func aStatementAfterThePipelinedCommitClosesTheConnection() throws {
+        let statement: [UInt8] = Self.message("B", []) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", [])
+        let (channel, handler, _) = try channel()
+        let committed = channel.eventLoop.makePromise(of: Void.self)
+        #expect(handler.commitAfterNextStatement(committed))
+        let answer = Answer(committed.futureResult)
+        try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+        _ = try written(channel)
+        let second = channel.eventLoop.makePromise(of: Void.self)
+        #expect(!handler.commitAfterNextStatement(second), "the transaction has ended")
+        second.succeed()
+        #expect(throws: PipelinedBeginHandler.StatementAfterCommit.self) { try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait() }
+        #expect(try written(channel).isEmpty)
+        #expect(!channel.isActive)
+        #expect(throws: PipelinedBeginHandler.CommitOutcome.connectionClosed) { try #require(answer.result).get() }
+    }
+
+    /// After `disarm()` (the block has ended) statements go again; a `COMMIT` no
+    /// statement carried is taken back, its promise failed with `notSent`.
+    @Test func disarmTakesBackAnUnsentCommitAndEndsASentOne() throws {
+        let statement: [UInt8] = Self.message("B", []) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", [])
+        let (channel, handler, _) = try channel()
+        let sent = channel.eventLoop.makePromise(of: Void.self)
+        #expect(handler.commitAfterNextStatement(sent))
+        try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+        _ = try written(channel)
+        let sentAnswer = Answer(sent.futureResult)
+        try channel.writeInbound(ByteBuffer(bytes: Self.statementReply + Self.commitReply))
+        #expect(throws: Never.self) { try #require(sentAnswer.result).get() }
+        handler.disarm()
+        try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+        #expect(try written(channel) == statement)
+        try channel.writeInbound(ByteBuffer(bytes: Self.statementReply))
+        _ = try received(channel)
+
+        let unsent = channel.eventLoop.makePromise(of: Void.self)
+        #expect(handler.commitAfterNextStatement(unsent))
+        let unsentAnswer = Answer(unsent.futureResult)
+        handler.disarm()
+        #expect(throws: PipelinedBeginHandler.CommitOutcome.notSent) { try #require(unsentAnswer.result).get() }
+        try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+        #expect(try written(channel) == statement)
+        _ = try channel.finish()
+    }
+
     // MARK: Against PostgreSQL
 
     func withPool<Result: Sendable>(
@@ -248,6 +359,79 @@ struct PipelinedBeginTests {
             #expect(try await setting(connection) == "")
             #expect(!pooled.setLocallyWithBegin([("atrium.probe", "late")]))
             try await connection.query("COMMIT", logger: TestDatabase.logger)
+        }
+    }
+
+    /// `BEGIN`, a write and `COMMIT` in one round trip, committed; a failing statement
+    /// fails as itself, the `COMMIT` behind it is answered `ROLLBACK`, nothing is written,
+    /// and the connection serves the next statement.
+    @Test func aCommitWithTheLastStatementCostsNoRoundTripOfItsOwn() async throws {
+        try await onPooledConnection { pool, pooled, connection in
+            let logger = TestDatabase.logger
+            try await connection.query("CREATE TEMP TABLE probe (n int)", logger: logger)
+            func count() async throws -> Int {
+                var count = -1
+                for try await n in try await connection.query("SELECT count(*)::int FROM probe", logger: logger).decode(Int.self) { count = n }
+                return count
+            }
+            let before = pool.roundTrips.value
+            pooled.beginWithNextStatement()
+            #expect(pooled.setLocallyWithBegin([("atrium.probe", "scoped")]))
+            let commit = try #require(pooled.commitAfterNextStatement())
+            try await connection.query("INSERT INTO probe SELECT 1 WHERE current_setting('atrium.probe') = 'scoped'", logger: logger)
+            try await commit.get()
+            #expect(pool.roundTrips.value - before == 1)
+            #expect(!pooled.withdrawUnsentBegin())  // the block's end: statements may follow
+            #expect(try await count() == 1)
+            #expect(try await setting(connection) == "", "the transaction has ended")
+
+            pooled.beginWithNextStatement()
+            let refused = try #require(pooled.commitAfterNextStatement())
+            await #expect(throws: PSQLError.self) { try await connection.query("INSERT INTO probe VALUES (2), (1 / 0)", logger: logger) }
+            await #expect(throws: PipelinedBeginHandler.CommitOutcome.rolledBack) { try await refused.get() }
+            _ = pooled.withdrawUnsentBegin()
+            #expect(try await count() == 1)
+            #expect(try await setting(connection) == "")
+        }
+    }
+
+    /// `lastStatement` allows one statement and none after it, whether its `COMMIT` is
+    /// pipelined (the request's own transaction) or not (any other), so a block that
+    /// breaks the rule fails the same way everywhere, before its statement is sent.
+    @Test(arguments: [true, false]) func lastStatementAllowsOneStatementAndNoneAfter(pipelined: Bool) async throws {
+        try await onPooledConnection { _, pooled, connection in
+            let logger = TestDatabase.logger
+            let metering = Metering(registry: try ModuleRegistry([]), logger: logger)
+            func transaction() -> TenantTransaction {
+                let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
+                var transaction = TenantTransaction(
+                    connection: connection, tenantID: UUID(), principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering)
+                transaction.gate = StatementGate(request: pipelined ? request : nil)
+                return transaction
+            }
+            /// The block's end: its transaction committed where `COMMIT` was not pipelined,
+            /// and the connection serves the next statement either way.
+            func end() async throws {
+                if pipelined { _ = pooled.withdrawUnsentBegin() } else { try await connection.query("COMMIT", logger: logger) }
+                #expect(try await setting(connection) == "")
+            }
+            pooled.beginWithNextStatement()
+            let one = transaction()
+            let rows = try await one.lastStatement { try await one.query("SELECT 1") }
+            #expect(rows.count == 1)
+            await #expect(throws: StatementGate.Closed.self) { try await one.query("SELECT 2") }
+            await #expect(throws: StatementGate.Closed.self) { try await one.lastStatement { 1 } }
+            try await end()
+
+            pooled.beginWithNextStatement()
+            let two = transaction()
+            await #expect(throws: StatementGate.Closed.self) {
+                try await two.lastStatement {
+                    try await two.query("SELECT 1")
+                    try await two.query("SELECT 2")
+                }
+            }
+            try await end()
         }
     }
 
@@ -388,6 +572,35 @@ struct PipelinedBeginTests {
     /// The application over `database`, with a sales rep who owns three contacts.
     /// With `listening`, the tenant directory's listener runs as under `atrium serve`, so
     /// sessions checked once are served from memory.
+    /// A create whose `INSERT` commits with it is one round trip; with an Idempotency-Key
+    /// the kernel stores the answer after the handler, in the same transaction, so there
+    /// the commit waits for the block's end — and a retry gets the first answer.
+    @Test func aCreateCommitsWithItsInsertUnlessAnIdempotencyKeyFollowsIt() async throws {
+        let db = try await salesDatabase()
+        try await db.withApp(maximumConnections: 8) { database in
+            let requests = try #require(database.requests)
+            try await withSalesApp(db, database, listening: true) { client, token in
+                let contacts = "/v1/tenants/acme/sales/contacts"
+                try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
+                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"warm@example.com"}"#).status == .created)
+                    let before = requests.roundTrips.value
+                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"one@example.com"}"#).status == .created)
+                    #expect(requests.roundTrips.value - before == 1)
+
+                    let key: HTTPFields = [.idempotencyKey: "pipelined-1"]
+                    let first = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
+                    let again = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
+                    #expect(first.status == .created)
+                    #expect(again.status == .created)
+                    #expect(json(first)["id"]?.string != nil)
+                    #expect(json(again)["id"]?.string == json(first)["id"]?.string)
+                    let page = try await client.send(.get, contacts + "?limit=50", token: token)
+                    #expect(json(page)["data"]?.array?.count == 6)
+                }
+            }
+        }
+    }
+
     func withSalesApp(
         _ db: TestDatabase, _ database: Database, listening: Bool = false,
         _ body: @escaping @Sendable (any TestClientProtocol, _ token: String) async throws -> Void
@@ -433,10 +646,11 @@ struct PipelinedBeginTests {
         }
     }
 
-    /// An owner-scoped list as a sales rep whose session is served from memory: BEGIN and
-    /// the scope with the page's SELECT, then COMMIT. Without the listener every session
-    /// is checked, in the statement that travels with BEGIN: three round trips.
-    @Test(arguments: [true, false]) func anAuthenticatedReadIsTwoRoundTrips(sessionsFromMemory: Bool) async throws {
+    /// An owner-scoped list as a sales rep whose session is served from memory: BEGIN, the
+    /// scope, the page's SELECT and COMMIT (the list's `lastStatement`) in one write.
+    /// Without the listener every session is checked, in the statement that travels with
+    /// BEGIN: two round trips.
+    @Test(arguments: [true, false]) func anAuthenticatedReadIsOneRoundTrip(sessionsFromMemory: Bool) async throws {
         let db = try await salesDatabase()
         try await db.withApp(maximumConnections: 8) { database in
             let requests = try #require(database.requests)
@@ -455,7 +669,7 @@ struct PipelinedBeginTests {
                     return before
                 }
                 #expect(requests.leases - before.1 == 5)
-                #expect(requests.roundTrips.value - before.0 == 5 * (sessionsFromMemory ? 2 : 3))
+                #expect(requests.roundTrips.value - before.0 == 5 * (sessionsFromMemory ? 1 : 2))
                 try await client.execute(uri: "/metrics", method: .get) { response in
                     let text = String(buffer: response.body)
                     #expect(text.contains("atrium_db_request_round_trips_total \(requests.roundTrips.value)"))
@@ -464,4 +678,15 @@ struct PipelinedBeginTests {
             }
         }
     }
+}
+
+/// How a promise was completed, read back after the embedded loop ran.
+final class Answer: Sendable {
+    private let stored = Mutex<Result<Void, any Error>?>(nil)
+
+    init(_ future: EventLoopFuture<Void>) {
+        future.whenComplete { result in self.stored.withLock { $0 = result } }
+    }
+
+    var result: Result<Void, any Error>? { stored.withLock { $0 } }
 }

@@ -12,7 +12,9 @@ enum ActivityStore {
     static let loggedByHand = "kind <> 'stage_change'"
 
     static func list(_ page: PageRequest, contact: UUID?, deal: UUID?, on transaction: TenantTransaction) async throws -> Page<Activity> {
-        try await table.page(page, where: "(\(contact)::uuid IS NULL OR contact_id = \(contact)) AND (\(deal)::uuid IS NULL OR deal_id = \(deal))", on: transaction)
+        try await transaction.lastStatement {
+            try await table.page(page, where: "(\(contact)::uuid IS NULL OR contact_id = \(contact)) AND (\(deal)::uuid IS NULL OR deal_id = \(deal))", on: transaction)
+        }
     }
 
     static func insert(_ activity: ActivityInput, owner: UUID, on transaction: TenantTransaction) async throws -> Activity {

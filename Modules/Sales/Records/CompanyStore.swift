@@ -9,7 +9,7 @@ enum CompanyStore: OwnedRecordStore {
         order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Company.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, on transaction: TenantTransaction) async throws -> Page<Company> {
-        try await table.page(page, where: filter.conditions(searching: ["name", "domain"]), on: transaction)
+        try await transaction.lastStatement { try await table.page(page, where: filter.conditions(searching: ["name", "domain"]), on: transaction) }
     }
 
     static func insert(_ company: CompanyFields, owner: UUID, on transaction: TenantTransaction) async throws -> Company {

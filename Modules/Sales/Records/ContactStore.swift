@@ -20,18 +20,20 @@ enum ContactStore: OwnedRecordStore {
         let own: SQL = """
             (\(filter.tag)::text IS NULL OR tags @> ARRAY[\(filter.tag)::text]) AND (\(filter.company)::uuid IS NULL OR company_id = \(filter.company))
             """
-        return try await table.page(page, where: filter.common.conditions(searching: ["(first_name || ' ' || last_name)", "email"], and: own), on: transaction)
+        return try await transaction.lastStatement {
+            try await table.page(page, where: filter.common.conditions(searching: ["(first_name || ' ' || last_name)", "email"], and: own), on: transaction)
+        }
     }
 
     static func insert(_ contact: ContactFields, owner: UUID, on transaction: TenantTransaction) async throws -> Contact {
         try await transaction.requireVisible(Reference("company_id", table: "sales_companies", id: contact.companyId.value))
-        return try await table.one(
-            """
+        let insert: SQL = """
             INSERT INTO sales_contacts (tenant_id, owner_id, first_name, last_name, email, phone, company_id, tags, external_id)
             VALUES (\(transaction.tenantID), \(owner), \(contact.firstName.value ?? ""), \(contact.lastName.value ?? ""), \(contact.email.value), \(contact.phone.value),
                     \(contact.companyId.value), \(contact.tags.value ?? []), \(contact.externalId.value))
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(insert, on: transaction) }
     }
 
     /// Applies a merge patch: a field set changes, `null` clears, absent keeps.

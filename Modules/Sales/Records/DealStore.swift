@@ -16,7 +16,7 @@ enum DealStore: OwnedRecordStore {
 
     static func list(_ page: PageRequest, _ filter: ListFilter, stage: String?, status: String?, on transaction: TenantTransaction) async throws -> Page<Deal> {
         let own: SQL = "(\(stage)::text IS NULL OR stage = \(stage)) AND (\(status)::text IS NULL OR status = \(status))"
-        return try await table.page(page, where: filter.conditions(searching: ["title"], and: own), on: transaction)
+        return try await transaction.lastStatement { try await table.page(page, where: filter.conditions(searching: ["title"], and: own), on: transaction) }
     }
 
     /// Deals of `status` per stage and currency, summed in numeric: many deals at the

@@ -74,7 +74,7 @@ enum OwnedRecordRoutes {
     static func get<Record: Codable & Sendable>(_ routes: ModuleRoutes, _ path: String, summary: String, table: RecordTable<Record>) {
         routes.on(.get, path, summary: summary, access: SalesAccess.records, response: Record.self) { request in
             let id = try request.uuidParameter("id")
-            return try await request.transaction { try await table.find(id, on: $0) }
+            return try await request.transaction { transaction in try await transaction.lastStatement { try await table.find(id, on: transaction) } }
         }
     }
 
@@ -82,7 +82,7 @@ enum OwnedRecordRoutes {
     static func delete<Record>(_ routes: ModuleRoutes, _ path: String, summary: String, table: RecordTable<Record>, onlyIf condition: String = "true") {
         routes.on(.delete, path, summary: summary, access: SalesAccess.records, response: NoContent.self, status: .noContent) { request in
             let id = try request.uuidParameter("id")
-            try await request.transaction { try await table.delete(id, on: $0, onlyIf: condition) }
+            try await request.transaction { transaction in try await transaction.lastStatement { try await table.delete(id, on: transaction, onlyIf: condition) } }
             return NoContent()
         }
     }

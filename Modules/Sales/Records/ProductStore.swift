@@ -10,7 +10,7 @@ enum ProductStore: OwnedRecordStore {
         order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Product.init)
 
     static func list(_ page: PageRequest, _ filter: ListFilter, on transaction: TenantTransaction) async throws -> Page<Product> {
-        try await table.page(page, where: filter.conditions(searching: ["sku", "name"]), on: transaction)
+        try await transaction.lastStatement { try await table.page(page, where: filter.conditions(searching: ["sku", "name"]), on: transaction) }
     }
 
     static func insert(_ product: ProductFields, owner: UUID, on transaction: TenantTransaction) async throws -> Product {
