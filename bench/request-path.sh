@@ -80,19 +80,25 @@ echo
 printf 'per read, over %s reads (the server also flushes API-call counts once a second, and its worker polls):\n' "$total"
 transactions="$(awk -v a="$commits_before" -v b="$commits_after" -v n="$total" 'BEGIN { printf "%.3f", (b - a - 2) / n }')"
 printf '  transactions per request: %s\n' "$transactions"
-# COMMIT runs as a prepared statement, and pg_stat_statements does not count a utility
-# statement executed from a named prepared statement: it is added from the transaction
-# count. BEGIN goes as a simple query (in one write with the statement after it), counted.
+# pg_stat_statements does not count a utility statement executed from a named prepared
+# statement: a COMMIT sent that way (a block that did not end with lastStatement) is
+# added from the transaction count. BEGIN and a COMMIT that travels with the block's last
+# statement go as simple queries, counted.
 awk -F'|' -v n="$total" -v tx="$transactions" '
   NR == FNR { before[$1] = $2; next }
-  { calls = $2 - before[$1]; if (calls > 0) { total += calls; if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3 } }
+  {
+    calls = $2 - before[$1]
+    if (calls > 0) { total += calls; if ($3 == "COMMIT") counted += calls; if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3 }
+  }
   END {
-    printf "    %6.3f  COMMIT (1 per transaction)\n", tx
-    printf "  statements per request: %.3f\n", total / n + tx
+    prepared = tx - counted / n
+    if (prepared < 0) prepared = 0
+    if (prepared >= 0.01) printf "    %6.3f  COMMIT (prepared, from the transaction count)\n", prepared
+    printf "  statements per request: %.3f\n", total / n + prepared
   }
 ' "$scratch/before" "$scratch/after" | sort -r
-# BEGIN goes in one write with the statement after it, so round trips are one fewer than
-# statements.
+# BEGIN and the scope go in one write with the statement after them, and COMMIT with the
+# list's last statement: a read is one round trip.
 awk -v a="$trips_before" -v b="$trips_after" -v c="$leases_before" -v d="$leases_after" -v n="$total" \
   'BEGIN { printf "  round trips per request: %.3f (%d round trips over %d request connections for %d reads)\n", (b - a) / n, b - a, d - c, n }'
 
