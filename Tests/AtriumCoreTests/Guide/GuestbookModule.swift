@@ -71,11 +71,14 @@ struct GuestbookModule: AtriumModule {
                   body: Webhook.self, response: NoContent.self, status: .noContent) { request, input in
             let sealed = try context.sealer.seal(input.token, associatedData: request.tenant.id.uuidString)
             try await request.transaction { transaction -> Void in
-                try await transaction.query(
-                    """
-                    INSERT INTO guestbook_webhooks (tenant_id, url, token_sealed) VALUES (\(transaction.tenantID), \(input.url.absoluteString), \(sealed))
-                    ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, token_sealed = excluded.token_sealed
-                    """)
+                // One statement: COMMIT goes in the same write (one round trip, not two).
+                _ = try await transaction.lastStatement {
+                    try await transaction.query(
+                        """
+                        INSERT INTO guestbook_webhooks (tenant_id, url, token_sealed) VALUES (\(transaction.tenantID), \(input.url.absoluteString), \(sealed))
+                        ON CONFLICT (tenant_id) DO UPDATE SET url = excluded.url, token_sealed = excluded.token_sealed
+                        """)
+                }
             }
             return NoContent()
         }
