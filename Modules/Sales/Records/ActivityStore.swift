@@ -18,13 +18,13 @@ enum ActivityStore {
     }
 
     static func insert(_ activity: ActivityInput, owner: UUID, on transaction: TenantTransaction) async throws -> Activity {
-        try await table.one(
-            """
+        let sql: SQL = """
             INSERT INTO sales_activities (tenant_id, owner_id, kind, subject, body, contact_id, deal_id, occurred_at)
             VALUES (\(transaction.tenantID), \(owner), \(activity.kind), \(activity.subject), \(activity.body ?? ""),
                     \(activity.contactId), \(activity.dealId), coalesce(\(activity.occurredAt), now()))
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
     /// Records a deal's move from one stage to another, in the transaction that moved it.
@@ -38,13 +38,13 @@ enum ActivityStore {
 
     /// Applies a correction; 404 for a stage change or another owner's activity.
     static func update(_ id: UUID, _ patch: ActivityPatch, on transaction: TenantTransaction) async throws -> Activity {
-        try await table.one(
-            """
+        let sql: SQL = """
             UPDATE sales_activities SET subject = coalesce(\(patch.subject.value), subject),
                 body = CASE WHEN \(patch.body.isSet) THEN coalesce(\(patch.body.value), '') ELSE body END,
                 occurred_at = coalesce(\(patch.occurredAt.value), occurred_at)
             WHERE id = \(id) AND \(unescaped: loggedByHand)
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 }

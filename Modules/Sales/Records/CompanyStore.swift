@@ -13,24 +13,24 @@ enum CompanyStore: OwnedRecordStore {
     }
 
     static func insert(_ company: CompanyFields, owner: UUID, on transaction: TenantTransaction) async throws -> Company {
-        try await table.one(
-            """
+        let sql: SQL = """
             INSERT INTO sales_companies (tenant_id, owner_id, name, domain, external_id)
             VALUES (\(transaction.tenantID), \(owner), \(company.name.value ?? ""), \(company.domain.value), \(company.externalId.value))
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
     /// Applies a merge patch: a field set changes, `null` clears, absent keeps.
     static func update(_ id: UUID, _ patch: CompanyFields, owner: UUID?, on transaction: TenantTransaction) async throws -> Company {
-        try await table.one(
-            """
+        let sql: SQL = """
             UPDATE sales_companies SET name = coalesce(\(patch.name.value), name),
                 domain = CASE WHEN \(patch.domain.isSet) THEN \(patch.domain.value) ELSE domain END,
                 external_id = CASE WHEN \(patch.externalId.isSet) THEN \(patch.externalId.value) ELSE external_id END,
                 owner_id = coalesce(\(owner), owner_id), updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 }

@@ -39,8 +39,7 @@ enum ContactStore: OwnedRecordStore {
     /// Applies a merge patch: a field set changes, `null` clears, absent keeps.
     static func update(_ id: UUID, _ patch: ContactFields, owner: UUID?, on transaction: TenantTransaction) async throws -> Contact {
         try await transaction.requireVisible(Reference("company_id", table: "sales_companies", id: patch.companyId.value))
-        return try await table.one(
-            """
+        let sql: SQL = """
             UPDATE sales_contacts SET
                 first_name = CASE WHEN \(patch.firstName.isSet) THEN coalesce(\(patch.firstName.value), '') ELSE first_name END,
                 last_name = CASE WHEN \(patch.lastName.isSet) THEN coalesce(\(patch.lastName.value), '') ELSE last_name END,
@@ -52,7 +51,8 @@ enum ContactStore: OwnedRecordStore {
                 owner_id = coalesce(\(owner), owner_id), updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
     /// A page of the export, in id order after `after`: the columns as CSV fields.

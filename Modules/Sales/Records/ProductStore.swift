@@ -14,23 +14,23 @@ enum ProductStore: OwnedRecordStore {
     }
 
     static func insert(_ product: ProductFields, owner: UUID, on transaction: TenantTransaction) async throws -> Product {
-        try await table.one(
-            """
+        let sql: SQL = """
             INSERT INTO sales_products (tenant_id, owner_id, sku, name, unit_price, currency)
             VALUES (\(transaction.tenantID), \(owner), \(product.sku.value ?? ""), \(product.name.value ?? ""), \(product.unitPrice.value ?? 0), \(product.currency.value ?? ""))
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
     /// Applies a merge patch; 404 for a product the caller may read but not change.
     static func update(_ id: UUID, _ patch: ProductFields, owner: UUID?, on transaction: TenantTransaction) async throws -> Product {
-        try await table.one(
-            """
+        let sql: SQL = """
             UPDATE sales_products SET sku = coalesce(\(patch.sku.value), sku), name = coalesce(\(patch.name.value), name),
                 unit_price = coalesce(\(patch.unitPrice.value), unit_price), currency = coalesce(\(patch.currency.value), currency),
                 owner_id = coalesce(\(owner), owner_id), updated_at = now()
             WHERE id = \(id)
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 }
