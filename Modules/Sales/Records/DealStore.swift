@@ -40,13 +40,13 @@ enum DealStore: OwnedRecordStore {
     static func insert(_ deal: DealFields, owner: UUID, on transaction: TenantTransaction) async throws -> Deal {
         try await transaction.requireVisible(
             Reference("company_id", table: "sales_companies", id: deal.companyId.value), Reference("contact_id", table: "sales_contacts", id: deal.contactId.value))
-        return try await table.one(
-            """
+        let sql: SQL = """
             INSERT INTO sales_deals (tenant_id, owner_id, title, company_id, contact_id, stage, amount, currency, expected_close, status, external_id)
             VALUES (\(transaction.tenantID), \(owner), \(deal.title.value ?? ""), \(deal.companyId.value), \(deal.contactId.value), \(deal.stage.value ?? "lead"),
                     \(deal.amount.value ?? 0), \(deal.currency.value ?? "USD"), \(deal.expectedClose.value)::date, \(deal.status.value ?? "open"), \(deal.externalId.value))
             RETURNING \(unescaped: table.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
     /// Applies a merge patch. Line items follow the deal to a new owner, and a new stage
@@ -81,7 +81,9 @@ enum DealStore: OwnedRecordStore {
 
     static func items(of deal: UUID, on transaction: TenantTransaction) async throws -> [DealItem] {
         _ = try await table.find(deal, on: transaction)
-        return try await items.all("SELECT \(unescaped: items.columns) FROM sales_deal_items WHERE deal_id = \(deal) ORDER BY id", on: transaction)
+        return try await transaction.lastStatement {
+            try await items.all("SELECT \(unescaped: items.columns) FROM sales_deal_items WHERE deal_id = \(deal) ORDER BY id", on: transaction)
+        }
     }
 
     /// Adds a product at its catalog price unless `unitPrice` is given; 422 naming
@@ -89,26 +91,28 @@ enum DealStore: OwnedRecordStore {
     static func addItem(_ input: DealItemInput, to id: UUID, on transaction: TenantTransaction) async throws -> DealItem {
         let deal = try await table.find(id, on: transaction)
         try await transaction.requireVisible(Reference("product_id", table: "sales_products", id: input.productId))
-        return try await items.one(
-            """
+        let sql: SQL = """
             INSERT INTO sales_deal_items (tenant_id, deal_id, owner_id, product_id, quantity, unit_price)
             SELECT \(transaction.tenantID), \(id), \(deal.ownerId), p.id, \(input.quantity), coalesce(\(input.unitPrice), p.unit_price)
             FROM sales_products p WHERE p.id = \(input.productId)
             RETURNING \(unescaped: items.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await items.one(sql, on: transaction) }
     }
 
     static func updateItem(_ item: UUID, of deal: UUID, _ patch: DealItemPatch, on transaction: TenantTransaction) async throws -> DealItem {
         _ = try await table.find(deal, on: transaction)
-        return try await items.one(
-            """
+        let sql: SQL = """
             UPDATE sales_deal_items SET quantity = coalesce(\(patch.quantity.value), quantity), unit_price = coalesce(\(patch.unitPrice.value), unit_price)
             WHERE id = \(item) AND deal_id = \(deal) RETURNING \(unescaped: items.columns)
-            """, on: transaction)
+            """
+        return try await transaction.lastStatement { try await items.one(sql, on: transaction) }
     }
 
     static func removeItem(_ item: UUID, of deal: UUID, on transaction: TenantTransaction) async throws {
         _ = try await table.find(deal, on: transaction)
-        _ = try await items.one("DELETE FROM sales_deal_items WHERE id = \(item) AND deal_id = \(deal) RETURNING \(unescaped: items.columns)", on: transaction)
+        _ = try await transaction.lastStatement {
+            try await items.one("DELETE FROM sales_deal_items WHERE id = \(item) AND deal_id = \(deal) RETURNING \(unescaped: items.columns)", on: transaction)
+        }
     }
 }
