@@ -112,9 +112,14 @@ struct RequestConnection: Sendable {
         return promise.futureResult
     }
 
-    /// Takes back a `COMMIT` that no statement carried: its future fails with `.notSent`.
+    /// Takes back a `COMMIT` that no statement carried: its future fails with `.notSent`
+    /// (on the connection's event loop, so a caller that left it still gets its answer).
     func withdrawUnsentCommit() {
-        guard connection.eventLoop.inEventLoop else { return }
+        guard connection.eventLoop.inEventLoop else {
+            let handler = handler
+            connection.eventLoop.execute { handler.value.withdrawUnsentCommit() }
+            return
+        }
         handler.value.withdrawUnsentCommit()
     }
 }
