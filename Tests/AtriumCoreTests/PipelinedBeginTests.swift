@@ -11,10 +11,10 @@ import PostgresNIO
 import Synchronization
 import Testing
 
-/// `BEGIN` and the request's scope travel with the statement after them
-/// (`PipelinedBeginHandler`), so a read is two round trips; the bytes PostgreSQL answers
-/// them with never reach the driver, however they arrive; and the request connections'
-/// pool hands out, waits and closes as a pool must.
+/// `BEGIN` and the request's scope travel with the statement after them, and `COMMIT`
+/// with a block's last (`PipelinedBeginHandler`), so a read is one round trip; the bytes
+/// PostgreSQL answers them with never reach the driver, however they arrive; and the
+/// request connections' pool hands out, waits and closes as a pool must.
 @Suite("Pipelined BEGIN and the request connections' pool")
 struct PipelinedBeginTests {
     // MARK: The handler, byte by byte
