@@ -121,13 +121,6 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// The driver's statements, answered by this many `ReadyForQuery`s: passed through.
         case driver(syncs: Int)
         case commit(EventLoopPromise<Void>, outcome: CommitOutcome?)
-
-        var isOwnPrefix: Bool {
-            switch self {
-            case .begin, .settings: true
-            case .driver, .commit: false
-            }
-        }
     }
     /// Bytes held back while such a reply is read: a message can arrive in pieces.
     private var held = ByteBuffer()

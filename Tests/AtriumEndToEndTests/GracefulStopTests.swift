@@ -42,15 +42,14 @@ struct GracefulStopTests {
         }
         var locked = false
         defer { if locked { try? releaseLock() } else { holder.signal(SIGKILL); _ = try? holder.wait(timeout: .seconds(10)) } }
-        for _ in 0..<300 where !locked {
-            locked = try atrium.run(
+        locked = try await Self.eventually {
+            try atrium.run(
                 "db", "shell", "--role", "owner", "-c",
                 """
                 SELECT 'held=' || count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
                 WHERE a.application_name = 'graceful-stop-lock' AND l.relation = 'sales_contacts'::regclass AND l.mode = 'ShareLock' AND l.granted
                 """
             ).stdout.contains("held=1")
-            if !locked { try await Task.sleep(for: .milliseconds(50)) }
         }
         try #require(locked, "the lock holder never took its lock: \(holder.output())")
 
@@ -59,10 +58,8 @@ struct GracefulStopTests {
         #expect(try first.response().hasPrefix("HTTP/1.1 202"))
         // Watched in the database, not through the API: polling the API as fast as this
         // spends the user's per-minute rate limit, and the upload below would be refused.
-        var running = false
-        for _ in 0..<300 where !running {
-            running = try scoped.run("db", "shell", "--role", "owner", "-c", "SELECT state FROM imports").stdout.contains("running")
-            if !running { try await Task.sleep(for: .milliseconds(50)) }
+        let running = try await Self.eventually {
+            try scoped.run("db", "shell", "--role", "owner", "-c", "SELECT state FROM imports").stdout.contains("running")
         }
         try #require(running, "the first import never started")
 
@@ -95,6 +92,15 @@ struct GracefulStopTests {
         #expect(states.status == 0, "\(states.stderr)")
         #expect(states.stdout.contains("imports=succeeded:5000,queued:0 running_jobs=0"), "\(states.stdout)")
         _ = try? atrium.run("db", "stop")
+    }
+
+    /// Whether `check` comes true within 300 tries, 50 ms apart.
+    static func eventually(_ check: () throws -> Bool) async throws -> Bool {
+        for _ in 0..<300 {
+            if try check() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
     }
 
     static func uploadHead(token: String, length: Int) -> Data {
