@@ -22,7 +22,7 @@ final class PreparedStatements: Sendable {
     static let shared = PreparedStatements()
     static let capacity = 256
 
-    struct Key: Hashable {
+    struct Key: Hashable, Sendable {
         var text: String
         var types: [PostgresDataType]
     }
@@ -43,6 +43,7 @@ final class PreparedStatements: Sendable {
     }
 
     private let state = Mutex(State())
+    private let namesOnThisThread = ThreadLocalMemo<Key, String?>(limit: 2 * PreparedStatements.capacity)
 
     /// The rows of `sql`, run on `connection` as a prepared statement where it can be.
     func rows(_ sql: SQL, on connection: PostgresConnection, logger: Logger) async throws -> [PostgresRow] {
@@ -73,21 +74,28 @@ final class PreparedStatements: Sendable {
     }
 
     func route(_ sql: SQL, connection id: ObjectIdentifier) -> Route {
-        state.withLock { state in
-            let key = Key(text: sql.text, types: sql.types)
-            let name: String
-            if let known = state.names[key] {
-                name = known
-            } else {
-                guard state.names.count < Self.capacity else { return .unnamed }
-                name = "atrium_statement_\(state.names.count + 1)"
-                state.names[key] = name
-            }
+        // The statement's name is looked up per thread: hashing its text under the shared
+        // lock, on every statement of both event loops, was where they queued.
+        let key = Key(text: sql.text, types: sql.types)
+        guard let name = namesOnThisThread.value(for: key, orMake: { name(for: key) }) else { return .unnamed }
+        return state.withLock { state in
             let firstUse = state.connections[id] == nil
             let connection = state.connections[id, default: ConnectionState()]
             if firstUse { state.connections[id] = connection }
             if connection.refused.contains(name) { return .unnamed }
             return .prepared(name: name, known: connection.prepared.contains(name), firstUseOfConnection: firstUse)
+        }
+    }
+
+    /// The process-wide name of `key`, given on its first use; nil once `capacity`
+    /// statements are named (and so for good: names are never taken back).
+    private func name(for key: Key) -> String? {
+        state.withLock { state in
+            if let known = state.names[key] { return known }
+            guard state.names.count < Self.capacity else { return nil }
+            let name = "atrium_statement_\(state.names.count + 1)"
+            state.names[key] = name
+            return name
         }
     }
 }

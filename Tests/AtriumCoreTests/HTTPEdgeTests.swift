@@ -68,10 +68,14 @@ struct HTTPEdgeTests {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         try await withTestApp(db) { client, _ in
             for _ in 0..<3 { try await client.execute(uri: "/healthz", method: .get) { _ in } }
+            // Another route and status after them: each series is counted as itself, not
+            // as the handles the middleware already holds.
+            for _ in 0..<2 { try await client.execute(uri: "/no-such-route", method: .get) { _ in } }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 let text = String(buffer: response.body)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
                 #expect(text.contains(#"atrium_http_requests_total{route="/healthz",method="GET",status="200"} 3"#))
+                #expect(text.contains(#"atrium_http_requests_total{route="NotFound",method="GET",status="404"} 2"#))
                 #expect(text.contains("atrium_http_request_duration_seconds_bucket"))
                 #expect(text.contains(#"atrium_jobs_queue_jobs{state="pending"} 0"#))
                 // The test's pool of 4, and as many for authenticated requests.
