@@ -6,12 +6,6 @@ import Prometheus
 struct HTTPMetricsMiddleware: RouterMiddleware {
     typealias Context = AtriumRequestContext
     let registry: PrometheusCollectorRegistry
-    /// The series of `registry` this middleware has used, per thread.
-    private let known = ThreadLocalMemo<SeriesKey, Series>(limit: 4_096)
-
-    init(registry: PrometheusCollectorRegistry) {
-        self.registry = registry
-    }
 
     static var requests: MetricNameDescriptor { MetricNameDescriptor(namespace: "atrium", subsystem: "http", metricName: "requests", unitName: "total", helpText: "HTTP requests by route, method and status") }
     static var duration: MetricNameDescriptor { MetricNameDescriptor(namespace: "atrium", subsystem: "http", metricName: "request_duration", unitName: "seconds", helpText: "HTTP request latency by route and method") }
@@ -27,12 +21,17 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
     }
 
     struct SeriesKey: Hashable, Sendable {
+        /// Tests run several applications, each with its own registry, in one process.
+        var registry: ObjectIdentifier
         var route: String
         var method: String
         var status: Int
     }
 
     struct Series: Sendable {
+        /// Held so that the registry, while remembered, cannot be freed and its address
+        /// given to another one.
+        var registry: PrometheusCollectorRegistry
         var requests: Counter
         var duration: DurationHistogram
     }
@@ -41,11 +40,15 @@ struct HTTPMetricsMiddleware: RouterMiddleware {
     /// hashing the name and labels; asked on every request by both event loops, that lock
     /// was where the loops queued. The handles are remembered per thread instead.
     private func series(route: String, method: String, status: Int) -> Series {
-        known.value(for: SeriesKey(route: route, method: method, status: status)) {
+        Self.known.value(for: SeriesKey(registry: ObjectIdentifier(registry), route: route, method: method, status: status)) {
             Series(
+                registry: registry,
                 requests: registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))]),
                 duration: registry.makeDurationHistogram(descriptor: Self.duration, labels: [("route", route), ("method", method)], buckets: Self.buckets))
         }
     }
 
+    /// One for the process: each memo takes a thread-specific key, of which a process
+    /// has about a thousand.
+    private static let known = ThreadLocalMemo<SeriesKey, Series>(limit: 4_096)
 }

@@ -9,6 +9,10 @@ import NIOPosix
 /// table, so a lookup takes no lock and shares no cache line; a value is worked out
 /// once per thread instead of once per process, which suits values that are cheap to
 /// make again and few (snake-case keys, metric handles).
+///
+/// Keep one memo per purpose for the life of the process (a `static`, or a property of a
+/// singleton): each takes one of the process's thread-specific keys (about a thousand on
+/// Linux), and what a freed memo held stays with its threads.
 final class ThreadLocalMemo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     /// One thread's entries. Only reachable through `tables` from the thread that made
     /// it, so never touched by two threads.
