@@ -21,20 +21,11 @@ final class RequestConnectionPool: Service, Sendable {
     let roundTrips = RoundTripCounter()
     private let pools: [LoopPool]
 
-    /// How long a connection may sit unused before the pool closes it. A burst opens up
-    /// to the limit; without this the backends it left (a process and its memory each in
-    /// PostgreSQL) would stay for the life of the server, and a connection whose peer went
-    /// away unannounced (a restarted database, a dropped NAT entry) would wait to fail a
-    /// request instead of being replaced quietly.
-    static let defaultIdleTimeout: TimeAmount = .minutes(5)
-
     /// nil when `url` would use TLS (or there is no loop to serve).
-    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], idleTimeout: TimeAmount = defaultIdleTimeout, logger: Logger) {
+    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) {
         guard url.socketDirectory != nil || url.sslMode == "disable", !eventLoops.isEmpty else { return nil }
         let counter = roundTrips
-        pools = eventLoops.map {
-            LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), idleTimeout: idleTimeout, roundTrips: counter, logger: logger)
-        }
+        pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), roundTrips: counter, logger: logger) }
     }
 
     /// Leases handed out: with `roundTrips`, the round trips per request.
@@ -141,20 +132,11 @@ private final class LoopPool: Sendable {
     private let maximum: Int
     private let roundTrips: RoundTripCounter
     private let logger: Logger
-    private let idleTimeout: TimeAmount
     private let state = Mutex(State())
     private let leaseCount = Atomic<Int>(0)
-    /// The sweep that closes connections idle past `idleTimeout`, until the pool closes.
-    private let sweep = Mutex<RepeatedTask?>(nil)
-
-    struct Idle {
-        var connection: RequestConnection
-        var since: NIODeadline
-    }
 
     struct State {
-        /// Oldest first: leases take the newest, so the oldest are the ones left unused.
-        var idle: [Idle] = []
+        var idle: [RequestConnection] = []
         /// Connections made or being made, leased or idle.
         var open = 0
         var waiters: [(id: Int, continuation: CheckedContinuation<RequestConnection?, any Error>)] = []
@@ -166,34 +148,12 @@ private final class LoopPool: Sendable {
         var description: String { "the request connection pool is closed" }
     }
 
-    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, idleTimeout: TimeAmount, roundTrips: RoundTripCounter, logger: Logger) {
+    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, roundTrips: RoundTripCounter, logger: Logger) {
         self.eventLoop = eventLoop
         self.url = url
         self.maximum = maximum
-        self.idleTimeout = idleTimeout
         self.roundTrips = roundTrips
         self.logger = logger
-        let every = max(TimeAmount.nanoseconds(idleTimeout.nanoseconds / 2), .milliseconds(10))
-        let task = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] task in
-            guard let self else { return task.cancel() }
-            self.closeIdleConnections()
-        }
-        sweep.withLock { $0 = task }
-    }
-
-    /// Closes the connections unused for longer than `idleTimeout`; the next lease past the
-    /// idle ones makes a new one.
-    private func closeIdleConnections() {
-        let cutoff = NIODeadline.now() - idleTimeout
-        let expired = state.withLock { state -> [RequestConnection] in
-            let expired = state.idle.prefix { $0.since <= cutoff }.map(\.connection)
-            state.idle.removeFirst(expired.count)
-            state.open -= expired.count
-            return expired
-        }
-        guard !expired.isEmpty else { return }
-        logger.debug("closing idle request connections", metadata: ["count": "\(expired.count)"])
-        for connection in expired { connection.connection.close().whenComplete { _ in } }
     }
 
     var leases: Int { leaseCount.load(ordering: .relaxed) }
@@ -209,7 +169,7 @@ private final class LoopPool: Sendable {
         while true {
             let step = try state.withLock { state throws -> Step in
                 if state.closed { throw Closed() }
-                while let connection = state.idle.popLast()?.connection {
+                while let connection = state.idle.popLast() {
                     if !connection.connection.isClosed { return .use(connection) }
                     state.open -= 1  // closed while idle (the server went away): dropped
                 }
@@ -286,7 +246,7 @@ private final class LoopPool: Sendable {
         let next = state.withLock { state -> Next in
             if state.closed || connection.connection.isClosed { return .drop }
             if !state.waiters.isEmpty { return .handedOver(state.waiters.removeFirst().continuation) }
-            state.idle.append(Idle(connection: connection, since: .now()))
+            state.idle.append(connection)
             return .kept
         }
         switch next {
@@ -320,9 +280,7 @@ private final class LoopPool: Sendable {
         if let directory = url.socketDirectory {
             channel = try await bootstrap.connect(unixDomainSocketPath: "\(directory)/.s.PGSQL.\(url.port)").get()
         } else {
-            // Keepalive probes find a peer that vanished without closing (a NAT entry dropped).
-            channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).channelOption(.socketOption(.so_keepalive), value: 1)
-                .connect(host: url.host, port: url.port).get()
+            channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).connect(host: url.host, port: url.port).get()
         }
         let configuration = PostgresConnection.Configuration(
             establishedChannel: channel, username: url.username, password: url.password, database: url.database)
@@ -336,7 +294,6 @@ private final class LoopPool: Sendable {
     }
 
     func close() async {
-        sweep.withLock { $0?.cancel() }
         let (idle, waiters) = state.withLock { state in
             state.closed = true
             defer {
@@ -347,6 +304,6 @@ private final class LoopPool: Sendable {
             return (state.idle, state.waiters.map(\.continuation))
         }
         for waiter in waiters { waiter.resume(throwing: Closed()) }
-        for idle in idle { try? await idle.connection.connection.close() }
+        for connection in idle { try? await connection.connection.close() }
     }
 }

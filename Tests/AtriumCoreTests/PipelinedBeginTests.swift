@@ -285,11 +285,9 @@ struct PipelinedBeginTests {
 
     func withPool<Result: Sendable>(
         _ db: TestDatabase, perLoop: Int = 2, loops: [any EventLoop] = [MultiThreadedEventLoopGroup.singleton.next()],
-        idleTimeout: TimeAmount = RequestConnectionPool.defaultIdleTimeout,
         _ body: @Sendable (RequestConnectionPool) async throws -> Result
     ) async throws -> Result {
-        let pool = try #require(RequestConnectionPool(
-            url: db.app, connectionsPerLoop: perLoop, eventLoops: loops, idleTimeout: idleTimeout, logger: TestDatabase.logger))
+        let pool = try #require(RequestConnectionPool(url: db.app, connectionsPerLoop: perLoop, eventLoops: loops, logger: TestDatabase.logger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
             defer { group.cancelAll() }
@@ -517,34 +515,6 @@ struct PipelinedBeginTests {
         try await withPool(db, perLoop: 1) { pool in
             let (first, connection) = try await pool.withConnection { pooled in (try await backendPID(pooled.connection), pooled.connection) }
             try await terminateBackend(of: connection, in: db)
-            let second = try await pool.withConnection { pooled in try await backendPID(pooled.connection) }
-            #expect(second != first)
-        }
-    }
-
-    /// A connection left unused past the idle timeout is closed, its backend ends, and the
-    /// next request gets a new one; a connection in use is never taken.
-    @Test(.timeLimit(.minutes(5))) func aConnectionIdlePastItsTimeoutIsClosed() async throws {
-        let db = try await TestDatabase.create()
-        try await withPool(db, perLoop: 1, idleTimeout: .milliseconds(200)) { pool in
-            // Held for longer than the timeout while in use, and still answering.
-            let (first, connection) = try await pool.withConnection { pooled in
-                try await Task.sleep(for: .milliseconds(600))
-                return (try await backendPID(pooled.connection), pooled.connection)
-            }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while !connection.isClosed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(connection.isClosed, "an idle connection outlived its timeout")
-            // Its backend ends too (a moment after the client side closes).
-            var backends: Int?
-            try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { superuser in
-                while backends != 0, ContinuousClock.now < deadline {
-                    backends = try await superuser.query("SELECT count(*)::int FROM pg_stat_activity WHERE pid = \(first)", logger: TestDatabase.logger)
-                        .collect().first?.decode(Int.self)
-                    if backends != 0 { try await Task.sleep(for: .milliseconds(20)) }
-                }
-            }
-            #expect(backends == 0)
             let second = try await pool.withConnection { pooled in try await backendPID(pooled.connection) }
             #expect(second != first)
         }
