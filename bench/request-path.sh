@@ -45,9 +45,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 checked() { # name, wrk output: fails the bench on any non-2xx answer
   if grep -q 'Non-2xx' <<<"$2"; then echo "$1: some responses were not 2xx:" >&2; echo "$2" >&2; exit 1; fi
 }
+# The machine's busy CPU time so far (every process: the server, PostgreSQL, wrk), in
+# clock ticks, from /proc/stat.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# wrk with the machine's CPU milliseconds per request appended to its output ("cpu-ms X").
+measured_wrk() {
+  local before after output
+  before="$(busy_ticks)"
+  output="$(wrk "$@" 2>&1)"
+  after="$(busy_ticks)"
+  printf '%s\ncpu-ms %s\n' "$output" "$(awk -v a="$before" -v b="$after" -v hz="$(getconf CLK_TCK)" -v n="$(requests_of "$output")" \
+    'BEGIN { printf "%.3f", (b - a) / hz * 1000 / n }')"
+}
 # name, the wrk output of the round whose ratio is the median, the median ratio, every round's ratio
 row() {
-  printf '%-30s %10s %9s %9s %11s   %s\n' "$1" "$(rps_of "$2")" "$(to_ms "$(field 50% "$2")")" "$(to_ms "$(field 99% "$2")")" "$3" "$4"
+  printf '%-30s %10s %9s %9s %11s %12s   %s\n' "$1" "$(rps_of "$2")" "$(to_ms "$(field 50% "$2")")" "$(to_ms "$(field 99% "$2")")" "$3" \
+    "$(field cpu-ms "$2")" "$4"
 }
 
 # Rounds of /healthz, the list and the create, one after another: each route's ratio is
@@ -56,15 +69,15 @@ row() {
 # less than one of measurements a minute apart, and one unlucky stretch moves one round.
 rounds="${BENCH_ROUNDS:-3}"
 echo "request path: $connections connections, $rounds rounds of ${seconds}s per route, release build"
-printf '%-30s %10s %9s %9s %11s   %s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz' 'each round'
+printf '%-30s %10s %9s %9s %11s %12s   %s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz' 'CPU ms/req' 'each round'
 healthz=(); reads=(); creates=(); read_ratios=(); create_ratios=()
 for round in $(seq 1 "$rounds"); do
-  healthz[round]="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz" 2>&1)"
+  healthz[round]="$(measured_wrk -t2 -c"$connections" -d"${seconds}s" --latency "$base/healthz")"
   checked /healthz "${healthz[round]}"
-  reads[round]="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list" 2>&1)"
+  reads[round]="$(measured_wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $rep" "$list")"
   checked 'GET sales/contacts' "${reads[round]}"
-  creates[round]="$(wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/contact-create.lua -H "Authorization: Bearer $rep" \
-    -H 'Content-Type: application/json' "$base/v1/tenants/acme/sales/contacts" -- "run$$-$round" 2>&1)"
+  creates[round]="$(measured_wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/contact-create.lua -H "Authorization: Bearer $rep" \
+    -H 'Content-Type: application/json' "$base/v1/tenants/acme/sales/contacts" -- "run$$-$round")"
   checked 'POST sales/contacts' "${creates[round]}"
   read_ratios[round]="$(ratio "$(rps_of "${reads[round]}")" "$(rps_of "${healthz[round]}")")"
   create_ratios[round]="$(ratio "$(rps_of "${creates[round]}")" "$(rps_of "${healthz[round]}")")"
@@ -96,35 +109,42 @@ statements >"$scratch/before"
 commits_before="$(commits)"
 trips_before="$(metric atrium_db_request_round_trips_total)"
 leases_before="$(metric atrium_db_request_connections_total)"
+syncs_before="$(metric atrium_db_request_sync_commits_total)"
 counted="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $rep" "$list" 2>&1)"
 trips_after="$(metric atrium_db_request_round_trips_total)"
 leases_after="$(metric atrium_db_request_connections_total)"
+syncs_after="$(metric atrium_db_request_sync_commits_total)"
 commits_after="$(commits)"
 statements >"$scratch/after"
 total="$(requests_of "$counted")"
 echo
 printf 'per read, over %s reads (the server also flushes API-call counts once a second, and its worker polls):\n' "$total"
 transactions="$(awk -v a="$commits_before" -v b="$commits_after" -v n="$total" 'BEGIN { printf "%.3f", (b - a - 2) / n }')"
-printf '  transactions per request: %s\n' "$transactions"
-# pg_stat_statements does not count a utility statement executed from a named prepared
-# statement: a COMMIT sent that way (a block that did not end with lastStatement) is
-# added from the transaction count. BEGIN and a COMMIT that travels with the block's last
-# statement go as simple queries, counted.
-awk -F'|' -v n="$total" -v tx="$transactions" '
+printf '  transactions per request: %s (%s of them committed by their Sync)\n' "$transactions" \
+  "$(awk -v s="$((syncs_after - syncs_before))" -v n="$total" 'BEGIN { printf "%.3f", s / n }')"
+# A transaction of one statement runs in the implicit transaction its Sync commits: it has
+# no BEGIN and no COMMIT. pg_stat_statements counts a BEGIN or COMMIT sent as a named
+# prepared statement only sometimes, so it is left out of its counts, and every
+# transaction that its Sync did not commit (from the server's own count) is counted as
+# one BEGIN and one COMMIT instead.
+awk -F'|' -v n="$total" -v tx="$transactions" -v syncs="$((syncs_after - syncs_before))" '
   NR == FNR { before[$1] = $2; next }
   {
     calls = $2 - before[$1]
-    if (calls > 0) { total += calls; if ($3 == "COMMIT") counted += calls; if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3 }
+    if (calls > 0 && $3 != "BEGIN" && $3 != "COMMIT" && $3 != "ROLLBACK") {
+      total += calls
+      if (calls / n >= 0.01) printf "    %6.3f  %s\n", calls / n, $3
+    }
   }
   END {
-    prepared = tx - counted / n
-    if (prepared < 0) prepared = 0
-    if (prepared >= 0.01) printf "    %6.3f  COMMIT (prepared, from the transaction count)\n", prepared
-    printf "  statements per request: %.3f\n", total / n + prepared
+    explicit = tx - syncs / n
+    if (explicit < 0) explicit = 0
+    if (explicit >= 0.005) printf "    %6.3f  BEGIN and COMMIT (transactions not committed by their Sync)\n", 2 * explicit
+    printf "  statements per request: %.3f\n", total / n + 2 * explicit
   }
 ' "$scratch/before" "$scratch/after" | sort -r
-# BEGIN and the scope go in one write with the statement after them, and COMMIT with the
-# list's last statement: a read is one round trip.
+# The scope goes in one write with the list's statement, and the Sync behind it commits:
+# a read is one round trip.
 awk -v a="$trips_before" -v b="$trips_after" -v c="$leases_before" -v d="$leases_after" -v n="$total" \
   'BEGIN { printf "  round trips per request: %.3f (%d round trips over %d request connections for %d reads)\n", (b - a) / n, b - a, d - c, n }'
 

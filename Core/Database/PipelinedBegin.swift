@@ -1,39 +1,41 @@
 import NIOCore
 import Synchronization
 
-/// Sends a request's `BEGIN` in the same write as the statement after it, so that opening
-/// the transaction costs no round trip of its own.
+/// Sends a request's `BEGIN`, its transaction-local scope and its `COMMIT` in the same
+/// write as its statements, so that a transaction of one statement costs one round trip
+/// and PostgreSQL answers it in one packet.
 ///
-/// PostgresNIO sends each statement as its own message sequence and waits for its
-/// `ReadyForQuery` before it writes the next, so `BEGIN` and the statement that scopes the
-/// transaction to the tenant took two round trips. This handler sits between the socket
-/// and the driver's handler: once armed, it puts a `Query("BEGIN")` message in front of
-/// the driver's next write, and on the way back it takes that `BEGIN`'s reply
-/// (`CommandComplete`, `ReadyForQuery`) out of the byte stream before the driver sees it.
-/// The driver sees the replies it expects for the statements it sent; PostgreSQL runs the
-/// two in order, the statement inside the transaction `BEGIN` opened.
+/// PostgresNIO sends each statement as its own message sequence, ending in `Sync`, and
+/// waits for its `ReadyForQuery` before it writes the next. This handler sits between the
+/// socket and the driver's handler. Once armed, it puts messages of its own in front of
+/// the driver's next write, and on the way back it takes their replies out of the byte
+/// stream before the driver sees them: the driver sees the replies it expects for the
+/// statements it sent, however the bytes arrive.
 ///
-/// A `BEGIN` that PostgreSQL refuses (it cannot on an idle connection, but a statement
-/// after a failed `BEGIN` would run outside any transaction, and its transaction-local
-/// scope would be gone by the next one) closes the connection.
+/// What goes in front carries no `Sync` of its own: PostgreSQL flushes its output at every
+/// `ReadyForQuery`, so each `Sync` would be a packet to send and a read to wake for.
 ///
-/// Transaction-local settings can travel in the same write (`setWithNextStatement`): the
-/// request's scope (tenant, principal, owner scope) follows the `BEGIN` as one statement
-/// of the handler's own, `SELECT set_config($1, $2, true), …`, prepared once per
-/// connection and bound with the values, whose reply (`ParseComplete`, `BindComplete`,
-/// its row, `CommandComplete`, `ReadyForQuery`) is taken out the same way. A read is then
-/// two round trips, the handler's statement with everything before it and `COMMIT` (one
-/// when `COMMIT` goes with the statement too, below). A
-/// refused setting closes the connection as a refused `BEGIN` does: the driver's
-/// statement behind it then fails with the connection, never runs unscoped.
+/// - **`BEGIN`** is bound and executed (prepared once per connection) ahead of the
+///   driver's messages, in their `Sync` group; it turns the group into a transaction that
+///   outlives the `Sync`.
+/// - **Settings** (`setWithNextStatement`, the request's tenant, principal and owner scope)
+///   follow as one statement, `SELECT set_config($1, $2, true), …`, prepared once per
+///   connection and bound with the values.
+/// - **`COMMIT`** (`commitAfterNextStatement`) goes behind the driver's next write that
+///   executes something, as a `Query("COMMIT")`, its outcome reported through a promise.
+/// - **One statement, opened and committed together.** When the armed write is the
+///   driver's one statement (one `Execute`, one `Sync`) and a `COMMIT` waits for it, there
+///   is no `BEGIN` and no `COMMIT` at all: the settings and the statement run in the one
+///   implicit transaction PostgreSQL gives the messages up to a `Sync`, which commits at
+///   the `Sync` (rolls back when something in it failed). A refusal at that commit comes
+///   after the statement's own `CommandComplete`: it is taken out of the driver's stream
+///   and reported through the promise.
 ///
-/// `COMMIT` can travel the same way, behind a statement (`commitAfterNextStatement`): the
-/// handler writes a `Query("COMMIT")` after the driver's next write that executes
-/// something, passes the driver its replies, and takes the `COMMIT`'s reply out after
-/// them, reporting its outcome through a promise. A transaction of one statement, and a
-/// read from a session in memory, is then one round trip. The transaction has ended when
-/// that write goes out, so a statement the driver writes after it, before `disarm()`,
-/// would run outside the transaction and unscoped: it closes the connection instead.
+/// A refused `BEGIN` or setting closes the connection; PostgreSQL skips the driver's
+/// statement behind it (up to the `Sync`), so it never runs unscoped. The transaction has
+/// ended once its `COMMIT` has gone out, so a statement the driver writes after it, before
+/// `disarm()`, would run outside the transaction and unscoped: it closes the connection
+/// instead.
 final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -62,9 +64,11 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     enum CommitOutcome: Error, CustomStringConvertible, Equatable {
         /// No statement that executes was written before `disarm()`: nothing was sent.
         case notSent
-        /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it.
+        /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it (or, one
+        /// its `Sync` commits, its statement failed and the `Sync` rolled it back).
         case rolledBack
-        /// PostgreSQL refused the `COMMIT` (SQLSTATE, message); the transaction is gone.
+        /// PostgreSQL refused the `COMMIT`, or the commit at the `Sync` (SQLSTATE, message);
+        /// the transaction is gone.
         case refused(sqlState: String, message: String)
         /// The connection closed before the answer came.
         case connectionClosed
@@ -79,10 +83,10 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// `Query` ("BEGIN"): the type byte, the length (itself, the text and its NUL), the text.
-    static let beginMessage = simpleQuery("BEGIN")
-    /// `Query` ("COMMIT").
+    /// `Query` ("COMMIT"): the type byte, the length (itself, the text and its NUL), the text.
     static let commitMessage = simpleQuery("COMMIT")
+    /// The name this connection prepares `BEGIN` under.
+    static let beginStatement = "atrium_pipelined_begin"
 
     private static func simpleQuery(_ text: StaticString) -> ByteBuffer {
         var buffer = ByteBuffer()
@@ -93,14 +97,16 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         return buffer
     }
 
-    /// Counts the message sequences written (each one waits for its answer): the
-    /// connection's round trips.
-    let roundTrips: RoundTripCounter
+    /// Counts the message sequences written (each one waits for its answer), the
+    /// connection's round trips, and the transactions committed by their `Sync`.
+    let counters: PipelineCounters
     private var armed = false
     /// Settings to make, transaction-locally, right after the armed `BEGIN`.
     private var settings: [(name: String, value: String)] = []
     /// The numbers of settings whose statement this connection has prepared.
     private var preparedSettingCounts: Set<Int> = []
+    /// Whether this connection has prepared `BEGIN`.
+    private var beginPrepared = false
     /// The statements sent, in order, whose `ReadyForQuery` has not come back, where one of
     /// them is the handler's own (otherwise the driver's replies pass untouched).
     private var unanswered: [Sent] = []
@@ -116,17 +122,22 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var committed = false
 
     enum Sent {
+        /// Answered by (`ParseComplete`,) `BindComplete` and `CommandComplete`.
         case begin
+        /// Answered by (`ParseComplete`,) `BindComplete`, its row and `CommandComplete`.
         case settings
         /// The driver's statements, answered by this many `ReadyForQuery`s: passed through.
         case driver(syncs: Int)
         case commit(EventLoopPromise<Void>, outcome: CommitOutcome?)
+        /// The driver's one statement in the implicit transaction its `Sync` commits: passed
+        /// through, but for an `ErrorResponse` after the statement ended (the commit's).
+        case implicitCommit(EventLoopPromise<Void>, statementEnded: Bool, outcome: CommitOutcome?)
     }
     /// Bytes held back while such a reply is read: a message can arrive in pieces.
     private var held = ByteBuffer()
 
-    init(roundTrips: RoundTripCounter) {
-        self.roundTrips = roundTrips
+    init(counters: PipelineCounters) {
+        self.counters = counters
     }
 
     /// The next statement written on this connection runs in a new transaction.
@@ -180,28 +191,67 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             fail(context, StatementAfterCommit())
             return
         }
-        if commitWaiting != nil { count(unwrapOutboundIn(data)) }
+        var messages = (syncs: 0, executes: 0, endsWithSync: false)
+        if commitWaiting != nil {
+            messages = Self.count(unwrapOutboundIn(data))
+            syncsWritten += messages.syncs
+            executeWritten = executeWritten || messages.executes > 0
+        }
         if armed {
             armed = false
-            unanswered.append(.begin)
-            if settings.isEmpty {
-                context.write(wrapOutboundOut(Self.beginMessage), promise: nil)
+            var prefix = context.channel.allocator.buffer(capacity: 256)
+            if let promise = commitWaiting, messages.executes == 1, messages.syncs == 1, messages.endsWithSync {
+                // The statement is the transaction: its Sync commits it.
+                commitWaiting = nil
+                committed = true
+                if !settings.isEmpty {
+                    writeSettings(settings, to: &prefix)
+                    unanswered.append(.settings)
+                }
+                unanswered.append(.implicitCommit(promise, statementEnded: false, outcome: nil))
             } else {
-                var prefix = context.channel.allocator.buffer(capacity: 256)
-                prefix.writeImmutableBuffer(Self.beginMessage)
-                writeSettings(settings, to: &prefix)
-                settings = []
-                unanswered.append(.settings)
-                context.write(wrapOutboundOut(prefix), promise: nil)
+                writeBegin(to: &prefix)
+                unanswered.append(.begin)
+                if !settings.isEmpty {
+                    writeSettings(settings, to: &prefix)
+                    unanswered.append(.settings)
+                }
             }
+            settings = []
+            if prefix.readableBytes > 0 { context.write(wrapOutboundOut(prefix), promise: nil) }
         }
         context.write(data, promise: promise)
     }
 
+    /// `BEGIN` in the extended protocol, without a `Sync`: `Parse` the first time on this
+    /// connection, then `Bind` and `Execute`.
+    private func writeBegin(to buffer: inout ByteBuffer) {
+        if !beginPrepared {
+            beginPrepared = true
+            Self.message("P", to: &buffer) { body in
+                body.writeNullTerminatedString(Self.beginStatement)
+                body.writeNullTerminatedString("BEGIN")
+                body.writeInteger(Int16(0))
+            }
+        }
+        Self.message("B", to: &buffer) { body in
+            body.writeNullTerminatedString("")
+            body.writeNullTerminatedString(Self.beginStatement)
+            body.writeInteger(Int16(0))
+            body.writeInteger(Int16(0))
+            body.writeInteger(Int16(0))
+        }
+        Self.message("E", to: &buffer) { body in
+            body.writeNullTerminatedString("")
+            body.writeInteger(Int32(0))
+        }
+    }
+
     /// `SELECT set_config($1, $2, true), …` for `settings`, in the extended protocol:
     /// `Parse` the first time this connection sends that many settings, then `Bind` (the
-    /// names and values as text parameters), `Execute` and `Sync`. The SQL text is the
-    /// same for every request with as many settings; the values travel bound.
+    /// names and values as text parameters) and `Execute`, without a `Sync`: they run in the
+    /// `Sync` group of the statement behind them. The SQL text is the same for every
+    /// request with as many settings; the values travel bound.
     private func writeSettings(_ settings: [(name: String, value: String)], to buffer: inout ByteBuffer) {
         let statement = "atrium_pipelined_settings_\(settings.count)"
         if preparedSettingCounts.insert(settings.count).inserted {
@@ -230,7 +280,6 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             body.writeNullTerminatedString("")
             body.writeInteger(Int32(0))  // every row
         }
-        Self.message("S", to: &buffer) { _ in }
     }
 
     /// A frontend message: its type, its length (itself included), its body.
@@ -242,14 +291,19 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         buffer.setInteger(Int32(buffer.writerIndex - lengthAt), at: lengthAt)
     }
 
-    /// Counts the `Sync`s and `Execute`s among the driver's messages in `buffer`.
-    private func count(_ buffer: ByteBuffer) {
+    /// The `Sync`s and `Execute`s among the driver's messages in `buffer`, and whether its
+    /// last message is a `Sync`.
+    private static func count(_ buffer: ByteBuffer) -> (syncs: Int, executes: Int, endsWithSync: Bool) {
+        var counted = (syncs: 0, executes: 0, endsWithSync: false)
         var index = buffer.readerIndex
         while let type = buffer.getInteger(at: index, as: UInt8.self), let length = buffer.getInteger(at: index + 1, as: Int32.self), length >= 4 {
-            if type == UInt8(ascii: "S") { syncsWritten += 1 }
-            if type == UInt8(ascii: "E") { executeWritten = true }
+            if type == UInt8(ascii: "S") { counted.syncs += 1 }
+            if type == UInt8(ascii: "E") { counted.executes += 1 }
+            counted.endsWithSync = type == UInt8(ascii: "S")
             index += 1 + Int(length)
         }
+        if index != buffer.writerIndex { counted.endsWithSync = false }
+        return counted
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -261,7 +315,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.write(wrapOutboundOut(Self.commitMessage), promise: nil)
         }
         syncsWritten = 0
-        roundTrips.add()
+        counters.addRoundTrip()
         context.flush()
     }
 
@@ -296,13 +350,44 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
                 }
                 continue
             }
+            if case .implicitCommit(let promise, let ended, let outcome) = answering {
+                guard held.readableBytes >= passing + 1 + Int(length) else { break }  // the rest of the message
+                if type == UInt8(ascii: "E"), ended {
+                    // The commit at the Sync refused, after the statement had ended: PostgreSQL's
+                    // answer to the transaction, not to the driver's statement.
+                    pass()
+                    guard let refusal = held.readSlice(length: 1 + Int(length)) else { break }
+                    unanswered[0] = .implicitCommit(promise, statementEnded: true, outcome: outcome ?? Self.refusal(refusal))
+                    continue
+                }
+                passing += 1 + Int(length)
+                switch type {
+                case UInt8(ascii: "C"), UInt8(ascii: "I"):  // CommandComplete, EmptyQueryResponse
+                    unanswered[0] = .implicitCommit(promise, statementEnded: true, outcome: outcome)
+                case UInt8(ascii: "E"):  // the statement failed: the Sync rolls the transaction back
+                    unanswered[0] = .implicitCommit(promise, statementEnded: true, outcome: outcome ?? .rolledBack)
+                case UInt8(ascii: "Z"):
+                    unanswered.removeFirst()
+                    pass()
+                    if let outcome {
+                        promise.fail(outcome)
+                    } else {
+                        counters.addSyncCommit()
+                        promise.succeed()
+                    }
+                default:
+                    break
+                }
+                continue
+            }
             guard let message = held.readSlice(length: 1 + Int(length)) else { break }  // the rest of the message
             switch (type, answering) {
             // ParseComplete, BindComplete and the row of the settings
-            case (UInt8(ascii: "1"), .settings), (UInt8(ascii: "2"), .settings), (UInt8(ascii: "D"), .settings):
+            case (UInt8(ascii: "1"), .begin), (UInt8(ascii: "2"), .begin),
+                (UInt8(ascii: "1"), .settings), (UInt8(ascii: "2"), .settings), (UInt8(ascii: "D"), .settings):
                 continue
-            case (UInt8(ascii: "C"), .begin), (UInt8(ascii: "C"), .settings):  // CommandComplete
-                continue
+            case (UInt8(ascii: "C"), .begin), (UInt8(ascii: "C"), .settings):  // CommandComplete: the next reply is the next statement's
+                unanswered.removeFirst()
             case (UInt8(ascii: "C"), .commit(let promise, let outcome)):
                 let tag = message.getNullTerminatedString(at: message.readerIndex + 5)
                 unanswered[0] = .commit(promise, outcome: outcome ?? (tag == "COMMIT" ? nil : .rolledBack))
@@ -311,8 +396,6 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             case (UInt8(ascii: "Z"), .commit(let promise, let outcome)):  // ReadyForQuery
                 unanswered.removeFirst()
                 if let outcome { promise.fail(outcome) } else { promise.succeed() }
-            case (UInt8(ascii: "Z"), _):  // the next reply is the next statement's
-                unanswered.removeFirst()
             case (UInt8(ascii: "E"), .begin):
                 fail(context, BeginRefused())
                 return
@@ -361,7 +444,12 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func failPendingCommits() {
-        for case .commit(let promise, _) in unanswered { promise.fail(CommitOutcome.connectionClosed) }
+        for sent in unanswered {
+            switch sent {
+            case .commit(let promise, _), .implicitCommit(let promise, _, _): promise.fail(CommitOutcome.connectionClosed)
+            case .begin, .settings, .driver: break
+            }
+        }
         unanswered = []
         commitWaiting?.fail(CommitOutcome.connectionClosed)
         commitWaiting = nil
@@ -375,11 +463,17 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// Round trips of a pool's connections, for `/metrics` and the request-path bench.
-final class RoundTripCounter: Sendable {
-    private let count = Atomic<Int>(0)
+/// What a pool's connections did, for `/metrics` and the request-path bench: their round
+/// trips, and the transactions their `Sync` committed (which sent no `BEGIN` or `COMMIT`).
+final class PipelineCounters: Sendable {
+    private let trips = Atomic<Int>(0)
+    private let syncs = Atomic<Int>(0)
 
-    func add() { count.wrappingAdd(1, ordering: .relaxed) }
+    func addRoundTrip() { trips.wrappingAdd(1, ordering: .relaxed) }
 
-    var value: Int { count.load(ordering: .relaxed) }
+    func addSyncCommit() { syncs.wrappingAdd(1, ordering: .relaxed) }
+
+    var roundTrips: Int { trips.load(ordering: .relaxed) }
+
+    var syncCommits: Int { syncs.load(ordering: .relaxed) }
 }

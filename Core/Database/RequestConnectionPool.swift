@@ -18,27 +18,28 @@ import Synchronization
 /// socket, or `sslmode=disable`); elsewhere requests keep the driver's pool and a `BEGIN`
 /// of their own (`Database.withRequestConnection`).
 final class RequestConnectionPool: Service, Sendable {
-    let roundTrips = RoundTripCounter()
+    let counters = PipelineCounters()
     private let pools: [LoopPool]
 
     /// nil when `url` would use TLS (or there is no loop to serve).
     init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) {
         guard url.socketDirectory != nil || url.sslMode == "disable", !eventLoops.isEmpty else { return nil }
-        let counter = roundTrips
-        pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), roundTrips: counter, logger: logger) }
+        let counters = counters
+        pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), counters: counters, logger: logger) }
     }
 
-    /// Leases handed out: with `roundTrips`, the round trips per request.
+    /// Leases handed out: with `counters.roundTrips`, the round trips per request.
     var leases: Int { pools.reduce(0) { $0 + $1.leases } }
     /// What `/metrics` last reported, to add only what came after.
-    private let reported = Mutex((roundTrips: 0, leases: 0))
+    private let reported = Mutex((roundTrips: 0, leases: 0, syncCommits: 0))
 
-    /// Round trips and leases since the last call, for `/metrics`' counters.
-    func unreportedCounts() -> (roundTrips: Int, leases: Int) {
+    /// Round trips, leases and transactions committed by their `Sync` since the last call,
+    /// for `/metrics`' counters.
+    func unreportedCounts() -> (roundTrips: Int, leases: Int, syncCommits: Int) {
         reported.withLock { last in
-            let now = (roundTrips: roundTrips.value, leases: leases)
+            let now = (roundTrips: counters.roundTrips, leases: leases, syncCommits: counters.syncCommits)
             defer { last = now }
-            return (now.roundTrips - last.roundTrips, now.leases - last.leases)
+            return (now.roundTrips - last.roundTrips, now.leases - last.leases, now.syncCommits - last.syncCommits)
         }
     }
 
@@ -130,7 +131,7 @@ private final class LoopPool: Sendable {
     let eventLoop: any EventLoop
     private let url: DatabaseURL
     private let maximum: Int
-    private let roundTrips: RoundTripCounter
+    private let counters: PipelineCounters
     private let logger: Logger
     private let state = Mutex(State())
     private let leaseCount = Atomic<Int>(0)
@@ -148,11 +149,11 @@ private final class LoopPool: Sendable {
         var description: String { "the request connection pool is closed" }
     }
 
-    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, roundTrips: RoundTripCounter, logger: Logger) {
+    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, counters: PipelineCounters, logger: Logger) {
         self.eventLoop = eventLoop
         self.url = url
         self.maximum = maximum
-        self.roundTrips = roundTrips
+        self.counters = counters
         self.logger = logger
     }
 
@@ -270,7 +271,7 @@ private final class LoopPool: Sendable {
     }
 
     private func connect(id: Int) async throws -> RequestConnection {
-        let handler = NIOLoopBoundBox.makeBoxSendingValue(PipelinedBeginHandler(roundTrips: roundTrips), eventLoop: eventLoop)
+        let handler = NIOLoopBoundBox.makeBoxSendingValue(PipelinedBeginHandler(counters: counters), eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in

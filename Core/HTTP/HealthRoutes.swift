@@ -30,6 +30,11 @@ struct HealthRoutes {
             namespace: "atrium", subsystem: "db", metricName: "request_round_trips", unitName: "total",
             helpText: "Database round trips made on authenticated requests' connections")
     }
+    static var requestSyncCommits: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "atrium", subsystem: "db", metricName: "request_sync_commits", unitName: "total",
+            helpText: "Authenticated requests' transactions of one statement, committed by its Sync (no BEGIN or COMMIT sent)")
+    }
 
     func register(on router: Router<AtriumRequestContext>) {
         let dependencies = self.dependencies
@@ -95,6 +100,7 @@ struct HealthRoutes {
             let counts = requests.unreportedCounts()
             dependencies.metrics.makeCounter(descriptor: requestLeases).increment(by: Int64(counts.leases))
             dependencies.metrics.makeCounter(descriptor: requestRoundTrips).increment(by: Int64(counts.roundTrips))
+            dependencies.metrics.makeCounter(descriptor: requestSyncCommits).increment(by: Int64(counts.syncCommits))
         }
         do {
             let counts = try await dependencies.database.withPlatformTransaction(logger: logger) { connection in

@@ -25,15 +25,19 @@ struct PipelinedBeginTests {
         return [UInt8(ascii: type.unicodeScalars.first ?? "?")] + withUnsafeBytes(of: length.bigEndian) { Array($0) } + body
     }
 
-    static let beginReply = message("C", Array("BEGIN".utf8) + [0]) + message("Z", [UInt8(ascii: "T")])
+    /// What the pipelined `BEGIN` is answered with: ParseComplete (the first time on the
+    /// connection), BindComplete, CommandComplete; no ReadyForQuery, as it has no `Sync`.
+    static func beginReply(parsed: Bool = true) -> [UInt8] {
+        (parsed ? message("1", []) : []) + message("2", []) + message("C", Array("BEGIN".utf8) + [0])
+    }
     /// What the driver's statement is answered with: BindComplete, a notice in between,
     /// CommandComplete, ReadyForQuery.
     static let statementReply = message("2", []) + message("N", Array("SNOTICE\0\0".utf8)) + message("C", Array("SELECT 1".utf8) + [0])
         + message("Z", [UInt8(ascii: "T")])
 
-    func channel() throws -> (EmbeddedChannel, PipelinedBeginHandler, RoundTripCounter) {
-        let counter = RoundTripCounter()
-        let handler = PipelinedBeginHandler(roundTrips: counter)
+    func channel() throws -> (EmbeddedChannel, PipelinedBeginHandler, PipelineCounters) {
+        let counter = PipelineCounters()
+        let handler = PipelinedBeginHandler(counters: counter)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 5432)).wait()
@@ -54,26 +58,40 @@ struct PipelinedBeginTests {
 
     @Test func anArmedWriteStartsWithBeginAndItsReplyIsTakenOutWhereverItIsCut() throws {
         let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
-        let reply = Self.beginReply + Self.statementReply
-        // Every place the reply can be cut in two, and the reply one byte at a time.
-        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
-        cuts.append(reply.map { [$0] })
-        for pieces in cuts {
-            let (channel, handler, counter) = try channel()
-            handler.arm()
-            try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
-            #expect(try written(channel) == Array(PipelinedBeginHandler.beginMessage.readableBytesView) + statement)
-            #expect(counter.value == 1)
-            for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
-            #expect(try received(channel) == Self.statementReply, "cut into \(pieces.map(\.count))")
+        for parsed in [true, false] {
+            let reply = Self.beginReply(parsed: parsed) + Self.statementReply
+            // Every place the reply can be cut in two, and the reply one byte at a time.
+            var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
+            cuts.append(reply.map { [$0] })
+            for pieces in cuts {
+                let (channel, handler, counter) = try channel()
+                if !parsed {
+                    // The connection prepared its BEGIN before.
+                    handler.arm()
+                    try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+                    _ = try written(channel)
+                    try channel.writeInbound(ByteBuffer(bytes: Self.beginReply() + Self.statementReply))
+                    _ = try received(channel)
+                }
+                handler.arm()
+                try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+                let sent = try written(channel)
+                // BEGIN (prepared once per connection), bound and executed in the statement's
+                // Sync group: one write, one Sync.
+                #expect(Self.types(sent) == (parsed ? "PBEBS" : "BEBS"))
+                #expect(sent.suffix(statement.count) == statement[...])
+                #expect(!parsed || String(decoding: sent, as: UTF8.self).contains("BEGIN\0"))
+                #expect(counter.roundTrips == (parsed ? 1 : 2))
+                for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
+                #expect(try received(channel) == Self.statementReply, "cut into \(pieces.map(\.count))")
 
-            // The next statement, not armed, goes and comes back untouched.
-            try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
-            #expect(try written(channel) == statement)
-            try channel.writeInbound(ByteBuffer(bytes: Self.statementReply))
-            #expect(try received(channel) == Self.statementReply)
-            #expect(counter.value == 2)
-            _ = try channel.finish()
+                // The next statement, not armed, goes and comes back untouched.
+                try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
+                #expect(try written(channel) == statement)
+                try channel.writeInbound(ByteBuffer(bytes: Self.statementReply))
+                #expect(try received(channel) == Self.statementReply)
+                _ = try channel.finish()
+            }
         }
     }
 
@@ -90,16 +108,16 @@ struct PipelinedBeginTests {
     }
 
     /// What the settings' statement is answered with: ParseComplete (the first time),
-    /// BindComplete, its row, CommandComplete, ReadyForQuery.
+    /// BindComplete, its row, CommandComplete; no ReadyForQuery, as it has no `Sync`.
     static func settingsReply(parsed: Bool) -> [UInt8] {
         (parsed ? message("1", []) : []) + message("2", []) + message("D", [0, 2, 0, 0, 0, 1, 0x61, 0, 0, 0, 1, 0x62])
-            + message("C", Array("SELECT 1".utf8) + [0]) + message("Z", [UInt8(ascii: "T")])
+            + message("C", Array("SELECT 1".utf8) + [0])
     }
 
     @Test func settingsTravelWithBeginAndTheirReplyIsTakenOutWhereverItIsCut() throws {
         let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
         for parsed in [true, false] {
-            let reply = Self.beginReply + Self.settingsReply(parsed: parsed) + Self.statementReply
+            let reply = Self.beginReply(parsed: parsed) + Self.settingsReply(parsed: parsed) + Self.statementReply
             var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
             cuts.append(reply.map { [$0] })
             for pieces in cuts {
@@ -110,7 +128,7 @@ struct PipelinedBeginTests {
                     #expect(handler.setWithNextStatement([("a", "1"), ("b", "2")]))
                     try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
                     _ = try written(channel)
-                    try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + Self.settingsReply(parsed: true) + Self.statementReply))
+                    try channel.writeInbound(ByteBuffer(bytes: Self.beginReply() + Self.settingsReply(parsed: true) + Self.statementReply))
                     _ = try received(channel)
                 }
                 handler.arm()
@@ -118,11 +136,11 @@ struct PipelinedBeginTests {
                 #expect(handler.setWithNextStatement([("app.principal_id", "p")]))
                 try channel.writeAndFlush(ByteBuffer(bytes: statement)).wait()
                 let sent = try written(channel)
-                // One write: BEGIN, the settings (parsed once per connection), the statement.
-                #expect(Self.types(sent) == (parsed ? "QPBESBS" : "QBESBS"))
-                #expect(sent.starts(with: Array(PipelinedBeginHandler.beginMessage.readableBytesView)))
+                // One write, one Sync: BEGIN and the settings (each parsed once per
+                // connection), then the statement.
+                #expect(Self.types(sent) == (parsed ? "PBEPBEBS" : "BEBEBS"))
                 #expect(sent.suffix(statement.count) == statement[...])
-                #expect(counter.value == (parsed ? 1 : 2))
+                #expect(counter.roundTrips == (parsed ? 1 : 2))
                 for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
                 #expect(try received(channel) == Self.statementReply, "cut into \(pieces.map(\.count))")
                 _ = try channel.finish()
@@ -161,7 +179,7 @@ struct PipelinedBeginTests {
         try channel.writeAndFlush(ByteBuffer(bytes: Self.message("S", []))).wait()
         _ = try written(channel)
         let refusal = Self.message("E", Array("SERROR\0\0".utf8)) + Self.message("Z", [UInt8(ascii: withSetting ? "E" : "I")])
-        let reply = ByteBuffer(bytes: (withSetting ? Self.beginReply : []) + refusal)
+        let reply = ByteBuffer(bytes: (withSetting ? Self.beginReply() : []) + refusal)
         if withSetting {
             #expect(throws: PipelinedBeginHandler.SettingRefused.self) { try channel.writeInbound(reply) }
         } else {
@@ -196,13 +214,13 @@ struct PipelinedBeginTests {
             #expect(!handler.commitAfterNextStatement(second), "a second COMMIT while one waits")
             second.succeed()
             try channel.writeAndFlush(ByteBuffer(bytes: prepare)).wait()
-            #expect(Self.types(try written(channel)) == "QPDS")
-            try channel.writeInbound(ByteBuffer(bytes: Self.beginReply + prepared))
+            #expect(Self.types(try written(channel)) == "PBEPDS")
+            try channel.writeInbound(ByteBuffer(bytes: Self.beginReply() + prepared))
             #expect(try received(channel) == prepared)
 
             try channel.writeAndFlush(ByteBuffer(bytes: execute)).wait()
             #expect(try written(channel) == execute + Array(PipelinedBeginHandler.commitMessage.readableBytesView))
-            #expect(counter.value == 2)
+            #expect(counter.roundTrips == 2)
             let answer = Answer(committed.futureResult)
             for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
             #expect(try received(channel) == rows, "cut into \(pieces.map(\.count))")
@@ -231,6 +249,86 @@ struct PipelinedBeginTests {
         #expect(try received(channel) == failed)
         #expect(throws: outcome) { try #require(result.result).get() }
         #expect(channel.isActive)
+        _ = try channel.finish()
+    }
+
+    /// A statement that opens the transaction and ends it (armed, a `COMMIT` waiting, one
+    /// `Execute` and one `Sync`) runs with its settings in the implicit transaction its
+    /// `Sync` commits: no `BEGIN`, no `COMMIT`, and the driver sees its own replies only,
+    /// however they are cut.
+    @Test func aStatementThatIsTheWholeTransactionIsCommittedByItsSync() throws {
+        let execute: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", [])
+        let rows = Self.message("2", []) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x61]) + Self.message("N", Array("SNOTICE\0\0".utf8))
+            + Self.message("C", Array("SELECT 1".utf8) + [0]) + Self.message("Z", [UInt8(ascii: "I")])
+        let reply = Self.settingsReply(parsed: true) + rows
+        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
+        cuts.append(reply.map { [$0] })
+        for pieces in cuts {
+            let (channel, handler, counter) = try channel()
+            let committed = channel.eventLoop.makePromise(of: Void.self)
+            handler.arm()
+            #expect(handler.setWithNextStatement([("app.tenant_id", "t")]))
+            #expect(handler.commitAfterNextStatement(committed))
+            try channel.writeAndFlush(ByteBuffer(bytes: execute)).wait()
+            let sent = try written(channel)
+            #expect(Self.types(sent) == "PBEBES")
+            #expect(sent.suffix(execute.count) == execute[...])
+            #expect(counter.roundTrips == 1)
+            let answer = Answer(committed.futureResult)
+            for piece in pieces where !piece.isEmpty { try channel.writeInbound(ByteBuffer(bytes: piece)) }
+            #expect(try received(channel) == rows, "cut into \(pieces.map(\.count))")
+            #expect(throws: Never.self, "cut into \(pieces.map(\.count))") { try #require(answer.result).get() }
+            #expect(counter.syncCommits == 1)
+            let second = channel.eventLoop.makePromise(of: Void.self)
+            #expect(!handler.commitAfterNextStatement(second), "the transaction has ended")
+            second.succeed()
+            #expect(channel.isActive)
+            _ = try channel.finish()
+        }
+    }
+
+    /// In the transaction its `Sync` commits, a failed statement reaches the driver as
+    /// itself and the promise fails `rolledBack`; a refusal at the commit, after the
+    /// statement's own `CommandComplete`, is taken out of the driver's stream and fails the
+    /// promise with what PostgreSQL said. The connection stays either way.
+    @Test(arguments: [
+        (message("E", Array("SERROR\0C22012\0Mdivision by zero\0\0".utf8)), [UInt8](), PipelinedBeginHandler.CommitOutcome.rolledBack),
+        (message("2", []) + message("C", Array("INSERT 0 1".utf8) + [0]),
+         message("E", Array("SERROR\0C23505\0Mduplicate key value\0\0".utf8)),
+         PipelinedBeginHandler.CommitOutcome.refused(sqlState: "23505", message: "duplicate key value")),
+    ])
+    func aTransactionItsSyncDidNotCommitFailsItsPromise(statement: [UInt8], atCommit: [UInt8], outcome: PipelinedBeginHandler.CommitOutcome) throws {
+        let (channel, handler, counter) = try channel()
+        let committed = channel.eventLoop.makePromise(of: Void.self)
+        handler.arm()
+        #expect(handler.commitAfterNextStatement(committed))
+        try channel.writeAndFlush(ByteBuffer(bytes: Self.message("B", []) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", []))).wait()
+        #expect(Self.types(try written(channel)) == "BES")
+        let ready = Self.message("Z", [UInt8(ascii: "I")])
+        let result = Answer(committed.futureResult)
+        try channel.writeInbound(ByteBuffer(bytes: statement + atCommit + ready))
+        #expect(try received(channel) == statement + ready)
+        #expect(throws: outcome) { try #require(result.result).get() }
+        #expect(counter.syncCommits == 0)
+        #expect(channel.isActive)
+        _ = try channel.finish()
+    }
+
+    /// An armed write of more than one statement (or none that executes) keeps `BEGIN`, and
+    /// `COMMIT` follows as a statement of its own: only one statement is one transaction.
+    @Test func aWriteOfTwoStatementsKeepsBeginAndCommit() throws {
+        let one: [UInt8] = Self.message("B", []) + Self.message("E", [0, 0, 0, 0, 0]) + Self.message("S", [])
+        let (channel, handler, _) = try channel()
+        let committed = channel.eventLoop.makePromise(of: Void.self)
+        handler.arm()
+        #expect(handler.commitAfterNextStatement(committed))
+        try channel.writeAndFlush(ByteBuffer(bytes: one + one)).wait()
+        #expect(Self.types(try written(channel)) == "PBEBESBESQ")
+        let statementReply = Self.message("2", []) + Self.message("C", Array("SELECT 1".utf8) + [0]) + Self.message("Z", [UInt8(ascii: "T")])
+        let result = Answer(committed.futureResult)
+        try channel.writeInbound(ByteBuffer(bytes: Self.beginReply() + statementReply + statementReply + Self.commitReply))
+        #expect(try received(channel) == statementReply + statementReply)
+        #expect(throws: Never.self) { try #require(result.result).get() }
         _ = try channel.finish()
     }
 
@@ -320,12 +418,12 @@ struct PipelinedBeginTests {
 
     @Test func theStatementAfterBeginRunsInItsTransactionWithoutARoundTripForBegin() async throws {
         try await onPooledConnection { pool, pooled, connection in
-            let before = pool.roundTrips.value
+            let before = pool.counters.roundTrips
             pooled.beginWithNextStatement()
             try await connection.query("SELECT set_config('atrium.probe', 'scoped', true)", logger: TestDatabase.logger)
             // Transaction-local, so still set: the two statements share a transaction.
             #expect(try await setting(connection) == "scoped")
-            #expect(pool.roundTrips.value - before == 2)
+            #expect(pool.counters.roundTrips - before == 2)
             try await connection.query("COMMIT", logger: TestDatabase.logger)
             #expect(try await setting(connection) == "")
 
@@ -341,11 +439,11 @@ struct PipelinedBeginTests {
     @Test func settingsWithBeginCostNoRoundTripOfTheirOwn() async throws {
         try await onPooledConnection { pool, pooled, connection in
             for value in ["scoped", "it's; SELECT 1 --"] {
-                let before = pool.roundTrips.value
+                let before = pool.counters.roundTrips
                 pooled.beginWithNextStatement()
                 #expect(pooled.setLocallyWithBegin([("atrium.probe", value)]))
                 #expect(try await setting(connection) == value)
-                #expect(pool.roundTrips.value - before == 1)
+                #expect(pool.counters.roundTrips - before == 1)
                 try await connection.query("COMMIT", logger: TestDatabase.logger)
                 #expect(try await setting(connection) == "")
             }
@@ -374,13 +472,13 @@ struct PipelinedBeginTests {
                 for try await n in try await connection.query("SELECT count(*)::int FROM probe", logger: logger).decode(Int.self) { count = n }
                 return count
             }
-            let before = pool.roundTrips.value
+            let before = pool.counters.roundTrips
             pooled.beginWithNextStatement()
             #expect(pooled.setLocallyWithBegin([("atrium.probe", "scoped")]))
             let commit = try #require(pooled.commitAfterNextStatement())
             try await connection.query("INSERT INTO probe SELECT 1 WHERE current_setting('atrium.probe') = 'scoped'", logger: logger)
             try await commit.get()
-            #expect(pool.roundTrips.value - before == 1)
+            #expect(pool.counters.roundTrips - before == 1)
             #expect(!pooled.withdrawUnsentBegin())  // the block's end: statements may follow
             #expect(try await count() == 1)
             #expect(try await setting(connection) == "", "the transaction has ended")
@@ -392,6 +490,25 @@ struct PipelinedBeginTests {
             _ = pooled.withdrawUnsentBegin()
             #expect(try await count() == 1)
             #expect(try await setting(connection) == "")
+
+            // Refused at the commit itself (a deferred constraint, checked when the Sync
+            // commits): the statement succeeded, the promise says what PostgreSQL said, and
+            // nothing is written.
+            try await connection.query("CREATE TEMP TABLE deferred (n int UNIQUE DEFERRABLE INITIALLY DEFERRED)", logger: logger)
+            try await connection.query("INSERT INTO deferred VALUES (1)", logger: logger)
+            pooled.beginWithNextStatement()
+            let atCommit = try #require(pooled.commitAfterNextStatement())
+            try await connection.query("INSERT INTO deferred VALUES (1)", logger: logger)
+            do {
+                try await atCommit.get()
+                Issue.record("the duplicate committed")
+            } catch PipelinedBeginHandler.CommitOutcome.refused(let state, _) {
+                #expect(state == "23505")
+            }
+            _ = pooled.withdrawUnsentBegin()
+            var rows = -1
+            for try await n in try await connection.query("SELECT count(*)::int FROM deferred", logger: logger).decode(Int.self) { rows = n }
+            #expect(rows == 1)
         }
     }
 
@@ -583,9 +700,9 @@ struct PipelinedBeginTests {
                 let contacts = "/v1/tenants/acme/sales/contacts"
                 try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
                     #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"warm@example.com"}"#).status == .created)
-                    let before = requests.roundTrips.value
+                    let before = requests.counters.roundTrips
                     #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"one@example.com"}"#).status == .created)
-                    #expect(requests.roundTrips.value - before == 1)
+                    #expect(requests.counters.roundTrips - before == 1)
 
                     let key: HTTPFields = [.idempotencyKey: "pipelined-1"]
                     let first = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
@@ -660,7 +777,7 @@ struct PipelinedBeginTests {
                 // whose last-used connection has its statements prepared by the first read.
                 let before = try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
                     #expect(try await client.send(.get, list, token: token).status == .ok)
-                    let before = (requests.roundTrips.value, requests.leases)
+                    let before = (requests.counters.roundTrips, requests.leases, requests.counters.syncCommits)
                     for _ in 0..<5 {
                         let page = try await client.send(.get, list, token: token)
                         #expect(page.status == .ok)
@@ -669,11 +786,14 @@ struct PipelinedBeginTests {
                     return before
                 }
                 #expect(requests.leases - before.1 == 5)
-                #expect(requests.roundTrips.value - before.0 == 5 * (sessionsFromMemory ? 1 : 2))
+                #expect(requests.counters.roundTrips - before.0 == 5 * (sessionsFromMemory ? 1 : 2))
+                // From memory, each read is one statement after its scope: its Sync commits it.
+                #expect(requests.counters.syncCommits - before.2 == (sessionsFromMemory ? 5 : 0))
                 try await client.execute(uri: "/metrics", method: .get) { response in
                     let text = String(buffer: response.body)
-                    #expect(text.contains("atrium_db_request_round_trips_total \(requests.roundTrips.value)"))
+                    #expect(text.contains("atrium_db_request_round_trips_total \(requests.counters.roundTrips)"))
                     #expect(text.contains("atrium_db_request_connections_total \(requests.leases)"))
+                    #expect(text.contains("atrium_db_request_sync_commits_total \(requests.counters.syncCommits)"))
                 }
             }
         }
