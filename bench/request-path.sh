@@ -4,15 +4,22 @@
 # from PostgreSQL's own counters (pg_stat_database, pg_stat_statements); and the list's
 # p99 while another tenant runs a large import.
 #
-#   bench/request-path.sh            # part of make bench; BENCH_SECONDS, BENCH_CONNECTIONS
+#   bench/request-path.sh            # part of make bench; BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_ROUNDS
+#   ATRIUM_BENCH_BINARY=/path/to/atrium bench/request-path.sh   # another build, for before/after
+#   BENCH_ONLY=p99 bench/request-path.sh                        # only the p99 beside an import
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
-swift build -c release --product atrium >/dev/null
-bin="$(swift build -c release --show-bin-path)/atrium"
+if [ -n "${ATRIUM_BENCH_BINARY:-}" ]; then
+  bin="$ATRIUM_BENCH_BINARY"
+else
+  swift build -c release --product atrium >/dev/null
+  bin="$(swift build -c release --show-bin-path)/atrium"
+fi
+only="${BENCH_ONLY:-}"
 
 scratch="$(mktemp -d /tmp/atrium-bench-path.XXXXXX)"
 chmod 755 "$scratch"
@@ -68,6 +75,7 @@ row() {
 # machine's load drifts over a run; a ratio of two measurements seconds apart drifts
 # less than one of measurements a minute apart, and one unlucky stretch moves one round.
 rounds="${BENCH_ROUNDS:-3}"
+if [ "$only" != p99 ]; then
 echo "request path: $connections connections, $rounds rounds of ${seconds}s per route, release build"
 printf '%-30s %10s %9s %9s %11s %12s   %s\n' route 'req/s' 'p50 ms' 'p99 ms' 'vs healthz' 'CPU ms/req' 'each round'
 healthz=(); reads=(); creates=(); read_ratios=(); create_ratios=()
@@ -105,6 +113,11 @@ commits() { sql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE 
 # The server's own count of its request connections' round trips (each write that waits
 # for PostgreSQL's answer) and leases, from /metrics.
 metric() { curl -fsS "$base/metrics" | awk -v name="$1" '$1 == name { printf "%d", $2 }'; }
+# A backend reports its transactions to pg_stat_database when it goes idle, but at most
+# once a second: counts of a busy stretch can land up to ten seconds later
+# (PGSTAT_IDLE_INTERVAL). Both readings wait that out, so the creates before are not
+# counted here and the reads are all counted.
+sleep 11
 statements >"$scratch/before"
 commits_before="$(commits)"
 trips_before="$(metric atrium_db_request_round_trips_total)"
@@ -114,6 +127,7 @@ counted="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $r
 trips_after="$(metric atrium_db_request_round_trips_total)"
 leases_after="$(metric atrium_db_request_connections_total)"
 syncs_after="$(metric atrium_db_request_sync_commits_total)"
+sleep 11
 commits_after="$(commits)"
 statements >"$scratch/after"
 total="$(requests_of "$counted")"
@@ -164,6 +178,7 @@ delays="$(for _ in 1 2 3 4 5; do propagation; done | sort -n | tr '\n' ' ')"
 echo
 printf 'tenant suspended -> first 403 from the server: median %s ms (of %s ms; includes a polling curl and the database shell)\n' \
   "$(awk '{print $3}' <<<"$delays")" "$(sed 's/ $//' <<<"$delays")"
+fi
 
 # The list's p99 while another tenant imports 300,000 contacts, next to it quiet: in
 # rounds (quiet, then busy beside a fresh import, then until that import has landed),
