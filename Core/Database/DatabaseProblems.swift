@@ -13,10 +13,21 @@ import PostgresNIO
 public enum DatabaseProblems {
     /// The API answer for `error`, or nil when it is not about the request's values.
     public static func problem(for error: any Error) -> AtriumError? {
-        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return nil }
-        let column = error.serverInfo?[.columnName]
-        let constraint = error.serverInfo?[.constraintName]
-        let table = error.serverInfo?[.tableName]
+        if let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] {
+            return problem(
+                state: state, message: error.serverInfo?[.message] ?? "", constraint: error.serverInfo?[.constraintName],
+                table: error.serverInfo?[.tableName], column: error.serverInfo?[.columnName])
+        }
+        // A commit PostgreSQL refused (a deferred constraint checked at the end of the
+        // transaction) is the same refusal, arriving after the statement.
+        if case .refused(let state, let message, let constraint, let table, let column) = error as? PipelinedBeginHandler.CommitOutcome {
+            return problem(state: state, message: message, constraint: constraint, table: table, column: column)
+        }
+        return nil
+    }
+
+    /// The API answer for a refusal with SQLSTATE `state` and the fields PostgreSQL named.
+    static func problem(state: String, message: String, constraint: String?, table: String?, column: String?) -> AtriumError? {
         switch state {
         case "22001", "54000":
             return .validation(field: column ?? field(constraint: constraint, table: table), "is too long")
@@ -36,11 +47,11 @@ public enum DatabaseProblems {
             return .conflict(code: "duplicate", "another record already has this \(field(constraint: constraint, table: table))")
         case "23P01":
             return .conflict(code: "conflict", "this \(field(constraint: constraint, table: table)) conflicts with another record")
-        case "23503" where (error.serverInfo?[.message] ?? "").hasPrefix("update or delete"):
+        case "23503" where message.hasPrefix("update or delete"):
             return .conflict(code: "in_use", "other records still refer to this one")
         case "23503":
             return .validation(field: field(constraint: constraint, table: table), "does not name a record of this tenant")
-        case "42501" where (error.serverInfo?[.message] ?? "").hasPrefix("new row violates row-level security policy"):
+        case "42501" where message.hasPrefix("new row violates row-level security policy"):
             // A write that an ownership policy refuses: the row would belong to someone
             // whose records the caller may not change. (Other 42501s are real faults.)
             return .forbidden(code: "permission_denied", "this record would belong to someone whose records you may not change")

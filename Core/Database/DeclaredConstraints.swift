@@ -61,6 +61,11 @@ public final class DeclaredConstraints: Sendable {
     /// The declared problem for the constraint `error` names, if its comment declares one.
     func problem(for error: PSQLError) async -> AtriumError? {
         guard let constraint = error.serverInfo?[.constraintName], let table = error.serverInfo?[.tableName] else { return nil }
+        return await problem(constraint: constraint, table: table)
+    }
+
+    /// The problem declared for `constraint` of `table`, if its migration declared one.
+    func problem(constraint: String, table: String) async -> AtriumError? {
         let key = table + "." + constraint
         if let cached = cache.withLock({ $0[key] }) { return cached?.problem }
         let declaration: Declaration?

@@ -67,9 +67,9 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it (or, one
         /// its `Sync` commits, its statement failed and the `Sync` rolled it back).
         case rolledBack
-        /// PostgreSQL refused the `COMMIT`, or the commit at the `Sync` (SQLSTATE, message);
-        /// the transaction is gone.
-        case refused(sqlState: String, message: String)
+        /// PostgreSQL refused the `COMMIT`, or the commit at the `Sync` (SQLSTATE, message,
+        /// and the constraint, table and column it named, if any); the transaction is gone.
+        case refused(sqlState: String, message: String, constraint: String? = nil, table: String? = nil, column: String? = nil)
         /// The connection closed before the answer came.
         case connectionClosed
 
@@ -77,7 +77,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch self {
             case .notSent: "the pipelined COMMIT was not sent"
             case .rolledBack: "the transaction was rolled back: a statement in it had failed"
-            case .refused(let state, let message): "PostgreSQL refused COMMIT (\(state)): \(message)"
+            case .refused(let state, let message, _, _, _): "PostgreSQL refused COMMIT (\(state)): \(message)"
             case .connectionClosed: "the database connection closed before COMMIT was answered"
             }
         }
@@ -422,16 +422,18 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// A `COMMIT`'s `ErrorResponse`: its SQLSTATE (`C`) and message (`M`) fields.
+    /// A commit's `ErrorResponse`: its SQLSTATE (`C`), message (`M`), constraint (`n`),
+    /// table (`t`) and column (`c`) fields.
     private static func refusal(_ message: ByteBuffer) -> CommitOutcome {
         var body = message
         body.moveReaderIndex(forwardBy: 5)
-        var (state, text) = ("", "")
+        var fields: [UInt8: String] = [:]
         while let field = body.readInteger(as: UInt8.self), field != 0, let value = body.readNullTerminatedString() {
-            if field == UInt8(ascii: "C") { state = value }
-            if field == UInt8(ascii: "M") { text = value }
+            fields[field] = value
         }
-        return .refused(sqlState: state, message: text)
+        return .refused(
+            sqlState: fields[UInt8(ascii: "C")] ?? "", message: fields[UInt8(ascii: "M")] ?? "", constraint: fields[UInt8(ascii: "n")],
+            table: fields[UInt8(ascii: "t")], column: fields[UInt8(ascii: "c")])
     }
 
     func channelInactive(context: ChannelHandlerContext) {

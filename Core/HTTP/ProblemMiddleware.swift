@@ -46,6 +46,19 @@ struct ProblemMiddleware: RouterMiddleware {
                 "error": "\(error.serverInfo?[.message] ?? "")",
             ])
             return try (DatabaseProblems.problem(for: error) ?? .internalError()).response(from: request, context: context)
+        } catch let error as PipelinedBeginHandler.CommitOutcome where DatabaseProblems.problem(for: error) != nil {
+            // The transaction's commit refused a value (a deferred constraint): the same
+            // answer as the statement would have had, the same warning.
+            guard case .refused(let state, let message, let constraint, let table, _) = error else {
+                return try AtriumError.internalError().response(from: request, context: context)
+            }
+            if let constraint, let table, let declared = await constraints?.problem(constraint: constraint, table: table) {
+                return try declared.response(from: request, context: context)
+            }
+            context.logger.warning("database refused a value at commit", metadata: [
+                "sqlstate": "\(state)", "constraint": "\(constraint ?? "")", "error": "\(message)",
+            ])
+            return try (DatabaseProblems.problem(for: error) ?? .internalError()).response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try AtriumError.internalError().response(from: request, context: context)

@@ -502,8 +502,10 @@ struct PipelinedBeginTests {
             do {
                 try await atCommit.get()
                 Issue.record("the duplicate committed")
-            } catch PipelinedBeginHandler.CommitOutcome.refused(let state, _) {
+            } catch PipelinedBeginHandler.CommitOutcome.refused(let state, _, let constraint, let table, _) {
                 #expect(state == "23505")
+                #expect(constraint == "deferred_n_key")
+                #expect(table == "deferred")
             }
             _ = pooled.withdrawUnsentBegin()
             var rows = -1
@@ -713,6 +715,36 @@ struct PipelinedBeginTests {
                     #expect(json(again)["id"]?.string == json(first)["id"]?.string)
                     let page = try await client.send(.get, contacts + "?limit=50", token: token)
                     #expect(json(page)["data"]?.array?.count == 6)
+                }
+            }
+        }
+    }
+
+    /// A value the commit refuses (a unique constraint made deferrable, so PostgreSQL
+    /// checks it when the create's Sync commits) is answered as the statement's refusal
+    /// would be — 409 `duplicate` naming the field — and writes nothing.
+    @Test func aValueRefusedAtTheCommitIsTheClientsProblem() async throws {
+        let db = try await salesDatabase()
+        try await db.withOwner { connection in
+            try await connection.query("DROP INDEX sales_contacts_email", logger: TestDatabase.logger)
+            try await connection.query(
+                "ALTER TABLE sales_contacts ADD CONSTRAINT sales_contacts_email_key UNIQUE (tenant_id, email) DEFERRABLE INITIALLY DEFERRED",
+                logger: TestDatabase.logger)
+        }
+        try await db.withApp(maximumConnections: 8) { database in
+            let requests = try #require(database.requests)
+            try await withSalesApp(db, database, listening: true) { client, token in
+                let contacts = "/v1/tenants/acme/sales/contacts"
+                try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
+                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#).status == .created)
+                    let before = requests.counters.syncCommits
+                    let again = try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#)
+                    #expect(again.status == .conflict)
+                    #expect(json(again)["code"]?.string == "duplicate")
+                    #expect(json(again)["detail"]?.string == "another record already has this email")
+                    #expect(requests.counters.syncCommits == before, "the Sync did not commit")
+                    let page = try await client.send(.get, contacts + "?limit=50", token: token)
+                    #expect(json(page)["data"]?.array?.compactMap { $0["email"]?.string }.filter { $0 == "twice@example.com" }.count == 1)
                 }
             }
         }
