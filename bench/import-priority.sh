@@ -15,12 +15,7 @@ source bench/lib.sh
 
 rounds="${BENCH_ROUNDS:-3}"
 seconds="${BENCH_SECONDS:-10}"
-if [ -n "${ATRIUM_BENCH_BINARY:-}" ]; then
-  bin="$ATRIUM_BENCH_BINARY"
-else
-  swift build -c release --product atrium >/dev/null
-  bin="$(swift build -c release --show-bin-path)/atrium"
-fi
+bin="$(bench_binary)"
 nices="0 10 19"
 [ "$(id -u)" = 0 ] || { nices="10 19"; echo "not root: nice 0 cannot be restored, measuring 10 and 19 only"; }
 

@@ -9,13 +9,9 @@
 #   ATRIUM_BENCH_BINARY=/path/to/atrium bench/import.sh   # another build, for before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
-if [ -n "${ATRIUM_BENCH_BINARY:-}" ]; then
-  bin="$ATRIUM_BENCH_BINARY"
-else
-  swift build -c release --product atrium
-  bin="$(swift build -c release --show-bin-path)/atrium"
-fi
+bin="$(bench_binary)"
 scratch="$(mktemp -d /tmp/atrium-bench-import.XXXXXX)"
 chmod 755 "$scratch"
 export ATRIUM_DATA_DIR="$scratch/.atrium"

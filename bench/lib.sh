@@ -36,3 +36,14 @@ bench_owned_contacts() {
 
 # wrk's "1.23ms", "456.00us" or "1.02s" in milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/, "", v); print v } else { sub(/s/, "", v); print v*1000 } }'; }
+
+# The atrium binary to measure: $ATRIUM_BENCH_BINARY (another build, for before/after)
+# or this checkout's release build, built now.
+bench_binary() {
+  if [ -n "${ATRIUM_BENCH_BINARY:-}" ]; then
+    echo "$ATRIUM_BENCH_BINARY"
+  else
+    swift build -c release --product atrium >&2
+    echo "$(swift build -c release --show-bin-path)/atrium"
+  fi
+}

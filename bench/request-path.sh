@@ -13,12 +13,7 @@ source bench/lib.sh
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
-if [ -n "${ATRIUM_BENCH_BINARY:-}" ]; then
-  bin="$ATRIUM_BENCH_BINARY"
-else
-  swift build -c release --product atrium >/dev/null
-  bin="$(swift build -c release --show-bin-path)/atrium"
-fi
+bin="$(bench_binary)"
 only="${BENCH_ONLY:-}"
 
 scratch="$(mktemp -d /tmp/atrium-bench-path.XXXXXX)"

@@ -35,6 +35,12 @@ struct PipelinedBeginTests {
     static let statementReply = message("2", []) + message("N", Array("SNOTICE\0\0".utf8)) + message("C", Array("SELECT 1".utf8) + [0])
         + message("Z", [UInt8(ascii: "T")])
 
+    /// `reply` cut in two at every place it can be, and one byte at a time: how a reply may
+    /// arrive in reads.
+    static func cuts(of reply: [UInt8]) -> [[[UInt8]]] {
+        (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] } + [reply.map { [$0] }]
+    }
+
     func channel() throws -> (EmbeddedChannel, PipelinedBeginHandler, PipelineCounters) {
         let counter = PipelineCounters()
         let handler = PipelinedBeginHandler(counters: counter)
@@ -60,10 +66,7 @@ struct PipelinedBeginTests {
         let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
         for parsed in [true, false] {
             let reply = Self.beginReply(parsed: parsed) + Self.statementReply
-            // Every place the reply can be cut in two, and the reply one byte at a time.
-            var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
-            cuts.append(reply.map { [$0] })
-            for pieces in cuts {
+            for pieces in Self.cuts(of: reply) {
                 let (channel, handler, counter) = try channel()
                 if !parsed {
                     // The connection prepared its BEGIN before.
@@ -118,9 +121,7 @@ struct PipelinedBeginTests {
         let statement: [UInt8] = Self.message("B", [1, 2, 3]) + Self.message("S", [])
         for parsed in [true, false] {
             let reply = Self.beginReply(parsed: parsed) + Self.settingsReply(parsed: parsed) + Self.statementReply
-            var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
-            cuts.append(reply.map { [$0] })
-            for pieces in cuts {
+            for pieces in Self.cuts(of: reply) {
                 let (channel, handler, counter) = try channel()
                 if !parsed {
                     // The connection prepared its statement for two settings before.
@@ -203,9 +204,7 @@ struct PipelinedBeginTests {
         let rows = Self.message("2", []) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x61]) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x62])
             + Self.message("N", Array("SNOTICE\0\0".utf8)) + Self.message("C", Array("SELECT 2".utf8) + [0]) + Self.message("Z", [UInt8(ascii: "T")])
         let reply = rows + Self.commitReply
-        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
-        cuts.append(reply.map { [$0] })
-        for pieces in cuts {
+        for pieces in Self.cuts(of: reply) {
             let (channel, handler, counter) = try channel()
             let committed = channel.eventLoop.makePromise(of: Void.self)
             handler.arm()
@@ -261,9 +260,7 @@ struct PipelinedBeginTests {
         let rows = Self.message("2", []) + Self.message("D", [0, 1, 0, 0, 0, 1, 0x61]) + Self.message("N", Array("SNOTICE\0\0".utf8))
             + Self.message("C", Array("SELECT 1".utf8) + [0]) + Self.message("Z", [UInt8(ascii: "I")])
         let reply = Self.settingsReply(parsed: true) + rows
-        var cuts = (0...reply.count).map { [Array(reply[..<$0]), Array(reply[$0...])] }
-        cuts.append(reply.map { [$0] })
-        for pieces in cuts {
+        for pieces in Self.cuts(of: reply) {
             let (channel, handler, counter) = try channel()
             let committed = channel.eventLoop.makePromise(of: Void.self)
             handler.arm()
@@ -695,28 +692,22 @@ struct PipelinedBeginTests {
     /// the kernel stores the answer after the handler, in the same transaction, so there
     /// the commit waits for the block's end — and a retry gets the first answer.
     @Test func aCreateCommitsWithItsInsertUnlessAnIdempotencyKeyFollowsIt() async throws {
-        let db = try await salesDatabase()
-        try await db.withApp(maximumConnections: 8) { database in
-            let requests = try #require(database.requests)
-            try await withSalesApp(db, database, listening: true) { client, token in
-                let contacts = "/v1/tenants/acme/sales/contacts"
-                try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
-                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"warm@example.com"}"#).status == .created)
-                    let before = requests.counters.roundTrips
-                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"one@example.com"}"#).status == .created)
-                    #expect(requests.counters.roundTrips - before == 1)
+        try await onSalesLoop(try await salesDatabase()) { client, token, requests in
+            let contacts = "/v1/tenants/acme/sales/contacts"
+            #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"warm@example.com"}"#).status == .created)
+            let before = requests.counters.roundTrips
+            #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"one@example.com"}"#).status == .created)
+            #expect(requests.counters.roundTrips - before == 1)
 
-                    let key: HTTPFields = [.idempotencyKey: "pipelined-1"]
-                    let first = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
-                    let again = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
-                    #expect(first.status == .created)
-                    #expect(again.status == .created)
-                    #expect(json(first)["id"]?.string != nil)
-                    #expect(json(again)["id"]?.string == json(first)["id"]?.string)
-                    let page = try await client.send(.get, contacts + "?limit=50", token: token)
-                    #expect(json(page)["data"]?.array?.count == 6)
-                }
-            }
+            let key: HTTPFields = [.idempotencyKey: "pipelined-1"]
+            let first = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
+            let again = try await client.send(.post, contacts, token: token, json: #"{"email":"keyed@example.com"}"#, headers: key)
+            #expect(first.status == .created)
+            #expect(again.status == .created)
+            #expect(json(first)["id"]?.string != nil)
+            #expect(json(again)["id"]?.string == json(first)["id"]?.string)
+            let page = try await client.send(.get, contacts + "?limit=50", token: token)
+            #expect(json(page)["data"]?.array?.count == 6)
         }
     }
 
@@ -731,21 +722,29 @@ struct PipelinedBeginTests {
                 "ALTER TABLE sales_contacts ADD CONSTRAINT sales_contacts_email_key UNIQUE (tenant_id, email) DEFERRABLE INITIALLY DEFERRED",
                 logger: TestDatabase.logger)
         }
+        try await onSalesLoop(db) { client, token, requests in
+            let contacts = "/v1/tenants/acme/sales/contacts"
+            #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#).status == .created)
+            let before = requests.counters.syncCommits
+            let again = try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#)
+            #expect(again.status == .conflict)
+            #expect(json(again)["code"]?.string == "duplicate")
+            #expect(json(again)["detail"]?.string == "another record already has this email")
+            #expect(requests.counters.syncCommits == before, "the Sync did not commit")
+            let page = try await client.send(.get, contacts + "?limit=50", token: token)
+            #expect(json(page)["data"]?.array?.compactMap { $0["email"]?.string }.filter { $0 == "twice@example.com" }.count == 1)
+        }
+    }
+
+    /// Runs `body` against a Sales app on `db` whose sessions come from memory, on one
+    /// event loop as a served connection's requests are, with the request pool it counts.
+    func onSalesLoop(
+        _ db: TestDatabase, _ body: @escaping @Sendable (any TestClientProtocol, _ token: String, RequestConnectionPool) async throws -> Void
+    ) async throws {
         try await db.withApp(maximumConnections: 8) { database in
             let requests = try #require(database.requests)
             try await withSalesApp(db, database, listening: true) { client, token in
-                let contacts = "/v1/tenants/acme/sales/contacts"
-                try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) {
-                    #expect(try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#).status == .created)
-                    let before = requests.counters.syncCommits
-                    let again = try await client.send(.post, contacts, token: token, json: #"{"email":"twice@example.com"}"#)
-                    #expect(again.status == .conflict)
-                    #expect(json(again)["code"]?.string == "duplicate")
-                    #expect(json(again)["detail"]?.string == "another record already has this email")
-                    #expect(requests.counters.syncCommits == before, "the Sync did not commit")
-                    let page = try await client.send(.get, contacts + "?limit=50", token: token)
-                    #expect(json(page)["data"]?.array?.compactMap { $0["email"]?.string }.filter { $0 == "twice@example.com" }.count == 1)
-                }
+                try await EventLoopTaskExecutor.run(on: MultiThreadedEventLoopGroup.singleton.next()) { try await body(client, token, requests) }
             }
         }
     }
