@@ -64,8 +64,8 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     enum CommitOutcome: Error, CustomStringConvertible, Equatable {
         /// No statement that executes was written before `disarm()`: nothing was sent.
         case notSent
-        /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it (or, one
-        /// its `Sync` commits, its statement failed and the `Sync` rolled it back).
+        /// PostgreSQL answered `ROLLBACK`: the transaction had failed before it (or, in a
+        /// transaction its `Sync` commits, its statement failed and the `Sync` rolled it back).
         case rolledBack
         /// PostgreSQL refused the `COMMIT`, or the commit at the `Sync` (SQLSTATE, message,
         /// and the constraint, table and column it named, if any); the transaction is gone.
@@ -107,7 +107,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var preparedSettingCounts: Set<Int> = []
     /// Whether this connection has prepared `BEGIN`.
     private var beginPrepared = false
-    /// The statements sent, in order, whose `ReadyForQuery` has not come back, where one of
+    /// The statements sent, in order, whose replies have not all come back, where one of
     /// them is the handler's own (otherwise the driver's replies pass untouched).
     private var unanswered: [Sent] = []
     /// Waiting for the driver's next write that executes a statement, to follow it.

@@ -194,9 +194,10 @@ public struct TenantTransaction: Sendable {
     }
 
     /// Runs `body`, which runs one statement through this transaction, as the
-    /// transaction's last: on the request's own connection `COMMIT` goes in the same write
-    /// as that statement, so a block of one statement costs one round trip (a read from a
-    /// session in memory: `BEGIN`, the scope, the statement and `COMMIT` in one write).
+    /// transaction's last: on the request's own connection the commit goes in the same
+    /// write as that statement, so a block of one statement costs one round trip (a read
+    /// from a session in memory: the scope and the statement in one write, committed by the
+    /// statement's `Sync` with no `BEGIN` or `COMMIT`).
     ///
     /// Use it for the statement a block ends with: the transaction has ended when `body`
     /// returns (committed, or the error thrown), so another statement in `body`, or after
