@@ -4,7 +4,7 @@
 
 SHELL := /bin/bash
 SWIFT_BUILD_FLAGS ?=
-DEBIAN_PACKAGES := postgresql postgresql-client libargon2-dev libcurl4-openssl-dev python3-venv
+DEBIAN_PACKAGES := postgresql postgresql-client libargon2-dev libcurl4-openssl-dev python3-venv openssl
 
 PREFIX ?= /usr/local
 

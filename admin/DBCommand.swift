@@ -38,7 +38,10 @@ struct DBCommand: AsyncParsableCommand {
                 let url = role == .app ? location.app : location.owner
                 var environment = ProcessInfo.processInfo.environment
                 environment["PGPASSWORD"] = url.password
-                environment["PGSSLMODE"] = url.sslMode
+                environment["PGSSLMODE"] = url.sslMode.rawValue
+                environment["PGSSLROOTCERT"] = url.tls.rootCertificate
+                environment["PGSSLCERT"] = url.tls.clientCertificate
+                environment["PGSSLKEY"] = url.tls.clientKey
                 let arguments = ["--no-psqlrc", "-h", url.host, "-p", String(url.port), "-U", url.username, "-d", url.database]
                     + (command.map { ["-v", "ON_ERROR_STOP=1", "-c", $0] } ?? [])
                 // psql handles Ctrl-C itself (it cancels the running query); this process must not die of it.

@@ -33,7 +33,7 @@ public struct AtriumRuntime: Sendable {
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger
     ) async throws -> AtriumRuntime {
         let environment = configuration.environment
-        let pool = database ?? Database.pooled(location.app, size: configuration.poolSize, embedded: location.embedded, logger: logger)
+        let pool = try database ?? Database.pooled(location.app, size: configuration.poolSize, embedded: location.embedded, logger: logger)
         let key: MasterKey
         if let masterKey { key = masterKey } else { key = try await MasterKey.load(environment: environment, location: location, logger: logger) }
 

@@ -19,8 +19,8 @@ public struct Database: Sendable {
     /// thread; nil where none was made (a pool a test gives, the CLI).
     let background: BackgroundPool?
     /// The connections of authenticated requests, whose `BEGIN` goes with the first
-    /// statement; nil where the driver's TLS handler would sit in its way, or none was
-    /// made (a pool a caller gives): requests then take `client` and send `BEGIN` alone.
+    /// statement, over the socket or TCP, with or without TLS; nil only where none was made
+    /// (a pool a caller gives, the CLI's): requests then take `client` and send `BEGIN` alone.
     let requests: RequestConnectionPool?
     /// The pools' connection limit, reported in `/metrics`.
     public let maximumConnections: Int
@@ -120,19 +120,19 @@ extension Database {
     /// `clients` (first, so that they close last). Bulk work gets a pool of its own of
     /// `backgroundSize` connections on `BackgroundLane`'s thread (see
     /// `withBackgroundConnection`), whose backends are niced when they are `embedded`'s.
-    static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) -> Database {
-        let configuration = url.clientConfiguration(maximumConnections: size)
+    static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) throws(ConfigurationError) -> Database {
+        let configuration = try url.clientConfiguration(maximumConnections: size)
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         let perLoop = max(2, size / max(1, loops.count))
-        let requests = RequestConnectionPool(url: url, connectionsPerLoop: perLoop, eventLoops: loops, logger: logger)
+        let requests = try RequestConnectionPool(url: url, connectionsPerLoop: perLoop, eventLoops: loops, logger: logger)
+        let perLoopConfiguration = try url.clientConfiguration(maximumConnections: perLoop)
         let loopPools = loops.map { loop in
-            LoopPool(
-                eventLoop: loop,
-                client: PostgresClient(configuration: url.clientConfiguration(maximumConnections: perLoop), eventLoopGroup: loop, backgroundLogger: logger))
+            LoopPool(eventLoop: loop, client: PostgresClient(configuration: perLoopConfiguration, eventLoopGroup: loop, backgroundLogger: logger))
         }
         let background = BackgroundPool(
             client: PostgresClient(
-                configuration: url.clientConfiguration(maximumConnections: backgroundSize), eventLoopGroup: BackgroundLane.eventLoop, backgroundLogger: logger),
+                configuration: try url.clientConfiguration(maximumConnections: backgroundSize), eventLoopGroup: BackgroundLane.eventLoop,
+                backgroundLogger: logger),
             backends: embedded.map { BackendPriority(cluster: $0) })
         return Database(
             shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools, background: background,

@@ -46,8 +46,7 @@ public struct EmbeddedPostgres: Sendable {
     public func superuserURL(database: String = "postgres") throws -> DatabaseURL {
         let credentials = try loadCredentials()
         return DatabaseURL(
-            username: Self.superuser, password: credentials.superuserPassword, host: "127.0.0.1", port: credentials.port, database: database,
-            sslMode: "disable")
+            username: Self.superuser, password: credentials.superuserPassword, host: "127.0.0.1", port: credentials.port, database: database)
     }
 
     public var isInitialized: Bool {
@@ -261,7 +260,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     private func url(_ role: String, _ password: String, _ credentials: Credentials) -> DatabaseURL {
-        var url = DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName, sslMode: "disable")
+        var url = DatabaseURL(username: role, password: password, host: "127.0.0.1", port: credentials.port, database: Self.databaseName)
         // A cluster started by an older build has no socket; its connections stay on TCP.
         if let socketDirectory, FileManager.default.fileExists(atPath: "\(socketDirectory)/.s.PGSQL.\(credentials.port)") {
             url.socketDirectory = socketDirectory

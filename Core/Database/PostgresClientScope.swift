@@ -8,7 +8,7 @@ import NIOPosix
 public func withPostgresClient<Result: Sendable>(
     _ url: DatabaseURL, maximumConnections: Int = 4, logger: Logger, _ body: @Sendable (PostgresClient) async throws -> Result
 ) async throws -> Result {
-    let client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
+    let client = PostgresClient(configuration: try url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         // The body waits until the run task is under way: a lease before `run()` works,
         // but makes the driver print a warning on every command.
@@ -31,7 +31,7 @@ public func withDatabase<Result: Sendable>(
     _ url: DatabaseURL, maximumConnections: Int = 4, logger: Logger, _ body: @Sendable (Database) async throws -> Result
 ) async throws -> Result {
     let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-    let requests = RequestConnectionPool(
+    let requests = try RequestConnectionPool(
         url: url, connectionsPerLoop: max(1, maximumConnections / max(1, loops.count)), eventLoops: loops, logger: logger)
     return try await withPostgresClient(url, maximumConnections: maximumConnections, logger: logger) { client in
         let database = Database(shared: client, loopPools: [], background: nil, requests: requests, maximumConnections: maximumConnections * 2)
@@ -50,11 +50,7 @@ public func withDatabase<Result: Sendable>(
 public func withPostgresConnection<Result: Sendable>(
     _ url: DatabaseURL, connectTimeout: Duration = .seconds(5), logger: Logger, _ body: (PostgresConnection) async throws -> Result
 ) async throws -> Result {
-    var connectionConfiguration = PostgresConnection.Configuration(
-        host: url.host, port: url.port, username: url.username, password: url.password, database: url.database,
-        tls: url.sslMode == "disable" ? .disable : .prefer(try .init(configuration: .makeClientConfiguration())))
-    connectionConfiguration.options.connectTimeout = TimeAmount.nanoseconds(
-        connectTimeout.components.seconds * 1_000_000_000 + connectTimeout.components.attoseconds / 1_000_000_000)
+    let connectionConfiguration = try url.connectionConfiguration(connectTimeout: connectTimeout)
     let connection: PostgresConnection
     do {
         connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 1, logger: logger)

@@ -13,19 +13,24 @@ import Synchronization
 /// channels, so this pool makes them: it opens the socket, adds the handler and hands the
 /// channel to `PostgresConnection.connect`. It is only as much pool as the request path
 /// needs — connections made on demand up to a limit, handed out last-in first-out,
-/// waiters served in order, closed ones dropped — and it is used only where the driver
-/// adds no TLS handler of its own between socket and driver (the embedded cluster's
-/// socket, or `sslmode=disable`); elsewhere requests keep the driver's pool and a `BEGIN`
-/// of their own (`Database.withRequestConnection`).
+/// waiters served in order, closed ones dropped.
+///
+/// Over TLS the driver negotiates it as usual (`SSLRequest`, then its TLS handler in front
+/// of its own); once the connection is up, the pipelining handler goes on the plaintext
+/// side of the TLS handler, so the request path is the same over TLS as over the socket.
 final class RequestConnectionPool: Service, Sendable {
     let counters = PipelineCounters()
     private let pools: [LoopPool]
 
-    /// nil when `url` would use TLS (or there is no loop to serve).
-    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) {
-        guard url.socketDirectory != nil || url.sslMode == "disable", !eventLoops.isEmpty else { return nil }
+    /// nil when there is no loop to serve. Throws when `url`'s TLS settings cannot be
+    /// made into a TLS context (an unreadable certificate file).
+    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) throws(ConfigurationError) {
+        guard !eventLoops.isEmpty else { return nil }
         let counters = counters
-        pools = eventLoops.map { LoopPool(eventLoop: $0, url: url, maximum: max(1, connectionsPerLoop), counters: counters, logger: logger) }
+        let tls = url.socketDirectory == nil ? try url.tls.connectionTLS() : .disable
+        pools = eventLoops.map {
+            LoopPool(eventLoop: $0, url: url, tls: tls, maximum: max(1, connectionsPerLoop), counters: counters, logger: logger)
+        }
     }
 
     /// Leases handed out: with `counters.roundTrips`, the round trips per request.
@@ -130,6 +135,7 @@ struct RequestConnection: Sendable {
 private final class LoopPool: Sendable {
     let eventLoop: any EventLoop
     private let url: DatabaseURL
+    private let tls: PostgresConnection.Configuration.TLS
     private let maximum: Int
     private let counters: PipelineCounters
     private let logger: Logger
@@ -149,9 +155,10 @@ private final class LoopPool: Sendable {
         var description: String { "the request connection pool is closed" }
     }
 
-    init(eventLoop: any EventLoop, url: DatabaseURL, maximum: Int, counters: PipelineCounters, logger: Logger) {
+    init(eventLoop: any EventLoop, url: DatabaseURL, tls: PostgresConnection.Configuration.TLS, maximum: Int, counters: PipelineCounters, logger: Logger) {
         self.eventLoop = eventLoop
         self.url = url
+        self.tls = tls
         self.maximum = maximum
         self.counters = counters
         self.logger = logger
@@ -271,26 +278,44 @@ private final class LoopPool: Sendable {
     }
 
     private func connect(id: Int) async throws -> RequestConnection {
-        let handler = NIOLoopBoundBox.makeBoxSendingValue(PipelinedBeginHandler(counters: counters), eventLoop: eventLoop)
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
-            }
+        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.seconds(5))
         let channel: any Channel
         if let directory = url.socketDirectory {
             channel = try await bootstrap.connect(unixDomainSocketPath: "\(directory)/.s.PGSQL.\(url.port)").get()
         } else {
             channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).connect(host: url.host, port: url.port).get()
         }
-        let configuration = PostgresConnection.Configuration(
-            establishedChannel: channel, username: url.username, password: url.password, database: url.database)
+        var configuration = PostgresConnection.Configuration(
+            establishedChannel: channel, tls: tls, username: url.username, password: url.password, database: url.database)
+        configuration.options.tlsServerName = url.tlsServerName
         do {
             let connection = try await PostgresConnection.connect(on: eventLoop, configuration: configuration, id: id, logger: logger)
-            return RequestConnection(connection: connection, handler: handler)
+            do {
+                let handler = try await eventLoop.submit {
+                    let handler = PipelinedBeginHandler(counters: self.counters)
+                    try Self.addPipelining(handler, to: channel.pipeline.syncOperations)
+                    return NIOLoopBoundBox(handler, eventLoop: self.eventLoop)
+                }.get()
+                return RequestConnection(connection: connection, handler: handler)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
         } catch {
             try? await channel.close()
             throw error
+        }
+    }
+
+    /// Puts the pipelining handler where it reads and writes PostgreSQL's plaintext
+    /// messages: right behind the TLS handler the driver added, or first of all where
+    /// there is none (the socket, `sslmode=disable`, a server that refused TLS under
+    /// `prefer`). Done once the connection has started up, when nothing is in flight.
+    static func addPipelining(_ handler: PipelinedBeginHandler, to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        if let tls = try? pipeline.handler(type: NIOSSLClientHandler.self) {
+            try pipeline.addHandler(handler, position: .after(tls))
+        } else {
+            try pipeline.addHandler(handler, position: .first)
         }
     }
 

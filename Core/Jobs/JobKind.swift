@@ -38,6 +38,7 @@ extension TenantTransaction {
     @discardableResult
     public func enqueue<Payload>(_ kind: JobKind<Payload>, _ payload: Payload, runAt: Date? = nil, uniqueKey: String? = nil) async throws -> UUID? {
         let owner = kind.name.split(separator: ".").first.map(String.init)
+        try gate.admitStatement()
         return try await jobs.enqueue(
             kind: kind.name, tenantID: tenantID, moduleID: owner == "kernel" ? nil : owner, payload: try kind.encode(payload), runAt: runAt,
             uniqueKey: uniqueKey, on: connection)

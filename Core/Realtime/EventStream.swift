@@ -46,6 +46,7 @@ extension TenantTransaction {
             throw ConfigurationError("an event id must be 1 to 200 bytes on one line")
         }
         let payload = EventHub.payload(tenantID: tenantID, channel: channel, id: id)
+        try gate.admitStatement()
         try await connection.query("SELECT pg_notify(\(EventHub.channel), \(payload))", logger: logger)
     }
 

@@ -15,7 +15,7 @@ import Testing
 struct BackgroundPriorityTests {
     @Test func backgroundWorkRunsOnANicedThreadWithANicedBackend() async throws {
         let db = try await TestDatabase.create()
-        let database = Database.pooled(db.app, size: 2, embedded: try TestDatabase.cluster(), logger: TestDatabase.logger)
+        let database = try Database.pooled(db.app, size: 2, embedded: try TestDatabase.cluster(), logger: TestDatabase.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in database.clients { group.addTask { await client.run() } }
             let (thread, backend) = try await database.withBackgroundConnection(logger: TestDatabase.logger) { connection in
@@ -56,7 +56,7 @@ struct BackgroundPriorityTests {
                 uri: "/v1/tenants/acme/probe/imports?entity=items", method: .post,
                 headers: [.authorization: "Bearer \(token)", .contentType: "text/csv"], body: ByteBuffer(string: "ref\nA-1\nA-2\n"))
             #expect(upload.status == .accepted, "\(String(buffer: upload.body))")
-            let database = Database.pooled(db.app, size: 2, embedded: try TestDatabase.cluster(), logger: TestDatabase.logger)
+            let database = try Database.pooled(db.app, size: 2, embedded: try TestDatabase.cluster(), logger: TestDatabase.logger)
             let ran = try await withThrowingTaskGroup(of: Int.self) { group in
                 for client in database.clients { group.addTask { await client.run(); return -1 } }
                 let ran = try await JobWorker(

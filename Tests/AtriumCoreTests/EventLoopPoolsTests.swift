@@ -14,7 +14,7 @@ import Testing
 struct EventLoopPoolsTests {
     @Test func onAnEventLoopTheConnectionComesFromThatLoopsPool() async throws {
         let db = try await TestDatabase.create()
-        let database = Database.pooled(db.app, size: 4, logger: TestDatabase.logger)
+        let database = try Database.pooled(db.app, size: 4, logger: TestDatabase.logger)
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
         #expect(database.loopPools.count == loops.count)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -43,7 +43,7 @@ struct EventLoopPoolsTests {
     /// the loop's own pool they would wait for each other forever.
     @Test func aSecondConnectionWhileHoldingTheLoopsPoolComesFromTheSharedPool() async throws {
         let db = try await TestDatabase.create()
-        let database = Database.pooled(db.app, size: 2, logger: TestDatabase.logger)
+        let database = try Database.pooled(db.app, size: 2, logger: TestDatabase.logger)
         let store = PostgresRateLimitStore(database: database, logger: TestDatabase.logger)
         let policy = Plan.RateLimit(name: "hourly", limit: 100, windowSeconds: 3600)
         let loop = MultiThreadedEventLoopGroup.singleton.next()

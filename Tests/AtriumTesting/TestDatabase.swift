@@ -44,9 +44,9 @@ public struct TestDatabase: Sendable {
             try await connection.query(
                 PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
         }
-        var app = urls.app
+        var app = try overTLSWhenAsked(urls.app)
         app.database = name
-        var owner = urls.owner
+        var owner = try overTLSWhenAsked(urls.owner)
         owner.database = name
         var superuserHere = superuser
         superuserHere.database = name
@@ -58,6 +58,28 @@ public struct TestDatabase: Sendable {
             }
         }
         return database
+    }
+
+    /// The certificate `make test` gave the test cluster's TLS (`scripts/cluster-tls.sh`),
+    /// for a `verify-full` URL to `localhost`.
+    public static func rootCertificate() throws -> String {
+        guard let path = ProcessInfo.processInfo.environment["ATRIUM_TEST_SSLROOTCERT"], !path.isEmpty else {
+            throw ConfigurationError("ATRIUM_TEST_SSLROOTCERT is not set: run the tests with `make test`, which turns TLS on in its cluster")
+        }
+        return path
+    }
+
+    /// Whether this run reaches the cluster as production reaches its PostgreSQL: over TCP
+    /// and TLS (`sslmode=verify-full`), not its Unix socket. `make test` runs the request
+    /// path's, the module kit's and Sales' suites a second time so.
+    public static var overTLS: Bool { ProcessInfo.processInfo.environment["ATRIUM_TEST_DATABASE_TLS"] == "1" }
+
+    /// `url` over TCP to `localhost` with `sslmode=verify-full` when the run asks for TLS.
+    static func overTLSWhenAsked(_ url: DatabaseURL) throws -> DatabaseURL {
+        guard overTLS else { return url }
+        return DatabaseURL(
+            username: url.username, password: url.password, host: "localhost", port: url.port, database: url.database,
+            tls: DatabaseTLS(mode: .verifyFull, rootCertificate: try rootCertificate()))
     }
 
     public var location: DatabaseLocation { DatabaseLocation(app: app, owner: owner, embedded: nil) }
