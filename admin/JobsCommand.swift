@@ -32,7 +32,7 @@ struct JobsCommand: AsyncParsableCommand {
                 try Console.json(jobs)
             } else {
                 Console.table(["id", "kind", "state", "attempts", "run at", "last error"], jobs.map {
-                    [$0.id.uuidString.lowercased(), $0.kind, $0.state, "\($0.attempts)/\($0.maxAttempts)", Console.timestamp($0.runAt),
+                    [$0.id.uuidString.lowercased(), $0.kind, $0.state, "\($0.attempts)/\($0.maxAttempts.map(String.init) ?? "-")", Console.timestamp($0.runAt),
                      String(($0.lastError ?? "-").prefix(60))]
                 })
             }

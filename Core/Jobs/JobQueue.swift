@@ -14,7 +14,9 @@ public struct JobQueue: Sendable {
         public var kind: String
         public var state: String
         public var attempts: Int
-        public var maxAttempts: Int
+        /// nil until a worker first claims it: then its kind's declared `maxAttempts`
+        /// (unless the job was enqueued with a number of its own).
+        public var maxAttempts: Int?
         public var runAt: Date
         public var uniqueKey: String?
         public var lastError: String?
@@ -29,11 +31,12 @@ public struct JobQueue: Sendable {
     }
 
     /// Enqueues a job; with a `uniqueKey`, returns nil when an equal job is already
-    /// waiting or running.
+    /// waiting or running. Without `maxAttempts` the job gets as many attempts as its
+    /// kind's `JobDefinition` declares.
     @discardableResult
     public func enqueue(
         kind: String, tenantID: UUID?, moduleID: String? = nil, payload: Data = Data("{}".utf8),
-        runAt: Date? = nil, uniqueKey: String? = nil, maxAttempts: Int = 5, on connection: PostgresConnection
+        runAt: Date? = nil, uniqueKey: String? = nil, maxAttempts: Int? = nil, on connection: PostgresConnection
     ) async throws -> UUID? {
         let json = String(decoding: payload, as: UTF8.self)
         let rows = try await connection.query(
@@ -54,7 +57,7 @@ public struct JobQueue: Sendable {
     @discardableResult
     public func enqueue(
         kind: String, tenantID: UUID?, moduleID: String? = nil, payload: some Encodable, runAt: Date? = nil,
-        uniqueKey: String? = nil, maxAttempts: Int = 5, on connection: PostgresConnection
+        uniqueKey: String? = nil, maxAttempts: Int? = nil, on connection: PostgresConnection
     ) async throws -> UUID? {
         try await enqueue(
             kind: kind, tenantID: tenantID, moduleID: moduleID, payload: AtriumJSON.encoder.encode(payload), runAt: runAt,
@@ -69,7 +72,7 @@ public struct JobQueue: Sendable {
             FROM jobs WHERE (\(state)::text IS NULL OR state = \(state)) ORDER BY created_at DESC LIMIT \(limit)
             """, logger: logger)
         var jobs: [Job] = []
-        for try await row in rows.decode((UUID, UUID?, String, String, Int, Int, Date, String?, String?, Date, Date?).self) {
+        for try await row in rows.decode((UUID, UUID?, String, String, Int, Int?, Date, String?, String?, Date, Date?).self) {
             jobs.append(Job(id: row.0, tenantID: row.1, kind: row.2, state: row.3, attempts: row.4, maxAttempts: row.5, runAt: row.6,
                             uniqueKey: row.7, lastError: row.8, createdAt: row.9, finishedAt: row.10))
         }

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Synchronization
 import PostgresNIO
 public import ServiceLifecycle
 
@@ -52,21 +53,44 @@ public struct JobWorker: Service {
         "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
+    /// Claims jobs as slots free: a slow job holds its own slot, never the others', so one
+    /// long exchange sync does not idle the worker's other `concurrency - 1` slots.
     public func run() async throws {
         try await synchronizeSchedules()
         logger.info("job worker started", metadata: ["worker.concurrency": "\(configuration.concurrency)", "worker.kinds": "\(definitions.count)"])
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            var worked = 0
-            do {
-                try await fireDueSchedules()
-                worked = try await runAvailableJobs()
-            } catch {
-                logger.error("job worker iteration failed", metadata: ["error": "\(String(reflecting: error))"])
+        let running = RunningJobs()
+        // One element per job that ended: wakes the loop when every slot was taken.
+        let (freed, slotFreed) = AsyncStream.makeStream(of: Void.self)
+        await withDiscardingTaskGroup { group in
+            var iterator = freed.makeAsyncIterator()
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let free = configuration.concurrency - running.count
+                if free <= 0 {
+                    _ = await iterator.next()
+                    continue
+                }
+                var claimed: [Claimed] = []
+                do {
+                    try await fireDueSchedules()
+                    claimed = try await claim(limit: free)
+                } catch {
+                    logger.error("job worker iteration failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+                for job in claimed {
+                    running.started()
+                    group.addTask {
+                        await self.execute(job)
+                        running.ended()
+                        slotFreed.yield()
+                    }
+                }
+                if claimed.isEmpty {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.pollInterval) }
+                }
             }
-            if worked == 0 {
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.pollInterval) }
-            }
+            // The group waits for the jobs still running: a graceful stop lets them finish.
         }
+        slotFreed.finish()
         logger.info("job worker stopped")
     }
 
@@ -100,6 +124,7 @@ public struct JobWorker: Service {
         let kinds = definitions.keys.sorted()
         guard !kinds.isEmpty else { return [] }
         let leases = kinds.map { kind in Int(definitions[kind].map { $0.lease.components.seconds } ?? 300) }
+        let attempts = kinds.map { kind in definitions[kind]?.maxAttempts ?? 5 }
         let workerID = configuration.workerID
         return try await database.withPlatformTransaction(logger: logger) { connection in
             let rows = try await connection.query(
@@ -112,9 +137,10 @@ public struct JobWorker: Service {
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
                 ), leases AS (
-                    SELECT kind, lease FROM unnest(\(kinds)::text[], \(leases)::int[]) AS l(kind, lease)
+                    SELECT kind, lease, max_attempts FROM unnest(\(kinds)::text[], \(leases)::int[], \(attempts)::int[]) AS l(kind, lease, max_attempts)
                 )
                 UPDATE jobs SET state = 'running', attempts = jobs.attempts + 1, locked_by = \(workerID),
+                    max_attempts = coalesce(jobs.max_attempts, leases.max_attempts),
                     lease_expires_at = now() + make_interval(secs => leases.lease), updated_at = now()
                 FROM ready, leases
                 WHERE jobs.id = ready.id AND leases.kind = jobs.kind
@@ -148,15 +174,7 @@ public struct JobWorker: Service {
                 jobID: job.id, kind: job.kind, tenantID: job.tenantID, payload: Data(job.payload.utf8), attempt: job.attempts, logger: logger,
                 database: database, metering: metering, module: kit.context(for: String(job.kind.prefix { $0 != "." })))
             do {
-                let lease = definition.lease
-                let leaseLogger = logger
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    // A job that outlives a third of its lease gets the lease extended, so only
-                    // a worker that really died loses its job to another.
-                    group.addTask { try await self.keepLease(of: job, lease: lease, logger: leaseLogger) }
-                    try await definition.handler(context)
-                    group.cancelAll()
-                }
+                guard try await runKeepingLease(definition, context, job, logger: logger) else { return }
                 try await finish(job, state: "succeeded", error: nil, logger: logger)
                 logger.debug("job succeeded")
             } catch {
@@ -176,17 +194,88 @@ public struct JobWorker: Service {
         }
     }
 
-    private func keepLease(of job: Claimed, lease: Duration, logger: Logger) async throws {
+    /// The lease of a job that is no longer this worker's: another worker may run it now.
+    struct LeaseLost: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "the job's lease was lost (\(reason)); its handler was cancelled" }
+    }
+
+    /// Runs the job's handler while its lease is renewed beside it. Returns false when the
+    /// lease was lost: the handler was cancelled, and the outcome is not this worker's to
+    /// record. The handler's own error is thrown.
+    private func runKeepingLease(_ definition: JobDefinition, _ context: JobContext, _ job: Claimed, logger: Logger) async throws -> Bool {
+        enum Ended: Sendable {
+            case handler
+            case leaseLost(LeaseLost)
+            /// Renewal was cancelled (the worker's task was): wait for the handler.
+            case renewalStopped
+        }
+        let lease = definition.lease
+        return try await withThrowingTaskGroup(of: Ended.self) { group in
+            group.addTask {
+                try await definition.handler(context)
+                return .handler
+            }
+            // A job that outlives a third of its lease gets the lease extended, so only a
+            // worker that really died (or lost its lease) loses its job to another.
+            group.addTask {
+                do {
+                    try await self.keepLease(of: job, lease: lease, logger: logger)
+                } catch let lost as LeaseLost {
+                    return .leaseLost(lost)
+                }
+                return .renewalStopped
+            }
+            defer { group.cancelAll() }
+            while let ended = try await group.next() {
+                switch ended {
+                case .handler:
+                    return true
+                case .renewalStopped:
+                    continue
+                case .leaseLost(let lost):
+                    logger.error("job lease lost; cancelling its handler", metadata: ["error": "\(lost.reason)"])
+                    group.cancelAll()
+                    // The handler's cancellation (or its end) is not this worker's outcome.
+                    while (try? await group.next()) != nil {}
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// Renews the job's lease every third of it until cancelled. Throws `LeaseLost` when
+    /// the job is no longer this worker's (another took it, an operator cancelled it), or
+    /// when renewals failed until the lease ran out.
+    func keepLease(of job: Claimed, lease: Duration, logger: Logger) async throws {
         let workerID = configuration.workerID
         let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        var heldUntil = ContinuousClock.now + lease
         while true {
-            try await Task.sleep(for: lease / 3)
-            try await database.withPlatformTransaction(logger: logger) { connection in
-                try await connection.query(
-                    """
-                    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(seconds)), updated_at = now()
-                    WHERE id = \(job.id) AND state = 'running' AND locked_by = \(workerID)
-                    """, logger: logger)
+            do {
+                try await Task.sleep(for: lease / 3)
+            } catch {
+                return  // cancelled: the handler ended
+            }
+            do {
+                let renewed = try await database.withPlatformTransaction(logger: logger) { connection in
+                    try await connection.query(
+                        """
+                        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(seconds)), updated_at = now()
+                        WHERE id = \(job.id) AND state = 'running' AND locked_by = \(workerID)
+                        RETURNING 1
+                        """, logger: logger
+                    ).collect().count == 1
+                }
+                guard renewed else { throw LeaseLost(reason: "the job is no longer running under this worker") }
+                heldUntil = ContinuousClock.now + lease
+            } catch let lost as LeaseLost {
+                throw lost
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("cannot renew job lease; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                if ContinuousClock.now >= heldUntil { throw LeaseLost(reason: "renewals failed until the lease ran out") }
             }
         }
     }
@@ -288,4 +377,13 @@ public struct JobWorker: Service {
             return enqueued
         }
     }
+}
+
+/// How many of a worker's slots hold a job: counted up by the loop that claims, down by
+/// the job's own task as it ends.
+private final class RunningJobs: Sendable {
+    private let value = Atomic<Int>(0)
+    var count: Int { value.load(ordering: .relaxed) }
+    func started() { value.add(1, ordering: .relaxed) }
+    func ended() { value.subtract(1, ordering: .relaxed) }
 }

@@ -40,7 +40,7 @@ struct JobQueueTests {
         }
     }
 
-    func enqueue(_ kind: String, tenant: Tenant? = nil, uniqueKey: String? = nil, maxAttempts: Int = 5, in database: Database) async throws -> UUID? {
+    func enqueue(_ kind: String, tenant: Tenant? = nil, uniqueKey: String? = nil, maxAttempts: Int? = nil, in database: Database) async throws -> UUID? {
         try await database.withPlatformTransaction(logger: logger) { connection in
             try await JobQueue(logger: logger).enqueue(
                 kind: kind, tenantID: tenant?.id, moduleID: tenant == nil ? nil : "fixture", uniqueKey: uniqueKey, maxAttempts: maxAttempts, on: connection)
@@ -80,7 +80,8 @@ struct JobQueueTests {
                 throw JobFailure()
             }], schedules: [])
         try await db.withApp { database in
-            let id = try #require(try await enqueue("fixture.flaky", maxAttempts: 3, in: database))
+            // Enqueued without a number of its own: the kind's declared 3 attempts hold.
+            let id = try #require(try await enqueue("fixture.flaky", in: database))
             let worker = try worker(database, module)
             let observed4 = try await worker.runAvailableJobs()
             #expect(observed4 == 1)
@@ -100,12 +101,87 @@ struct JobQueueTests {
             let dead = try #require(try await job(id, in: database))
             #expect(dead.state == "dead")
             #expect(dead.attempts == 3)
+            #expect(dead.maxAttempts == 3)
             #expect(runs.count == 3)
             // An operator can put it back in line.
             let retried = try await database.withPlatformTransaction(logger: logger) { try await JobQueue(logger: logger).retry(id, on: $0) }
             #expect(retried)
             let observed7 = try await job(id, in: database)?.state
             #expect(observed7 == "pending")
+        }
+    }
+
+    /// A job enqueued with a number of attempts of its own keeps it over its kind's.
+    @Test func anExplicitNumberOfAttemptsWinsOverTheDeclaredOne() async throws {
+        let db = try await TestDatabase.create()
+        let module = JobsFixture(jobs: [JobDefinition(kind: "fixture.flaky", maxAttempts: 3, backoff: .seconds(60)) { _ in throw JobFailure() }], schedules: [])
+        try await db.withApp { database in
+            let id = try #require(try await enqueue("fixture.flaky", maxAttempts: 1, in: database))
+            #expect(try await job(id, in: database)?.maxAttempts == 1)
+            _ = try await worker(database, module).runAvailableJobs()
+            #expect(try await job(id, in: database)?.state == "dead")
+        }
+    }
+
+    /// One slow job holds one slot: the worker claims the next jobs as the other slots
+    /// free, not when its whole batch has ended.
+    @Test(.timeLimit(.minutes(2))) func aSlowJobHoldsOnlyItsOwnSlot() async throws {
+        let db = try await TestDatabase.create()
+        let quick = Counter()
+        let release = Mutex(false)
+        let module = JobsFixture(
+            jobs: [
+                JobDefinition(kind: "fixture.slow") { _ in
+                    while !release.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
+                },
+                JobDefinition(kind: "fixture.quick") { _ in _ = quick.increment() },
+            ], schedules: [])
+        try await db.withApp(maximumConnections: 6) { database in
+            let slow = try #require(try await enqueue("fixture.slow", in: database))
+            // Claimed in the order they were enqueued: the slow one and a quick one first.
+            for _ in 0..<4 { _ = try await enqueue("fixture.quick", in: database) }
+            let worker = JobWorker(
+                database: database, registry: try ModuleRegistry([module]),
+                configuration: .init(workerID: "slots", concurrency: 2, pollInterval: .milliseconds(50)), kit: .ephemeral(logger: logger), logger: logger)
+            let running = Task { try await worker.run() }
+            let allQuickRan = await eventually(timeout: .seconds(30)) { quick.count == 4 }
+            #expect(allQuickRan, "only \(quick.count) of 4 quick jobs ran while the slow one held its slot")
+            #expect(try await job(slow, in: database)?.state == "running")
+            release.withLock { $0 = true }
+            #expect(try await eventually { try await job(slow, in: database)?.state == "succeeded" })
+            running.cancel()
+            _ = await running.result
+        }
+    }
+
+    /// A job whose lease is no longer its worker's (an operator cancelled it here) has its
+    /// handler cancelled at the next renewal, and its outcome is left alone.
+    @Test(.timeLimit(.minutes(2))) func aLostLeaseCancelsTheHandler() async throws {
+        let db = try await TestDatabase.create()
+        let started = Counter()
+        let cancelled = Counter()
+        let module = JobsFixture(
+            jobs: [JobDefinition(kind: "fixture.endless", lease: .seconds(3)) { _ in
+                _ = started.increment()
+                do {
+                    while true { try await Task.sleep(for: .milliseconds(20)) }
+                } catch {
+                    _ = cancelled.increment()
+                    throw error
+                }
+            }], schedules: [])
+        try await db.withApp(maximumConnections: 6) { database in
+            let id = try #require(try await enqueue("fixture.endless", in: database))
+            let worker = try worker(database, module)
+            let running = Task { try await worker.runAvailableJobs() }
+            #expect(await eventually { started.count == 1 })
+            let cancelledByOperator = try await database.withPlatformTransaction(logger: logger) { try await JobQueue(logger: logger).cancel(id, on: $0) }
+            #expect(cancelledByOperator)
+            #expect(await eventually(timeout: .seconds(20)) { cancelled.count == 1 }, "the handler ran on after its lease was lost")
+            _ = try await running.value
+            let after = try #require(try await job(id, in: database))
+            #expect(after.state == "canceled")
+            #expect(after.lastError == "canceled by operator")
         }
     }
 
