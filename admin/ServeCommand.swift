@@ -42,6 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
                 plansFile: URL(fileURLWithPath: tenantsDir).appending(path: "plans.yaml"), host: host, port: port, maxBodyBytes: maxBodyBytes)
         }
         let server = configuration.server
+        logger.notice("plan catalog", metadata: ["plans.source": "\(configuration.plansSource ?? "none")"])
         try CommandErrors.mappedSync { try LocalPort.requireAvailable(host: server.host, port: server.port) }
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)

@@ -10,11 +10,15 @@ struct TenantsCommand: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Show.self, Suspend.self, Resume.self, Delete.self, Apply.self, SetPlan.self, Cancel.self])
 
     /// The plan catalog at `path`, when the file exists.
+    /// The plan catalog at `path`, or the one built into the binary where there is none
+    /// (said on stderr): a missing file never means a tenant without limits.
     static func catalog(_ path: String, registry: ModuleRegistry) throws -> PlanCatalog? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try CommandErrors.mappedSync {
-            try PlanCatalog.load(URL(fileURLWithPath: path), knownModules: Set(registry.modules.map(\.id)))
+        let modules = Set(registry.modules.map(\.id))
+        guard FileManager.default.fileExists(atPath: path) else {
+            Console.note("no plan catalog at \(path); using \(PlanCatalog.builtInSource)")
+            return try CommandErrors.mappedSync { try PlanCatalog.builtIn(knownModules: modules) }
         }
+        return try CommandErrors.mappedSync { try PlanCatalog.load(URL(fileURLWithPath: path), knownModules: modules) }
     }
 
     struct SetPlan: AsyncParsableCommand {
@@ -109,10 +113,15 @@ struct TenantsCommand: AsyncParsableCommand {
         @Argument(help: "URL slug: lowercase letters, digits, hyphens.") var slug: String
         @Option(help: "Display name.") var name: String
         @Option(help: "Plan from the plan catalog.") var plan: String = "free"
+        @Option(help: "The plan catalog.") var plans: String = "tenants/plans.yaml"
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let logger = global.logger(defaultLevel: .warning)
+            let catalog = try TenantsCommand.catalog(plans, registry: try ModulesCommand.registry())
+            if let catalog, catalog.plan(plan) == nil {
+                throw ValidationFailure("no plan '\(plan)' in the plan catalog; its plans are \(catalog.plans.keys.sorted().joined(separator: ", "))")
+            }
             let (slug, name, plan) = (slug, name, plan)
             let tenant = try await withOwner(global, logger: logger) { connection, _ in
                 try await TenantStore(logger: logger).create(slug: slug, name: name, plan: plan, on: connection)

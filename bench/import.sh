@@ -20,6 +20,7 @@ mkdir -p "$scratch/tenants"
 for file in tenants/*.yaml; do
   [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
 done
+bench_unlimited_plans "$scratch/tenants"
 "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null &
 server=$!
 cleanup() {

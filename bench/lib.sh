@@ -1,14 +1,25 @@
 # Shared by the bench scripts (source it): a server's demo tenants, logins and the
 # sales rep's owned contacts, and wrk's latency figures in milliseconds.
 
-# Copies the demo tenants without the plan catalog (no rate limits or quotas cap the
-# load) into $1, with the sales module enabled for glow too.
+# Copies the demo tenants into $1 with a plan catalog of their plans without rate limits
+# or quotas (a folder with no catalog gets the shipped one, whose limits would cap the
+# load), with the sales module enabled for glow too.
 bench_tenants() {
   mkdir -p "$1"
   for file in tenants/*.yaml; do
     [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$1/"
   done
   sed -i 's/^modules: \[\]/modules: [sales]/' "$1/glow.yaml"
+  bench_unlimited_plans "$1"
+}
+
+# Writes $1/plans.yaml: the demo tenants' plans, with the sales module and no limits.
+bench_unlimited_plans() {
+  cat >"$1/plans.yaml" <<'YAML'
+plans:
+  free: { modules: [sales] }
+  pro: { modules: [sales] }
+YAML
 }
 
 # Waits until the server at $1 is ready (30 s at most).

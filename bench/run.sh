@@ -14,19 +14,23 @@ connections="${BENCH_CONNECTIONS:-32}"
 swift build -c release --product atrium
 bin="$(swift build -c release --show-bin-path)/atrium"
 
-# The request path first (its own server and database), then everything else.
+# The request path first (its own server and database), then the same over TCP and TLS
+# (three servers on one database of their own), then everything else.
 bench/request-path.sh
+echo
+bench/tls-path.sh
 echo
 
 scratch="$(mktemp -d /tmp/atrium-bench.XXXXXX)"
 chmod 755 "$scratch"
 export ATRIUM_DATA_DIR="$scratch/.atrium"
 port="${BENCH_PORT:-18080}"
-# The demo tenants without the plan catalog, so plan rate limits do not cap the load.
+# The demo tenants with plans without limits, so plan rate limits do not cap the load.
 mkdir -p "$scratch/tenants"
 for file in tenants/*.yaml; do
   [ "$(basename "$file")" = plans.yaml ] || cp "$file" "$scratch/tenants/"
 done
+bench_unlimited_plans "$scratch/tenants"
 "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error &
 server=$!
 limited_server=""

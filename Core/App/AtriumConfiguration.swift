@@ -34,8 +34,11 @@ public struct AtriumConfiguration: Sendable {
     /// Rate-limit state in PostgreSQL, shared by every process, instead of in memory.
     public var sharedRateLimits: Bool
     public var operatorToken: String?
-    /// The plan catalog (`plans.yaml` of the tenants folder); nil runs without plans.
+    /// The plan catalog (`plans.yaml` of the tenants folder, or the one built into the
+    /// binary where that folder has none); nil only where no plans file was asked for (tests).
     public var plans: PlanCatalog?
+    /// Where `plans` came from: the file's path, or `PlanCatalog.builtInSource`.
+    public var plansSource: String?
     /// Where the embedded database and the mail directory live.
     public var dataDirectory: URL
     /// Module settings (`ATRIUM_<MODULE>_<NAME>`), SMTP and master keys are read from it.
@@ -73,9 +76,18 @@ public struct AtriumConfiguration: Sendable {
         case let other: throw ValidationFailure("ATRIUM_RATE_LIMIT_STORE must be memory or postgres, not '\(other)'")
         }
         operatorToken = environment["ATRIUM_OPERATOR_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        plans = try plansFile.flatMap { file in
-            guard FileManager.default.fileExists(atPath: file.path()) else { return nil }
-            return try PlanCatalog.load(file, knownModules: Set(registry.modules.map(\.id)))
+        // Fail closed: a server whose folder has no plans.yaml (started from another folder,
+        // a file not deployed) serves the shipped catalog, with its limits and quotas, never
+        // none at all.
+        let knownModules = Set(registry.modules.map(\.id))
+        if let plansFile {
+            if FileManager.default.fileExists(atPath: plansFile.path()) {
+                plans = try PlanCatalog.load(plansFile, knownModules: knownModules)
+                plansSource = plansFile.path()
+            } else {
+                plans = try PlanCatalog.builtIn(knownModules: knownModules)
+                plansSource = PlanCatalog.builtInSource
+            }
         }
         self.dataDirectory = dataDirectory
         self.environment = environment

@@ -67,6 +67,19 @@ public struct PlanCatalog: Sendable, Equatable {
         plans[planID]?.modules.contains(module) ?? false
     }
 
+    /// How logs and errors name the catalog built into the binary.
+    public static let builtInSource = "the plan catalog built into this binary (the shipped tenants/plans.yaml)"
+
+    /// The shipped `tenants/plans.yaml`, embedded at build time: what a server or a command
+    /// uses where its tenants folder has no catalog, so that a missing file never means
+    /// no limits.
+    public static func builtIn(knownModules: Set<String>? = nil) throws -> PlanCatalog {
+        try parse(EmbeddedPlanCatalog.yaml, path: "built-in plans.yaml", knownModules: knownModules)
+    }
+
+    /// The quotas the kernel itself enforces.
+    public static let kernelQuotas: Set<String> = ["seats", "api_calls_per_month"]
+
     public static func load(_ url: URL, knownModules: Set<String>? = nil) throws -> PlanCatalog {
         let text: String
         do {
@@ -162,6 +175,16 @@ public struct PlanCatalog: Sendable, Equatable {
             var quotas: [String: Int64] = [:]
             for (key, value) in mapping["quotas"]?.mapping ?? [:] {
                 guard let name = key.string else { throw error(key, "quota names are strings") }
+                // A quota nothing enforces would promise a limit that does not hold: the
+                // kernel's own, or `<module>.<name>` of a module this binary has.
+                if let knownModules, !PlanCatalog.kernelQuotas.contains(name) {
+                    let module = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
+                    guard name.contains("."), knownModules.contains(module) else {
+                        throw error(
+                            key, "unknown quota '\(name)': the kernel's are \(PlanCatalog.kernelQuotas.sorted().joined(separator: ", ")), "
+                                + "a module's are <module>.<name> of an installed module")
+                    }
+                }
                 quotas[name] = try integer(value, "quota \(name)", in: key)
             }
             let limits = try rateLimits(mapping["rate_limits"])

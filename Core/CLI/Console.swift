@@ -14,6 +14,12 @@ public enum Console {
     /// Whether standard output is a terminal.
     public static var isTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
 
+    /// Something the operator should know that is not an error, on stderr (stdout stays
+    /// the command's output, for scripts).
+    public static func note(_ text: String) {
+        FileHandle.standardError.write(Data(("note: " + text + "\n").utf8))
+    }
+
     public static func error(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }

@@ -16,7 +16,11 @@ struct EmbedSQLPlugin: BuildToolPlugin {
             folder = target.directoryURL.appending(path: "migrations")
         }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path())) ?? []
-        let inputs = names.filter { $0.hasSuffix(".sql") }.sorted().map { folder.appending(path: $0) }
+        var inputs = names.filter { $0.hasSuffix(".sql") }.sorted().map { folder.appending(path: $0) }
+        if target.name == "AtriumCore" {
+            // The shipped plan catalog, the server's fallback when its tenants folder has none.
+            inputs.append(context.package.directoryURL.appending(path: "tenants/plans.yaml"))
+        }
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedMigrations.swift")
         return [
             .buildCommand(

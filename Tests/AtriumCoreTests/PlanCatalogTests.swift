@@ -73,5 +73,9 @@ struct PlanCatalogTests {
             == "plans.yaml:4: meter 'crypto.syncs': tier 2 overlaps the previous one (up_to 5 is not above 10)")
         #expect(problem("plans:\n  free:\n    meters:\n      crypto.syncs: { per_unit: -1 }\n") == "plans.yaml:4: per_unit must be at least 0, not -1")
         #expect(problem("nothing: here\n").hasPrefix("plans.yaml:1: needs a `plans:` mapping"))
+        // A quota nothing enforces: a misspelt kernel quota, a module's without the module.
+        #expect(problem("plans:\n  free:\n    quotas:\n      seat: 3\n").hasPrefix("plans.yaml:4: unknown quota 'seat'"))
+        #expect(problem("plans:\n  free:\n    quotas:\n      beauty.staff: 3\n").hasPrefix("plans.yaml:4: unknown quota 'beauty.staff'"))
+        #expect(problem("plans:\n  free:\n    quotas:\n      crypto.exchanges: 1\n      seats: 3\n") == "")
     }
 }

@@ -14,12 +14,11 @@ struct ShippedConfigurationTests {
         let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
         let free = try #require(catalog.plan("free"))
         #expect(free.quotas["api_calls_per_month"] == 1000)
-        #expect(free.quotas["crypto.exchanges"] == 1)
+        #expect(free.quotas["seats"] == 3)
         #expect(free.rateLimits.map(\.name) == ["hourly", "daily"])
         #expect(catalog.plan("pro")?.monthlyFee == 1999)
-        #expect(catalog.plan("pro")?.quotas["crypto.exchanges"] == 3)
         #expect(catalog.plan("enterprise")?.monthlyFee == 9999)
-        #expect(catalog.plan("enterprise")?.quotas["crypto.exchanges"] == nil)
+        #expect(catalog.plan("enterprise")?.quotas["seats"] == nil)
         #expect(catalog.allows("sales", on: "pro"))
         #expect(!catalog.allows("sales", on: "free"))
         #expect(!catalog.authRateLimits.perIP.isEmpty)
@@ -30,6 +29,26 @@ struct ShippedConfigurationTests {
         #expect(consultant.currency == "INR")
         #expect(analyses.model.amount(for: 4) + advice.model.amount(for: 3) == 2600)
         #expect(catalog.meters.map(\.name) == ["advisory.advice_generated", "advisory.portfolio_analyses"])
+    }
+
+    /// The binary carries the shipped catalog, for a server whose folder has none.
+    @Test func theBuiltInCatalogIsTheShippedFile() throws {
+        let shipped = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
+        let builtIn = try PlanCatalog.builtIn(knownModules: ["sales"])
+        #expect(builtIn.plans.keys.sorted() == shipped.plans.keys.sorted())
+        for (id, plan) in shipped.plans {
+            #expect(builtIn.plan(id)?.quotas == plan.quotas, "\(id)")
+            #expect(builtIn.plan(id)?.rateLimits.map(\.limit) == plan.rateLimits.map(\.limit), "\(id)")
+        }
+    }
+
+    /// A folder without plans.yaml gets the built-in catalog, with its limits: never none.
+    @Test func aServerWithoutAPlansFileUsesTheBuiltInCatalog() throws {
+        let empty = FileManager.default.temporaryDirectory.appending(path: "atrium-no-plans-\(UUID().uuidString)")
+        let configuration = try AtriumConfiguration(
+            environment: [:], registry: try ModuleRegistry([SalesModule()]), dataDirectory: empty, plansFile: empty.appending(path: "plans.yaml"))
+        #expect(configuration.plansSource == PlanCatalog.builtInSource)
+        #expect(configuration.plans?.plan("free")?.quotas["api_calls_per_month"] == 1000)
     }
 
     @Test func theDemoTenantsParseAndKeepToTheirPlans() throws {

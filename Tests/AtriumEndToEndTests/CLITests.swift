@@ -60,6 +60,10 @@ struct CLITests {
 
         let create = try atrium.run("tenants", "create", "zeta", "--name", "Zeta Corp", "--plan", "pro")
         #expect(create.status == 0)
+        // A plan the catalog does not have would be a tenant no limit applies to.
+        let noSuchPlan = try atrium.run("tenants", "create", "eta", "--name", "Eta", "--plan", "gold", "--plans", plans)
+        #expect(noSuchPlan.status != 0)
+        #expect(noSuchPlan.stderr.contains("no plan 'gold' in the plan catalog"), "\(noSuchPlan.stderr)")
         let duplicate = try atrium.run("tenants", "create", "zeta", "--name", "Again")
         #expect(duplicate.status != 0)
         #expect(duplicate.stderr.contains("a tenant with slug 'zeta' already exists"))
