@@ -22,11 +22,15 @@ run: build
 	  exec "$$bin" serve
 
 # Copies the built binary to $(PREFIX)/bin (migrations and templates are inside it).
+# Makes $(PREFIX)/bin when missing; without write access it uses sudo, and says so when
+# there is none. It says "installed" only once the binary is there.
 install: build
-	@bin="$$(swift build $(SWIFT_BUILD_FLAGS) --show-bin-path)/atrium"; \
-	  if [ -w "$(PREFIX)/bin" ]; then install -m 755 "$$bin" "$(PREFIX)/bin/atrium"; \
-	  else sudo install -m 755 "$$bin" "$(PREFIX)/bin/atrium"; fi; \
-	  echo "installed $(PREFIX)/bin/atrium"
+	@set -e; bin="$$(swift build $(SWIFT_BUILD_FLAGS) --show-bin-path)/atrium"; dest="$(PREFIX)/bin"; \
+	  if mkdir -p "$$dest" 2>/dev/null && [ -w "$$dest" ]; then install -m 755 "$$bin" "$$dest/atrium"; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo install -D -m 755 "$$bin" "$$dest/atrium"; \
+	  else echo "cannot write $$dest and there is no sudo: try make install PREFIX=$$HOME/.local" >&2; exit 1; fi; \
+	  [ -x "$$dest/atrium" ] || { echo "$$dest/atrium was not installed" >&2; exit 1; }; \
+	  echo "installed $$dest/atrium"
 
 test: deps
 	scripts/test.sh

@@ -9,13 +9,14 @@ struct APICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "api", abstract: "Call any route of the API as the logged-in user and print the JSON it answers.",
         discussion: """
-            PATH is under the tenant (`admin/users` is /v1/tenants/<tenant>/admin/users) unless it \
-            starts with /. A refused call prints the server's problem document on standard output \
+            PATH is under the tenant: `auth/me` and `/auth/me` are both /v1/tenants/<tenant>/auth/me, \
+            as in `gh api`. A path starting with /v1/ (or /healthz, /readyz, /metrics) is from the \
+            server's root. A refused call prints the server's problem document on standard output \
             and what it means on standard error.
             """)
 
     @Argument(help: "GET, POST, PUT, PATCH or DELETE.") var method: String
-    @Argument(help: "The route: under the tenant, or from the server's root when it starts with /.") var path: String
+    @Argument(help: "The route: under the tenant (a leading / is optional), or from the server's root when it starts with /v1/.") var path: String
     @Option(name: [.customShort("d"), .long], help: "The JSON body, or @FILE to read it from a file (@- for standard input).") var data: String?
     @Option(name: [.customShort("H"), .customLong("header")], help: "An extra header, 'Name: value' (repeatable; e.g. Idempotency-Key).")
     var headers: [String] = []
@@ -36,12 +37,20 @@ struct APICommand: AsyncParsableCommand {
         let body = try data.map(Self.body)
         var client = try remote.client(global)
         do {
-            let response = try await client.send(method, path, body: body, headers: extra)
+            let response = try await client.send(method, Self.route(path), body: body, headers: extra)
             Self.printBody(response.body)
         } catch {
             if let body = error.body { Self.printBody(body) }
             throw error
         }
+    }
+
+    /// The path `RemoteClient` takes (a leading / means the server's root): a tenant path
+    /// loses its optional leading slash; `/v1/…` and the health routes keep theirs.
+    static func route(_ path: String) -> String {
+        let rootPaths = ["/v1/", "/healthz", "/readyz", "/metrics"]
+        guard path.hasPrefix("/"), !rootPaths.contains(where: { path.hasPrefix($0) }) else { return path }
+        return String(path.drop { $0 == "/" })
     }
 
     /// `--data`: the JSON itself, or `@file` / `@-`.

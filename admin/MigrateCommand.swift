@@ -17,7 +17,7 @@ struct MigrateCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = global.logger(defaultLevel: .warning)
             let registry = try CommandErrors.mappedSync { try ModuleRegistry(installedModules) }
-            let applied = try await global.withDatabase(logger: logger) { location in
+            let applied = try await global.withDatabase(logger: logger, creates: true) { location in
                 try await KernelSetup.migrate(location, registry: registry, logger: logger)
             }
             if json {

@@ -44,7 +44,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server = configuration.server
         logger.notice("plan catalog", metadata: ["plans.source": "\(configuration.plansSource ?? "none")"])
         try CommandErrors.mappedSync { try LocalPort.requireAvailable(host: server.host, port: server.port) }
-        try await global.withDatabase(logger: logger) { location in
+        try await global.withDatabase(logger: logger, creates: true) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             if location.embedded != nil, FileManager.default.fileExists(atPath: tenantsDir) {
                 try await applyTenantFiles(location: location, registry: registry, logger: logger)

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
+command -v wrk >/dev/null || { echo "bench/tls-path.sh needs wrk (make bench installs it)" >&2; exit 1; }
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
 rounds="${BENCH_ROUNDS:-3}"
@@ -77,7 +78,9 @@ declare -A rps ratios
 for round in $(seq 1 "$rounds"); do
   for route in list create; do
     for port in "$socket_port" "$tcp_port" "$tls_port"; do
-      rps[$route,$port,$round]="$(rps_of "$(load "$port" "$route" "$round")")"
+      output="$(load "$port" "$route" "$round")"
+      rps[$route,$port,$round]="$(rps_of "$output")"
+      [ -n "${rps[$route,$port,$round]}" ] || { echo "no req/s from wrk for $route on port $port:" >&2; echo "$output" >&2; exit 1; }
     done
     for port in "$tcp_port" "$tls_port"; do
       ratios[$route,$port]+="$(ratio "${rps[$route,$port,$round]}" "${rps[$route,$socket_port,$round]}") "

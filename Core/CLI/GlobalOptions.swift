@@ -16,9 +16,39 @@ public struct GlobalOptions: ParsableArguments {
     @Option(help: "Log format: text or json (default: $ATRIUM_LOG_FORMAT or text).")
     public var logFormat: LogFormat?
 
-    public var dataDirectoryURL: URL {
-        let path = dataDirectory ?? ProcessInfo.processInfo.environment["ATRIUM_DATA_DIR"] ?? ".atrium"
-        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL
+    /// The data folder: `--data-dir` or `$ATRIUM_DATA_DIR` when given; otherwise the
+    /// nearest `.atrium` holding an embedded database, in this folder or a parent (as git
+    /// finds `.git`), so commands run from a project's subfolder find its data; otherwise
+    /// `.atrium` here, which only the commands that create a database use.
+    public var dataDirectoryURL: URL { dataFolder.url }
+
+    /// Where the data folder came from: named by the operator, found, or neither.
+    enum DataFolder {
+        case named(URL)
+        case found(URL)
+        case none(URL)
+
+        var url: URL {
+            switch self {
+            case .named(let url), .found(let url), .none(let url): url
+            }
+        }
+    }
+
+    var dataFolder: DataFolder {
+        let here = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        if let path = dataDirectory ?? ProcessInfo.processInfo.environment["ATRIUM_DATA_DIR"] {
+            return .named(URL(fileURLWithPath: path, relativeTo: here).standardizedFileURL)
+        }
+        var folder = here.standardizedFileURL
+        while true {
+            let candidate = folder.appending(path: ".atrium")
+            if FileManager.default.fileExists(atPath: candidate.appending(path: "database.json").path()) { return .found(candidate) }
+            let parent = folder.deletingLastPathComponent()
+            if parent.path() == folder.path() { break }
+            folder = parent
+        }
+        return .none(here.appending(path: ".atrium").standardizedFileURL)
     }
 
     /// Sets up logging once for the process and returns the root logger.
@@ -30,10 +60,25 @@ public struct GlobalOptions: ParsableArguments {
     }
 
     /// The database for this command, with the embedded cluster running while `body` runs.
-    public func withDatabase<Result: Sendable>(logger: Logger, _ body: (DatabaseLocation) async throws -> Result) async throws -> Result {
+    /// Only a command that `creates` one (`serve`, `migrate`, `db start`) makes a new
+    /// embedded database where none was named or found: any other refuses, naming where it
+    /// looked, rather than work on an empty database it just made.
+    public func withDatabase<Result: Sendable>(
+        logger: Logger, creates: Bool = false, _ body: (DatabaseLocation) async throws -> Result
+    ) async throws -> Result {
         try await CommandErrors.mapped {
-            try await DatabaseLocation.withDatabase(dataDirectory: dataDirectoryURL, logger: logger, body)
+            try requireDatabase(creates: creates)
+            return try await DatabaseLocation.withDatabase(dataDirectory: dataDirectoryURL, logger: logger, body)
         }
+    }
+
+    /// Throws when this command would make a new embedded database nobody asked for.
+    public func requireDatabase(creates: Bool) throws(ConfigurationError) {
+        guard !creates, ProcessInfo.processInfo.environment["DATABASE_URL"]?.isEmpty ?? true, case .none(let url) = dataFolder else { return }
+        throw ConfigurationError(
+            "no Atrium database here: \(url.path()) holds none, and neither does a .atrium in a parent folder. "
+                + "Run this in the project folder (where `make run` or `atrium serve` made it), "
+                + "or name it with --data-dir or ATRIUM_DATA_DIR, or an external one with DATABASE_URL")
     }
 }
 

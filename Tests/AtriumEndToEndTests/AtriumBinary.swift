@@ -34,6 +34,14 @@ struct AtriumBinary {
         return try process.wait(timeout: timeout)
     }
 
+    /// Runs `atrium ARGS` to completion with `directory` as its working folder.
+    func run(in directory: URL, _ arguments: String..., timeout: Duration = .seconds(120)) throws -> Result {
+        let process = try RunningProcess(
+            executable: "/bin/sh", arguments: ["-c", #"cd "$1" && shift && exec "$0" "$@""#, Self.path, directory.path()] + arguments,
+            environment: environment)
+        return try process.wait(timeout: timeout)
+    }
+
     func start(_ arguments: [String], stdin: String? = nil) throws -> RunningProcess {
         try RunningProcess(executable: Self.path, arguments: arguments, environment: environment, stdin: stdin)
     }

@@ -16,6 +16,29 @@ struct CLITests {
         }
     }
 
+    /// With no data folder named, a command finds the project's `.atrium` from a subfolder
+    /// (as git finds `.git`), and elsewhere refuses, naming what to do, instead of making an
+    /// empty database there and failing on its missing tables.
+    @Test func operatorCommandsFindTheProjectsDataOrRefuse() throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let project = scratch.appending(path: "project")
+        let subfolder = project.appending(path: "docs/notes")
+        let elsewhere = scratch.appending(path: "elsewhere")
+        for folder in [subfolder, elsewhere] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        let atrium = AtriumBinary()
+        let migrate = try atrium.run(in: project, "migrate")
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        let found = try atrium.run(in: subfolder, "tenants", "list")
+        #expect(found.status == 0, "\(found.stderr)")
+        #expect(found.stdout.contains("(none)"))
+        let refused = try atrium.run(in: elsewhere, "tenants", "list")
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("no Atrium database here"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("ATRIUM_DATA_DIR"))
+        #expect(!FileManager.default.fileExists(atPath: elsewhere.appending(path: ".atrium").path()), "a refused command left a data folder")
+    }
+
     @Test func everyAdminCommandWorksOnTheEmbeddedDatabase() throws {
         let scratch = try makeScratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }

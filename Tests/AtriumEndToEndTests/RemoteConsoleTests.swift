@@ -129,6 +129,13 @@ struct RemoteConsoleTests {
         let raw = try console.run("api", "GET", "admin/users")
         #expect(raw.status == 0, "\(raw.stderr)")
         #expect(raw.stdout.contains("member@acme.test"))
+        // As in `gh api`, a tenant path may start with a slash; /v1/… is the server's root.
+        let slashed = try console.run("api", "GET", "/admin/users")
+        #expect(slashed.status == 0, "\(slashed.stderr)")
+        #expect(slashed.stdout == raw.stdout)
+        let rooted = try console.run("api", "GET", "/v1/tenants/acme/admin/users")
+        #expect(rooted.status == 0, "\(rooted.stderr)")
+        #expect(rooted.stdout.contains("member@acme.test"))
         let created = try console.run("api", "POST", "admin/roles", "--data", #"{"name":"auditor","permissions":["kernel.audit.read"]}"#)
         #expect(created.status == 0, "\(created.stderr)")
         let invalid = try console.run("api", "POST", "admin/roles", "--data", #"{"name":"Bad Name!","permissions":[]}"#)
