@@ -163,6 +163,7 @@ let package = Package(
             name: "AtriumEndToEndTests",
             dependencies: [
                 "AtriumCore",
+                "AtriumTesting",
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
             ],
             path: "Tests/AtriumEndToEndTests",

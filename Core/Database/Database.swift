@@ -215,6 +215,12 @@ struct RequestLease: Sendable {
         pipelined?.commitAfterNextStatement()
     }
 
+    /// Whether anything of the request reached the connection: false only where it is
+    /// known that nothing did (so no statement of the request ran).
+    var sentStatement: Bool {
+        pipelined?.wroteSinceLease ?? true
+    }
+
     /// Takes back a pipelined `COMMIT` no statement carried.
     func withdrawUnsentCommit() {
         pipelined?.withdrawUnsentCommit()

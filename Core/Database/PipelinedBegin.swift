@@ -120,6 +120,23 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// A `COMMIT` has gone out behind the driver's statement: until `disarm()`, any further
     /// statement would run outside the transaction.
     private var committed = false
+    /// Whether anything was written since the connection last went back to its pool
+    /// (`returnedToPool()`): when a connection dies and nothing was, no statement of the
+    /// request ran.
+    private(set) var wroteSinceReturned = false
+    /// After an injected death: what PostgreSQL still sends is dropped, as a dead socket
+    /// would.
+    private var deaf = false
+
+    /// A connection dying at a chosen moment, for tests (`RequestConnection.injectFault`).
+    enum InjectedFault {
+        /// The next write fails and the connection closes: nothing reaches the server.
+        case beforeNextWrite
+        /// The next write goes out, then the connection closes before any answer.
+        case afterNextWrite
+    }
+    var injectedFault: InjectedFault?
+    private var closeAfterFlush = false
 
     enum Sent {
         /// Answered by (`ParseComplete`,) `BindComplete` and `CommandComplete`.
@@ -170,6 +187,12 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         commitWaiting = nil
     }
 
+    /// The connection is back in its pool: disarmed, and nothing written by its next holder yet.
+    func returnedToPool() {
+        disarm()
+        wroteSinceReturned = false
+    }
+
     /// Forgets an `arm()` no statement followed (a connection going back to its pool, a
     /// request that ran no statement): true when there was one, so that the transaction
     /// it would have opened needs no `COMMIT` either. Also takes back an unsent `COMMIT`,
@@ -186,6 +209,19 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch injectedFault {
+        case .beforeNextWrite:
+            injectedFault = nil
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+            return
+        case .afterNextWrite:
+            injectedFault = nil
+            closeAfterFlush = true
+        case nil:
+            break
+        }
+        wroteSinceReturned = true
         if committed {
             promise?.fail(StatementAfterCommit())
             fail(context, StatementAfterCommit())
@@ -317,9 +353,19 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         syncsWritten = 0
         counters.addRoundTrip()
         context.flush()
+        if closeAfterFlush {
+            // The statement has gone; the connection dies before any answer is read (over
+            // TLS too, where a close would first exchange close_notify and read on).
+            closeAfterFlush = false
+            deaf = true
+            failPendingCommits()
+            context.fireErrorCaught(ChannelError.ioOnClosedChannel)
+            context.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if deaf { return }
         guard !unanswered.isEmpty else {
             context.fireChannelRead(data)
             return
@@ -470,6 +516,12 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
 final class PipelineCounters: Sendable {
     private let trips = Atomic<Int>(0)
     private let syncs = Atomic<Int>(0)
+    private let retries = Atomic<Int>(0)
+
+    /// A request ran again on a fresh connection after its own died.
+    func addRetry() { retries.wrappingAdd(1, ordering: .relaxed) }
+
+    var requestRetries: Int { retries.load(ordering: .relaxed) }
 
     func addRoundTrip() { trips.wrappingAdd(1, ordering: .relaxed) }
 

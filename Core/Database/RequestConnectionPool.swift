@@ -21,6 +21,16 @@ import Synchronization
 final class RequestConnectionPool: Service, Sendable {
     let counters = PipelineCounters()
     private let pools: [LoopPool]
+    /// A fault for the next lease's connection (`injectFaultIntoNextLease`): 0 for none,
+    /// else `InjectedFault`'s raw value + 1.
+    private let pendingFault = Atomic<Int>(0)
+
+    /// Makes the connection the next lease takes die at its first write, before or after
+    /// it: how tests reach the request path's answers to a lost database (a retry on a
+    /// fresh connection, or 503). Costs each lease one atomic exchange.
+    func injectFaultIntoNextLease(_ fault: PipelinedBeginHandler.InjectedFault) {
+        pendingFault.store(fault == .beforeNextWrite ? 1 : 2, ordering: .relaxed)
+    }
 
     /// nil when there is no loop to serve. Throws when `url`'s TLS settings cannot be
     /// made into a TLS context (an unreadable certificate file).
@@ -36,15 +46,17 @@ final class RequestConnectionPool: Service, Sendable {
     /// Leases handed out: with `counters.roundTrips`, the round trips per request.
     var leases: Int { pools.reduce(0) { $0 + $1.leases } }
     /// What `/metrics` last reported, to add only what came after.
-    private let reported = Mutex((roundTrips: 0, leases: 0, syncCommits: 0))
+    private let reported = Mutex((roundTrips: 0, leases: 0, syncCommits: 0, retries: 0))
 
-    /// Round trips, leases and transactions committed by their `Sync` since the last call,
-    /// for `/metrics`' counters.
-    func unreportedCounts() -> (roundTrips: Int, leases: Int, syncCommits: Int) {
+    /// Round trips, leases, transactions committed by their `Sync` and requests run again
+    /// since the last call, for `/metrics`' counters.
+    func unreportedCounts() -> (roundTrips: Int, leases: Int, syncCommits: Int, retries: Int) {
         reported.withLock { last in
-            let now = (roundTrips: counters.roundTrips, leases: leases, syncCommits: counters.syncCommits)
+            let now = (roundTrips: counters.roundTrips, leases: leases, syncCommits: counters.syncCommits, retries: counters.requestRetries)
             defer { last = now }
-            return (now.roundTrips - last.roundTrips, now.leases - last.leases, now.syncCommits - last.syncCommits)
+            return (
+                now.roundTrips - last.roundTrips, now.leases - last.leases, now.syncCommits - last.syncCommits, now.retries - last.retries
+            )
         }
     }
 
@@ -55,12 +67,18 @@ final class RequestConnectionPool: Service, Sendable {
     ) async throws -> sending Result {
         let pool = self.pool(for: MultiThreadedEventLoopGroup.currentEventLoop)
         let connection = try await pool.lease()
+        let fault = pendingFault.exchange(0, ordering: .relaxed)
+        if fault != 0 {
+            try await connection.connection.eventLoop.submit { connection.injectFault(fault == 1 ? .beforeNextWrite : .afterNextWrite) }.get()
+        }
         do {
             let result = try await body(connection)
             await pool.release(connection)
             return result
         } catch {
-            await pool.release(connection)
+            // A connection that died may not know it yet (over TLS its close waits for the
+            // server's close_notify): it is dropped, never handed to the next request.
+            await pool.release(connection, broken: DatabaseAvailability.isLost(error))
             throw error
         }
     }
@@ -76,6 +94,11 @@ final class RequestConnectionPool: Service, Sendable {
         try? await gracefulShutdown()
         for pool in pools { await pool.close() }
     }
+}
+
+/// The request connections' pool has closed (the server is stopping).
+struct RequestPoolClosed: Error, CustomStringConvertible {
+    var description: String { "the request connection pool is closed" }
 }
 
 /// A pooled connection of a request, with its `BEGIN` pipelining.
@@ -118,6 +141,21 @@ struct RequestConnection: Sendable {
         return promise.futureResult
     }
 
+    /// Whether anything was written to the connection since it was taken from the pool;
+    /// true where that cannot be known (off the connection's event loop).
+    var wroteSinceLease: Bool {
+        guard connection.eventLoop.inEventLoop else { return true }
+        return handler.value.wroteSinceReturned
+    }
+
+    /// Makes the connection die at its next write, before it (a connection whose server
+    /// went away while it sat in the pool) or just after it (a server that went away while
+    /// the statement ran): how tests reach the request path's answers to a lost database.
+    /// Called on the connection's event loop.
+    func injectFault(_ fault: PipelinedBeginHandler.InjectedFault) {
+        handler.value.injectedFault = fault
+    }
+
     /// Takes back a `COMMIT` that no statement carried: its future fails with `.notSent`
     /// (on the connection's event loop, so a caller that left it still gets its answer).
     func withdrawUnsentCommit() {
@@ -151,9 +189,6 @@ private final class LoopPool: Sendable {
         var closed = false
     }
 
-    struct Closed: Error, CustomStringConvertible {
-        var description: String { "the request connection pool is closed" }
-    }
 
     init(eventLoop: any EventLoop, url: DatabaseURL, tls: PostgresConnection.Configuration.TLS, maximum: Int, counters: PipelineCounters, logger: Logger) {
         self.eventLoop = eventLoop
@@ -176,7 +211,7 @@ private final class LoopPool: Sendable {
         leaseCount.wrappingAdd(1, ordering: .relaxed)
         while true {
             let step = try state.withLock { state throws -> Step in
-                if state.closed { throw Closed() }
+                if state.closed { throw RequestPoolClosed() }
                 while let connection = state.idle.popLast() {
                     if !connection.connection.isClosed { return .use(connection) }
                     state.open -= 1  // closed while idle (the server went away): dropped
@@ -226,7 +261,7 @@ private final class LoopPool: Sendable {
                 case .wait: break
                 case .retry: continuation.resume(returning: nil)
                 case .cancelled: continuation.resume(throwing: CancellationError())
-                case .closed: continuation.resume(throwing: Closed())
+                case .closed: continuation.resume(throwing: RequestPoolClosed())
                 }
             }
         } onCancel: {
@@ -238,13 +273,13 @@ private final class LoopPool: Sendable {
         }
     }
 
-    /// Takes a connection back: to the first waiter, else to the idle list; a closed one
-    /// (or any, once the pool is closed) is dropped and its slot freed.
-    func release(_ connection: RequestConnection) async {
+    /// Takes a connection back: to the first waiter, else to the idle list; a closed or
+    /// `broken` one (or any, once the pool is closed) is dropped and its slot freed.
+    func release(_ connection: RequestConnection, broken: Bool = false) async {
         if eventLoop.inEventLoop {
-            connection.handler.value.disarm()
+            connection.handler.value.returnedToPool()
         } else {
-            try? await eventLoop.submit { _ = connection.handler.value.disarm() }.get()
+            try? await eventLoop.submit { connection.handler.value.returnedToPool() }.get()
         }
         enum Next {
             case handedOver(CheckedContinuation<RequestConnection?, any Error>)
@@ -252,7 +287,7 @@ private final class LoopPool: Sendable {
             case drop
         }
         let next = state.withLock { state -> Next in
-            if state.closed || connection.connection.isClosed { return .drop }
+            if broken || state.closed || connection.connection.isClosed { return .drop }
             if !state.waiters.isEmpty { return .handedOver(state.waiters.removeFirst().continuation) }
             state.idle.append(connection)
             return .kept
@@ -329,7 +364,7 @@ private final class LoopPool: Sendable {
             }
             return (state.idle, state.waiters.map(\.continuation))
         }
-        for waiter in waiters { waiter.resume(throwing: Closed()) }
+        for waiter in waiters { waiter.resume(throwing: RequestPoolClosed()) }
         for connection in idle { try? await connection.connection.close() }
     }
 }

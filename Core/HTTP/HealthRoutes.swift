@@ -36,6 +36,12 @@ struct HealthRoutes {
             helpText: "Authenticated requests' transactions of one statement, committed by its Sync (no BEGIN or COMMIT sent)")
     }
 
+    static var requestRetries: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "atrium", subsystem: "db", metricName: "request_retries", unitName: "total",
+            helpText: "Authenticated requests run again on a fresh connection after theirs died before anything of them reached it")
+    }
+
     func register(on router: Router<AtriumRequestContext>) {
         let dependencies = self.dependencies
         let expected = Set(dependencies.expectedMigrations.map { "\($0.owner)/\($0.version)" })
@@ -101,6 +107,7 @@ struct HealthRoutes {
             dependencies.metrics.makeCounter(descriptor: requestLeases).increment(by: Int64(counts.leases))
             dependencies.metrics.makeCounter(descriptor: requestRoundTrips).increment(by: Int64(counts.roundTrips))
             dependencies.metrics.makeCounter(descriptor: requestSyncCommits).increment(by: Int64(counts.syncCommits))
+            dependencies.metrics.makeCounter(descriptor: requestRetries).increment(by: Int64(counts.retries))
         }
         do {
             let counts = try await dependencies.database.withPlatformTransaction(logger: logger) { connection in

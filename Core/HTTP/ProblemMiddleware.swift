@@ -59,6 +59,11 @@ struct ProblemMiddleware: RouterMiddleware {
                 "sqlstate": "\(state)", "constraint": "\(constraint ?? "")", "error": "\(message)",
             ])
             return try (DatabaseProblems.problem(for: error) ?? .internalError()).response(from: request, context: context)
+        } catch where DatabaseAvailability.isLost(error) {
+            // The database went away (a connection died, the server restarts): the client
+            // may try again in a moment; never a 500.
+            context.logger.error("request failed: database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            return try DatabaseAvailability.problem().response(from: request, context: context)
         } catch {
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"])
             return try AtriumError.internalError().response(from: request, context: context)

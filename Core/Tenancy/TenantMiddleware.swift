@@ -82,7 +82,11 @@ struct TenantMiddleware: RouterMiddleware {
         }
         let resolved = ContinuousClock.now
         let plan = services.plans?.plan(tenant.plan)
-        let outcome = try await services.database.withRequestConnection { lease -> Outcome in
+        // A connection that died before anything of the request reached it ran none of its
+        // statements: the request runs again, once, on a fresh one (a read runs again however
+        // far it got). Otherwise the client gets 503 and Retry-After (ProblemMiddleware).
+        func attempt() async throws -> Outcome {
+        try await services.database.withRequestConnection { lease -> Outcome in
             let connection = lease.connection
             // The request runs on the connection's event loop while it holds the connection
             // (EventLoopTaskExecutor): each statement is written and answered on one thread.
@@ -116,10 +120,22 @@ struct TenantMiddleware: RouterMiddleware {
                     } catch {
                         if !admitted { services.apiCalls.release(reservation) }
                         if !success { try? await transaction.finish(success: false) }
+                        if DatabaseAvailability.isLost(error), !(error is RequestConnectionLost) {
+                            throw RequestConnectionLost(sentStatement: lease.sentStatement, underlying: error)
+                        }
                         throw error
                     }
                 }
             }
+        }
+        }
+        let outcome: Outcome
+        do {
+            outcome = try await attempt()
+        } catch let lost as RequestConnectionLost where !lost.sentStatement || Self.isSafe(request.method) {
+            context.logger.warning("the request's database connection was lost; running it again on a fresh one", metadata: ["error": "\(lost)"])
+            services.database.requests?.counters.addRetry()
+            outcome = try await attempt()
         }
         switch outcome {
         case .served(let response):

@@ -78,12 +78,27 @@ final class RunningProcess {
         self.pid = pid
     }
 
-    func signal(_ signal: Int32) { kill(pid, signal) }
+    func signal(_ signal: Int32) {
+        if reapedStatus == nil { kill(pid, signal) }
+    }
+
+    /// The exit status of a process `isRunning` found ended (and reaped).
+    private var reapedStatus: Int32?
+
+    /// Whether the process is still running; an ended one is reaped (a zombie would still
+    /// answer `kill(pid, 0)`).
+    func isRunning() -> Bool {
+        if reapedStatus != nil { return false }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return true }
+        reapedStatus = status
+        return false
+    }
 
     func wait(timeout: Duration) throws -> AtriumBinary.Result {
         let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
-        while true {
+        var status: Int32 = reapedStatus ?? 0
+        while reapedStatus == nil {
             let reaped = waitpid(pid, &status, WNOHANG)
             if reaped == pid { break }
             if ContinuousClock.now > deadline {

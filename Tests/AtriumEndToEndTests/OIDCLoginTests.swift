@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Foundation
 import Testing
 
@@ -8,24 +9,34 @@ struct OIDCLoginTests {
         let python = try #require(ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"], "make test provides oidc-provider-mock")
         let scratch = try makeScratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let providerPort = try LocalPort.free()
         let mockBinary = URL(fileURLWithPath: python).deletingLastPathComponent().appending(path: "oidc-provider-mock").path()
-        let provider = try RunningProcess(
-            executable: mockBinary, arguments: ["--port", String(providerPort), "--require-nonce", "true"], environment: ProcessInfo.processInfo.environment)
+        // Python starts slowly on a loaded 2-core machine (the suite runs in parallel), and
+        // the free port it was given can be taken by another test before it binds: a
+        // provider that failed to bind is started again on another port (three tries), and
+        // each waits up to a minute to answer.
+        var started: (process: RunningProcess, issuer: String)?
+        for _ in 0..<3 where started == nil {
+            let providerPort = try LocalPort.free()
+            let process = try RunningProcess(
+                executable: mockBinary, arguments: ["--port", String(providerPort), "--require-nonce", "true"],
+                environment: ProcessInfo.processInfo.environment)
+            let issuer = "http://127.0.0.1:\(providerPort)"
+            let up = await eventually(timeout: .seconds(60), every: .milliseconds(100)) {
+                if !process.isRunning() || process.output().1.contains("address already in use") { return true }
+                return (try? await HTTP.get("\(issuer)/.well-known/openid-configuration").status) == 200
+            }
+            if up, process.isRunning(), !process.output().1.contains("address already in use") {
+                started = (process, issuer)
+            } else {
+                process.signal(SIGTERM)
+                _ = try? process.wait(timeout: .seconds(10))
+            }
+        }
+        let (provider, issuer) = try #require(started, "oidc-provider-mock did not come up in three tries")
         defer {
             provider.signal(SIGTERM)
             _ = try? provider.wait(timeout: .seconds(10))
         }
-        let issuer = "http://127.0.0.1:\(providerPort)"
-        // Python starts slowly on a loaded 2-core machine (the suite runs in parallel):
-        // wait up to a minute, and stop early if the provider died.
-        var providerUp = false
-        for _ in 0..<600 where !providerUp {
-            try await Task.sleep(for: .milliseconds(100))
-            try #require(kill(provider.pid, 0) == 0, "oidc-provider-mock exited: \(provider.output())")
-            providerUp = (try? await HTTP.get("\(issuer)/.well-known/openid-configuration").status) == 200
-        }
-        try #require(providerUp, "oidc-provider-mock did not answer within 60 s: \(provider.output())")
 
         let tenants = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
