@@ -48,7 +48,7 @@ run_tests "$@" || status=$?
 if [ "$#" -eq 0 ]; then
   echo "=== the request path, the module kit and Sales again, over TCP and TLS (sslmode=verify-full) ==="
   ATRIUM_TEST_DATABASE_TLS=1 run_tests --filter \
-    'AtriumCoreTests\.(PipelinedBeginTests|ModuleKitTests|GuestbookModuleTests|ModuleGuideTests|DatabaseTLSTests)|AtriumSalesTests' \
+    'AtriumCoreTests\.(PipelinedBeginTests|DatabaseFaultTests|ModuleKitTests|GuestbookModuleTests|ModuleGuideTests|DatabaseTLSTests)|AtriumSalesTests' \
     || status=$?
 fi
 # One plain summary line for CI, from Swift Testing's own counts, both runs added up.

@@ -11,8 +11,9 @@ import NIOPosix
 /// parameters travel with each hash: changing them in configuration makes
 /// ``verify(_:against:)`` report `needsRehash` at the user's next login instead of
 /// invalidating anyone. Hashing runs on a dedicated thread pool one thread smaller than
-/// the machine, so a storm of logins queues up there instead of starving every other
-/// request of CPU.
+/// the machine, at a raised nice value (`niceness`), so a storm of logins queues up
+/// there and takes the CPU the event loops leave, instead of starving every other
+/// request of it.
 public struct PasswordHasher: Sendable {
     /// Argon2id cost parameters. The defaults are OWASP's recommendation.
     public struct Parameters: Sendable, Equatable {
@@ -41,6 +42,18 @@ public struct PasswordHasher: Sendable {
         return pool
     }()
 
+    /// The nice value of hashing threads, as of bulk imports: during a login storm the
+    /// event loops (everyone's reads) get the cores first, and logins take what is left.
+    static let niceness: Int32 = 10
+
+    /// Runs `body` on a hashing thread, at the hashing threads' priority.
+    static func onHashingThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
+        try await pool.runIfActive {
+            ThreadPriority.lowerCallingThread(to: niceness)
+            return try body()
+        }
+    }
+
     static let saltLength = 16
     static let hashLength = 32
 
@@ -54,7 +67,7 @@ public struct PasswordHasher: Sendable {
         var generator = SystemRandomNumberGenerator()
         for index in salt.indices { salt[index] = UInt8.random(in: .min ... .max, using: &generator) }
         let saltBytes = salt
-        return try await Self.pool.runIfActive {
+        return try await Self.onHashingThread {
             try Self.encode(password, salt: saltBytes, parameters: parameters)
         }
     }
@@ -62,11 +75,11 @@ public struct PasswordHasher: Sendable {
     public func verify(_ password: String, against encoded: String) async throws -> Verification {
         if let legacy = LegacyHash(encoded) {
             // Imported from an older system: accepted once, then replaced by Argon2id at this login.
-            let matches = try await Self.pool.runIfActive { legacy.matches(password) }
+            let matches = try await Self.onHashingThread { legacy.matches(password) }
             return matches ? .valid(needsRehash: true) : .invalid
         }
         guard encoded.hasPrefix("$argon2id$") else { return .invalid }
-        let matches = try await Self.pool.runIfActive {
+        let matches = try await Self.onHashingThread {
             let bytes = Array(password.utf8)
             return encoded.withCString { argon2id_verify($0, bytes, bytes.count) } == ARGON2_OK.rawValue
         }
