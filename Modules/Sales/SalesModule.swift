@@ -64,6 +64,8 @@ public struct SalesModule: AtriumModule {
 /// How Sales' routes declare access: every record is owned by a user.
 enum SalesAccess {
     static let records = RouteAccess.owned("sales.records")
+    /// The kernel's routes of owned records, for every sales record.
+    static let recordRoutes = OwnedRecordRoutes(access: records, assignPermission: SalesPermission.assign)
     static let importing = RouteAccess.owned("sales.records", requiring: SalesPermission.importData)
 }
 

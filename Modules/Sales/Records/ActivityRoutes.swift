@@ -24,7 +24,7 @@ struct ActivityRoutes {
             }
         }
 
-        OwnedRecordRoutes.get(routes, "activities/{id}", summary: "One activity", table: ActivityStore.table)
+        SalesAccess.recordRoutes.get(routes, "activities/{id}", summary: "One activity", table: ActivityStore.table)
 
         routes.on(.patch, "activities/{id}", summary: "Correct an activity you logged (JSON Merge Patch: null clears the body)", access: SalesAccess.records,
                   body: ActivityPatch.self, response: Activity.self) { request, input in
@@ -33,7 +33,7 @@ struct ActivityRoutes {
             return try await request.transaction { try await ActivityStore.update(id, patch, on: $0) }
         }
 
-        OwnedRecordRoutes.delete(
+        SalesAccess.recordRoutes.delete(
             routes, "activities/{id}", summary: "Delete an activity you logged", table: ActivityStore.table, onlyIf: ActivityStore.loggedByHand)
     }
 }

@@ -4,7 +4,7 @@ import HTTPTypes
 
 struct ContactRoutes {
     func register(_ routes: ModuleRoutes) {
-        OwnedRecordRoutes.list(
+        SalesAccess.recordRoutes.list(
             routes, "contacts", summary: "List contacts you may see, oldest change first", search: "names and email",
             query: [.init("tag", "Only contacts with this tag."), .init("company", "Only this company's contacts.")]
         ) { request, page, common in
@@ -12,7 +12,7 @@ struct ContactRoutes {
             return try await request.transaction { try await ContactStore.list(page, filter, on: $0) }
         }
 
-        OwnedRecordRoutes.register(routes, "contacts", store: ContactStore.self, summaries: .init(
+        SalesAccess.recordRoutes.register(routes, "contacts", store: ContactStore.self, summaries: .init(
             create: "Create a contact", get: "One contact",
             change: "Change a contact (JSON Merge Patch: null clears a field); owner_id reassigns it (sales.owners.assign)",
             delete: "Delete a contact and its activities"))

@@ -4,7 +4,7 @@ import HTTPTypes
 
 struct DealRoutes {
     func register(_ routes: ModuleRoutes) {
-        OwnedRecordRoutes.list(
+        SalesAccess.recordRoutes.list(
             routes, "deals", summary: "List deals you may see", search: "titles",
             query: [.init("stage", "Only deals in this stage."), .init("status", "open, won or lost.")]
         ) { request, page, filter in
@@ -19,7 +19,7 @@ struct DealRoutes {
             return try await request.transaction { try await DealStore.pipeline(status: status, on: $0) }
         }
 
-        OwnedRecordRoutes.register(routes, "deals", store: DealStore.self, summaries: .init(
+        SalesAccess.recordRoutes.register(routes, "deals", store: DealStore.self, summaries: .init(
             create: "Create a deal", get: "One deal",
             change: "Change a deal (JSON Merge Patch: null clears a field); a new stage records a stage_change activity",
             delete: "Delete a deal with its items and activities"))
