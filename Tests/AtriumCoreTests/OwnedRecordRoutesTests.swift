@@ -66,7 +66,12 @@ struct MemoModule: AtriumModule {
         }
 
         static func insert(_ fields: MemoFields, owner: UUID, on transaction: TenantTransaction) async throws -> Memo {
-            try await table.one(
+            // A plan may cap how many memos a tenant keeps (`memo.memos`).
+            try await transaction.requireCountSlot("memo.memos", counting: "memo_memos")
+            // The count test's racers hold the window between count and insert open, so
+            // that without the slot's lock they would all count the same rows.
+            if fields.text.value == "race" { _ = try await transaction.query("SELECT pg_sleep(0.3)") }
+            return try await table.one(
                 "INSERT INTO memo_memos (tenant_id, owner_id, text) VALUES (\(transaction.tenantID), \(owner), \(fields.text.value ?? "")) RETURNING id, owner_id, text, updated_at",
                 on: transaction)
         }
@@ -142,6 +147,41 @@ struct MemoModule: AtriumModule {
 
             #expect(try await client.send(.delete, "\(Self.memos)/\(id)", token: bobToken).status == .noContent)
             #expect(try await client.send(.get, "\(Self.memos)/\(id)", token: bossToken).status == .notFound)
+        }
+    }
+}
+
+/// A plan's cap on how many rows a tenant keeps (`requireCountSlot`).
+@Suite struct CountLimitTests {
+    @Test func concurrentCreatesNeverTakeMoreThanThePlansSlots() async throws {
+        let db = try await TestDatabase.create(modules: [MemoModule()])
+        let tenant = try await db.createTenant("acme", modules: ["memo"])
+        let users = ["ann", "bob", "cy", "di"]
+        for user in users { _ = try await db.createUser("\(user)@acme.test", password: "correct horse battery", roles: ["member"], in: tenant) }
+        // The catalog's quotas as `atrium serve` publishes them: the free plan keeps 3 memos.
+        try await db.withOwner { connection in
+            try await connection.query("INSERT INTO plan_quotas (plan, name, value) VALUES ('free', 'memo.memos', 3)", logger: TestDatabase.logger)
+        }
+        try await withTestApplication(db, modules: [MemoModule()]) { client, _ in
+            var tokens: [String] = []
+            for user in users { tokens.append(try await client.login("acme", "\(user)@acme.test", "correct horse battery").access) }
+            let memos = OwnedRecordRoutesTests.memos
+            #expect(try await client.send(.post, memos, token: tokens[0], json: #"{"text":"first"}"#).status == .created)
+            // Four users race for the two slots left: every owner's memos count.
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for token in tokens {
+                    group.addTask { try await client.send(.post, memos, token: token, json: #"{"text":"race"}"#).status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == .created }.count == 2, "\(statuses)")
+            #expect(statuses.filter { $0 == .forbidden }.count == 2, "\(statuses)")
+            let full = try await client.send(.post, memos, token: tokens[1], json: #"{"text":"one more"}"#)
+            #expect(full.status == .forbidden)
+            #expect(json(full)["code"]?.string == "plan_upgrade_required")
+            #expect(json(full)["quota"]?.string == "memo.memos")
+            #expect(json(full)["limit"] == .number(3))
+            #expect(json(full)["used"] == .number(3))
         }
     }
 }
