@@ -105,6 +105,9 @@ struct RequestPoolClosed: Error, CustomStringConvertible {
 struct RequestConnection: Sendable {
     let connection: PostgresConnection
     fileprivate let handler: NIOLoopBoundBox<PipelinedBeginHandler>
+    /// The connection's channel (the driver keeps its own to itself), for tests that watch
+    /// what goes over it.
+    let channel: any Channel
 
     /// The connection's next statement opens a transaction: `BEGIN` goes with it in one
     /// write. Called on the connection's event loop.
@@ -331,7 +334,7 @@ private final class LoopPool: Sendable {
                     try Self.addPipelining(handler, to: channel.pipeline.syncOperations)
                     return NIOLoopBoundBox(handler, eventLoop: self.eventLoop)
                 }.get()
-                return RequestConnection(connection: connection, handler: handler)
+                return RequestConnection(connection: connection, handler: handler, channel: channel)
             } catch {
                 try? await connection.close()
                 throw error

@@ -413,6 +413,35 @@ struct PipelinedBeginTests {
         }
     }
 
+    /// The pipelining relies on how PostgresNIO (pinned to 1.33.x in Package.swift) frames
+    /// a statement: all its messages in one write, ending with its `Sync` (`Parse`,
+    /// `Describe`, `Bind`, `Execute`, `Sync` for an unnamed one; `Bind`, `Execute`, `Sync`
+    /// for a prepared one, after a `Parse`, `Describe`, `Sync` of its own). A driver that splits
+    /// them, or sends a `Flush`, would leave every request on the slower path (BEGIN and
+    /// COMMIT of their own) without failing anything else: this fails first, naming what
+    /// the driver wrote.
+    @Test func theDriverWritesAStatementAsOneWriteEndingWithItsSync() async throws {
+        final class WriteSpy: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
+            typealias OutboundIn = ByteBuffer
+            var writes: [String] = []
+            func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+                writes.append(PipelinedBeginTests.types(Array(unwrapOutboundIn(data).readableBytesView)))
+                context.write(data, promise: promise)
+            }
+        }
+        try await onPooledConnection { _, pooled, connection in
+            let spy = WriteSpy()
+            try pooled.channel.pipeline.syncOperations.addHandler(spy, position: .first)
+            let logger = TestDatabase.logger
+            for _ in 0..<2 { _ = try await PreparedStatements.shared.rows(SQL("SELECT \(1)::int"), on: connection, logger: logger) }
+            _ = try await connection.query("SELECT 1", logger: logger)
+            try await pooled.channel.pipeline.removeHandler(spy).get()
+            // A prepared statement: prepared once (Parse, Describe, Sync), then bound and
+            // executed with its Sync in one write; an unnamed one all in one write.
+            #expect(spy.writes == ["PDS", "BES", "BES", "PDBES"], "PostgresNIO frames statements differently now: \(spy.writes)")
+        }
+    }
+
     @Test func theStatementAfterBeginRunsInItsTransactionWithoutARoundTripForBegin() async throws {
         try await onPooledConnection { pool, pooled, connection in
             let before = pool.counters.roundTrips
