@@ -24,7 +24,9 @@ struct WorkerCommand: AsyncParsableCommand {
                 environment: ProcessInfo.processInfo.environment, registry: registry, dataDirectory: global.dataDirectoryURL,
                 plansFile: URL(fileURLWithPath: tenantsDir).appending(path: "plans.yaml"))
         }
-        configuration.poolSize = concurrency + 2
+        // Jobs take the shared pool (a third of the budget, after the listener and imports):
+        // enough for every slot, the schedules and the lease renewals.
+        configuration.connections = max(ConnectionBudget.minimum(loops: ProcessInfo.processInfo.activeProcessorCount), 2 + 3 * (concurrency + 2))
         try await global.withDatabase(logger: logger) { location in
             try await KernelSetup.migrate(location, registry: registry, logger: logger)
             let runtime = try await CommandErrors.mapped {

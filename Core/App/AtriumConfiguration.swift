@@ -8,7 +8,7 @@ public import Foundation
 /// | --- | --- |
 /// | `ATRIUM_HOST`, `ATRIUM_PORT`, `ATRIUM_MAX_BODY_BYTES` | 127.0.0.1, 8080, 1048576 |
 /// | `ATRIUM_CORS_ORIGINS`, `ATRIUM_TRUSTED_PROXIES` | none (comma-separated lists) |
-/// | `ATRIUM_DB_POOL_SIZE` | four per core, at least 8 |
+/// | `ATRIUM_DB_CONNECTIONS` | 29 on two cores (see `ConnectionBudget`) |
 /// | `ATRIUM_PUBLIC_URL`, `ATRIUM_APP_URL` | the listening address, `Identity.defaultAppURL` |
 /// | `ATRIUM_RATE_LIMIT_STORE` | `memory` (per process) or `postgres` (shared) |
 /// | `ATRIUM_OPERATOR_TOKEN` | unset: `/v1/operator` is not served |
@@ -20,10 +20,11 @@ public import Foundation
 /// Every malformed value is refused at start with the variable's name, never defaulted.
 public struct AtriumConfiguration: Sendable {
     public var server: ServerConfiguration
-    /// Connections of the application role's pool. An authenticated request holds one
-    /// from its credential check to its commit, so the pool bounds the requests in the
-    /// database at once; a few per core keep PostgreSQL busy without queueing.
-    public var poolSize: Int
+    /// The connections this process opens in all (`ConnectionBudget` splits them among
+    /// its pools). An authenticated request holds one of its loop's from its credential
+    /// check to its commit, so they bound the requests in the database at once; a few per
+    /// core keep PostgreSQL busy without queueing.
+    public var connections: Int
     /// Where this server is reached from outside: OIDC callbacks, signed links.
     public var publicURL: URL
     /// The web application, for the links of account emails.
@@ -57,7 +58,12 @@ public struct AtriumConfiguration: Sendable {
             maxBodySize: try maxBodyBytes ?? reader.integer("ATRIUM_MAX_BODY_BYTES", in: 1024...(1 << 34)) ?? 1 << 20,
             corsOrigins: Set(reader.list("ATRIUM_CORS_ORIGINS")),
             trustedProxies: TrustedProxies(reader.list("ATRIUM_TRUSTED_PROXIES")))
-        poolSize = try reader.integer("ATRIUM_DB_POOL_SIZE", in: 1...500) ?? max(8, ProcessInfo.processInfo.activeProcessorCount * 4)
+        if environment["ATRIUM_DB_POOL_SIZE"] != nil {
+            throw ConfigurationError("ATRIUM_DB_POOL_SIZE is now ATRIUM_DB_CONNECTIONS: the connections a process opens in all (29 on two cores)")
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        connections = try reader.integer("ATRIUM_DB_CONNECTIONS", in: ConnectionBudget.minimum(loops: cores)...1000)
+            ?? ConnectionBudget.defaultTotal(cores: cores, loops: cores)
         publicURL = try reader.url("ATRIUM_PUBLIC_URL") ?? URL(string: "http://\(server.host):\(server.port)") ?? Identity.defaultAppURL
         appURL = try reader.url("ATRIUM_APP_URL") ?? Identity.defaultAppURL
         hashing = try Self.hashing(environment)
@@ -98,7 +104,7 @@ extension AtriumConfiguration: CustomStringConvertible {
     /// A summary without the environment, which holds secrets (the master key, SMTP
     /// credentials, the operator token): a logged or printed configuration shows none.
     public var description: String {
-        "AtriumConfiguration(\(server.host):\(server.port), pool \(poolSize), public \(publicURL.absoluteString), "
+        "AtriumConfiguration(\(server.host):\(server.port), connections \(connections), public \(publicURL.absoluteString), "
             + "plans \(plans == nil ? "none" : "loaded"), rate limits \(sharedRateLimits ? "postgres" : "memory"), "
             + "operator API \(operatorToken == nil ? "off" : "on"))"
     }

@@ -21,7 +21,7 @@ public struct AtriumRuntime: Sendable {
     /// loads the master key, prepares the identity layer and the job worker.
     ///
     /// - Parameters:
-    ///   - database: a pool the caller runs (tests); nil makes a shared pool of `poolSize`
+    ///   - database: a pool the caller runs (tests); nil makes the pools of `connections`
     ///     connections and one per event loop (`Database.pooled`), which `services` runs
     ///     first and closes last.
     ///   - masterKey: given by tests; otherwise `ATRIUM_MASTER_KEY` (or the embedded
@@ -33,7 +33,16 @@ public struct AtriumRuntime: Sendable {
         metrics: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger
     ) async throws -> AtriumRuntime {
         let environment = configuration.environment
-        let pool = try database ?? Database.pooled(location.app, size: configuration.poolSize, embedded: location.embedded, logger: logger)
+        let pool: Database
+        if let database {
+            pool = database
+        } else {
+            let loops = MultiThreadedEventLoopGroup.singleton.makeIterator().map { _ in 1 }.count
+            let budget = try ConnectionBudget(total: configuration.connections, loops: loops)
+            // Say how many processes of this size fit, and refuse to start when this one does not.
+            try await withPostgresConnection(location.app, logger: logger) { try await budget.checkCapacity(on: $0, logger: logger) }
+            pool = try Database.pooled(location.app, budget: budget, embedded: location.embedded, logger: logger)
+        }
         let key: MasterKey
         if let masterKey { key = masterKey } else { key = try await MasterKey.load(environment: environment, location: location, logger: logger) }
 

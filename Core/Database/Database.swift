@@ -114,29 +114,40 @@ public struct Database: Sendable {
 }
 
 extension Database {
-    /// The pools of an `atrium serve` process: a shared one of `size` connections, and one
-    /// per event loop of `MultiThreadedEventLoopGroup.singleton` (the loops the HTTP server
-    /// runs on) of `size / loops` connections each, at least two. Whoever runs them runs
-    /// `clients` (first, so that they close last). Bulk work gets a pool of its own of
-    /// `backgroundSize` connections on `BackgroundLane`'s thread (see
-    /// `withBackgroundConnection`), whose backends are niced when they are `embedded`'s.
-    static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) throws(ConfigurationError) -> Database {
-        let configuration = try url.clientConfiguration(maximumConnections: size)
+    /// The pools of an `atrium serve` process, split as `budget` says: a shared one, and
+    /// two per event loop of `MultiThreadedEventLoopGroup.singleton` (the loops the HTTP
+    /// server runs on), one for authenticated requests and one for the rest. Whoever runs
+    /// them runs `clients` (first, so that they close last). Bulk work gets a pool of its
+    /// own on `BackgroundLane`'s thread (see `withBackgroundConnection`), whose backends
+    /// are niced when they are `embedded`'s.
+    static func pooled(_ url: DatabaseURL, budget: ConnectionBudget, embedded: EmbeddedPostgres? = nil, logger: Logger) throws(ConfigurationError)
+        -> Database
+    {
         let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-        let perLoop = max(2, size / max(1, loops.count))
-        let requests = try RequestConnectionPool(url: url, connectionsPerLoop: perLoop, eventLoops: loops, logger: logger)
-        let perLoopConfiguration = try url.clientConfiguration(maximumConnections: perLoop)
+        let requests = try RequestConnectionPool(url: url, connectionsPerLoop: budget.perLoop, eventLoops: loops, logger: logger)
+        let perLoopConfiguration = try url.clientConfiguration(maximumConnections: budget.perLoop)
         let loopPools = loops.map { loop in
             LoopPool(eventLoop: loop, client: PostgresClient(configuration: perLoopConfiguration, eventLoopGroup: loop, backgroundLogger: logger))
         }
         let background = BackgroundPool(
             client: PostgresClient(
-                configuration: try url.clientConfiguration(maximumConnections: backgroundSize), eventLoopGroup: BackgroundLane.eventLoop,
+                configuration: try url.clientConfiguration(maximumConnections: budget.background), eventLoopGroup: BackgroundLane.eventLoop,
                 backgroundLogger: logger),
             backends: embedded.map { BackendPriority(cluster: $0) })
         return Database(
-            shared: PostgresClient(configuration: configuration, backgroundLogger: logger), loopPools: loopPools, background: background,
-            requests: requests, maximumConnections: size + perLoop * loopPools.count * (requests == nil ? 1 : 2) + backgroundSize)
+            shared: PostgresClient(configuration: try url.clientConfiguration(maximumConnections: budget.shared), backgroundLogger: logger),
+            loopPools: loopPools, background: background, requests: requests, maximumConnections: budget.total)
+    }
+
+    /// Pools of `size` shared connections and `size / loops` (at least two) per loop and
+    /// kind: for tests that want small pools of a known shape.
+    static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) throws(ConfigurationError)
+        -> Database
+    {
+        let loops = MultiThreadedEventLoopGroup.singleton.makeIterator().map { _ in 1 }.count
+        return try pooled(
+            url, budget: ConnectionBudget(shared: size, perLoop: max(2, size / max(1, loops)), background: backgroundSize, loops: loops),
+            embedded: embedded, logger: logger)
     }
 
     /// This database without its event-loop pools: for what a request runs while it holds

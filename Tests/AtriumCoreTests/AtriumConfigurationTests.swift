@@ -24,7 +24,7 @@ import Testing
         #expect(!defaults.sharedRateLimits)
         #expect(defaults.operatorToken == nil)
         #expect(defaults.plans == nil)
-        #expect(defaults.poolSize >= 8)
+        #expect(defaults.connections >= ConnectionBudget.minimum(loops: 1))
         #expect(defaults.hashing == PasswordHasher.Parameters())
     }
 
@@ -37,11 +37,28 @@ import Testing
     }
 
     @Test(arguments: [
-        ("ATRIUM_PORT", "eighty"), ("ATRIUM_DB_POOL_SIZE", "0"), ("ATRIUM_PUBLIC_URL", "ftp://example.com"), ("ATRIUM_RATE_LIMIT_STORE", "redis"),
+        ("ATRIUM_PORT", "eighty"), ("ATRIUM_DB_CONNECTIONS", "0"), ("ATRIUM_PUBLIC_URL", "ftp://example.com"), ("ATRIUM_RATE_LIMIT_STORE", "redis"),
         ("ATRIUM_ACCESS_TOKEN_TTL", "5"), ("ATRIUM_ARGON2_MEMORY_KIB", "lots"),
     ])
     func aMalformedVariableIsRefusedByName(name: String, value: String) throws {
         let error = #expect(throws: ValidationFailure.self) { try configuration([name: value]) }
         #expect(error?.description.contains(name) == true, "\(String(describing: error))")
+    }
+}
+
+/// One number sizes a process's connections; the pools split it.
+@Suite struct ConnectionBudgetTests {
+    @Test func theBudgetSplitsAmongThePoolsAndRefusesTooFew() throws {
+        let two = try ConnectionBudget(total: ConnectionBudget.defaultTotal(cores: 2, loops: 2), loops: 2)
+        #expect(two.total == 29)
+        #expect((two.shared, two.perLoop, two.background) == (8, 4, 4))
+        let small = try ConnectionBudget(total: 12, loops: 2)
+        #expect(small.total <= 12)
+        #expect(small.total == ConnectionBudget.listener + small.background + small.shared + 4 * small.perLoop)
+        #expect(throws: ConfigurationError.self) { try ConnectionBudget(total: 5, loops: 2) }
+        // The old setting is refused by name, not ignored.
+        #expect(throws: ConfigurationError.self) {
+            try AtriumConfiguration(environment: ["ATRIUM_DB_POOL_SIZE": "20"], registry: try ModuleRegistry([]), dataDirectory: URL(fileURLWithPath: "/tmp"))
+        }
     }
 }

@@ -39,6 +39,19 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: elsewhere.appending(path: ".atrium").path()), "a refused command left a data folder")
     }
 
+    /// A server whose connections would not fit in PostgreSQL's max_connections refuses
+    /// to start and says what to change (the embedded cluster allows 500).
+    @Test func aServerThatWouldNotFitItsConnectionsRefusesToStart() throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_DB_CONNECTIONS": "900"])
+        let refused = try atrium.run("serve", "--port", String(try LocalPort.free()), "--tenants-dir", scratch.appending(path: "none").path(),
+                                     timeout: .seconds(120))
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("this process would open"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("lower ATRIUM_DB_CONNECTIONS or raise max_connections"))
+    }
+
     @Test func everyAdminCommandWorksOnTheEmbeddedDatabase() throws {
         let scratch = try makeScratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
