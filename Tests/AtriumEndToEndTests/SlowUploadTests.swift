@@ -3,9 +3,10 @@ import Foundation
 import Testing
 
 /// A client that uploads slowly must not hold one of the pool's few connections (and an
-/// open transaction) for as long as it takes: with a pool of three (one of them the tenant
-/// listener's), three stalled uploads leave every other authenticated request unserved
-/// unless the request path lets go of its connection once the caller is checked.
+/// open transaction) for as long as it takes: with the fewest connections a server runs on
+/// (one request connection per event loop), three stalled uploads leave every other
+/// authenticated request unserved unless the request path lets go of its connection once
+/// the caller is checked; and PostgreSQL itself shows no transaction left open meanwhile.
 @Suite("Slow uploads and the connection pool")
 struct SlowUploadTests {
     @Test(.timeLimit(.minutes(5))) func stalledUploadsHoldNoPooledConnection() async throws {
@@ -13,7 +14,8 @@ struct SlowUploadTests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let port = try LocalPort.free()
-        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_DB_POOL_SIZE": "3"])
+        let fewest = ConnectionBudget.minimum(loops: ProcessInfo.processInfo.activeProcessorCount)
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_DB_CONNECTIONS": String(fewest)])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path(), "--no-worker"])
         defer {
             server.signal(SIGTERM)
@@ -35,6 +37,13 @@ struct SlowUploadTests {
             uploads.append(upload)
         }
         try await Task.sleep(for: .milliseconds(500))  // the uploads are checked in and stalled
+
+        // No backend holds a transaction open for a stalled upload.
+        let open = try atrium.run(
+            "db", "shell", "--role", "owner", "-c",
+            "SELECT 'open=' || count(*) FROM pg_stat_activity WHERE usename = 'atrium_app' AND state LIKE 'idle in transaction%'")
+        #expect(open.status == 0, "\(open.stderr)")
+        #expect(open.stdout.contains("open=0"), "\(open.stdout)")
 
         // Served while all three stall (the call fails, not hangs, past its 60 s timeout).
         let me = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: token)
