@@ -7,6 +7,7 @@ import HummingbirdTesting
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 import Synchronization
 import Testing
@@ -431,7 +432,13 @@ struct PipelinedBeginTests {
         }
         try await onPooledConnection { _, pooled, connection in
             let spy = WriteSpy()
-            try pooled.channel.pipeline.syncOperations.addHandler(spy, position: .first)
+            // On the plaintext side of TLS, where the connection has it.
+            let operations = pooled.channel.pipeline.syncOperations
+            if let tls = try? operations.handler(type: NIOSSLClientHandler.self) {
+                try operations.addHandler(spy, position: .after(tls))
+            } else {
+                try operations.addHandler(spy, position: .first)
+            }
             let logger = TestDatabase.logger
             for _ in 0..<2 { _ = try await PreparedStatements.shared.rows(SQL("SELECT \(1)::int"), on: connection, logger: logger) }
             _ = try await connection.query("SELECT 1", logger: logger)

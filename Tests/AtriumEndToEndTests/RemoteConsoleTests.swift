@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Foundation
 import HummingbirdOTP
 import Testing
@@ -321,9 +322,14 @@ struct RemoteConsoleTests {
         #expect(notOwner.stderr.contains("kernel.sso.manage"))
 
         // Usage and invoices, as the server reports them.
-        let usage = try console.run("usage", "report", "--json", "--context", "globex")
-        #expect(usage.status == 0, "\(usage.stderr)")
-        #expect(usage.stdout.contains("kernel.api_calls") || usage.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        // globex's calls above are counted in memory and recorded within a second or so:
+        // the report shows them (an empty report would prove nothing).
+        var usage = try console.run("usage", "report", "--json", "--context", "globex")
+        let reported = try await eventually(timeout: .seconds(20), every: .milliseconds(500)) {
+            usage = try console.run("usage", "report", "--json", "--context", "globex")
+            return usage.status == 0 && usage.stdout.contains("kernel.api_calls")
+        }
+        #expect(reported, "\(usage.stdout)\(usage.stderr)")
         let invoices = try console.run("invoices", "list", "--json")
         #expect(invoices.status == 0, "\(invoices.stderr)")
         #expect(try console.run("invoices", "show", "INV-404").status == 2)

@@ -54,6 +54,8 @@ struct SalesAccessTests {
             let bobList = try await client.send(.get, "\(Self.base)/contacts?q=lead", token: team.bob)
             #expect(json(bobList)["data"]?.array?.isEmpty == true)
             let bobExport = try await client.send(.get, "\(Self.base)/contacts/export", token: team.bob)
+            #expect(bobExport.status == .ok, "an export that failed would also not contain her contact")
+            #expect(String(buffer: bobExport.body).hasPrefix("id,email,"))
             #expect(String(buffer: bobExport.body).contains("lead@example.com") == false)
             // Nor can he point a deal at her contact.
             let deal = try await client.send(.post, "\(Self.base)/deals", token: team.bob, json: #"{"title":"Steal","contact_id":"\#(id)"}"#)
@@ -181,11 +183,15 @@ struct SalesAccessTests {
             }
             var seen: [String] = []
             var cursor: String?
+            var pages = 0
             repeat {
                 let page = try await client.send(.get, "\(Self.base)/contacts?limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""), token: team.ann)
+                #expect(page.status == .ok)
                 seen += json(page)["data"]?.array?.compactMap { $0["email"]?.string } ?? []
                 cursor = json(page)["next_cursor"]?.string
-            } while cursor != nil
+                pages += 1
+            } while cursor != nil && pages < 10  // a cursor that never ends fails, not hangs
+            #expect(pages == 3)
             #expect(seen == (0..<5).map { "p\($0)@example.com" })
             let even = try await client.send(.get, "\(Self.base)/contacts?tag=even", token: team.ann)
             #expect(json(even)["data"]?.array?.count == 3)

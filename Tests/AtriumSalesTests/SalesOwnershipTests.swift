@@ -19,6 +19,9 @@ import Testing
         let ann = try await db.createUser("ann@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         _ = try await db.createUser("bob@acme.test", password: "correct horse battery", roles: ["sales_rep"], in: tenant)
         let boss = try await db.createUser("boss@acme.test", password: "correct horse battery", roles: ["owner"], in: tenant)
+        // A real user of another tenant: an id that exists, just not here.
+        let globex = try await db.createTenant("globex", modules: ["sales"])
+        let eve = try await db.createUser("eve@globex.test", password: "correct horse battery", roles: ["sales_rep"], in: globex)
         try await withTestApplication(db, modules: [SalesModule()]) { client, identity in
             let bossToken = try await client.login("acme", "boss@acme.test", "correct horse battery").access
             let annToken = try await client.login("acme", "ann@acme.test", "correct horse battery").access
@@ -46,11 +49,13 @@ import Testing
             let bossMade = try await client.send(.post, "\(Self.base)/contacts", token: bossKey, json: #"{"email":"boss@example.com"}"#)
             #expect(json(bossMade)["owner_id"]?.string?.lowercased() == boss.id.uuidString.lowercased())
             // A user of another tenant, or no user at all, cannot be named.
-            let stranger = try await client.send(
-                .post, "/v1/tenants/acme/admin/api-keys", token: bossToken,
-                json: #"{"name":"x","permissions":["sales.records.own"],"acts_for":"\#(UUID().uuidString)"}"#)
-            #expect(stranger.status == .unprocessableContent)
-            #expect(json(stranger)["errors"]?.array?.first?["field"]?.string == "acts_for")
+            for actsFor in [eve.id, UUID()] {
+                let stranger = try await client.send(
+                    .post, "/v1/tenants/acme/admin/api-keys", token: bossToken,
+                    json: #"{"name":"x","permissions":["sales.records.own"],"acts_for":"\#(actsFor.uuidString)"}"#)
+                #expect(stranger.status == .unprocessableContent, "acts_for \(actsFor)")
+                #expect(json(stranger)["errors"]?.array?.first?["field"]?.string == "acts_for")
+            }
 
             // A key of no user (as `atrium api-keys create` makes without --acts-for) cannot use owned records.
             let orphan = try await db.withOwner { connection in
