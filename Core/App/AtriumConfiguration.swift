@@ -40,6 +40,8 @@ public struct AtriumConfiguration: Sendable {
     public var plans: PlanCatalog?
     /// Where `plans` came from: the file's path, or `PlanCatalog.builtInSource`.
     public var plansSource: String?
+    /// The wall clock modules read (`context.clock`): the system's, or one a test moves.
+    public var clock: any AtriumClock = SystemClock()
     /// Where the embedded database and the mail directory live.
     public var dataDirectory: URL
     /// Module settings (`ATRIUM_<MODULE>_<NAME>`), SMTP and master keys are read from it.
@@ -94,6 +96,7 @@ public struct AtriumConfiguration: Sendable {
                 plans = try PlanCatalog.builtIn(knownModules: knownModules)
                 plansSource = PlanCatalog.builtInSource
             }
+            try plans?.requireDeclaredMeters(registry: registry, source: plansSource ?? plansFile.path())
         }
         self.dataDirectory = dataDirectory
         self.environment = environment

@@ -51,7 +51,7 @@ public struct AtriumRuntime: Sendable {
             try await MeterDeclarations(metering: metering, logger: logger).synchronize(on: connection)
             try await configuration.plans?.publishQuotas(on: connection, logger: logger)
         }
-        let kit = ModuleKit(masterKey: key, publicURL: configuration.publicURL, environment: environment, logger: logger)
+        let kit = ModuleKit(masterKey: key, publicURL: configuration.publicURL, clock: configuration.clock, environment: environment, logger: logger)
         let identity = try await Identity.prepare(
             database: pool, registry: registry, masterKey: key, hasher: PasswordHasher(parameters: configuration.hashing), settings: configuration.sessions,
             appURL: configuration.appURL, publicURL: configuration.publicURL, emailTokenLifetimes: configuration.emailTokenLifetimes, logger: logger)

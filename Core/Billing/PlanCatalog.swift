@@ -77,6 +77,19 @@ public struct PlanCatalog: Sendable, Equatable {
         try parse(EmbeddedPlanCatalog.yaml, path: "built-in plans.yaml", knownModules: knownModules)
     }
 
+    /// Refuses a price for a meter nothing records: a plan's meter must be the kernel's, an
+    /// installed module's (`AtriumModule.meters`) or declared at the catalog's top for
+    /// outside services (`meters:`). A misspelt meter would otherwise bill nothing, silently.
+    public func requireDeclaredMeters(registry: ModuleRegistry, source: String) throws(ConfigurationError) {
+        let declared = Set((Metering.kernelMeters + registry.modules.flatMap(\.meters) + meters).map(\.name))
+        let unknown = plans.values.flatMap { plan in plan.meters.keys.filter { !declared.contains($0) }.map { "\(plan.id): \($0)" } }.sorted()
+        guard unknown.isEmpty else {
+            throw ConfigurationError(
+                "\(source) prices meters nothing records (\(unknown.joined(separator: "; "))): declare them in the module's meters "
+                    + "or under `meters:` at the catalog's top")
+        }
+    }
+
     /// The quotas the kernel itself enforces.
     public static let kernelQuotas: Set<String> = ["seats", "api_calls_per_month"]
 

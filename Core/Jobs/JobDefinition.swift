@@ -53,6 +53,23 @@ public struct JobContext: Sendable {
     /// The context of the module the job belongs to (`kernel` for the kernel's jobs).
     public var module: ModuleContext
 
+    /// A job's context as a worker builds it: for running a handler in a test without a
+    /// worker (AtriumTesting's `runJob`), or from a module's own tooling.
+    public init(
+        jobID: UUID = UUID(), kind: String, tenantID: UUID?, payload: Data = Data("{}".utf8), attempt: Int = 1, logger: Logger,
+        database: Database, metering: Metering, module: ModuleContext
+    ) {
+        self.jobID = jobID
+        self.kind = kind
+        self.tenantID = tenantID
+        self.payload = payload
+        self.attempt = attempt
+        self.logger = logger
+        self.database = database
+        self.metering = metering
+        self.module = module
+    }
+
     /// Decodes the payload with the API's JSON conventions.
     public func decodePayload<T: Decodable>(_ type: T.Type) throws -> T {
         try AtriumJSON.decoder.decode(type, from: payload)

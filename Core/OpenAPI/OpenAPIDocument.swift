@@ -29,6 +29,13 @@ enum OpenAPIDocument {
             if let permission = operation.permission {
                 entry["x-atrium-permission"] = .string(permission)
             }
+            // Every operation says who may call it: any caller (on a public route, anyone),
+            // a permission, or owners of records.
+            switch operation.access {
+            case .anyCaller: entry["x-atrium-access"] = "any_caller"
+            case .permission: entry["x-atrium-access"] = "permission"
+            case .owned: entry["x-atrium-access"] = "owned"
+            }
             if case .owned(let prefix, _) = operation.access {
                 // Holding <prefix>.any instead of .own reaches every owner's records.
                 entry["x-atrium-owned"] = ["own": .string(prefix + ".own"), "any": .string(prefix + ".any")]

@@ -79,3 +79,17 @@ struct PlanCatalogTests {
         #expect(problem("plans:\n  free:\n    quotas:\n      crypto.exchanges: 1\n      seats: 3\n") == "")
     }
 }
+
+/// A plan's price for a meter nothing records is refused at start, naming it.
+@Suite struct UndeclaredMeterTests {
+    @Test func aPricedMeterNoModuleDeclaresIsRefused() throws {
+        let registry = try ModuleRegistry([])
+        let priced = try PlanCatalog.parse(
+            "meters:\n  partner.calls: { aggregation: count, unit: call }\nplans:\n  free:\n    meters:\n      kernel.api_calls: { per_unit: 1 }\n      partner.calls: { per_unit: 2 }\n",
+            path: "plans.yaml")
+        try priced.requireDeclaredMeters(registry: registry, source: "plans.yaml")
+        let misspelt = try PlanCatalog.parse("plans:\n  free:\n    meters:\n      kernel.api_cals: { per_unit: 1 }\n", path: "plans.yaml")
+        let error = #expect(throws: ConfigurationError.self) { try misspelt.requireDeclaredMeters(registry: registry, source: "plans.yaml") }
+        #expect(error?.description.contains("free: kernel.api_cals") == true, "\(String(describing: error))")
+    }
+}

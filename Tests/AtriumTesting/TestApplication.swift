@@ -14,15 +14,23 @@ public let testHashing = PasswordHasher.Parameters(memoryKiB: 1024, iterations: 
 
 /// The application `atrium serve` runs, built by the same composition root
 /// (`AtriumRuntime.prepare`) over a test database, with the identity layer on.
+///
+/// - `clock`: what modules read as now (`context.clock`), a `MovableClock` to reach a
+///   link's expiry or a reminder's time without sleeping;
+/// - `environment`: module settings (`ATRIUM_<MODULE>_<NAME>`) and the like, for this
+///   test alone (never the process's environment, which parallel tests share).
 public func withTestApplication<Result: Sendable>(
     _ db: TestDatabase, modules: [any AtriumModule], settings: SessionSettings = SessionSettings(), plans: PlanCatalog? = nil,
-    operatorToken: String? = nil, _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
+    operatorToken: String? = nil, clock: any AtriumClock = SystemClock(), environment: [String: String] = [:],
+    _ body: @escaping @Sendable (any TestClientProtocol, Identity) async throws -> Result
 ) async throws -> Result {
     try await db.withApp(maximumConnections: 8) { database in
         let runtime = try await AtriumRuntime.prepareForTest(db, modules: modules, database: database) { configuration in
             configuration.sessions = settings
             configuration.plans = plans
             configuration.operatorToken = operatorToken
+            configuration.clock = clock
+            configuration.environment.merge(environment) { $1 }
         }
         guard let identity = runtime.dependencies.identity else { throw ConfigurationError("the runtime has no identity layer") }
         let app = Application(router: runtime.router, logger: TestDatabase.logger)

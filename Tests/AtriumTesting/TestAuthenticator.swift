@@ -1,14 +1,18 @@
-import AtriumCore
-import Foundation
-import Hummingbird
-import Logging
-import PostgresNIO
+public import AtriumCore
+public import Foundation
+public import Hummingbird
+public import Logging
+public import PostgresNIO
 
 /// Stands in for the identity layer in kernel tests:
 /// `Authorization: Bearer test:<tenant id>:<perm,perm>[:<principal id>]` (a fresh principal id when absent).
-/// It lives only in the test target; the shipped binary denies everyone until identity lands.
-struct TestAuthenticator: Authenticator {
-    func authenticate(_ request: Request, tenant: Tenant, on connection: PostgresConnection, logger: Logger) async throws -> Principal? {
+/// A module's tests use it to call routes as a principal with exactly the permissions they
+/// name, without users, roles or logins (`ApplicationDependencies(authenticator:)`); it
+/// exists only in AtriumTesting, never in the shipped binary.
+public struct TestAuthenticator: Authenticator {
+    public init() {}
+
+    public func authenticate(_ request: Request, tenant: Tenant, on connection: PostgresConnection, logger: Logger) async throws -> Principal? {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer test:") else { return nil }
         let parts = header.dropFirst("Bearer test:".count).split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3, let tenantID = UUID(uuidString: String(parts[0])) else { return nil }
@@ -19,11 +23,11 @@ struct TestAuthenticator: Authenticator {
     }
 
     /// The header of one fixed principal, for limits per principal.
-    static func header(_ tenant: Tenant, principal: UUID, _ permissions: String...) -> String {
+    public static func header(_ tenant: Tenant, principal: UUID, _ permissions: String...) -> String {
         "Bearer test:\(tenant.id.uuidString):\(permissions.joined(separator: ",")):\(principal.uuidString)"
     }
 
-    static func header(_ tenant: Tenant, _ permissions: String...) -> String {
+    public static func header(_ tenant: Tenant, _ permissions: String...) -> String {
         "Bearer test:\(tenant.id.uuidString):\(permissions.joined(separator: ","))"
     }
 }
