@@ -39,6 +39,10 @@ struct AtriumCommand: AsyncParsableCommand {
         } catch let failure as RemoteFailure {
             Console.error("error: \(failure.message)")
             Foundation.exit(failure.exitCode)
+        } catch let failure as ValidationFailure {
+            // A command's own refusal: one line with the same prefix as every other error.
+            Console.error("error: \(failure.description)")
+            Foundation.exit(ExitCode.failure.rawValue)
         } catch {
             if exitCode(for: error) == .validationFailure {
                 Console.error(fullMessage(for: error))

@@ -84,6 +84,21 @@ public struct AtriumRuntime: Sendable {
         if http { services += dependencies.requestPathServices }
         if runsJobs { services.append(worker) }
         if http { services.append(buildApplication(dependencies, server: configuration.server)) }
+        // Listed last, so told first when the stop begins: the worker stops claiming at
+        // once, while the HTTP server drains and before the worker's own turn comes.
+        if http && runsJobs { services.append(GracefulStopNotice { [worker] in worker.stopClaiming() }) }
         return services
+    }
+}
+
+/// A service that does nothing but run `action` when a graceful stop begins, then ends.
+/// ServiceGroup stops services one at a time in reverse order; this one, listed last,
+/// hears the stop before all the others do.
+struct GracefulStopNotice: Service {
+    let action: @Sendable () -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        action()
     }
 }

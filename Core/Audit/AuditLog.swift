@@ -37,6 +37,12 @@ public struct AuditLog: Sendable {
         public var ip: String?
         public var userAgent: String?
         public var details: JSONValue
+
+        /// `actorId`, not `actorID`: the API's snake_case keys (`actor_id`) come back as
+        /// `actorId`, so `actorID` would decode as missing in the remote console.
+        enum CodingKeys: String, CodingKey {
+            case id, occurredAt, action, actorType, actorID = "actorId", subject, ip, userAgent, details
+        }
     }
 
     let logger: Logger

@@ -30,6 +30,7 @@ public struct JobWorker: Service {
     let configuration: Configuration
     let kit: ModuleKit
     let logger: Logger
+    private let claims = ClaimSwitch()
 
     public init(
         database: Database, registry: ModuleRegistry, mailer: Mailer? = nil, kernelJobs: [JobDefinition] = [],
@@ -63,7 +64,7 @@ public struct JobWorker: Service {
         let (freed, slotFreed) = AsyncStream.makeStream(of: Void.self)
         await withDiscardingTaskGroup { group in
             var iterator = freed.makeAsyncIterator()
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled && claims.isOn {
                 let free = configuration.concurrency - running.count
                 if free <= 0 {
                     _ = await iterator.next()
@@ -92,6 +93,14 @@ public struct JobWorker: Service {
         }
         slotFreed.finish()
         logger.info("job worker stopped")
+    }
+
+    /// Stops claiming jobs; the jobs running go on, and `run` returns once they have
+    /// ended. A server calls it as soon as its graceful stop begins, though the worker's own
+    /// turn to stop comes after the HTTP server has drained: a job enqueued by a request
+    /// in that drain waits, queued, for the next worker instead of prolonging the stop.
+    public func stopClaiming() {
+        claims.turnOff()
     }
 
     // MARK: - Jobs
@@ -386,4 +395,11 @@ private final class RunningJobs: Sendable {
     var count: Int { value.load(ordering: .relaxed) }
     func started() { value.add(1, ordering: .relaxed) }
     func ended() { value.subtract(1, ordering: .relaxed) }
+}
+
+/// Whether a worker still claims jobs.
+private final class ClaimSwitch: Sendable {
+    private let on = Atomic<Bool>(true)
+    var isOn: Bool { on.load(ordering: .relaxed) }
+    func turnOff() { on.store(false, ordering: .relaxed) }
 }

@@ -243,6 +243,11 @@ struct RemoteConsoleTests {
         let invited = try console.run("users", "invite", "--email", "new@acme.test", "--role", "member")
         #expect(invited.status == 0, "\(invited.stderr)")
         #expect(try console.run("audit", "--json").stdout.contains("new@acme.test"))
+        // The table names the acting user, as the local command does (not `user:-`).
+        let audit = try console.run("audit")
+        #expect(audit.status == 0, "\(audit.stderr)")
+        #expect(!audit.stdout.contains("user:-"), "\(audit.stdout)")
+        #expect(audit.stdout.contains("user:"), "\(audit.stdout)")
         #expect(try console.run("roles", "grant", "--email", "member@acme.test", "--role", "admin").status == 0)
         #expect(try console.run("users", "list").stdout.contains("admin,member") || console.run("users", "list").stdout.contains("member,admin"))
         #expect(try console.run("roles", "revoke", "--email", "member@acme.test", "--role", "admin").status == 0)
