@@ -36,9 +36,12 @@ log="$scratch/swift-test.log"
 run_tests() {
   local status
   set +e
-  swift test --skip-build "$@" 2>&1 | tee -a "$log"
+  # A run that hangs fails here, after 30 minutes (a full run takes about 5), and says
+  # so, rather than at CI's 90-minute limit with nothing to show.
+  timeout -k 30s 30m swift test --skip-build "$@" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "swift test did not finish within 30 minutes" >&2; fi
   return "$status"
 }
 status=0

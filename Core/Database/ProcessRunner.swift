@@ -20,11 +20,14 @@ public struct ProcessRunner: Sendable {
         self.runAsUser = runAsUser
     }
 
-    /// Runs the program with its output captured (stdin is /dev/null).
-    public func run(_ executable: String, _ arguments: [String]) throws -> Result {
+    /// Runs the program with its output captured (stdin is /dev/null). With `timeout`, a
+    /// program still running then is killed, and the call throws naming it.
+    public func run(_ executable: String, _ arguments: [String], timeout: Duration? = nil) throws -> Result {
         let outputPath = FileManager.default.temporaryDirectory.appending(path: "atrium-\(UUID().uuidString).log").path()
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let status = try spawn(executable, arguments, environment: ProcessInfo.processInfo.environment, captureTo: outputPath)
+        let status = try spawn(
+            executable, arguments, environment: ProcessInfo.processInfo.environment, captureTo: outputPath,
+            deadline: timeout.map { ContinuousClock.now + $0 })
         let data = FileManager.default.contents(atPath: outputPath) ?? Data()
         return Result(status: status, output: String(decoding: data, as: UTF8.self))
     }
@@ -34,7 +37,10 @@ public struct ProcessRunner: Sendable {
         try spawn(executable, arguments, environment: environment, captureTo: nil)
     }
 
-    private func spawn(_ executable: String, _ arguments: [String], environment: [String: String], captureTo outputPath: String?) throws -> Int32 {
+    private func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String], captureTo outputPath: String?,
+        deadline: ContinuousClock.Instant? = nil
+    ) throws -> Int32 {
         var argv = [executable] + arguments
         var program = executable
         if let user = runAsUser {
@@ -61,8 +67,22 @@ public struct ProcessRunner: Sendable {
             throw ConfigurationError("cannot run \(program): \(String(cString: strerror(spawned)))")
         }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+        if let deadline {
+            while true {
+                let reaped = waitpid(pid, &status, WNOHANG)
+                if reaped == pid { break }
+                if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+                if ContinuousClock.now >= deadline {
+                    kill(pid, SIGKILL)
+                    _ = waitpid(pid, &status, 0)
+                    throw ConfigurationError("\(program) did not finish in time and was stopped")
+                }
+                usleep(20_000)
+            }
+        } else {
+            while waitpid(pid, &status, 0) == -1 {
+                guard errno == EINTR else { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+            }
         }
         // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
         if status & 0x7f == 0 { return (status >> 8) & 0xff }

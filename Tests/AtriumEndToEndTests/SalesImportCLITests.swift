@@ -48,5 +48,14 @@ struct SalesImportCLITests {
         let missing = try atrium.run("sales", "import", "--tenant", "acme", "--entity", "contacts", scratch.appending(path: "nope.csv").path())
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("cannot read"))
+
+        // The example the README imports ships with the repository and imports as it says.
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = try atrium.run(
+            "sales", "import", "--tenant", "acme", "--entity", "contacts", "--owner", "rep@acme.test",
+            repository.appending(path: "examples/contacts.csv").path())
+        #expect(example.status == 0, "\(example.stderr)")
+        #expect(example.stdout.contains("read 5, written 4, unchanged 0, rejected 1"), "\(example.stdout)")
+        #expect(example.stdout.contains("line 6: email 'not-an-email' is not an email address"), "\(example.stdout)")
     }
 }

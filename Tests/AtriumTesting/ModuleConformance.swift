@@ -73,7 +73,7 @@ public enum ModuleConformance {
         let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
         try document.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()])
+        let result = try ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()], timeout: .seconds(120))
         return result.status == 0 ? [] : ["OpenAPI: \(result.output)"]
     }
 }
