@@ -68,10 +68,10 @@ final class RequestConnectionPool: Service, Sendable {
         let pool = self.pool(for: MultiThreadedEventLoopGroup.currentEventLoop)
         let connection = try await pool.lease()
         let fault = pendingFault.exchange(0, ordering: .relaxed)
-        if fault != 0 {
-            try await connection.connection.eventLoop.submit { connection.injectFault(fault == 1 ? .beforeNextWrite : .afterNextWrite) }.get()
-        }
         do {
+            if fault != 0 {
+                try await connection.connection.eventLoop.submit { connection.injectFault(fault == 1 ? .beforeNextWrite : .afterNextWrite) }.get()
+            }
             let result = try await body(connection)
             await pool.release(connection)
             return result
@@ -191,7 +191,6 @@ private final class LoopPool: Sendable {
         var nextID = 0
         var closed = false
     }
-
 
     init(eventLoop: any EventLoop, url: DatabaseURL, tls: PostgresConnection.Configuration.TLS, maximum: Int, counters: PipelineCounters, logger: Logger) {
         self.eventLoop = eventLoop
