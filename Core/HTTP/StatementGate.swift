@@ -1,9 +1,9 @@
 import Synchronization
 
 /// What `TenantTransaction.lastStatement` allows: one statement inside it and none after
-/// it, on every connection, so that a block written against the TLS path (where its
-/// `COMMIT` is not pipelined) cannot run a statement outside its transaction on the
-/// request's own connection (where it is).
+/// it, on every connection, so that a block tested where its `COMMIT` is not pipelined (a
+/// job, a later block) cannot run a statement outside its transaction on the request's
+/// own connection (where it is). Every call that sends a statement passes it.
 final class StatementGate: Sendable {
     struct Closed: Error, CustomStringConvertible {
         var description: String

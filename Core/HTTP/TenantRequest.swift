@@ -203,7 +203,7 @@ public struct TenantTransaction: Sendable {
     /// returns (committed, or the error thrown), so another statement in `body`, or after
     /// it in the block, throws `StatementGate.Closed` before it is sent — on every
     /// connection, so a module that breaks the rule learns it in its tests. Elsewhere (a
-    /// later block, a job, TLS) it runs `body` and the block commits as usual.
+    /// later block, a job) it runs `body` and the block commits as usual.
     public func lastStatement<Result>(
         isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> sending Result
     ) async throws -> sending Result {
