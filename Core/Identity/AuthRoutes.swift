@@ -269,7 +269,11 @@ struct AuthRoutes {
         routes.on(.post, "auth/logout", summary: "End the caller's session", permission: nil, response: NoContent.self, status: .noContent) { request in
             let principal = try request.requirePrincipal()
             if let session = principal.sessionID {
-                _ = try await request.transaction { try await identity.sessions.revoke(sessionID: session, reason: "logout", on: $0.connection) }
+                try await request.transaction { transaction in
+                    _ = try await identity.sessions.revoke(sessionID: session, reason: "logout", on: transaction.connection)
+                    try await AuditLog(logger: transaction.logger).record(
+                        "session.logout", tenantID: transaction.tenantID, actor: Self.actor(principal, request), on: transaction.connection)
+                }
             }
             return NoContent()
         }
@@ -277,7 +281,12 @@ struct AuthRoutes {
         routes.on(.post, "auth/logout-all", summary: "End every session of the caller", permission: nil, response: NoContent.self, status: .noContent) {
             request in
             let principal = try request.requirePrincipal()
-            _ = try await request.transaction { try await identity.sessions.revokeAll(userID: principal.id, reason: "logout_all", on: $0.connection) }
+            try await request.transaction { transaction in
+                _ = try await identity.sessions.revokeAll(userID: principal.id, reason: "logout_all", on: transaction.connection)
+                // Ending every session is what a user does when a device is lost: kept, with where it came from.
+                try await AuditLog(logger: transaction.logger).record(
+                    "session.logout_all", tenantID: transaction.tenantID, actor: Self.actor(principal, request), on: transaction.connection)
+            }
             return NoContent()
         }
 

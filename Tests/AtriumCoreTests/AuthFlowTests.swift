@@ -165,6 +165,36 @@ struct AuthFlowTests {
         }
     }
 
+    /// `auth/logout-all` ends every session of the caller — access and refresh tokens of
+    /// each device — and no one else's; the audit log keeps who did it, and with what.
+    @Test func logoutAllEndsEverySessionOfTheCallerAndNoOneElses() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme")
+        _ = try await db.createUser("user@acme.test", password: "right-password", roles: ["member"], in: acme)
+        _ = try await db.createUser("other@acme.test", password: "other-password", roles: ["member"], in: acme)
+        try await withIdentityApp(db) { client, _ in
+            let laptop = try await client.login("acme", "user@acme.test", "right-password")
+            let phone = try await client.login("acme", "user@acme.test", "right-password")
+            let other = try await client.login("acme", "other@acme.test", "other-password")
+            let out = try await client.execute(
+                uri: "/v1/tenants/acme/auth/logout-all", method: .post,
+                headers: [.authorization: "Bearer \(laptop.access)", .userAgent: "probe-agent/1.0", .contentType: "application/json"],
+                body: ByteBuffer(string: "{}"))
+            #expect(out.status == .noContent)
+            for device in [laptop, phone] {
+                #expect(try await client.get("/v1/tenants/acme/auth/me", token: device.access).status == .unauthorized)
+                let refresh = try await client.post("/v1/tenants/acme/auth/refresh", json: #"{"refresh_token":"\#(device.refresh)"}"#)
+                #expect(refresh.status == .unauthorized)
+            }
+            #expect(try await client.get("/v1/tenants/acme/auth/me", token: other.access).status == .ok)
+        }
+        let events = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: logger) { connection in try await AuditLog(logger: logger).list(on: connection) }
+        }
+        let logoutAll = try #require(events.first { $0.action == "session.logout_all" }, "\(events.map(\.action))")
+        #expect(logoutAll.userAgent == "probe-agent/1.0", "\(events.map { ($0.action, $0.userAgent) })")
+    }
+
     @Test func logoutDisablingAndPasswordChangeEndSessionsAtOnce() async throws {
         let db = try await TestDatabase.create(modules: [NotesModule()])
         let acme = try await db.createTenant("acme")
