@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Foundation
 import Testing
 
@@ -94,7 +95,15 @@ struct MailFlowTests {
         #expect(try await HTTP.post("\(base)/auth/reset-password", json: #"{"token":"\#(resetToken)","password":"second-password"}"#).status == 204)
         #expect(try await HTTP.post("\(base)/auth/login", json: #"{"email":"new@acme.test","password":"first-password"}"#).status == 401)
         #expect(try await HTTP.post("\(base)/auth/login", json: #"{"email":"new@acme.test","password":"second-password"}"#).status == 200)
-        try await Task.sleep(for: .milliseconds(1500))
+        // Every mail the server queued has left the outbox (delivered, or given up on):
+        // only then does "the unknown address got none" mean anything.
+        let outboxEmpty = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
+            let left = try atrium.run(
+                "db", "shell", "--role", "owner", "-c",
+                "SELECT 'left=' || count(*) FROM jobs WHERE kind = 'kernel.mail.send' AND state IN ('pending', 'running')")
+            return left.stdout.contains("left=0")
+        }
+        #expect(outboxEmpty, "the mail outbox never emptied")
         #expect(sink.count == 2)
     }
 }
