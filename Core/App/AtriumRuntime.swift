@@ -37,8 +37,7 @@ public struct AtriumRuntime: Sendable {
         if let database {
             pool = database
         } else {
-            let loops = MultiThreadedEventLoopGroup.singleton.makeIterator().map { _ in 1 }.count
-            let budget = try ConnectionBudget(total: configuration.connections, loops: loops)
+            let budget = try ConnectionBudget(total: configuration.connections, loops: Database.serverLoopCount)
             // Say how many processes of this size fit, and refuse to start when this one does not.
             try await withPostgresConnection(location.app, logger: logger) { try await budget.checkCapacity(on: $0, logger: logger) }
             pool = try Database.pooled(location.app, budget: budget, embedded: location.embedded, logger: logger)

@@ -144,11 +144,15 @@ extension Database {
     static func pooled(_ url: DatabaseURL, size: Int, backgroundSize: Int = 4, embedded: EmbeddedPostgres? = nil, logger: Logger) throws(ConfigurationError)
         -> Database
     {
-        let loops = MultiThreadedEventLoopGroup.singleton.makeIterator().map { _ in 1 }.count
+        let loops = serverLoopCount
         return try pooled(
             url, budget: ConnectionBudget(shared: size, perLoop: max(2, size / max(1, loops)), background: backgroundSize, loops: loops),
             embedded: embedded, logger: logger)
     }
+
+    /// The event loops the HTTP server runs on (`MultiThreadedEventLoopGroup.singleton`),
+    /// each of which gets pools of its own.
+    static var serverLoopCount: Int { MultiThreadedEventLoopGroup.singleton.makeIterator().map { _ in 1 }.count }
 
     /// This database without its event-loop pools: for what a request runs while it holds
     /// a connection of its loop's pool (the shared rate limiter's check, a reload of the

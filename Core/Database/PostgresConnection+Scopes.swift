@@ -53,6 +53,18 @@ extension PostgresConnection {
         try await setLocal("app.tenant_id", to: tenantID.uuidString.lowercased(), logger: logger)
     }
 
+    /// Scopes this whole session to `tenantID` (and every owner's rows with
+    /// `seesAllOwners`), for the life of the connection: for a tool that holds one
+    /// connection of its own and runs statement after statement in autocommit (a benchmark
+    /// of a row-by-row importer, a one-off script). Never for a pooled connection, which
+    /// would carry the tenant into the next holder's work: those scope each transaction
+    /// (`withTenantTransaction`).
+    public func scopeSession(toTenant tenantID: UUID, seesAllOwners: Bool = false, logger: Logger) async throws {
+        try await query(
+            "SELECT set_config('app.tenant_id', \(tenantID.lowercasedString), false), set_config('app.owner_scope', \(seesAllOwners ? "any" : ""), false)",
+            logger: logger)
+    }
+
     /// Scopes the transaction already open on this connection to a tenant and the
     /// principal acting in it, in one statement (what an `Authenticator` must leave). Every
     /// request with a session served from memory opens with it, so it runs as a prepared

@@ -45,10 +45,8 @@ struct SalesCommand: AsyncParsableCommand {
             let perSecond = try await global.withDatabase(logger: logger) { location in
               try await withPostgresConnection(location.owner, logger: logger) { connection in
                 guard let tenant = try await TenantStore(logger: logger).find(slug: slug, on: connection) else { throw ValidationFailure("no tenant '\(slug)'") }
-                try await connection.query(
-                    """
-                    SELECT set_config('app.tenant_id', \(tenant.id.uuidString.lowercased()), false), set_config('app.owner_scope', 'any', false)
-                    """, logger: logger)
+                // The old importer ran each statement on its own (autocommit): the whole session is the tenant's.
+                try await connection.scopeSession(toTenant: tenant.id, seesAllOwners: true, logger: logger)
                 let owner = try await connection.query("SELECT id FROM users ORDER BY created_at LIMIT 1", logger: logger).collect().first?.decode(UUID.self)
                 guard let owner else { throw ValidationFailure("the tenant has no user") }
                 let run = UUID().uuidString.prefix(8).lowercased()

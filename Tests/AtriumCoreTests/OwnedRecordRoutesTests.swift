@@ -185,3 +185,29 @@ struct MemoModule: AtriumModule {
         }
     }
 }
+
+/// A tool's own connection scoped for its whole session (`scopeSession`): statements in
+/// autocommit see the tenant's rows, every owner's when asked, and no other tenant's.
+@Suite struct SessionScopeTests {
+    @Test func aSessionScopeHoldsAcrossStatementsAndKeepsToItsTenant() async throws {
+        let db = try await TestDatabase.create(modules: [MemoModule()])
+        let acme = try await db.createTenant("acme", modules: ["memo"])
+        let globex = try await db.createTenant("globex", modules: ["memo"])
+        try await withPostgresConnection(db.superuser, logger: TestDatabase.logger) { connection in
+            for (tenant, owner) in [(acme.id, UUID()), (acme.id, UUID()), (globex.id, UUID())] {
+                try await connection.query(
+                    "INSERT INTO memo_memos (tenant_id, owner_id, text) VALUES (\(tenant), \(owner), 'x')", logger: TestDatabase.logger)
+            }
+        }
+        func count(_ connection: PostgresConnection) async throws -> Int {
+            try await connection.query("SELECT count(*)::int FROM memo_memos", logger: TestDatabase.logger).collect()[0].decode(Int.self)
+        }
+        try await withPostgresConnection(db.app, logger: TestDatabase.logger) { connection in
+            try await connection.scopeSession(toTenant: acme.id, seesAllOwners: true, logger: TestDatabase.logger)
+            #expect(try await count(connection) == 2)
+            #expect(try await count(connection) == 2, "the scope outlives the statement that made it")
+            try await connection.scopeSession(toTenant: acme.id, logger: TestDatabase.logger)
+            #expect(try await count(connection) == 0, "without every owner's reach, and no principal, no owned row")
+        }
+    }
+}
