@@ -31,15 +31,29 @@ ATRIUM_DATA_DIR="$ATRIUM_TEST_DATA_DIR" "$bin/atrium" db start
 ATRIUM_TEST_SSLROOTCERT="$(scripts/cluster-tls.sh "$ATRIUM_TEST_DATA_DIR")"
 export ATRIUM_TEST_SSLROOTCERT
 
+# Swift Testing starts every test at once unless told otherwise: on two cores, some 300
+# tests contending for the CPU and for PostgreSQL's connections (500) ran out of both,
+# and tests that watch a clock (leases, event streams) failed for want of a turn. A few
+# tests per core keep the machine busy without starving any of them.
+export SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${ATRIUM_TEST_PARALLELISM:-$(( $(nproc) * 6 ))}"
+
 # Runs `swift test` with the given arguments, appending its output to the log; returns its status.
 log="$scratch/swift-test.log"
+started_runs=0
 run_tests() {
-  local status
+  local status watchdog
+  started_runs=$((started_runs + 1))
   set +e
-  # A run that hangs fails here, after 30 minutes (a full run takes about 5), and says
+  # A run that prints nothing for five minutes is stuck (no test takes one alone): the
+  # watchdog names the tests that never finished and what they waited on, and ends it.
+  scripts/test-watchdog.sh "$log" $$ 300 &
+  watchdog=$!
+  # Whatever else hangs fails here, after 30 minutes (a full run takes about 5), and says
   # so, rather than at CI's 90-minute limit with nothing to show.
   timeout -k 30s 30m swift test --skip-build "$@" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
+  kill "$watchdog" 2>/dev/null
+  wait "$watchdog" 2>/dev/null
   set -e
   if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "swift test did not finish within 30 minutes" >&2; fi
   return "$status"
@@ -60,6 +74,14 @@ runs="$(grep -cE 'Test run with [0-9]+ tests?' "$log" || true)"
 failed="$(grep -E '^✘ Test .* failed after' "$log" | grep -vc '^✘ Test run with' || true)"
 if [ "${runs:-0}" -gt 0 ]; then
   echo "$((total - failed)) passed, $failed failed"
+fi
+if [ "${runs:-0}" -lt "$started_runs" ]; then
+  echo "$((started_runs - ${runs:-0})) of $started_runs test runs did not finish: their tests are not counted above" >&2
+fi
+# A stuck run's report again, last, where CI's tail shows it.
+if [ -f "$log.stalled" ]; then
+  cat "$log.stalled" >&2
+  status=1
 fi
 # A run that executed no test proves nothing: a filter that matched nothing, or a
 # runner that never started, is a failure.

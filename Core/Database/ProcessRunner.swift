@@ -32,6 +32,30 @@ public struct ProcessRunner: Sendable {
         return Result(status: status, output: String(decoding: data, as: UTF8.self))
     }
 
+    /// `run` for async callers: it waits for the program between sleeps instead of blocking
+    /// a thread, since the threads async code runs on are as few as the cores, and a
+    /// program that takes seconds would stall everything else scheduled there.
+    public func run(_ executable: String, _ arguments: [String], timeout: Duration) async throws -> Result {
+        let outputPath = FileManager.default.temporaryDirectory.appending(path: "atrium-\(UUID().uuidString).log").path()
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let (pid, program) = try start(executable, arguments, environment: ProcessInfo.processInfo.environment, captureTo: outputPath)
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+            if ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw ConfigurationError("\(program) did not finish in time and was stopped")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let data = FileManager.default.contents(atPath: outputPath) ?? Data()
+        return Result(status: Self.exitCode(status), output: String(decoding: data, as: UTF8.self))
+    }
+
     /// Runs the program attached to this terminal (for `psql`), searching `PATH`.
     public func runInteractive(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> Int32 {
         try spawn(executable, arguments, environment: environment, captureTo: nil)
@@ -41,6 +65,39 @@ public struct ProcessRunner: Sendable {
         _ executable: String, _ arguments: [String], environment: [String: String], captureTo outputPath: String?,
         deadline: ContinuousClock.Instant? = nil
     ) throws -> Int32 {
+        let (pid, program) = try start(executable, arguments, environment: environment, captureTo: outputPath)
+        var status: Int32 = 0
+        if let deadline {
+            while true {
+                let reaped = waitpid(pid, &status, WNOHANG)
+                if reaped == pid { break }
+                if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+                if ContinuousClock.now >= deadline {
+                    kill(pid, SIGKILL)
+                    _ = waitpid(pid, &status, 0)
+                    throw ConfigurationError("\(program) did not finish in time and was stopped")
+                }
+                usleep(20_000)
+            }
+        } else {
+            while waitpid(pid, &status, 0) == -1 {
+                guard errno == EINTR else { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+            }
+        }
+        return Self.exitCode(status)
+    }
+
+    /// WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
+    private static func exitCode(_ status: Int32) -> Int32 {
+        if status & 0x7f == 0 { return (status >> 8) & 0xff }
+        return 128 + (status & 0x7f)
+    }
+
+    /// Spawns the program (through `runuser` when running as another user); returns its
+    /// pid and the program actually run, for messages.
+    private func start(
+        _ executable: String, _ arguments: [String], environment: [String: String], captureTo outputPath: String?
+    ) throws -> (pid_t, String) {
         var argv = [executable] + arguments
         var program = executable
         if let user = runAsUser {
@@ -66,26 +123,6 @@ public struct ProcessRunner: Sendable {
         guard spawned == 0 else {
             throw ConfigurationError("cannot run \(program): \(String(cString: strerror(spawned)))")
         }
-        var status: Int32 = 0
-        if let deadline {
-            while true {
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped == pid { break }
-                if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
-                if ContinuousClock.now >= deadline {
-                    kill(pid, SIGKILL)
-                    _ = waitpid(pid, &status, 0)
-                    throw ConfigurationError("\(program) did not finish in time and was stopped")
-                }
-                usleep(20_000)
-            }
-        } else {
-            while waitpid(pid, &status, 0) == -1 {
-                guard errno == EINTR else { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
-            }
-        }
-        // WIFEXITED / WEXITSTATUS, which Swift does not import as functions.
-        if status & 0x7f == 0 { return (status >> 8) & 0xff }
-        return 128 + (status & 0x7f)
+        return (pid, program)
     }
 }

@@ -74,7 +74,7 @@ struct BackgroundPriorityTests {
     }
 
     static func niceness(ofBackendOf connection: PostgresConnection) async throws -> Int32 {
-        let pid = try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).collect()[0].decode(Int32.self)
+        let pid = try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).first().decode(Int32.self)
         errno = 0
         let niceness = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(pid))
         #expect(errno == 0, "backend \(pid) is not a process of this machine")

@@ -97,7 +97,7 @@ struct JournalModule: AtriumModule {
         let total = try await db.withOwner { connection in
             try await connection.withTenantTransaction(tenant.id, logger: TestDatabase.logger) { connection in
                 try await connection.scopeToAllOwners(logger: TestDatabase.logger)
-                return try await connection.query("SELECT sum(amount)::int8 FROM journal_entries", logger: TestDatabase.logger).collect()[0].decode(Int64.self)
+                return try await connection.query("SELECT sum(amount)::int8 FROM journal_entries", logger: TestDatabase.logger).first().decode(Int64.self)
             }
         }
         #expect(total == 95)

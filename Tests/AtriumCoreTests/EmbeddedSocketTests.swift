@@ -13,7 +13,7 @@ struct EmbeddedSocketTests {
         #expect(db.app.socketDirectory != nil)
         let (address, port) = try await db.withApp { database in
             try await database.client.withConnection { connection in
-                let row = try await connection.query("SELECT inet_server_addr()::text, inet_server_port()", logger: TestDatabase.logger).collect()[0]
+                let row = try await connection.query("SELECT inet_server_addr()::text, inet_server_port()", logger: TestDatabase.logger).first()
                 return try row.decode((String?, Int32?).self)
             }
         }

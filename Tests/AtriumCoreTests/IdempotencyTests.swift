@@ -60,7 +60,7 @@ struct LedgerModule: AtriumModule {
     func count(_ db: TestDatabase, _ tenant: Tenant) async throws -> Int {
         try await db.withOwner { connection in
             try await connection.withTenantTransaction(tenant.id, logger: TestDatabase.logger) { connection in
-                try await connection.query("SELECT count(*)::int FROM ledger_entries", logger: TestDatabase.logger).collect()[0].decode(Int.self)
+                try await connection.query("SELECT count(*)::int FROM ledger_entries", logger: TestDatabase.logger).first().decode(Int.self)
             }
         }
     }

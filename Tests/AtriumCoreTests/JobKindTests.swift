@@ -51,10 +51,10 @@ struct TallyModule: AtriumModule {
                     logger: transaction.logger)
             }
             let asSomeoneElse = try await context.transaction(actingAs: UUID()) { transaction in
-                try await transaction.connection.query("SELECT count(*)::int FROM tally_entries", logger: transaction.logger).collect()[0].decode(Int.self)
+                try await transaction.connection.query("SELECT count(*)::int FROM tally_entries", logger: transaction.logger).first().decode(Int.self)
             }
             let asEveryone = try await context.transaction(seesAllOwners: true) { transaction in
-                try await transaction.connection.query("SELECT count(*)::int FROM tally_entries", logger: transaction.logger).collect()[0].decode(Int.self)
+                try await transaction.connection.query("SELECT count(*)::int FROM tally_entries", logger: transaction.logger).first().decode(Int.self)
             }
             seen.counts.withLock { $0 = ["someone_else": asSomeoneElse, "everyone": asEveryone] }
         }]

@@ -64,7 +64,7 @@ struct VaultModule: AtriumModule {
         for tenant in tenants {
             let sealed = try await db.withOwner { connection in
                 try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
-                    try await connection.query("SELECT sealed FROM vault_secrets", logger: logger).collect()[0].decode(Data.self)
+                    try await connection.query("SELECT sealed FROM vault_secrets", logger: logger).first().decode(Data.self)
                 }
             }
             #expect(try newSealer.open(sealed, associatedData: tenant.id.uuidString) == "secret of \(tenant.slug)")

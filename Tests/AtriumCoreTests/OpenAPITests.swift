@@ -58,7 +58,7 @@ struct OpenAPITests {
         let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
         try data.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()])
+        let result = try await ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()], timeout: .seconds(120))
         #expect(result.status == 0, "\(result.output)")
     }
 }

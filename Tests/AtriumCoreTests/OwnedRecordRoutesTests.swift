@@ -200,7 +200,7 @@ struct MemoModule: AtriumModule {
             }
         }
         func count(_ connection: PostgresConnection) async throws -> Int {
-            try await connection.query("SELECT count(*)::int FROM memo_memos", logger: TestDatabase.logger).collect()[0].decode(Int.self)
+            try await connection.query("SELECT count(*)::int FROM memo_memos", logger: TestDatabase.logger).first().decode(Int.self)
         }
         try await withPostgresConnection(db.app, logger: TestDatabase.logger) { connection in
             try await connection.scopeSession(toTenant: acme.id, seesAllOwners: true, logger: TestDatabase.logger)

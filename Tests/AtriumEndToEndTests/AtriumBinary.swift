@@ -29,17 +29,23 @@ struct AtriumBinary {
     }
 
     /// Runs `atrium ARGS` to completion.
-    func run(_ arguments: String..., stdin: String? = nil, timeout: Duration = .seconds(120)) throws -> Result {
+    func run(_ arguments: String..., stdin: String? = nil, timeout: Duration = .seconds(120)) async throws -> Result {
         let process = try start(arguments, stdin: stdin)
-        return try process.wait(timeout: timeout)
+        return try await process.wait(timeout: timeout)
     }
 
     /// Runs `atrium ARGS` to completion with `directory` as its working folder.
-    func run(in directory: URL, _ arguments: String..., timeout: Duration = .seconds(120)) throws -> Result {
+    func run(in directory: URL, _ arguments: String..., timeout: Duration = .seconds(120)) async throws -> Result {
         let process = try RunningProcess(
             executable: "/bin/sh", arguments: ["-c", #"cd "$1" && shift && exec "$0" "$@""#, Self.path, directory.path()] + arguments,
             environment: environment)
-        return try process.wait(timeout: timeout)
+        return try await process.wait(timeout: timeout)
+    }
+
+    /// Runs `atrium ARGS` to completion blocking the calling thread, for a `defer` that
+    /// cannot await (stopping a test's cluster); everywhere else, `run`.
+    func runBlocking(_ arguments: String..., timeout: Duration = .seconds(60)) throws -> Result {
+        try start(arguments).waitBlocking(timeout: timeout)
     }
 
     func start(_ arguments: [String], stdin: String? = nil) throws -> RunningProcess {
@@ -95,19 +101,71 @@ final class RunningProcess {
         return false
     }
 
-    func wait(timeout: Duration) throws -> AtriumBinary.Result {
+    /// Waits for the process to end, polling with `Task.sleep`: a test waiting for a child
+    /// must not hold one of the few threads every other test's async work runs on (two on
+    /// a two-core machine), or concurrent tests stall behind it.
+    func wait(timeout: Duration) async throws -> AtriumBinary.Result {
         let deadline = ContinuousClock.now + timeout
         var status: Int32 = reapedStatus ?? 0
         while reapedStatus == nil {
             let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid { break }
+            if reaped == pid {
+                reapedStatus = status
+                break
+            }
             if ContinuousClock.now > deadline {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &status, 0)
+                reapedStatus = status
+                throw TimeoutError(output: output())
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return finished(status: reapedStatus ?? status)
+    }
+
+    /// Sends SIGTERM and waits for the process to end, killing it at `timeout`; for a
+    /// `defer` that cannot await, so it blocks the calling thread (a graceful stop takes
+    /// about a second).
+    func stop(timeout: Duration = .seconds(60)) {
+        signal(SIGTERM)
+        if (try? waitBlocking(timeout: timeout)) == nil { killAndReap() }
+    }
+
+    /// `wait` blocking the calling thread: only for teardown in a `defer`.
+    func waitBlocking(timeout: Duration) throws -> AtriumBinary.Result {
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = reapedStatus ?? 0
+        while reapedStatus == nil {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                reapedStatus = status
+                break
+            }
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                reapedStatus = status
                 throw TimeoutError(output: output())
             }
             usleep(20_000)
         }
+        return finished(status: reapedStatus ?? status)
+    }
+
+    /// Kills the process and reaps it, for a `defer` that cannot await: after SIGKILL the
+    /// reaping returns at once.
+    func killAndReap() {
+        guard reapedStatus == nil else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        reapedStatus = status
+        try? FileManager.default.removeItem(atPath: stdoutPath)
+        try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    private func finished(status: Int32) -> AtriumBinary.Result {
         let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         let (out, err) = output()
         try? FileManager.default.removeItem(atPath: stdoutPath)

@@ -38,10 +38,7 @@ struct BillingEndToEndTests {
         try await first.waitUntilReady(port: ports[0])
         let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
         defer {
-            for server in [second, first] {
-                server.signal(SIGTERM)
-                _ = try? server.wait(timeout: .seconds(60))
-            }
+            for server in [second, first] { server.stop() }
         }
         try await second.waitUntilReady(port: ports[1])
         let login = try await HTTP.post(
@@ -62,7 +59,7 @@ struct BillingEndToEndTests {
         #expect(lastRefusal?.headers["retry-after"].flatMap(Int.init).map { $0 > 0 && $0 <= 600 } == true)
     }
 
-    @Test func invoicesBillingAndUsageCommands() throws {
+    @Test func invoicesBillingAndUsageCommands() async throws {
         let (scratch, tenants) = try scratchWithTenant(plans: """
             meters:
               partner.calls: { aggregation: count, unit: call }
@@ -78,73 +75,73 @@ struct BillingEndToEndTests {
         defer { try? FileManager.default.removeItem(at: scratch) }
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
         let plans = tenants.appending(path: "plans.yaml").path()
-        #expect(try atrium.run("migrate").status == 0)
-        #expect(try atrium.run("tenants", "apply", tenants.path()).status == 0)
+        #expect(try await atrium.run("migrate").status == 0)
+        #expect(try await atrium.run("tenants", "apply", tenants.path()).status == 0)
 
-        let report = try atrium.run("usage", "report", "--tenant", "acme", "--plans", plans)
+        let report = try await atrium.run("usage", "report", "--tenant", "acme", "--plans", plans)
         #expect(report.status == 0, "\(report.stderr)")
         #expect(report.stdout.contains("partner.calls"))
         #expect(report.stdout.contains("kernel.api_calls"))
 
         // Acme was created today: October has nothing to bill until its subscription is backdated.
-        #expect(try atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans).stdout.contains("skipped: not subscribed that month"))
-        let backdate = try atrium.run(
+        #expect(try await atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans).stdout.contains("skipped: not subscribed that month"))
+        let backdate = try await atrium.run(
             "db", "shell", "--role", "owner", "--command",
             "SELECT set_config('app.scope', 'platform', false); UPDATE plan_periods SET started_at = '2026-01-01T00:00:00Z'")
         #expect(backdate.status == 0, "\(backdate.stderr)")
-        let close = try atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans)
+        let close = try await atrium.run("invoices", "close", "--period", "2026-10", "--plans", plans)
         #expect(close.status == 0, "\(close.stderr)")
         #expect(close.stdout.contains("ACME-202610"))
         #expect(close.stdout.contains("created"))
-        #expect(try atrium.run("invoices", "close", "--period", "2026-10", "--tenant", "acme", "--plans", plans).stdout.contains("existed"))
-        let notEnded = try atrium.run("invoices", "close", "--period", "2999-01", "--plans", plans)
+        #expect(try await atrium.run("invoices", "close", "--period", "2026-10", "--tenant", "acme", "--plans", plans).stdout.contains("existed"))
+        let notEnded = try await atrium.run("invoices", "close", "--period", "2999-01", "--plans", plans)
         #expect(notEnded.status != 0)
         #expect(notEnded.stderr.contains("has not ended yet"))
 
-        let list = try atrium.run("invoices", "list", "--tenant", "acme", "--plans", plans)
+        let list = try await atrium.run("invoices", "list", "--tenant", "acme", "--plans", plans)
         #expect(list.stdout.contains("ACME-202610"))
         #expect(list.stdout.contains("draft"))
-        let finalize = try atrium.run("invoices", "finalize", "--tenant", "acme", "ACME-202610", "--plans", plans)
+        let finalize = try await atrium.run("invoices", "finalize", "--tenant", "acme", "ACME-202610", "--plans", plans)
         #expect(finalize.status == 0, "\(finalize.stderr)")
         #expect(finalize.stdout.contains("finalized"))
         #expect(finalize.stdout.contains("pro plan, 2026-10"))
         #expect(finalize.stdout.contains("total 19.99 USD"))
-        #expect(try atrium.run("invoices", "pay", "--tenant", "acme", "acme-202610", "--plans", plans).stdout.contains("paid"))
-        let void = try atrium.run("invoices", "void", "--tenant", "acme", "ACME-202610", "--plans", plans)
+        #expect(try await atrium.run("invoices", "pay", "--tenant", "acme", "acme-202610", "--plans", plans).stdout.contains("paid"))
+        let void = try await atrium.run("invoices", "void", "--tenant", "acme", "ACME-202610", "--plans", plans)
         #expect(void.status != 0)
         #expect(void.stderr.contains("is paid"))
-        let show = try atrium.run("invoices", "show", "--tenant", "acme", "ACME-202610", "--json", "--plans", plans)
+        let show = try await atrium.run("invoices", "show", "--tenant", "acme", "ACME-202610", "--json", "--plans", plans)
         #expect(show.stdout.contains(#""status" : "paid""#))
 
-        let reconcile = try atrium.run("billing", "reconcile", "--plans", plans)
+        let reconcile = try await atrium.run("billing", "reconcile", "--plans", plans)
         #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
         #expect(reconcile.stdout.contains("agree"))
         // A counter written by hand, with no events behind it: reconcile names it and exits 1.
         let scope = "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false);"
-        let tamper = try atrium.run(
+        let tamper = try await atrium.run(
             "db", "shell", "--role", "owner", "--command",
             scope + " INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity) "
                 + "SELECT id, 'partner.calls', date_trunc('month', now())::date, 5, 1, 5 FROM tenants WHERE slug = 'acme'")
         #expect(tamper.status == 0, "\(tamper.stderr)")
-        let disagree = try atrium.run("billing", "reconcile", "--plans", plans)
+        let disagree = try await atrium.run("billing", "reconcile", "--plans", plans)
         #expect(disagree.status == 1, "\(disagree.stdout)\(disagree.stderr)")
         #expect(disagree.stdout.contains("DIFFERENCES") && disagree.stdout.contains("partner.calls: counter_mismatch"), "\(disagree.stdout)")
-        #expect(try atrium.run("db", "shell", "--role", "owner", "--command", scope + " DELETE FROM usage_counters WHERE meter = 'partner.calls'").status == 0)
-        #expect(try atrium.run("billing", "reconcile", "--plans", plans).status == 0)
+        #expect(try await atrium.run("db", "shell", "--role", "owner", "--command", scope + " DELETE FROM usage_counters WHERE meter = 'partner.calls'").status == 0)
+        #expect(try await atrium.run("billing", "reconcile", "--plans", plans).status == 0)
 
-        let webhook = try atrium.run("billing", "webhook", "--tenant", "acme", "--url", "https://hooks.example.test/atrium")
+        let webhook = try await atrium.run("billing", "webhook", "--tenant", "acme", "--url", "https://hooks.example.test/atrium")
         #expect(webhook.status == 0, "\(webhook.stderr)")
         #expect(webhook.stdout.contains("signing secret (shown once): whsec_"))
-        #expect(try atrium.run("billing", "webhook", "--tenant", "acme").stdout.contains("https://hooks.example.test/atrium"))
-        #expect(try atrium.run("billing", "webhook", "--tenant", "acme", "--url", "ftp://x").status != 0)
+        #expect(try await atrium.run("billing", "webhook", "--tenant", "acme").stdout.contains("https://hooks.example.test/atrium"))
+        #expect(try await atrium.run("billing", "webhook", "--tenant", "acme", "--url", "ftp://x").status != 0)
 
-        #expect(try atrium.run("tenants", "set-plan", "acme", "free", "--trial-days", "14", "--plans", plans).stdout == "acme: pro -> free\n")
-        #expect(try atrium.run("tenants", "cancel", "acme").stdout == "acme: subscription canceled\n")
-        let audit = try atrium.run("audit", "--tenant", "acme")
+        #expect(try await atrium.run("tenants", "set-plan", "acme", "free", "--trial-days", "14", "--plans", plans).stdout == "acme: pro -> free\n")
+        #expect(try await atrium.run("tenants", "cancel", "acme").stdout == "acme: subscription canceled\n")
+        let audit = try await atrium.run("audit", "--tenant", "acme")
         #expect(audit.stdout.contains("subscription.canceled"))
         #expect(audit.stdout.contains("invoice.paid"))
         // Deleting the tenant takes its frozen invoices with it.
-        let delete = try atrium.run("tenants", "delete", "acme", "--yes")
+        let delete = try await atrium.run("tenants", "delete", "acme", "--yes")
         #expect(delete.status == 0, "\(delete.stderr)")
     }
 }

@@ -13,6 +13,10 @@ struct GracefulStopTests {
         let port = try LocalPort.free()
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path()])
+        defer {
+            server.stop(timeout: .seconds(10))
+            _ = try? atrium.runBlocking("db", "stop")
+        }
         try await server.waitUntilReady(port: port)
         let login = try await HTTP.post(
             "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
@@ -23,7 +27,7 @@ struct GracefulStopTests {
             for index in 0..<rows { text += "\(prefix)\(index)@example.com,P\(index),Person\r\n" }
             return Data(text.utf8)
         }
-        let tenant = try atrium.run("db", "shell", "--role", "owner", "-c", "SELECT id FROM tenants WHERE slug = 'acme'")
+        let tenant = try await atrium.run("db", "shell", "--role", "owner", "-c", "SELECT id FROM tenants WHERE slug = 'acme'")
         let tenantID = try #require(tenant.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { UUID(uuidString: $0) != nil })
         let scoped = AtriumBinary(
             dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGOPTIONS": "-c app.tenant_id=\(tenantID) -c app.owner_scope=any"])
@@ -34,16 +38,16 @@ struct GracefulStopTests {
         // quiet machine the import finished between two polls.)
         let holder = try AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGAPPNAME": "graceful-stop-lock"]).start(
             ["db", "shell", "--role", "owner"], stdin: "BEGIN; LOCK TABLE sales_contacts IN SHARE MODE; SELECT pg_sleep(300); COMMIT;\n")
-        func releaseLock() throws {
-            _ = try atrium.run(
+        func releaseLock() async throws {
+            _ = try await atrium.run(
                 "db", "shell", "--role", "owner", "-c",
                 "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'graceful-stop-lock'")
-            _ = try holder.wait(timeout: .seconds(60))
+            _ = try await holder.wait(timeout: .seconds(60))
         }
-        var locked = false
-        defer { if locked { try? releaseLock() } else { holder.signal(SIGKILL); _ = try? holder.wait(timeout: .seconds(10)) } }
-        locked = try await Self.eventually {
-            try atrium.run(
+        // Killing the holder (psql) ends its session and with it the lock.
+        defer { holder.killAndReap() }
+        let locked = try await Self.eventually {
+            try await atrium.run(
                 "db", "shell", "--role", "owner", "-c",
                 """
                 SELECT 'held=' || count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
@@ -55,11 +59,11 @@ struct GracefulStopTests {
 
         let first = try RawHTTP(port: port)
         try first.send(Self.uploadHead(token: token, length: csv(5_000, prefix: "a").count) + csv(5_000, prefix: "a"))
-        #expect(try first.response().hasPrefix("HTTP/1.1 202"))
+        #expect(try await first.response().hasPrefix("HTTP/1.1 202"))
         // Watched in the database, not through the API: polling the API as fast as this
         // spends the user's per-minute rate limit, and the upload below would be refused.
         let running = try await Self.eventually {
-            try scoped.run("db", "shell", "--role", "owner", "-c", "SELECT state FROM imports").stdout.contains("running")
+            try await scoped.run("db", "shell", "--role", "owner", "-c", "SELECT state FROM imports").stdout.contains("running")
         }
         try #require(running, "the first import never started")
 
@@ -72,18 +76,17 @@ struct GracefulStopTests {
         try await Task.sleep(for: .milliseconds(500))
         #expect(waitpid(server.pid, nil, WNOHANG) == 0, "the server exited with a request in flight")
         try second.send(body.suffix(from: body.count / 2))
-        #expect(try second.response().hasPrefix("HTTP/1.1 202"))
+        #expect(try await second.response().hasPrefix("HTTP/1.1 202"))
         // The import in flight lands only now, after the signal, and the server waits for it.
         #expect(waitpid(server.pid, nil, WNOHANG) == 0, "the server exited before its running import landed")
-        let held = try scoped.run("db", "shell", "--role", "owner", "-c", "SELECT 'first=' || state FROM imports ORDER BY created_at LIMIT 1")
+        let held = try await scoped.run("db", "shell", "--role", "owner", "-c", "SELECT 'first=' || state FROM imports ORDER BY created_at LIMIT 1")
         #expect(held.stdout.contains("first=running"), "\(held.stdout)")
-        locked = false
-        try releaseLock()
-        let stopped = try server.wait(timeout: .seconds(60))
+        try await releaseLock()
+        let stopped = try await server.wait(timeout: .seconds(60))
         #expect(stopped.status == 0, "\(stopped.stderr.suffix(3_000))")
 
         // The running import finished; the second one waits, queued, for the next worker.
-        let states = try scoped.run(
+        let states = try await scoped.run(
             "db", "shell", "--role", "owner", "-c",
             """
             SELECT 'imports=' || (SELECT string_agg(state || ':' || rows_written, ',' ORDER BY created_at) FROM imports)
@@ -91,13 +94,13 @@ struct GracefulStopTests {
             """)
         #expect(states.status == 0, "\(states.stderr)")
         #expect(states.stdout.contains("imports=succeeded:5000,queued:0 running_jobs=0"), "\(states.stdout)")
-        _ = try? atrium.run("db", "stop")
+        _ = try? await atrium.run("db", "stop")
     }
 
     /// Whether `check` comes true within 300 tries, 50 ms apart.
-    static func eventually(_ check: () throws -> Bool) async throws -> Bool {
+    static func eventually(_ check: () async throws -> Bool) async throws -> Bool {
         for _ in 0..<300 {
-            if try check() { return true }
+            if try await check() { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
         return false
@@ -143,14 +146,27 @@ final class RawHTTP {
         }
     }
 
-    /// Everything the server sends until it closes the connection.
-    func response() throws -> String {
+    struct NoAnswer: Error, CustomStringConvertible {
+        var received: Data
+        var description: String { "the server neither answered in full nor closed the connection; got: \(String(decoding: received, as: UTF8.self))" }
+    }
+
+    /// Everything the server sends until it closes the connection, within `timeout`.
+    /// The socket is read without blocking, between sleeps: a test waiting for a server
+    /// holds none of the few threads the other tests' async work needs.
+    func response(timeout: Duration = .seconds(60)) async throws -> String {
+        let deadline = ContinuousClock.now + timeout
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let count = recv(socketFD, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            received.append(contentsOf: buffer[0..<count])
+            let count = recv(socketFD, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count > 0 {
+                received.append(contentsOf: buffer[0..<count])
+                continue
+            }
+            if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { break }
+            guard ContinuousClock.now < deadline else { throw NoAnswer(received: received) }
+            try await Task.sleep(for: .milliseconds(10))
         }
         return String(decoding: received, as: UTF8.self)
     }

@@ -75,7 +75,7 @@ struct HostileInputBatteryTests {
                 "--suppress-health-check", "filter_too_much", "--warnings", "off", "--no-color",
             ],
             environment: ProcessInfo.processInfo.environment)
-        let result = try run.wait(timeout: .seconds(300))
+        let result = try await run.wait(timeout: .seconds(300))
         #expect(result.status == 0, "schemathesis found problems:\n\(result.stdout.suffix(6_000))\n\(result.stderr.suffix(2_000))")
         #expect(server.isAlive, "the server died under schemathesis")
     }
@@ -287,8 +287,7 @@ final class BatteryServer: @unchecked Sendable {
     }
 
     func stop() {
-        process.signal(SIGTERM)
-        _ = try? process.wait(timeout: .seconds(60))
+        process.stop()
         try? FileManager.default.removeItem(at: scratch)
     }
 

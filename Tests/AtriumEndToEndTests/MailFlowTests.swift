@@ -38,8 +38,7 @@ struct SMTPSink {
     }
 
     func stop() {
-        process.signal(SIGTERM)
-        _ = try? process.wait(timeout: .seconds(10))
+        process.stop(timeout: .seconds(10))
     }
 }
 
@@ -64,10 +63,7 @@ struct MailFlowTests {
             dataDirectory: scratch.appending(path: ".atrium"),
             extra: ["ATRIUM_SMTP_URL": "smtp://127.0.0.1:\(sink.port)", "ATRIUM_APP_URL": "https://app.example.test", "ATRIUM_MAIL_FROM": "Acme <noreply@acme.test>"])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenants.path()])
-        defer {
-            server.signal(SIGTERM)
-            _ = try? server.wait(timeout: .seconds(60))
-        }
+        defer { server.stop() }
         let base = "http://127.0.0.1:\(port)/v1/tenants/acme"
         try await server.waitUntilReady(port: port)
 
@@ -98,7 +94,7 @@ struct MailFlowTests {
         // Every mail the server queued has left the outbox (delivered, or given up on):
         // only then does "the unknown address got none" mean anything.
         let outboxEmpty = try await eventually(timeout: .seconds(30), every: .milliseconds(200)) {
-            let left = try atrium.run(
+            let left = try await atrium.run(
                 "db", "shell", "--role", "owner", "-c",
                 "SELECT 'left=' || count(*) FROM jobs WHERE kind = 'kernel.mail.send' AND state IN ('pending', 'running')")
             return left.stdout.contains("left=0")

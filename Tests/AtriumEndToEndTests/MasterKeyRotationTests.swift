@@ -15,16 +15,16 @@ struct MasterKeyRotationTests {
         let data = scratch.appending(path: ".atrium")
         let (old, new) = (Self.newKey(), Self.newKey())
         let before = AtriumBinary(dataDirectory: data, extra: ["ATRIUM_MASTER_KEY": old])
-        #expect(try before.run("migrate").status == 0)
-        #expect(try before.run("tenants", "create", "acme", "--name", "Acme").status == 0)
-        let user = try before.run("users", "create", "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin", "--role", "owner",
+        #expect(try await before.run("migrate").status == 0)
+        #expect(try await before.run("tenants", "create", "acme", "--name", "Acme").status == 0)
+        let user = try await before.run("users", "create", "--tenant", "acme", "--email", "owner@acme.test", "--password-stdin", "--role", "owner",
                                   stdin: "correct horse battery\n")
         #expect(user.status == 0, "\(user.stderr)")
-        let created = try before.run(
+        let created = try await before.run(
             "api-keys", "create", "--tenant", "acme", "--name", "sync", "--permission", "kernel.api_keys.manage", "--acts-for", "owner@acme.test", "--json")
         #expect(created.status == 0, "\(created.stderr)")
         let apiKey = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: Any])?["key"] as? String)
-        #expect(try before.run("billing", "webhook", "--tenant", "acme", "--url", "http://127.0.0.1:9/hook").status == 0)
+        #expect(try await before.run("billing", "webhook", "--tenant", "acme", "--url", "http://127.0.0.1:9/hook").status == 0)
 
         /// Serves with `environment`, then checks a login and the API key.
         func serveAndCheck(_ environment: [String: String]) async throws {
@@ -40,7 +40,7 @@ struct MasterKeyRotationTests {
             let keys = try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/admin/api-keys", bearer: apiKey)
             #expect(keys.status == 200, "\(String(decoding: keys.body, as: UTF8.self))")
             server.signal(SIGTERM)
-            _ = try server.wait(timeout: .seconds(30))
+            _ = try await server.wait(timeout: .seconds(30))
         }
         // The first start creates the signing key, sealed under the old key.
         try await serveAndCheck(["ATRIUM_MASTER_KEY": old])
@@ -48,20 +48,20 @@ struct MasterKeyRotationTests {
         let rotating = ["ATRIUM_MASTER_KEY": new, "ATRIUM_MASTER_KEY_PREVIOUS": old]
         try await serveAndCheck(rotating)
 
-        let first = try AtriumBinary(dataDirectory: data, extra: rotating).run("keys", "rotate-master", "--json")
+        let first = try await AtriumBinary(dataDirectory: data, extra: rotating).run("keys", "rotate-master", "--json")
         #expect(first.status == 0, "\(first.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any])
         #expect(report["hashing_root"] as? String == "stored")
         #expect((report["signing_keys"] as? Int ?? 0) >= 1)
         #expect(report["webhook_secrets"] as? Int == 1)
-        let second = try AtriumBinary(dataDirectory: data, extra: rotating).run("keys", "rotate-master")
+        let second = try await AtriumBinary(dataDirectory: data, extra: rotating).run("keys", "rotate-master")
         #expect(second.stdout.contains("nothing to do"), "\(second.stdout)\(second.stderr)")
 
         // After the rotation the old key is not needed; with the old key alone nothing opens.
         try await serveAndCheck(["ATRIUM_MASTER_KEY": new])
-        let stale = try AtriumBinary(dataDirectory: data, extra: ["ATRIUM_MASTER_KEY": old]).run("api-keys", "list", "--tenant", "acme")
+        let stale = try await AtriumBinary(dataDirectory: data, extra: ["ATRIUM_MASTER_KEY": old]).run("api-keys", "list", "--tenant", "acme")
         #expect(stale.status != 0)
         #expect(stale.stderr.contains("ATRIUM_MASTER_KEY does not open the kernel's keys"), "\(stale.stderr)")
-        _ = try? before.run("db", "stop")
+        _ = try? await before.run("db", "stop")
     }
 }

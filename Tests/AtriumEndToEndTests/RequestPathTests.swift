@@ -42,11 +42,8 @@ struct RequestPathTests {
         let second = try atrium.start(["serve", "--port", String(ports[1]), "--tenants-dir", tenants.path(), "--no-worker"])
         var servers = [first, second]
         defer {
-            for server in servers.reversed() {
-                server.signal(SIGTERM)
-                _ = try? server.wait(timeout: .seconds(60))
-            }
-            _ = try? atrium.run("db", "stop")
+            for server in servers.reversed() { server.stop() }
+            _ = try? atrium.runBlocking("db", "stop")
         }
         try await second.waitUntilReady(port: ports[1])
         let login = try await HTTP.post(
@@ -88,9 +85,9 @@ struct RequestPathTests {
         try await untilBoth("/sales/contacts", answer: 200)
 
         // The operator CLI (a third process) suspends and resumes the tenant.
-        #expect(try atrium.run("tenants", "suspend", "acme").status == 0)
+        #expect(try await atrium.run("tenants", "suspend", "acme").status == 0)
         try await untilBoth("/auth/me", answer: 403, code: "tenant_suspended")
-        #expect(try atrium.run("tenants", "resume", "acme").status == 0)
+        #expect(try await atrium.run("tenants", "resume", "acme").status == 0)
         try await untilBoth("/auth/me", answer: 200)
 
         // Spread calls over both servers; then a plan with a quota of 60 calls a month.
@@ -99,7 +96,7 @@ struct RequestPathTests {
         // exactly the rest between them: calls alternate until both refuse.
         for index in 0..<10 { #expect(try await call("GET", ports[index % 2], "/auth/me").status == 200) }
         #expect(counted < 60)
-        #expect(try atrium.run("tenants", "set-plan", "acme", "capped", "--plans", tenants.appending(path: "plans.yaml").path()).status == 0)
+        #expect(try await atrium.run("tenants", "set-plan", "acme", "capped", "--plans", tenants.appending(path: "plans.yaml").path()).status == 0)
         try await Task.sleep(for: .seconds(2.5))
         var open = [true, true]
         for index in 0..<200 where open.contains(true) {
@@ -116,15 +113,15 @@ struct RequestPathTests {
         // A graceful stop records what each server counted: every call once.
         for server in servers.reversed() {
             server.signal(SIGTERM)
-            #expect(try server.wait(timeout: .seconds(60)).status == 0)
+            #expect(try await server.wait(timeout: .seconds(60)).status == 0)
         }
         servers = []
         let scope = "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false);"
-        let recorded = try atrium.run(
+        let recorded = try await atrium.run(
             "db", "shell", "--role", "owner", "--command",
             scope + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
         #expect(recorded.stdout.contains("recorded=\(counted)\n"), "\(counted) calls counted; \(recorded.stdout) \(recorded.stderr)")
-        let reconcile = try atrium.run("billing", "reconcile", "--plans", tenants.appending(path: "plans.yaml").path())
+        let reconcile = try await atrium.run("billing", "reconcile", "--plans", tenants.appending(path: "plans.yaml").path())
         #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")
     }
 }

@@ -18,9 +18,8 @@ struct SlowUploadTests {
         let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_DB_CONNECTIONS": String(fewest)])
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", repository.appending(path: "tenants").path(), "--no-worker"])
         defer {
-            server.signal(SIGTERM)
-            _ = try? server.wait(timeout: .seconds(60))
-            _ = try? atrium.run("db", "stop")
+            server.stop()
+            _ = try? atrium.runBlocking("db", "stop")
         }
         try await server.waitUntilReady(port: port)
         let login = try await HTTP.post(
@@ -39,7 +38,7 @@ struct SlowUploadTests {
         try await Task.sleep(for: .milliseconds(500))  // the uploads are checked in and stalled
 
         // No backend holds a transaction open for a stalled upload.
-        let open = try atrium.run(
+        let open = try await atrium.run(
             "db", "shell", "--role", "owner", "-c",
             "SELECT 'open=' || count(*) FROM pg_stat_activity WHERE usename = 'atrium_app' AND state LIKE 'idle in transaction%'")
         #expect(open.status == 0, "\(open.stderr)")
@@ -54,7 +53,7 @@ struct SlowUploadTests {
         // The uploads then finish normally, each checked in before it stalled.
         for upload in uploads {
             try upload.send(body.suffix(from: body.count / 2))
-            #expect(try upload.response().hasPrefix("HTTP/1.1 202"))
+            #expect(try await upload.response().hasPrefix("HTTP/1.1 202"))
         }
     }
 }

@@ -55,7 +55,7 @@ import Testing
         #expect(moved?.3 == 1)
         #expect(moved?.4 == "email is required")
         let leftover = try await db.withOwner { connection in
-            try await connection.query("SELECT count(*)::int FROM pg_tables WHERE tablename LIKE 'sales_import%'", logger: logger).collect()[0].decode(Int.self)
+            try await connection.query("SELECT count(*)::int FROM pg_tables WHERE tablename LIKE 'sales_import%'", logger: logger).first().decode(Int.self)
         }
         #expect(leftover == 0)
     }

@@ -38,7 +38,7 @@ public enum ModuleConformance {
             try await client.execute(uri: "/v1/openapi.json", method: .get) { Data(buffer: $0.body) }
         }
         problems += try undeclaredRoutes(of: module.id, in: document)
-        problems += try validatorProblems(document)
+        problems += try await validatorProblems(document)
         return problems
     }
 
@@ -66,14 +66,14 @@ public enum ModuleConformance {
         return problems
     }
 
-    private static func validatorProblems(_ document: Data) throws -> [String] {
+    private static func validatorProblems(_ document: Data) async throws -> [String] {
         guard let python = ProcessInfo.processInfo.environment["ATRIUM_TEST_PYTHON"] else {
             return ["OpenAPI: not validated: ATRIUM_TEST_PYTHON is not set (make test provides openapi-spec-validator)"]
         }
         let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
         try document.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()], timeout: .seconds(120))
+        let result = try await ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()], timeout: .seconds(120))
         return result.status == 0 ? [] : ["OpenAPI: \(result.output)"]
     }
 }

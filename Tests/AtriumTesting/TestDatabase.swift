@@ -30,34 +30,40 @@ public struct TestDatabase: Sendable {
     }
 
     /// Creates an empty database owned by the owner role, migrated unless `migrate` is false.
+    ///
+    /// A migrated database is a copy of a template migrated once per set of modules in
+    /// this process (`CREATE DATABASE … TEMPLATE`): running every migration for each of
+    /// some 250 tests was most of a full run's work on two cores, and the waits it caused
+    /// made tests that watch a clock (leases, retries) flaky.
     public static func create(modules: [any AtriumModule] = [], migrate: Bool = true) async throws -> TestDatabase {
         let cluster = try cluster()
         let urls = try cluster.urls()
         let name = "test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         let superuser = try cluster.superuserURL()
-        // A generous bound: a full run starts every suite's databases at once, and the
-        // cluster forks a backend for each of them on two cores.
-        try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: logger) { connection in
-            // Database names cannot be bind parameters; `name` is generated above from hex digits.
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)"), logger: logger)
-            try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
-            try await connection.query(
-                PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
-        }
+        let template = migrate ? try await MigratedTemplates.shared.template(for: modules, superuser: superuser, owner: urls.owner) : nil
+        try await createDatabase(name, from: template, superuser: superuser)
         var app = try overTLSWhenAsked(urls.app)
         app.database = name
         var owner = try overTLSWhenAsked(urls.owner)
         owner.database = name
         var superuserHere = superuser
         superuserHere.database = name
-        let database = TestDatabase(name: name, app: app, owner: owner, superuser: superuserHere)
-        if migrate {
-            let registry = try ModuleRegistry(modules)
-            try await withPostgresConnection(owner, connectTimeout: .seconds(60), logger: logger) { connection in
-                try await Migrator(migrations: try registry.allMigrations(), logger: logger).migrate(connection)
-            }
+        return TestDatabase(name: name, app: app, owner: owner, superuser: superuserHere)
+    }
+
+    /// `CREATE DATABASE name` owned by the owner role, copied from `template` when given,
+    /// which only the application and owner roles may enter.
+    static func createDatabase(_ name: String, from template: String?, superuser: DatabaseURL) async throws {
+        // A generous bound: a full run starts every suite's databases at once, and the
+        // cluster forks a backend for each of them on two cores.
+        try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: logger) { connection in
+            // Database names cannot be bind parameters; both are generated here from hex digits.
+            let copy = template.map { " TEMPLATE \($0)" } ?? ""
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)\(copy)"), logger: logger)
+            try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
         }
-        return database
     }
 
     /// The certificate `make test` gave the test cluster's TLS (`scripts/cluster-tls.sh`),
@@ -125,4 +131,61 @@ public func expectDatabaseError(
     } catch {
         Issue.record("expected SQLSTATE \(sqlState), got \(error)", sourceLocation: sourceLocation)
     }
+}
+
+/// Migrated template databases, one per set of modules, made once per test process: the
+/// first test of a set migrates it; the others wait for that and copy it.
+actor MigratedTemplates {
+    static let shared = MigratedTemplates()
+
+    private var templates: [String: Task<String, any Error>] = [:]
+    private var made = 0
+    /// Distinguishes this process's templates from another run's on the same cluster.
+    private let run = UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(8).lowercased()
+
+    func template(for modules: [any AtriumModule], superuser: DatabaseURL, owner: DatabaseURL) async throws -> String {
+        let key = modules.map(\.id).sorted().joined(separator: ",")
+        if let made = templates[key] { return try await made.value }
+        made += 1
+        let name = "template_\(run)_\(made)"
+        let registry = try ModuleRegistry(modules)
+        let making = Task {
+            do {
+                try await TestDatabase.createDatabase(name, from: nil, superuser: superuser)
+                var migrating = owner
+                migrating.database = name
+                try await withPostgresConnection(migrating, connectTimeout: .seconds(60), logger: TestDatabase.logger) { connection in
+                    try await Migrator(migrations: try registry.allMigrations(), logger: TestDatabase.logger).migrate(connection)
+                }
+                // A database with a session in it cannot be copied, and the migrating
+                // backend may still be exiting (PostgreSQL waits only 5 s for it, too short
+                // on a loaded machine): wait until it is gone.
+                try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: TestDatabase.logger) { connection in
+                    for _ in 0..<1_200 {
+                        let sessions = try await connection.query(
+                            "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = \(name)", logger: TestDatabase.logger
+                        ).collect().first?.decode(Int32.self) ?? 0
+                        if sessions == 0 { return }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                return name
+            } catch {
+                // PSQLError's description hides the server's message; a test's failure should not.
+                throw TemplateFailure(description: "the migrated template for [\(key)] was not made: \(String(reflecting: error))")
+            }
+        }
+        templates[key] = making
+        do {
+            return try await making.value
+        } catch {
+            // The next test of this set tries again rather than inheriting the failure.
+            if templates[key] == making { templates[key] = nil }
+            throw error
+        }
+    }
+}
+
+struct TemplateFailure: Error, CustomStringConvertible {
+    var description: String
 }
