@@ -1,13 +1,14 @@
 import ArgumentParser
 import AtriumCore
 import Foundation
+import HTTPTypes
 import Logging
 import PostgresNIO
 
 /// Measurements for `make bench`; not part of the operator's toolbox, so hidden from help.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self])
+        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self, Outbound.self])
 
     struct PasswordHashing: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -35,6 +36,35 @@ struct BenchCommand: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - start
             let perSecond = Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
             Console.line(String(format: "%.1f", perSecond))
+        }
+    }
+
+    /// What reusing connections saves an exchange sync: sequential calls to one URL, each
+    /// on a new connection and then on kept ones, as `context.http` makes them.
+    struct Outbound: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "outbound", abstract: "Sequential outbound calls per second to a URL, with and without connection reuse.")
+        @Argument(help: "The URL to call (GET), e.g. a server's /healthz.") var url: String
+        @Option(help: "Calls per variant.") var calls: Int = 1000
+
+        func run() async throws {
+            guard let target = URL(string: url), target.host() != nil else { throw ValidationFailure("not a URL: \(url)") }
+            let logger = Logger(label: "atrium.bench")
+            func rate(reusing: Bool) async throws -> Double {
+                // The operator names the target, often on loopback: no address policy here.
+                let http = OutboundHTTP(logger: logger, policy: .anyAddress, reusesConnections: reusing)
+                _ = try await http.send(OutboundRequest(.get, target))
+                let start = ContinuousClock.now
+                for _ in 0..<calls {
+                    let response = try await http.send(OutboundRequest(.get, target))
+                    guard response.status < 500 else { throw ValidationFailure("\(url) answered \(response.status)") }
+                }
+                let elapsed = ContinuousClock.now - start
+                return Double(calls) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
+            let fresh = try await rate(reusing: false)
+            let reused = try await rate(reusing: true)
+            Console.line(String(format: "%d sequential calls: %.0f/s on a new connection each, %.0f/s reusing connections (%.2fx)", calls, fresh, reused, reused / fresh))
         }
     }
 

@@ -68,6 +68,11 @@ for route in "${routes[@]}"; do
   printf '%-14s %12s %10s %10s %10s\n' "$route" "$rps" "$(to_ms "$(field 50% "$out")")" "$(to_ms "$(field 99% "$out")")" "$ratio"
 done
 
+# Outbound HTTP as an exchange sync makes it: sequential calls to one host (this server's
+# /healthz over loopback), on a new connection each and on kept ones.
+echo
+printf 'outbound (context.http): %s\n' "$("$bin" bench outbound "http://127.0.0.1:$port/healthz" --calls 1000)"
+
 # Login throughput against the physical limit: raw Argon2id hashes/s on this machine,
 # measured in the same run with the same parameters and pool.
 echo

@@ -14,6 +14,8 @@ public import Foundation
 /// | `ATRIUM_OPERATOR_TOKEN` | unset: `/v1/operator` is not served |
 /// | `ATRIUM_ARGON2_MEMORY_KIB`, `ATRIUM_ARGON2_ITERATIONS`, `ATRIUM_ARGON2_PARALLELISM` | 19456, 2, 1 |
 /// | `ATRIUM_ACCESS_TOKEN_TTL` | 900 s |
+/// | `ATRIUM_OUTBOUND_ALLOW`, `ATRIUM_<MODULE>_OUTBOUND_ALLOW` | none: public addresses only (`OutboundAddressPolicy`) |
+/// | `ATRIUM_OUTBOUND_CONCURRENCY` | 16 outbound calls in flight per process |
 /// | `ATRIUM_REFRESH_INACTIVITY` / `ATRIUM_SESSION_LIFETIME` / `ATRIUM_REFRESH_GRACE` | 7 days / 30 days / 10 s |
 /// | `ATRIUM_VERIFY_TOKEN_TTL` / `ATRIUM_RESET_TOKEN_TTL` / `ATRIUM_INVITE_TOKEN_TTL` | 24 h / 30 min / 7 days |
 ///
@@ -35,6 +37,9 @@ public struct AtriumConfiguration: Sendable {
     /// Rate-limit state in PostgreSQL, shared by every process, instead of in memory.
     public var sharedRateLimits: Bool
     public var operatorToken: String?
+    /// Which addresses the kernel's own outbound calls (OIDC providers, billing webhooks)
+    /// may reach; modules have their own setting (`ModuleKit`).
+    public var outbound: OutboundAddressPolicy
     /// The plan catalog (`plans.yaml` of the tenants folder, or the one built into the
     /// binary where that folder has none); nil only where no plans file was asked for (tests).
     public var plans: PlanCatalog?
@@ -84,6 +89,11 @@ public struct AtriumConfiguration: Sendable {
         case let other: throw ValidationFailure("ATRIUM_RATE_LIMIT_STORE must be memory or postgres, not '\(other)'")
         }
         operatorToken = environment["ATRIUM_OPERATOR_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        outbound = try OutboundAddressPolicy(setting: "ATRIUM_OUTBOUND_ALLOW", value: environment["ATRIUM_OUTBOUND_ALLOW"])
+        for (name, value) in environment where name.hasPrefix("ATRIUM_") && name.hasSuffix("_OUTBOUND_ALLOW") {
+            _ = try OutboundAddressPolicy(setting: name, value: value)
+        }
+        _ = try reader.integer("ATRIUM_OUTBOUND_CONCURRENCY", in: 1...256)
         // Fail closed: a server whose folder has no plans.yaml (started from another folder,
         // a file not deployed) serves the shipped catalog, with its limits and quotas, never
         // none at all.

@@ -53,7 +53,8 @@ public struct AtriumRuntime: Sendable {
         let kit = ModuleKit(masterKey: key, publicURL: configuration.publicURL, clock: configuration.clock, environment: environment, logger: logger)
         let identity = try await Identity.prepare(
             database: pool, registry: registry, masterKey: key, hasher: PasswordHasher(parameters: configuration.hashing), settings: configuration.sessions,
-            appURL: configuration.appURL, publicURL: configuration.publicURL, emailTokenLifetimes: configuration.emailTokenLifetimes, logger: logger)
+            appURL: configuration.appURL, publicURL: configuration.publicURL, emailTokenLifetimes: configuration.emailTokenLifetimes,
+            outbound: configuration.outbound, logger: logger)
         let mailer = try Mailer.from(environment: environment, dataDirectory: configuration.dataDirectory, logger: logger)
         let dependencies = ApplicationDependencies(
             database: pool, registry: registry, identity: identity, authenticator: authenticator, plans: configuration.plans,
@@ -63,7 +64,7 @@ public struct AtriumRuntime: Sendable {
             expectedMigrations: try registry.allMigrations())
         let worker = JobWorker(
             database: pool, registry: registry, mailer: mailer,
-            kernelJobs: configuration.plans.map { BillingJobs.definitions(catalog: $0, metering: metering, masterKey: key, logger: logger) } ?? [],
+            kernelJobs: configuration.plans.map { BillingJobs.definitions(catalog: $0, metering: metering, masterKey: key, outbound: configuration.outbound, logger: logger) } ?? [],
             kernelSchedules: configuration.plans == nil ? [] : BillingJobs.schedules, configuration: .init(concurrency: workerConcurrency), kit: kit,
             logger: logger)
         return AtriumRuntime(configuration: configuration, dependencies: dependencies, masterKey: key, pools: database == nil ? pool.services : [], worker: worker)

@@ -13,9 +13,12 @@ public enum BillingJobs {
     public static let closeJob = "kernel.billing.close"
     public static let finalizeAfterDays = 3
 
-    public static func definitions(catalog: PlanCatalog, metering: Metering, masterKey: MasterKey?, logger: Logger) -> [JobDefinition] {
+    /// `outbound` says which addresses webhook endpoints may have (`ATRIUM_OUTBOUND_ALLOW`).
+    public static func definitions(
+        catalog: PlanCatalog, metering: Metering, masterKey: MasterKey?, outbound: OutboundAddressPolicy = .publicInternet, logger: Logger
+    ) -> [JobDefinition] {
         [
-            Webhooks(masterKey: masterKey, logger: logger).definition(),
+            Webhooks(masterKey: masterKey, outbound: outbound, logger: logger).definition(),
             JobDefinition(kind: closeJob, maxAttempts: 5, backoff: .seconds(60)) { context in
                 guard let tenantID = context.tenantID else { return }
                 try await closeAndFinalize(tenantID: tenantID, catalog: catalog, metering: metering, database: context.database, logger: context.logger)

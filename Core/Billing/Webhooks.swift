@@ -29,10 +29,14 @@ public struct Webhooks: Sendable {
     public static let deliveryJob = "kernel.webhooks.deliver"
 
     let masterKey: MasterKey?
+    /// Which addresses endpoints may have (`ATRIUM_OUTBOUND_ALLOW`): a tenant admin names
+    /// the URL, so by default only public ones.
+    let outbound: OutboundAddressPolicy
     let logger: Logger
 
-    public init(masterKey: MasterKey?, logger: Logger) {
+    public init(masterKey: MasterKey?, outbound: OutboundAddressPolicy = .publicInternet, logger: Logger) {
         self.masterKey = masterKey
+        self.outbound = outbound
         self.logger = logger
     }
 
@@ -101,7 +105,7 @@ public struct Webhooks: Sendable {
             let secret = String(decoding: try masterKey.open(sealed, context: Self.sealContext(tenantID)), as: UTF8.self)
             let body = try AtriumJSON.encoder.encode(event)
             let signature = Self.signature(body: body, timestamp: Int64(Date().timeIntervalSince1970), secret: secret)
-            let response = try await CurlHTTP().post(
+            let response = try await CurlHTTP(policy: outbound).post(
                 destination, body: body,
                 headers: ["Content-Type: application/json", "Atrium-Signature: \(signature)", "Atrium-Event-Id: \(event.id.uuidString.lowercased())",
                           "Atrium-Event-Type: \(event.type)", "User-Agent: Atrium-Webhooks/1"])

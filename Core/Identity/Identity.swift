@@ -16,6 +16,8 @@ public struct Identity: Sendable {
     public let appURL: URL
     /// This server's own external address, for OIDC callback URLs.
     public let publicURL: URL
+    /// Which addresses calls to OIDC providers may reach (`ATRIUM_OUTBOUND_ALLOW`).
+    public let outbound: OutboundAddressPolicy
     /// A hash of a random password with the current parameters: verified against when an
     /// email is unknown, so that case takes as long as a wrong password.
     let decoyHash: String
@@ -28,7 +30,7 @@ public struct Identity: Sendable {
         database: Database, registry: ModuleRegistry, masterKey: MasterKey, hasher: PasswordHasher = PasswordHasher(),
         settings: SessionSettings = SessionSettings(), throttle: LoginThrottle.Policy = LoginThrottle.Policy(),
         appURL: URL = Identity.defaultAppURL, publicURL: URL = Identity.defaultAppURL,
-        emailTokenLifetimes: [EmailTokens.Purpose: TimeInterval] = [:], logger: Logger
+        emailTokenLifetimes: [EmailTokens.Purpose: TimeInterval] = [:], outbound: OutboundAddressPolicy = .publicInternet, logger: Logger
     ) async throws -> Identity {
         let keyring = SigningKeyring(database: database, masterKey: masterKey, logger: logger)
         return Identity(
@@ -36,7 +38,7 @@ public struct Identity: Sendable {
             sessions: SessionService(keyring: keyring, masterKey: masterKey, settings: settings, logger: logger),
             catalog: PermissionCatalog(registry: registry), totp: TOTPService(masterKey: masterKey, logger: logger),
             throttle: LoginThrottle(policy: throttle), emailTokens: EmailTokens(masterKey: masterKey, lifetimes: emailTokenLifetimes, logger: logger), appURL: appURL,
-            publicURL: publicURL,
+            publicURL: publicURL, outbound: outbound,
             decoyHash: try await hasher.hash(SecureRandom.hex(bytes: 16)))
     }
 }

@@ -40,7 +40,7 @@ struct OIDCAdminRoutes {
             guard !input.clientSecret.isEmpty else { throw AtriumError.validation(field: "client_secret", "is required") }
             let principal = try request.requirePrincipal()
             return try await request.transaction { transaction in
-                let provider = try await OIDCLogin(masterKey: identity.masterKey, logger: transaction.logger).save(
+                let provider = try await OIDCLogin(masterKey: identity.masterKey, outbound: identity.outbound, logger: transaction.logger).save(
                     tenantID: transaction.tenantID, name: name, issuer: issuer, clientID: input.clientId, clientSecret: input.clientSecret,
                     scopes: input.scopes ?? "openid email profile", on: transaction.connection)
                 try await AdminRoutes.audit(

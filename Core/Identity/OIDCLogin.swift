@@ -82,11 +82,14 @@ public struct OIDCLogin: Sendable {
 
     let masterKey: MasterKey
     let logger: Logger
-    let http = CurlHTTP()
+    let http: CurlHTTP
 
-    public init(masterKey: MasterKey, logger: Logger) {
+    /// `outbound` says which addresses issuers may have (`ATRIUM_OUTBOUND_ALLOW`): an
+    /// issuer URL comes from a tenant admin, and its discovery document names further URLs.
+    public init(masterKey: MasterKey, outbound: OutboundAddressPolicy = .publicInternet, logger: Logger) {
         self.masterKey = masterKey
         self.logger = logger
+        http = CurlHTTP(policy: outbound)
     }
 
     // MARK: - Configuration

@@ -12,7 +12,7 @@ struct OIDCRoutes {
 
     func register(_ routes: ModuleRoutes) {
         let identity = self.identity
-        let oidc = OIDCLogin(masterKey: identity.masterKey, logger: Logger(label: "atrium.oidc"))
+        let oidc = OIDCLogin(masterKey: identity.masterKey, outbound: identity.outbound, logger: Logger(label: "atrium.oidc"))
         let users = UserStore(logger: Logger(label: "atrium.oidc"))
 
         routes.on(.get, "oauth/{provider}/start", summary: "Redirect to the provider to log in (authorization code, PKCE S256, state, nonce)",

@@ -13,6 +13,8 @@ public struct ModuleContext: Sendable {
     public let moduleID: String
     /// Envelope encryption under this module's key (`module:<id>`).
     public let sealer: Sealer
+    /// Public addresses only, unless `ATRIUM_<MODULE>_OUTBOUND_ALLOW` allows more
+    /// (`OutboundAddressPolicy`).
     public let http: OutboundHTTP
     public let links: SignedLinks
     public let clock: any AtriumClock
@@ -43,17 +45,23 @@ public struct ModuleKit: Sendable {
 
     /// A kit under a fresh random master key, for tests and tools whose sealed values
     /// need not outlive the process.
-    public static func ephemeral(masterKey: MasterKey = .generate(), clock: any AtriumClock = SystemClock(), logger: Logger) -> ModuleKit {
-        ModuleKit(masterKey: masterKey, publicURL: Identity.defaultAppURL, clock: clock, logger: logger)
+    public static func ephemeral(
+        masterKey: MasterKey = .generate(), clock: any AtriumClock = SystemClock(), environment: [String: String] = [:], logger: Logger
+    ) -> ModuleKit {
+        ModuleKit(masterKey: masterKey, publicURL: Identity.defaultAppURL, clock: clock, environment: environment, logger: logger)
     }
 
     /// The context of module `moduleID`.
     public func context(for moduleID: String) -> ModuleContext {
         var logger = logger
         logger[metadataKey: "module"] = .string(moduleID)
+        let settings = ModuleSettings(moduleID: moduleID, environment: environment)
+        // A malformed value stopped start-up already (`AtriumConfiguration`); here it can
+        // only fail closed.
+        let policy = (try? OutboundAddressPolicy(setting: settings.variable("outbound_allow"), value: settings.string("outbound_allow"))) ?? .publicInternet
         return ModuleContext(
-            moduleID: moduleID, sealer: masterKey.sealer(scope: "module:\(moduleID)"), http: OutboundHTTP(logger: logger),
+            moduleID: moduleID, sealer: masterKey.sealer(scope: "module:\(moduleID)"), http: OutboundHTTP(logger: logger, policy: policy),
             links: SignedLinks(moduleID: moduleID, masterKey: masterKey, publicURL: publicURL, clock: clock), clock: clock,
-            settings: ModuleSettings(moduleID: moduleID, environment: environment), publicURL: publicURL, logger: logger)
+            settings: settings, publicURL: publicURL, logger: logger)
     }
 }

@@ -10,7 +10,11 @@ struct CurlHTTP: Sendable {
         var body: Data
     }
 
-    let client = OutboundHTTP(logger: Logger(label: "atrium.outbound"))
+    let client: OutboundHTTP
+
+    init(policy: OutboundAddressPolicy) {
+        client = OutboundHTTP(logger: Logger(label: "atrium.outbound"), policy: policy)
+    }
 
     func get(_ url: URL, headers: [String] = []) async throws -> Response {
         try await send(OutboundRequest(.get, url, headers: Self.fields(headers + ["Accept: application/json"])))

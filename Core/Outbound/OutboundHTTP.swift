@@ -36,6 +36,8 @@ public struct OutboundResponse: Sendable {
     /// Header fields of the final response, names as the server spelled them.
     public var headers: [(name: String, value: String)]
     public var body: Data
+    /// Whether the call went over a connection an earlier call had opened.
+    public var reusedConnection: Bool = false
 
     /// The first value of header `name` (case-insensitive).
     public func header(_ name: String) -> String? {
@@ -53,25 +55,53 @@ public struct OutboundError: Error, CustomStringConvertible {
 /// The server's HTTP client for outside services (exchanges, market data, OIDC providers,
 /// webhooks), on libcurl with OpenSSL: HTTP and HTTPS only, no redirects followed (a
 /// redirect is returned as the answer, so a caller never sends credentials to a host it
-/// did not name). Calls block in libcurl, so they run on a small thread pool of their
-/// own and never on the event loops. Logs name the method, host and path only.
+/// did not name), no proxy from the environment. Logs name the method, host and path only.
+///
+/// - Connections are kept per host and reused (`OutboundConnections`): a sync of many
+///   pages to one exchange pays its TCP and TLS handshakes once.
+/// - Calls block in libcurl, so they run on threads of their own, never on the event
+///   loops: `ATRIUM_OUTBOUND_CONCURRENCY` of them (default 16) per process, which bounds
+///   the calls in flight; further calls wait for a thread.
+/// - A cancelled task's call is aborted within about a second (libcurl's progress
+///   callback reads the flag).
+/// - The address is checked against `policy` and pinned (``OutboundAddressPolicy``).
 public struct OutboundHTTP: Sendable {
     let logger: Logger
+    public let policy: OutboundAddressPolicy
+    let reusesConnections: Bool
 
-    public init(logger: Logger) {
+    /// `reusesConnections: false` opens a connection per call: only for measuring what
+    /// reuse saves (`atrium bench outbound`).
+    public init(logger: Logger, policy: OutboundAddressPolicy = .publicInternet, reusesConnections: Bool = true) {
         self.logger = logger
+        self.policy = policy
+        self.reusesConnections = reusesConnections
     }
 
+    /// The calls in flight at once, per process (`ATRIUM_OUTBOUND_CONCURRENCY`).
+    public static let concurrency: Int = {
+        let text = ProcessInfo.processInfo.environment["ATRIUM_OUTBOUND_CONCURRENCY"] ?? ""
+        return Int(text).flatMap { (1...256).contains($0) ? $0 : nil } ?? 16
+    }()
+
     static let pool: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 4)
+        let pool = NIOThreadPool(numberOfThreads: concurrency)
         pool.start()
         return pool
     }()
 
     public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
         let started = ContinuousClock.now
+        let cancellation = OutboundCancellation()
         do {
-            let response = try await Self.pool.runIfActive { try Self.perform(request) }
+            let response = try await withTaskCancellationHandler {
+                try Task.checkCancellation()
+                return try await Self.pool.runIfActive { [policy, reusesConnections] in
+                    try Self.perform(request, policy: policy, reusingConnections: reusesConnections, cancellation: cancellation)
+                }
+            } onCancel: {
+                cancellation.cancel()
+            }
             logger.debug("outbound call", metadata: metadata(request, started: started, status: "\(response.status)"))
             return response
         } catch {
@@ -94,17 +124,38 @@ public struct OutboundHTTP: Sendable {
         var headers: [(name: String, value: String)] = []
         let limit: Int
         var overflowed = false
-        init(limit: Int) { self.limit = limit }
+        let cancellation: OutboundCancellation
+        init(limit: Int, cancellation: OutboundCancellation) {
+            self.limit = limit
+            self.cancellation = cancellation
+        }
     }
 
-    private static func perform(_ request: OutboundRequest) throws -> OutboundResponse {
+    private static func perform(
+        _ request: OutboundRequest, policy: OutboundAddressPolicy, reusingConnections: Bool, cancellation: OutboundCancellation
+    ) throws -> OutboundResponse {
         _ = CurlSMTP.globalInit
+        // Cancelled while it waited for a thread.
+        if cancellation.isCancelled { throw CancellationError() }
         let host = request.url.host() ?? "?"
         guard let scheme = request.url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
             throw OutboundError("request to \(host) refused: only http and https are allowed")
         }
-        guard let curl = curl_easy_init() else { throw OutboundError("libcurl could not start") }
-        defer { curl_easy_cleanup(curl) }
+        guard let name = request.url.host(percentEncoded: false), !name.isEmpty else { throw OutboundError("request refused: the URL names no host") }
+        let port = request.url.port ?? (scheme == "https" ? 443 : 80)
+        let address = try OutboundResolver.address(of: name, port: port, policy: policy)
+        let key = "\(scheme)://\(name.lowercased()):\(port)"
+        guard let curl = reusingConnections ? OutboundConnections.shared.take(for: key) : curl_easy_init() else {
+            throw OutboundError("libcurl could not start")
+        }
+        var reusable = false
+        defer {
+            if reusingConnections && reusable { OutboundConnections.shared.give(curl, for: key) } else { curl_easy_cleanup(curl) }
+        }
+        // The connection goes to the address just checked, whatever DNS says by then (an
+        // address literal is not looked up at all).
+        let resolve = name.contains(":") ? nil : curl_slist_append(nil, "\(name):\(port):\(address.resolveForm)")
+        defer { curl_slist_free_all(resolve) }
         var list: UnsafeMutablePointer<curl_slist>?
         for header in request.headers {
             // Bytes, not Characters: "\r\n" is one Character, equal to neither "\r" nor "\n".
@@ -119,7 +170,7 @@ public struct OutboundHTTP: Sendable {
         // libcurl adds "Expect: 100-continue" to large bodies, which costs a round trip.
         list = curl_slist_append(list, "Expect:")
         defer { curl_slist_free_all(list) }
-        let collected = Collected(limit: request.maxResponseBytes)
+        let collected = Collected(limit: request.maxResponseBytes, cancellation: cancellation)
         let context = Unmanaged.passRetained(collected)
         defer { context.release() }
         let timeout = request.timeout.components
@@ -130,6 +181,14 @@ public struct OutboundHTTP: Sendable {
             body.withUnsafeBytes { bodyBytes in
                 atrium_curl_set_string(curl, CURLOPT_URL, request.url.absoluteString)
                 atrium_curl_set_list(curl, CURLOPT_HTTPHEADER, list)
+                atrium_curl_set_list(curl, CURLOPT_RESOLVE, resolve)
+                atrium_curl_set_string(curl, CURLOPT_PROXY, "")
+                atrium_curl_set_long(curl, CURLOPT_NOPROGRESS, 0)
+                atrium_curl_set_pointer(curl, CURLOPT_XFERINFODATA, context.toOpaque())
+                atrium_curl_set_progress(curl) { context, _, _, _, _ in
+                    guard let context else { return 0 }
+                    return Unmanaged<Collected>.fromOpaque(context).takeUnretainedValue().cancellation.isCancelled ? 1 : 0
+                }
                 atrium_curl_set_long(curl, CURLOPT_TIMEOUT_MS, timeoutMilliseconds)
                 atrium_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT_MS, min(timeoutMilliseconds, 10_000))
                 atrium_curl_set_long(curl, CURLOPT_NOSIGNAL, 1)
@@ -183,6 +242,7 @@ public struct OutboundHTTP: Sendable {
             }
         }
         guard code == CURLE_OK else {
+            if cancellation.isCancelled { throw CancellationError() }
             if collected.overflowed {
                 throw OutboundError("answer of \(host) is larger than \(request.maxResponseBytes) bytes")
             }
@@ -196,6 +256,9 @@ public struct OutboundHTTP: Sendable {
         }
         var status = 0
         atrium_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return OutboundResponse(status: status, headers: collected.headers, body: collected.body)
+        var connects = 0
+        atrium_curl_get_long(curl, CURLINFO_NUM_CONNECTS, &connects)
+        reusable = true
+        return OutboundResponse(status: status, headers: collected.headers, body: collected.body, reusedConnection: connects == 0)
     }
 }

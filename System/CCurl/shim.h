@@ -28,3 +28,9 @@ static inline CURLcode atrium_curl_set_callback(CURL *curl, CURLoption option, a
 static inline CURLcode atrium_curl_get_long(CURL *curl, CURLINFO info, long *value) {
     return curl_easy_getinfo(curl, info, value);
 }
+
+typedef int (*atrium_curl_progress_callback)(void *context, curl_off_t download_total, curl_off_t downloaded, curl_off_t upload_total, curl_off_t uploaded);
+
+static inline CURLcode atrium_curl_set_progress(CURL *curl, atrium_curl_progress_callback value) {
+    return curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, value);
+}

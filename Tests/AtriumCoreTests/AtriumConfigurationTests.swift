@@ -38,7 +38,8 @@ import Testing
 
     @Test(arguments: [
         ("ATRIUM_PORT", "eighty"), ("ATRIUM_DB_CONNECTIONS", "0"), ("ATRIUM_PUBLIC_URL", "ftp://example.com"), ("ATRIUM_RATE_LIMIT_STORE", "redis"),
-        ("ATRIUM_ACCESS_TOKEN_TTL", "5"), ("ATRIUM_ARGON2_MEMORY_KIB", "lots"),
+        ("ATRIUM_ACCESS_TOKEN_TTL", "5"), ("ATRIUM_ARGON2_MEMORY_KIB", "lots"), ("ATRIUM_OUTBOUND_ALLOW", "everywhere"),
+        ("ATRIUM_CRYPTO_OUTBOUND_ALLOW", "internal"), ("ATRIUM_OUTBOUND_CONCURRENCY", "0"),
     ])
     func aMalformedVariableIsRefusedByName(name: String, value: String) throws {
         let error = #expect(throws: ValidationFailure.self) { try configuration([name: value]) }

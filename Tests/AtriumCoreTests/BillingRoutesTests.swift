@@ -265,7 +265,9 @@ struct WebhookTests {
             try await db.withApp { database in
                 let worker = JobWorker(
                     database: database, registry: registry,
-                    kernelJobs: BillingJobs.definitions(catalog: catalog, metering: metering, masterKey: masterKey, logger: TestDatabase.logger),
+                    kernelJobs: BillingJobs.definitions(
+                        catalog: catalog, metering: metering, masterKey: masterKey, outbound: OutboundAddressPolicy(allowing: [.loopback]),
+                        logger: TestDatabase.logger),
                     configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger), logger: TestDatabase.logger)
                 #expect(try await worker.runAvailableJobs() == 1)
                 // The receiver answered 500: the job waits for its retry. Bring the retry forward.

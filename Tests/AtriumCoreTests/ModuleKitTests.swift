@@ -8,7 +8,7 @@ import Logging
 import NIOCore
 import Testing
 
-/// The module context: sealing, signed links, outbound HTTP and settings.
+/// The module context: sealing, signed links and settings (outbound HTTP: `OutboundHTTPTests`).
 @Suite struct ModuleKitTests {
     let logger = TestDatabase.logger
     let tenant = Tenant(id: UUID(), slug: "acme", name: "Acme", status: .active, plan: "free", createdAt: Date(), updatedAt: Date())
@@ -124,74 +124,5 @@ import Testing
         #expect(throws: ConfigurationError.self) { try settings.url("base_url") }
         let error = #expect(throws: ConfigurationError.self) { try settings.int("limit", default: 5, in: 1...10) }
         #expect(error?.description.contains("ATRIUM_CRYPTO_LIMIT") == true)
-    }
-
-    // MARK: - Outbound HTTP
-
-    /// A real server on a loopback port that reports what it received.
-    func withEchoServer(_ body: @escaping @Sendable (URL) async throws -> Void) async throws {
-        let router = Router()
-        router.on("echo/:rest", method: .put) { request, context -> Response in
-            let received = try await request.body.collect(upTo: 1 << 20)
-            var headers: HTTPFields = [.contentType: "application/octet-stream"]
-            headers[HTTPField.Name("X-Method")!] = request.method.rawValue
-            headers[HTTPField.Name("X-Signature")!] = request.headers[HTTPField.Name("X-Signature")!] ?? "none"
-            headers[HTTPField.Name("X-Query")!] = request.uri.query ?? ""
-            headers[.setCookie] = "a=1"
-            headers.append(HTTPField(name: .setCookie, value: "b=2"))
-            return Response(status: .accepted, headers: headers, body: .init(byteBuffer: received))
-        }
-        router.get("big") { _, _ in String(repeating: "x", count: 10_000) }
-        router.get("slow") { _, _ -> String in
-            try await Task.sleep(for: .seconds(3))
-            return "late"
-        }
-        router.get("redirect") { _, _ in Response(status: .found, headers: [.location: "http://example.invalid/"]) }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: logger)
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
-            try await body(try #require(URL(string: "http://127.0.0.1:\(port)")))
-        }
-    }
-
-    @Test func outboundCallsCarryMethodHeadersAndBinaryBodiesAndReturnHeaders() async throws {
-        try await withEchoServer { base in
-            let http = ModuleKit.ephemeral(logger: logger).context(for: "crypto").http
-            let body = Data([0, 1, 2, 0, 255, 10, 13])
-            let response = try await http.send(OutboundRequest(
-                .put, base.appending(path: "echo/orders").appending(queryItems: [URLQueryItem(name: "signature", value: "s e")]),
-                headers: [("X-Signature", "abc123")], body: body))
-            #expect(response.status == 202)
-            #expect(response.body == body)
-            #expect(response.header("x-method") == "PUT")
-            #expect(response.header("X-Signature") == "abc123")
-            #expect(response.header("X-Query") == "signature=s%20e")
-            #expect(response.headers.filter { $0.name.lowercased() == "set-cookie" }.map(\.value) == ["a=1", "b=2"])
-            // A redirect is an answer, never followed.
-            #expect(try await http.send(OutboundRequest(.get, base.appending(path: "redirect"))).status == 302)
-        }
-    }
-
-    @Test func outboundCallsFailCleanlyOnOversizedAnswersTimeoutsAndBadTargets() async throws {
-        try await withEchoServer { base in
-            let http = ModuleKit.ephemeral(logger: logger).context(for: "crypto").http
-            let fits = try await http.send(OutboundRequest(.get, base.appending(path: "big"), maxResponseBytes: 10_000))
-            #expect(fits.body.count == 10_000)
-            let big = await #expect(throws: OutboundError.self) {
-                try await http.send(OutboundRequest(.get, base.appending(path: "big"), maxResponseBytes: 9_999))
-            }
-            #expect(big?.description.contains("larger than 9999 bytes") == true)
-            // The server answers after 3 s; a "timed out" failure is the 300 ms limit at work.
-            let slow = await #expect(throws: OutboundError.self) {
-                try await http.send(OutboundRequest(.get, base.appending(path: "slow"), timeout: .milliseconds(300)))
-            }
-            #expect(slow?.description.contains("timed out") == true)
-            await #expect(throws: OutboundError.self) {
-                try await http.send(OutboundRequest(.get, try #require(URL(string: "file:///etc/passwd"))))
-            }
-            await #expect(throws: OutboundError.self) {
-                try await http.send(OutboundRequest(.get, base.appending(path: "big"), headers: [("X-Evil", "a\r\nInjected: yes")]))
-            }
-        }
     }
 }

@@ -29,34 +29,28 @@ struct OIDCLoginTests {
                 started = (process, issuer)
             } else {
                 process.signal(SIGTERM)
-                _ = try? process.wait(timeout: .seconds(10))
+                _ = try? await process.wait(timeout: .seconds(10))
             }
         }
         let (provider, issuer) = try #require(started, "oidc-provider-mock did not come up in three tries")
-        defer {
-            provider.signal(SIGTERM)
-            _ = try? provider.wait(timeout: .seconds(10))
-        }
+        defer { provider.stop(timeout: .seconds(10)) }
 
         let tenants = scratch.appending(path: "tenants")
         try FileManager.default.createDirectory(at: tenants, withIntermediateDirectories: true)
         try "slug: acme\nname: Acme\nusers:\n  - email: alice@acme.test\n    password: alice-password\n    roles: [member]\n"
             .write(to: tenants.appending(path: "acme.yaml"), atomically: true, encoding: .utf8)
         let port = try LocalPort.free()
-        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_PUBLIC_URL": "http://127.0.0.1:\(port)"])
-        #expect(try atrium.run("migrate").status == 0)
-        #expect(try atrium.run("tenants", "apply", tenants.path()).status == 0)
-        let added = try atrium.run(
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["ATRIUM_PUBLIC_URL": "http://127.0.0.1:\(port)", "ATRIUM_OUTBOUND_ALLOW": "loopback"])
+        #expect(try await atrium.run("migrate").status == 0)
+        #expect(try await atrium.run("tenants", "apply", tenants.path()).status == 0)
+        let added = try await atrium.run(
             "oidc", "add", "--tenant", "acme", "--name", "mock", "--issuer", issuer, "--client-id", "atrium-test", "--client-secret-stdin",
             stdin: "s3cret-client\n")
         #expect(added.status == 0, "\(added.stderr)")
-        #expect(try atrium.run("oidc", "list", "--tenant", "acme").stdout.contains(issuer))
+        #expect(try await atrium.run("oidc", "list", "--tenant", "acme").stdout.contains(issuer))
 
         let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenants.path()])
-        defer {
-            server.signal(SIGTERM)
-            _ = try? server.wait(timeout: .seconds(60))
-        }
+        defer { server.stop() }
         try await server.waitUntilReady(port: port)
         let base = "http://127.0.0.1:\(port)/v1/tenants/acme/auth/oauth/mock"
 

@@ -19,7 +19,8 @@ public struct RemoteClient: Sendable {
     public init(context: RemoteContext, file: CredentialsFile?, logger: Logger) {
         self.context = context
         self.file = file
-        http = OutboundHTTP(logger: logger)
+        // The operator names the server, often on loopback or a private network.
+        http = OutboundHTTP(logger: logger, policy: .anyAddress)
     }
 
     /// The login a command uses: `ATRIUM_API_KEY` with `ATRIUM_SERVER` and

@@ -38,7 +38,10 @@ import Testing
         let admin = TestAuthenticator.header(tenant, principal: UUID(), "guestbook.write", "guestbook.manage")
         let clock = MovableClock()
         let masterKey = MasterKey.generate()
-        let kit = ModuleKit(masterKey: masterKey, publicURL: try #require(URL(string: "https://guestbook.example")), clock: clock, logger: logger)
+        // The webhook receiver below is on loopback, which outbound calls refuse unless allowed.
+        let kit = ModuleKit(
+            masterKey: masterKey, publicURL: try #require(URL(string: "https://guestbook.example")), clock: clock,
+            environment: ["ATRIUM_GUESTBOOK_OUTBOUND_ALLOW": "loopback"], logger: logger)
         let mailFolder = FileManager.default.temporaryDirectory.appending(path: "guestbook-mail-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: mailFolder) }
         try await withReceiver { hookURL, received in
@@ -59,7 +62,7 @@ import Testing
                     #expect(set.status == .noContent)
                     let stored = try await db.withOwner { connection in
                         try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
-                            try await connection.query("SELECT token_sealed FROM guestbook_webhooks", logger: logger).collect()[0].decode(Data.self)
+                            try await connection.query("SELECT token_sealed FROM guestbook_webhooks", logger: logger).first().decode(Data.self)
                         }
                     }
                     #expect(stored.range(of: Data("s3cret-token".utf8)) == nil)
@@ -116,7 +119,7 @@ import Testing
                     let id = try #require(UUID(uuidString: entryID))
                     let entry = try await db.withOwner { connection in
                         try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
-                            try await connection.query("SELECT confirmed FROM guestbook_entries WHERE id = \(id)", logger: logger).collect()[0].decode(Bool.self)
+                            try await connection.query("SELECT confirmed FROM guestbook_entries WHERE id = \(id)", logger: logger).first().decode(Bool.self)
                         }
                     }
                     #expect(entry)
