@@ -157,7 +157,7 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     Application(
         router: buildRouter(dependencies, server: server),
-        server: .loopBoundHTTP1(),
+        server: .loopBoundHTTP1(configuration: .init(additionalChannelHandlers: [ParserErrorProblemHandler()])),
         configuration: .init(address: .hostname(server.host, port: server.port)),
         services: services,
         logger: dependencies.logger

@@ -22,6 +22,21 @@ struct HostileInputBatteryTests {
         let health = try await HTTP.get(server.url("/healthz"))
         #expect(health.headers["server"] == nil, "Server: \(health.headers["server"] ?? "")")
         #expect(health.headers["x-content-type-options"] == "nosniff")
+        // Requests the HTTP parser refuses are answered before any route runs: still a
+        // problem document, then the connection closes.
+        let malformed = [
+            "bad header bytes": "GET /healthz HTTP/1.1\r\nHost: x\r\nBad\u{1}Name: 1\r\n\r\n",
+            "two lengths": "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            "1,001 headers": "GET /healthz HTTP/1.1\r\nHost: x\r\n" + String(repeating: "X-H: 1\r\n", count: 1_001) + "\r\n",
+        ]
+        for (name, raw) in malformed.sorted(by: { $0.key < $1.key }) {
+            let connection = try RawHTTP(port: server.port)
+            try connection.send(Data(raw.utf8))
+            let answer = try await connection.response()
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(name): \(answer.prefix(300))")
+            #expect(answer.lowercased().contains("content-type: application/problem+json"), "\(name): \(answer.prefix(300))")
+            #expect(answer.contains(#""code":"malformed_http""#), "\(name): \(answer.prefix(300))")
+        }
         let document = try #require(try JSONSerialization.jsonObject(with: try await HTTP.get(server.url("/v1/openapi.json")).body) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         var faults: [String] = []
