@@ -347,18 +347,24 @@ struct JobQueueTests {
         let runs = Counter()
         let module = JobsFixture(
             // The job outlives its lease by half; the heartbeat (every lease/3) must keep it.
-            // The lease leaves 2.7 s of slack for a loaded machine's scheduling delays.
-            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(4)) { _ in
+            // The lease leaves 4 s of slack for a loaded machine's scheduling delays (2.7 s
+            // was once not enough under a full run).
+            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(6)) { _ in
                 _ = runs.increment()
-                try await Task.sleep(for: .milliseconds(6000))
+                try await Task.sleep(for: .milliseconds(9000))
             }], schedules: [])
         try await db.withApp(maximumConnections: 6) { database in
             let id = try #require(try await enqueue("fixture.long", in: database))
             let first = try worker(database, module, id: "first")
             let second = try worker(database, module, id: "second")
-            let running = Task { try await first.runAvailableJobs() }
+            let finished = Counter()
+            let running = Task {
+                defer { _ = finished.increment() }
+                return try await first.runAvailableJobs()
+            }
+            // The second worker tries to claim the job for as long as the first runs it.
             var stolen = 0
-            for _ in 0..<24 {
+            while finished.count == 0 {
                 try await Task.sleep(for: .milliseconds(250))
                 stolen += try await second.runAvailableJobs()
             }

@@ -97,7 +97,18 @@ struct RequestPathTests {
         for index in 0..<10 { #expect(try await call("GET", ports[index % 2], "/auth/me").status == 200) }
         #expect(counted < 60)
         #expect(try await atrium.run("tenants", "set-plan", "acme", "capped", "--plans", tenants.appending(path: "plans.yaml").path()).status == 0)
-        try await Task.sleep(for: .seconds(2.5))
+        // Both servers flush what they counted (once a second); the plan change reaches
+        // them the same way (within milliseconds), while this waits.
+        let scopeToAcme = "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false);"
+        var flushed = false
+        for _ in 0..<100 where !flushed {
+            let recorded = try await atrium.run(
+                "db", "shell", "--role", "owner", "--command",
+                scopeToAcme + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+            flushed = recorded.stdout.contains("recorded=\(counted)\n")
+            if !flushed { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(flushed, "the servers never flushed the \(counted) calls they counted")
         var open = [true, true]
         for index in 0..<200 where open.contains(true) {
             guard open[index % 2] else { continue }
