@@ -152,7 +152,7 @@ public struct MasterKeyRotation: Sendable {
         try await connection.scopeToAllOwners(logger: logger)
         let transaction = TenantTransaction(
             connection: connection, tenantID: tenantID, principalID: nil, logger: logger, jobs: JobQueue(logger: logger),
-            metering: Metering(registry: registry, logger: logger))
+            metering: Metering(registry: registry, logger: logger), channels: registry.channels)
         for module in registry.modules {
             let rewrapped = try await module.rewrapSecrets(masterKey.sealer(scope: "module:\(module.id)"), on: transaction)
             if rewrapped > 0 { counts.modules[module.id, default: 0] += rewrapped }

@@ -72,7 +72,8 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         jobs: JobQueue(logger: logger), tenants: TenantStore(logger: logger),
         enablement: ModuleEnablement(logger: logger), authenticator: dependencies.authenticator, identity: dependencies.identity,
         trustedProxies: server.trustedProxies, plans: dependencies.plans, limiter: dependencies.limiter,
-        metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger), kit: dependencies.kit,
+        metering: Metering(registry: dependencies.registry, catalog: dependencies.plans, logger: logger),
+        channels: dependencies.registry.channels, kit: dependencies.kit,
         events: dependencies.events)
     let router = Router(context: AtriumRequestContext.self)
     router.add(middleware: RequestIDMiddleware())

@@ -119,12 +119,14 @@ public struct TenantRequest: Sendable {
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
+        let channels = services.channels
         let seesAllOwned = ownership?.seesAll == true
         let ownerFilter = ownership?.ownerFilter
         func scoped(_ connection: PostgresConnection) async throws -> TenantTransaction {
             try await Self.scopeOwnership(seesAllOwned, connection, logger)
             return TenantTransaction(
-                connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering, ownerFilter: ownerFilter)
+                connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering,
+                channels: channels, ownerFilter: ownerFilter)
         }
         func opened(_ connection: PostgresConnection, _ request: RequestTransaction) async throws -> TenantTransaction {
             var transaction = try await scoped(connection)
@@ -177,6 +179,8 @@ public struct TenantTransaction: Sendable {
     public let logger: Logger
     let jobs: JobQueue
     let metering: Metering
+    /// The realtime channels the installed modules declare: `notify` refuses others.
+    let channels: Set<String>
     /// The one owner whose rows an owned-records caller reaches, nil when it reaches every
     /// owner's (or the route is not owned). Row-level security enforces the scope either
     /// way; stores add it to list filters so the planner can use an owner index.
@@ -279,6 +283,8 @@ struct KernelServices: Sendable {
     var plans: PlanCatalog?
     var limiter: any RateLimitStore
     var metering: Metering
+    /// The realtime channels the installed modules declare.
+    var channels: Set<String>
     var kit: ModuleKit
     var events: EventHub
 }

@@ -50,6 +50,8 @@ public struct JobContext: Sendable {
     public var database: Database
     /// Records usage from the job, in the job's own transactions.
     public var metering: Metering
+    /// The realtime channels the installed modules declare (`transaction.notify` refuses others).
+    public var channels: Set<String>
     /// The context of the module the job belongs to (`kernel` for the kernel's jobs).
     public var module: ModuleContext
 
@@ -57,7 +59,7 @@ public struct JobContext: Sendable {
     /// worker (AtriumTesting's `runJob`), or from a module's own tooling.
     public init(
         jobID: UUID = UUID(), kind: String, tenantID: UUID?, payload: Data = Data("{}".utf8), attempt: Int = 1, logger: Logger,
-        database: Database, metering: Metering, module: ModuleContext
+        database: Database, metering: Metering, channels: Set<String> = [], module: ModuleContext
     ) {
         self.jobID = jobID
         self.kind = kind
@@ -67,6 +69,7 @@ public struct JobContext: Sendable {
         self.logger = logger
         self.database = database
         self.metering = metering
+        self.channels = channels
         self.module = module
     }
 

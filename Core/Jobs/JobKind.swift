@@ -53,12 +53,12 @@ extension JobContext {
         actingAs userID: UUID? = nil, seesAllOwners: Bool = false, _ body: @Sendable (TenantTransaction) async throws -> Result
     ) async throws -> Result {
         guard let tenantID else { throw ConfigurationError("job \(kind) is a platform job: it has no tenant to open a transaction for") }
-        let (logger, metering) = (logger, metering)
+        let (logger, metering, channels) = (logger, metering, channels)
         return try await database.withTenantTransaction(tenantID, principal: userID, logger: logger) { connection in
             if seesAllOwners { try await connection.scopeToAllOwners(logger: logger) }
             return try await body(TenantTransaction(
                 connection: connection, tenantID: tenantID, principalID: userID, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
-                ownerFilter: seesAllOwners ? nil : userID))
+                channels: channels, ownerFilter: seesAllOwners ? nil : userID))
         }
     }
 }

@@ -25,6 +25,7 @@ public struct JobWorker: Service {
 
     let database: Database
     let metering: Metering
+    let channels: Set<String>
     let definitions: [String: JobDefinition]
     let schedules: [(schedule: ScheduleDefinition, moduleID: String?)]
     let configuration: Configuration
@@ -39,6 +40,7 @@ public struct JobWorker: Service {
         self.kit = kit
         self.database = database
         self.metering = Metering(registry: registry, logger: logger)
+        channels = registry.channels
         var definitions: [String: JobDefinition] = [:]
         for job in KernelJobs.definitions(mailer: mailer) + kernelJobs + registry.jobDefinitions { definitions[job.kind] = job }
         self.definitions = definitions
@@ -181,7 +183,7 @@ public struct JobWorker: Service {
             }
             let context = JobContext(
                 jobID: job.id, kind: job.kind, tenantID: job.tenantID, payload: Data(job.payload.utf8), attempt: job.attempts, logger: logger,
-                database: database, metering: metering, module: kit.context(for: String(job.kind.prefix { $0 != "." })))
+                database: database, metering: metering, channels: channels, module: kit.context(for: String(job.kind.prefix { $0 != "." })))
             do {
                 guard try await runKeepingLease(definition, context, job, logger: logger) else { return }
                 try await finish(job, state: "succeeded", error: nil, logger: logger)

@@ -22,6 +22,10 @@ public protocol AtriumModule: Sendable {
     var roleGrants: [String: [String]] { get }
     /// Usage meters this module records, each named `<id>.<...>`.
     var meters: [MeterDefinition] { get }
+    /// Realtime channels this module notifies and streams (`transaction.notify`,
+    /// `request.eventStream`), each named `<id>.<...>`: a channel no installed module
+    /// declares is refused when used, and a misnamed one when the server starts.
+    var channels: [String] { get }
     /// The module's SQL migrations, normally `Migration.fromFiles(EmbeddedMigrations.files, owner: id)`.
     func migrations() throws -> [Migration]
     /// Routes mounted at `/v1/tenants/{tenant}/{id}/`, reached by authenticated principals.
@@ -48,6 +52,7 @@ extension AtriumModule {
     public var permissions: [PermissionDefinition] { [] }
     public var roleGrants: [String: [String]] { [:] }
     public var meters: [MeterDefinition] { [] }
+    public var channels: [String] { [] }
     public func migrations() throws -> [Migration] { [] }
     public func publicRoutes(_ routes: ModuleRoutes) {}
     public var jobs: [JobDefinition] { [] }

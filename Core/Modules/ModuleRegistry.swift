@@ -54,6 +54,9 @@ public struct ModuleRegistry: Sendable {
             for meter in module.meters.map(\.name) where !meter.hasPrefix(prefix) {
                 problems.append("meter '\(meter)' of module '\(id)' must start with '\(prefix)'")
             }
+            for channel in module.channels where !channel.hasPrefix(prefix) || !TenantTransaction.isChannel(channel) {
+                problems.append("realtime channel '\(channel)' of module '\(id)' must be '\(prefix)<name>' (lowercase letters, digits, '_' and '.')")
+            }
             for job in module.jobs.map(\.kind) where !job.hasPrefix(prefix) {
                 problems.append("job kind '\(job)' of module '\(id)' must start with '\(prefix)'")
             }
@@ -88,6 +91,9 @@ public struct ModuleRegistry: Sendable {
     }
 
     /// Every migration: the kernel's first, then each module's in dependency order.
+    /// Every realtime channel the installed modules declare.
+    public var channels: Set<String> { Set(modules.flatMap(\.channels)) }
+
     public func allMigrations() throws -> [Migration] {
         var all = try Migration.kernel()
         for module in modules {

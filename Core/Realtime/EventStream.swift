@@ -42,6 +42,9 @@ extension TenantTransaction {
         guard Self.isChannel(channel) else {
             throw ConfigurationError("event channel '\(channel)' must be <module>.<name>: lowercase letters, digits, '_' and '.'")
         }
+        guard channels.contains(channel) else {
+            throw ConfigurationError("event channel '\(channel)' is declared by no installed module (AtriumModule.channels)")
+        }
         guard !id.isEmpty, id.utf8.count <= 200, !id.contains(where: { $0.isNewline || $0 == "\0" }) else {
             throw ConfigurationError("an event id must be 1 to 200 bytes on one line")
         }
@@ -73,6 +76,9 @@ extension TenantRequest {
         load: @escaping @Sendable (TenantTransaction, _ id: String) async throws -> ServerSentEvent<Payload>?
     ) throws -> Response {
         guard TenantTransaction.isChannel(channel) else { throw ConfigurationError("event channel '\(channel)' must be <module>.<name>") }
+        guard services.channels.contains(channel) else {
+            throw ConfigurationError("event channel '\(channel)' is declared by no installed module (AtriumModule.channels)")
+        }
         let hub = services.events
         let lastEventID = request.headers[.lastEventID].flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 }
         let tenantID = tenant.id
@@ -81,13 +87,14 @@ extension TenantRequest {
         let logger = logger
         let jobs = services.jobs
         let metering = services.metering
+        let channels = services.channels
         let seesAllOwned = ownership?.seesAll == true
         let ownerFilter = ownership?.ownerFilter
         @Sendable func inTransaction<T: Sendable>(_ body: @escaping @Sendable (TenantTransaction) async throws -> T) async throws -> T {
             try await database.withTenantTransaction(tenantID, principal: principalID, logger: logger) { connection in
                 try await TenantRequest.scopeOwnership(seesAllOwned, connection, logger)
                 return try await body(TenantTransaction(connection: connection, tenantID: tenantID, principalID: principalID, logger: logger, jobs: jobs, metering: metering,
-                                             ownerFilter: ownerFilter))
+                                             channels: channels, ownerFilter: ownerFilter))
             }
         }
         let body = ResponseBody { writer in

@@ -17,6 +17,7 @@ struct BoardModule: AtriumModule {
     var version: String { "1.0.0" }
     var requiredKernelVersion: String { "0.1" }
     var permissions: [PermissionDefinition] { [.init("board.use", description: "Use the board")] }
+    var channels: [String] { ["board.cards"] }
 
     func migrations() throws -> [Migration] {
         [Migration(owner: "board", version: 1, fileName: "0001_cards.sql", sql: """
@@ -87,6 +88,26 @@ struct BoardModule: AtriumModule {
 }
 
 @Suite struct EventStreamTests {
+    /// A channel is used only as declared: `notify` refuses one that no installed module
+    /// declares (the registry refuses a misnamed declaration at start).
+    @Test func aChannelNoInstalledModuleDeclaresIsRefused() async throws {
+        let db = try await TestDatabase.create(modules: [BoardModule()])
+        let acme = try await db.createTenant("acme", modules: ["board"])
+        let registry = try ModuleRegistry([BoardModule()])
+        #expect(registry.channels == ["board.cards"])
+        try await db.withApp { database in
+            let context = JobContext(
+                kind: "board.probe", tenantID: acme.id, logger: TestDatabase.logger, database: database,
+                metering: Metering(registry: registry, logger: TestDatabase.logger), channels: registry.channels,
+                module: ModuleKit.ephemeral(logger: TestDatabase.logger).context(for: "board"))
+            try await context.transaction { try await $0.notify(channel: "board.cards", id: "1") }
+            let error = await #expect(throws: ConfigurationError.self) {
+                try await context.transaction { try await $0.notify(channel: "board.columns", id: "1") }
+            }
+            #expect(error?.description.contains("'board.columns' is declared by no installed module") == true, "\(String(describing: error))")
+        }
+    }
+
     @Test func eventsReachOnlySubscribersWhoMaySeeTheRowAfterCommitAndReplayFromLastEventID() async throws {
         let db = try await TestDatabase.create(modules: [BoardModule()])
         let acme = try await db.createTenant("acme", modules: ["board"])

@@ -23,6 +23,7 @@ struct FakeModule: AtriumModule {
     var permissions: [PermissionDefinition] = []
     var roleGrants: [String: [String]] = [:]
     var meters: [MeterDefinition] = []
+    var channels: [String] = []
     var jobs: [JobDefinition] = []
     var schedules: [ScheduleDefinition] = []
     var commands: [any ParsableCommand.Type] = []
@@ -75,12 +76,17 @@ struct ModuleRegistryTests {
             id: "beauty",
             permissions: [.init("appointments.write", description: "")],
             meters: [.init("bookings", aggregation: .count, unit: "booking")],
+            channels: ["bookings", "sales.deals", "beauty.Bookings", "beauty.bookings"],
             jobs: [JobDefinition(kind: "remind") { _ in }],
             schedules: [ScheduleDefinition(name: "beauty.reminders", kind: "beauty.nothing", every: .seconds(60), perTenant: true)])
         let message = problem([module]) ?? ""
         #expect(message.contains("permission 'appointments.write' of module 'beauty' must start with 'beauty.'"))
         #expect(message.contains("meter 'bookings' of module 'beauty' must start with 'beauty.'"))
         #expect(message.contains("job kind 'remind' of module 'beauty' must start with 'beauty.'"))
+        for channel in ["bookings", "sales.deals", "beauty.Bookings"] {
+            #expect(message.contains("realtime channel '\(channel)' of module 'beauty' must be 'beauty.<name>'"), "\(channel)")
+        }
+        #expect(!message.contains("realtime channel 'beauty.bookings'"))
         #expect(message.contains("schedule 'beauty.reminders' of module 'beauty' runs unknown job kind 'beauty.nothing'"))
     }
 

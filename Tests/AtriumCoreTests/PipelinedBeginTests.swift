@@ -557,7 +557,8 @@ struct PipelinedBeginTests {
             func transaction() -> TenantTransaction {
                 let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
                 var transaction = TenantTransaction(
-                    connection: connection, tenantID: UUID(), principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering)
+                    connection: connection, tenantID: UUID(), principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
+                    channels: ["probe.events"])
                 transaction.gate = StatementGate(request: pipelined ? request : nil)
                 return transaction
             }

@@ -27,7 +27,8 @@ private func runJob(
         masterKey: .generate(), publicURL: Identity.defaultAppURL, clock: clock, environment: environment, logger: TestDatabase.logger)
     let context = JobContext(
         kind: kind, tenantID: tenantID, payload: payload, logger: TestDatabase.logger, database: database,
-        metering: Metering(registry: try ModuleRegistry([module]), logger: TestDatabase.logger), module: kit.context(for: module.id))
+        metering: Metering(registry: try ModuleRegistry([module]), logger: TestDatabase.logger), channels: Set(module.channels),
+        module: kit.context(for: module.id))
     try await definition.handler(context)
 }
 

@@ -15,6 +15,8 @@ struct GuestbookModule: AtriumModule {
         [.init("guestbook.write", description: "Sign the guestbook"), .init("guestbook.manage", description: "Set the guestbook's webhook")]
     }
     var roleGrants: [String: [String]] { ["member": ["guestbook.write"], "admin": ["guestbook.write", "guestbook.manage"]] }
+    /// Realtime channels are declared like meters: an undeclared one is refused.
+    var channels: [String] { ["guestbook.entries"] }
 
     func migrations() throws -> [Migration] {
         // A real module keeps these in Modules/Guestbook/migrations/*.sql and returns
