@@ -106,3 +106,8 @@ extension KeyedEncodingContainer {
 extension Patch: SchemaContainerType where Value: Decodable {
     static var containerSchema: JSONSchema { .nullable(SchemaReflector.schema(for: Value.self)) }
 }
+
+/// Marks `Patch` for the OpenAPI reflector, which documents optional properties as
+/// accepting `null` but leaves a merge-patch field's nullability to its route.
+protocol MergePatchField {}
+extension Patch: MergePatchField {}

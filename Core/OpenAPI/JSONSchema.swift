@@ -35,6 +35,8 @@ public indirect enum JSONSchema: Sendable, Equatable {
         case .nullable(let wrapped):
             guard case .object(var object) = wrapped.json, case .string(let type)? = object["type"] else { return wrapped.json }
             object["type"] = .array([.string(type), "null"])
+            // An enumeration lists its values: null must be one of them to be accepted.
+            if case .array(let values)? = object["enum"] { object["enum"] = .array(values + [.null]) }
             return .object(object)
         }
     }

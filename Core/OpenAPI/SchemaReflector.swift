@@ -125,8 +125,7 @@ struct KeyedReflector<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        recorder.properties[SnakeCase.convert(key.stringValue)] = SchemaReflector.schema(for: type)
-        return nil
+        try decodeIfPresent(type, key)
     }
 
     // The protocol's default implementations of these would call `decode` and mark the
@@ -146,8 +145,13 @@ struct KeyedReflector<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try decodeIfPresent(type as UInt32.Type, key) }
     func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try decodeIfPresent(type as UInt64.Type, key) }
 
+    /// An optional property: the API's decoder reads `null` as absent, so the schema says
+    /// it accepts `null` (a client that sends one is not wrong). A merge-patch field
+    /// (`Patch`) is left as its value's schema: whether it may be cleared is the route's
+    /// rule (`requireValue`), which reflection cannot see.
     private func decodeIfPresent<T: Decodable>(_ type: T.Type, _ key: Key) throws -> T? {
-        recorder.properties[SnakeCase.convert(key.stringValue)] = SchemaReflector.schema(for: type)
+        let schema = SchemaReflector.schema(for: type)
+        recorder.properties[SnakeCase.convert(key.stringValue)] = type is any MergePatchField.Type ? schema : .nullable(schema)
         return nil
     }
 

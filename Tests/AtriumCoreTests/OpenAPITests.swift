@@ -22,6 +22,11 @@ struct OpenAPITests {
         let body = try #require(create["requestBody"]?["content"]?["application/json"]?["schema"])
         #expect(body["properties"]?["title"]?["type"]?.string == "string")
         #expect(body["required"] == ["title"])  // pinned is optional
+        // An optional field accepts null (the decoder reads it as absent), and says so:
+        // PATCH auth/me takes "display_name": null.
+        #expect(body["properties"]?["pinned"]?["type"] == ["boolean", "null"])
+        let profile = try #require(document["paths"]?["/v1/tenants/{tenant}/auth/me"]?["patch"]?["requestBody"]?["content"]?["application/json"]?["schema"])
+        #expect(profile["properties"]?["display_name"]?["type"] == ["string", "null"])
         let response = try #require(create["responses"]?["201"]?["content"]?["application/json"]?["schema"])
         #expect(response["properties"]?["created_at"]?["format"]?.string == "date-time")
         #expect(response["properties"]?["id"]?["format"]?.string == "uuid")
