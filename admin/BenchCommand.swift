@@ -117,6 +117,42 @@ struct BenchCommand: AsyncParsableCommand {
                         }
                     }
                 }
+                // The same comparison on a write shaped like a module's owned row (primary key,
+                // owner index, row-level security), not a bare heap insert.
+                for statement: PostgresQuery in [
+                    "DROP TABLE IF EXISTS bench_records",
+                    """
+                    CREATE TABLE bench_records (tenant_id uuid NOT NULL, id uuid NOT NULL DEFAULT gen_random_uuid(), owner_id uuid NOT NULL,
+                        body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id))
+                    """,
+                    "CREATE INDEX bench_records_owner ON bench_records (tenant_id, owner_id, created_at)",
+                    "ALTER TABLE bench_records ENABLE ROW LEVEL SECURITY",
+                    "ALTER TABLE bench_records FORCE ROW LEVEL SECURITY",
+                    "CREATE POLICY tenant_isolation ON bench_records USING (tenant_id = atrium_current_tenant()) WITH CHECK (tenant_id = atrium_current_tenant())",
+                ] {
+                    try await connection.query(statement, logger: logger)
+                }
+                let owner = UUID()
+                let plainRecord = try await timed {
+                    for index in 0..<writes {
+                        try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await connection.query(
+                                "INSERT INTO bench_records (tenant_id, owner_id, body) VALUES (\(tenant.id), \(owner), \("note \(index)"))", logger: logger)
+                        }
+                    }
+                }
+                let meteredRecord = try await timed {
+                    for index in 0..<writes {
+                        try await connection.withTenantTransaction(tenant.id, logger: logger) { connection in
+                            try await connection.query(
+                                "INSERT INTO bench_records (tenant_id, owner_id, body) VALUES (\(tenant.id), \(owner), \("note \(index)"))", logger: logger)
+                            try await metering.record(
+                                "bench.events", quantity: 1, idempotencyKey: "r-\(run)-\(index)", at: Date(), properties: [:], tenantID: tenant.id,
+                                on: connection)
+                        }
+                    }
+                }
+                try await connection.query("DROP TABLE bench_records", logger: logger)
                 func batch(_ number: Int) -> [AtriumCore.Metering.IncomingEvent] {
                     (0..<1000).map { .init(meter: "bench.events", quantity: Int64($0 % 7), timestamp: nil, idempotencyKey: "b-\(run)-\(number)-\($0)", properties: nil) }
                 }
@@ -141,7 +177,10 @@ struct BenchCommand: AsyncParsableCommand {
                 try await connection.query("DROP TABLE bench_writes", logger: logger)
                 let events = Double(batches * 1000)
                 return [
-                    String(format: "module write: %.0f/s plain, %.0f/s with usage recorded (%.2f of plain)", Double(writes) / plain, Double(writes) / metered, plain / metered),
+                    String(format: "bare heap insert: %.0f/s plain, %.0f/s with usage recorded (%.2f of plain)", Double(writes) / plain, Double(writes) / metered, plain / metered),
+                    String(
+                        format: "owned-row write (key, owner index, RLS): %.0f/s plain, %.0f/s with usage recorded (%.2f of plain; target 0.9)",
+                        Double(writes) / plainRecord, Double(writes) / meteredRecord, plainRecord / meteredRecord),
                     String(format: "batch ingestion (in process, idempotent, counters): %.0f events/s; bare insert of the same rows: %.0f rows/s (%.2f of bare)",
                            events / ingested, events / bare, bare / ingested),
                 ]

@@ -56,13 +56,18 @@ public struct TestDatabase: Sendable {
     static func createDatabase(_ name: String, from template: String?, superuser: DatabaseURL) async throws {
         // A generous bound: a full run starts every suite's databases at once, and the
         // cluster forks a backend for each of them on two cores.
-        try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: logger) { connection in
-            // Database names cannot be bind parameters; both are generated here from hex digits.
-            let copy = template.map { " TEMPLATE \($0)" } ?? ""
-            try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)\(copy)"), logger: logger)
-            try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
-            try await connection.query(
-                PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
+        do {
+            try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: logger) { connection in
+                // Database names cannot be bind parameters; both are generated here from hex digits.
+                let copy = template.map { " TEMPLATE \($0)" } ?? ""
+                try await connection.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) OWNER \(EmbeddedPostgres.ownerRole)\(copy)"), logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON DATABASE \(name) FROM PUBLIC"), logger: logger)
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "GRANT CONNECT, TEMPORARY ON DATABASE \(name) TO \(EmbeddedPostgres.appRole)"), logger: logger)
+            }
+        } catch {
+            // PSQLError's description hides the server's message; a failing test needs it.
+            throw TestFailure("database \(name)\(template.map { " (from \($0))" } ?? "") was not created: \(String(reflecting: error))")
         }
     }
 
@@ -105,6 +110,14 @@ public struct TestDatabase: Sendable {
 
     /// Creates a tenant as an operator would.
     public func createTenant(_ slug: String, modules: [String] = []) async throws -> Tenant {
+        do {
+            return try await createTenantRaisingDriverErrors(slug, modules: modules)
+        } catch let error as PSQLError {
+            throw TestFailure("tenant \(slug) was not created: \(String(reflecting: error))")
+        }
+    }
+
+    private func createTenantRaisingDriverErrors(_ slug: String, modules: [String]) async throws -> Tenant {
         try await withOwner { connection in
             let tenant = try await TenantStore(logger: Self.logger).create(slug: slug, name: slug.capitalized, plan: "free", on: connection)
             for module in modules {
@@ -160,14 +173,20 @@ actor MigratedTemplates {
                 // A database with a session in it cannot be copied, and the migrating
                 // backend may still be exiting (PostgreSQL waits only 5 s for it, too short
                 // on a loaded machine): wait until it is gone.
+                // (Autovacuum workers there do not matter: CREATE DATABASE stops them itself.)
                 try await withPostgresConnection(superuser, connectTimeout: .seconds(60), logger: TestDatabase.logger) { connection in
-                    for _ in 0..<1_200 {
+                    for _ in 0..<600 {
                         let sessions = try await connection.query(
-                            "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = \(name)", logger: TestDatabase.logger
+                            "SELECT count(*)::int4 FROM pg_stat_activity WHERE datname = \(name) AND backend_type = 'client backend'",
+                            logger: TestDatabase.logger
                         ).collect().first?.decode(Int32.self) ?? 0
                         if sessions == 0 { return }
                         try await Task.sleep(for: .milliseconds(50))
                     }
+                    // Nothing may stay connected to a template: whatever is, is ended.
+                    try await connection.query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = \(name) AND pid <> pg_backend_pid()",
+                        logger: TestDatabase.logger)
                 }
                 return name
             } catch {
