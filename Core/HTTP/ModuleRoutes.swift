@@ -103,8 +103,8 @@ public final class ModuleRoutes {
         handler: @escaping @Sendable (TenantRequest, Input) async throws -> Output
     ) {
         register(
-            method, path, summary: summary, access: access, query: [], body: SchemaReflector.schema(for: Input.self), idempotent: idempotent,
-            response: response, status: status
+            method, path, summary: summary, access: access, query: [], body: SchemaReflector.schema(for: Input.self),
+            bodyName: SchemaReflector.componentName(for: Input.self), idempotent: idempotent, response: response, status: status
         ) { request in
             try Self.requireJSON(request.request)
             let input = try await AtriumRequestDecoder().decode(Input.self, from: request.request, maxSize: request.maxUploadSize)
@@ -192,7 +192,7 @@ public final class ModuleRoutes {
 
     private func register<Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess, query: [QueryParameter],
-        body: JSONSchema?, idempotent: Bool, response: Output.Type, status: HTTPResponse.Status,
+        body: JSONSchema?, bodyName: String? = nil, idempotent: Bool, response: Output.Type, status: HTTPResponse.Status,
         handler: @escaping @Sendable (TenantRequest) async throws -> Output
     ) {
         let trimmed = path.split(separator: "/").joined(separator: "/")
@@ -203,6 +203,8 @@ public final class ModuleRoutes {
             successStatus: Int(status.code))
         record.access = access
         record.idempotent = idempotent
+        record.requestBodyName = bodyName
+        record.responseName = record.response == nil ? nil : SchemaReflector.componentName(for: Output.self)
         collector.add(record)
         let services = self.services
         group.on(RouterPath(Self.routerPath(trimmed)), method: method) { request, context -> Response in

@@ -24,7 +24,9 @@ extension BulkImport {
                 .init("error_policy", "skip_invalid (default) or all_or_nothing."),
                 .init("mapping", #"JSON object: field → source column, e.g. {"email":"E-mail"}."#),
             ],
-            accepts: ["text/csv", "application/x-ndjson"], produces: "application/json", status: .accepted
+            // The body's type is not read (`format` says what it is): octet-stream is listed
+            // for client generators that produce no call for a text/csv body.
+            accepts: ["text/csv", "application/x-ndjson", "application/octet-stream"], produces: "application/json", status: .accepted
         ) { request in
             let scope = try request.requireOwnership()
             let settings = try imports.settings(request)

@@ -6,6 +6,7 @@ enum OpenAPIDocument {
     static func build(operations: [OperationRecord], version: String) -> JSONValue {
         var paths: [String: [String: JSONValue]] = [:]
         var operationIDs: Set<String> = []
+        var components = ComponentSchemas()
         for operation in operations {
             var parameters: [JSONValue] = pathParameters(operation.path).map { name in
                 ["name": .string(name), "in": "path", "required": true, "schema": name == "tenant" ? JSONSchema.string().json : pathSchema(name).json]
@@ -44,9 +45,12 @@ enum OpenAPIDocument {
                 entry["security"] = [["bearer": []], ["apiKey": []]]
             }
             if let body = operation.requestBody {
-                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": body.json]]]
+                let schema = components.reference(body, named: operation.requestBodyName, tag: operation.tag)
+                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": schema]]]
             } else if !operation.requestContentTypes.isEmpty {
-                let content = Dictionary(uniqueKeysWithValues: operation.requestContentTypes.map { ($0, JSONValue.object(["schema": ["type": "string"]])) })
+                let content = Dictionary(uniqueKeysWithValues: operation.requestContentTypes.map { type in
+                    (type, JSONValue.object(["schema": type == "application/octet-stream" ? ["type": "string", "format": "binary"] : ["type": "string"]]))
+                })
                 entry["requestBody"] = ["required": true, "content": .object(content)]
             }
             var responses: [String: JSONValue] = [:]
@@ -57,7 +61,8 @@ enum OpenAPIDocument {
                 responses[status] = ["description": "Redirect", "headers": ["Location": ["schema": ["type": "string", "format": "uri"]]]]
             } else {
                 let schema = operation.responseContentType == "application/json"
-                    ? operation.response?.json ?? JSONSchema.freeform.json : ["type": "string"]
+                    ? operation.response.map { components.reference($0, named: operation.responseName, tag: operation.tag) } ?? JSONSchema.freeform.json
+                    : ["type": "string"]
                 responses[status] = ["description": "Success", "content": .object([operation.responseContentType: .object(["schema": schema])])]
             }
             responses["default"] = ["$ref": "#/components/responses/Problem"]
@@ -77,7 +82,7 @@ enum OpenAPIDocument {
                     "bearer": ["type": "http", "scheme": "bearer", "bearerFormat": "JWT"],
                     "apiKey": ["type": "apiKey", "in": "header", "name": "X-Api-Key"],
                 ],
-                "schemas": ["Problem": problemSchema],
+                "schemas": .object(components.schemas.merging(["Problem": problemSchema]) { $1 }),
                 "responses": [
                     "Problem": [
                         "description": "An RFC 9457 problem document.",
@@ -122,5 +127,30 @@ enum OpenAPIDocument {
             counter += 1
         }
         return candidate
+    }
+}
+
+/// The named object schemas of the document's `components`: a body or response whose
+/// type has a name (`SchemaReflector.componentName`) is listed once and referenced by
+/// every operation that uses it. Two different schemas under one name (two modules'
+/// `Entry`) are told apart by their operation's tag (`GuestbookEntry`), then a number.
+struct ComponentSchemas {
+    private(set) var schemas: [String: JSONValue] = ["Problem": OpenAPIDocument.problemSchema]
+
+    mutating func reference(_ schema: JSONSchema, named name: String?, tag: String) -> JSONValue {
+        guard let name, case .object = schema else { return schema.json }
+        let json = schema.json
+        let tagged = tag.split(whereSeparator: { !$0.isLetter && !$0.isNumber }).map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined() + name
+        var candidates = [name, tagged]
+        candidates += (2...).lazy.prefix(100).map { tagged + String($0) }
+        for candidate in candidates {
+            if let existing = schemas[candidate] {
+                if existing == json { return ["$ref": .string("#/components/schemas/\(candidate)")] }
+                continue
+            }
+            schemas[candidate] = json
+            return ["$ref": .string("#/components/schemas/\(candidate)")]
+        }
+        return json
     }
 }

@@ -12,6 +12,11 @@ public struct OperationRecord: Sendable {
     public var query: [QueryParameter]
     public var requestBody: JSONSchema?
     public var response: JSONSchema?
+    /// The names the body and the response are listed under in `components/schemas`
+    /// (after their Swift types: `Contact`, `ContactFields`, `ContactPage`), so that
+    /// generated clients name their types as the server does and reuse them.
+    public var requestBodyName: String?
+    public var responseName: String?
     public var successStatus: Int
     /// Media types other than JSON, for routes that stream files (CSV uploads and downloads).
     public var requestContentTypes: [String] = []

@@ -18,6 +18,26 @@ public enum SchemaReflector {
         return .object(properties: recorder.properties, required: recorder.required)
     }
 
+    /// The name `type` is listed under in the document's components: its Swift name,
+    /// a generic's argument first (`Page<Contact>` is `ContactPage`), letters and digits
+    /// only; nil for types that are not objects of their own (arrays, primitives, JSON).
+    static func componentName(for type: Any.Type) -> String? {
+        if primitiveSchema(type) != nil || type is any SchemaContainerType.Type { return nil }
+        let described = String(describing: type)
+        var words: [Substring] = []
+        // "Page<Contact>" -> ["Contact", "Page"]; "Outer<A, B>" -> ["A", "B", "Outer"].
+        if let open = described.firstIndex(of: "<"), described.hasSuffix(">") {
+            let inner = described[described.index(after: open)..<described.index(before: described.endIndex)]
+            words = inner.split(separator: ",").map { $0.split(separator: ".").last ?? $0 }
+            words.append(described[..<open])
+        } else {
+            words = [described.split(separator: ".").last ?? Substring(described)]
+        }
+        let name = words.map { $0.filter { $0.isLetter || $0.isNumber } }.joined()
+        guard let first = name.first, first.isLetter else { return nil }
+        return name
+    }
+
     static func primitiveSchema(_ type: Any.Type) -> JSONSchema? {
         switch type {
         case is String.Type: return .string()

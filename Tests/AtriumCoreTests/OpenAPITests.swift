@@ -19,23 +19,28 @@ struct OpenAPITests {
         #expect(document["openapi"]?.string == "3.1.0")
         let create = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes"]?["post"])
         #expect(create["x-atrium-permission"]?.string == "notes.write")
-        let body = try #require(create["requestBody"]?["content"]?["application/json"]?["schema"])
+        // Bodies and responses are named after their Swift types and listed once.
+        #expect(create["requestBody"]?["content"]?["application/json"]?["schema"] == ["$ref": "#/components/schemas/NewNote"])
+        #expect(create["responses"]?["201"]?["content"]?["application/json"]?["schema"] == ["$ref": "#/components/schemas/Note"])
+        let get = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes/{id}"]?["get"])
+        #expect(get["responses"]?["200"]?["content"]?["application/json"]?["schema"] == ["$ref": "#/components/schemas/Note"])
+        let body = try #require(resolved(create["requestBody"]?["content"]?["application/json"]?["schema"], in: document))
         #expect(body["properties"]?["title"]?["type"]?.string == "string")
         #expect(body["required"] == ["title"])  // pinned is optional
         // An optional field accepts null (the decoder reads it as absent), and says so:
         // PATCH auth/me takes "display_name": null.
         #expect(body["properties"]?["pinned"]?["type"] == ["boolean", "null"])
-        let profile = try #require(document["paths"]?["/v1/tenants/{tenant}/auth/me"]?["patch"]?["requestBody"]?["content"]?["application/json"]?["schema"])
+        let profile = try #require(resolved(
+            document["paths"]?["/v1/tenants/{tenant}/auth/me"]?["patch"]?["requestBody"]?["content"]?["application/json"]?["schema"], in: document))
         #expect(profile["properties"]?["display_name"]?["type"] == ["string", "null"])
-        let response = try #require(create["responses"]?["201"]?["content"]?["application/json"]?["schema"])
+        let response = try #require(resolved(create["responses"]?["201"]?["content"]?["application/json"]?["schema"], in: document))
         #expect(response["properties"]?["created_at"]?["format"]?.string == "date-time")
         #expect(response["properties"]?["id"]?["format"]?.string == "uuid")
-        let get = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes/{id}"]?["get"])
         #expect(get["parameters"]?.array?.compactMap { $0["name"]?.string } == ["tenant", "id"])
         #expect(document["paths"]?["/healthz"]?["get"] != nil)
         #expect(document["paths"]?["/v1/tenants/{tenant}/modules"]?["get"] != nil)
         let list = try #require(document["paths"]?["/v1/tenants/{tenant}/notes/notes"]?["get"])
-        #expect(list["responses"]?["200"]?["content"]?["application/json"]?["schema"]?["properties"]?["data"]?["type"]?.string == "array")
+        #expect(resolved(list["responses"]?["200"]?["content"]?["application/json"]?["schema"], in: document)?["properties"]?["data"]?["type"]?.string == "array")
     }
 
     @Test func documentPassesAnOpenAPIValidator() async throws {
@@ -58,12 +63,19 @@ struct OpenAPITests {
             #expect(document["paths"]?[path]?[method] != nil, "\(method) \(path) is documented")
         }
         let login = document["paths"]?["/v1/tenants/{tenant}/auth/login"]?["post"]
-        #expect(login?["requestBody"]?["content"]?["application/json"]?["schema"]?["required"] == ["email", "password"])
-        #expect(login?["responses"]?["200"]?["content"]?["application/json"]?["schema"]?["properties"]?["access_token"] != nil)
+        #expect(resolved(login?["requestBody"]?["content"]?["application/json"]?["schema"], in: document)?["required"] == ["email", "password"])
+        #expect(resolved(login?["responses"]?["200"]?["content"]?["application/json"]?["schema"], in: document)?["properties"]?["access_token"] != nil)
         let file = FileManager.default.temporaryDirectory.appending(path: "atrium-openapi-\(UUID().uuidString).json")
         try data.write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let result = try await ProcessRunner().run(python, ["-m", "openapi_spec_validator", file.path()], timeout: .seconds(120))
         #expect(result.status == 0, "\(result.output)")
     }
+}
+
+/// A schema with its `$ref` to the document's components followed.
+func resolved(_ schema: JSONValue?, in document: JSONValue) -> JSONValue? {
+    let prefix = "#/components/schemas/"
+    guard let reference = schema?["$ref"]?.string, reference.hasPrefix(prefix) else { return schema }
+    return document["components"]?["schemas"]?[String(reference.dropFirst(prefix.count))]
 }

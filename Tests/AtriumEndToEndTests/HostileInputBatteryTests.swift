@@ -39,12 +39,14 @@ struct HostileInputBatteryTests {
         }
         let document = try #require(try JSONSerialization.jsonObject(with: try await HTTP.get(server.url("/v1/openapi.json")).body) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let components = ((document["components"] as? [String: Any])?["schemas"] as? [String: Any]) ?? [:]
         var faults: [String] = []
         var requests = 0
         for (path, operations) in paths.sorted(by: { $0.key < $1.key }) {
             for (method, operation) in operations.sorted(by: { $0.key < $1.key }) {
                 guard let operation = operation as? [String: Any] else { continue }
-                let variants = Battery.variants(method: method.uppercased(), path: path, operation: operation, fixtures: server.fixtures)
+                let variants = Battery.variants(
+                    method: method.uppercased(), path: path, operation: operation, components: components, fixtures: server.fixtures)
                 try await server.refreshTokens()
                 let before = try await server.fingerprint()
                 var everyOneRefused = true
@@ -141,7 +143,9 @@ enum Battery {
         return texts.map { base64url(Data($0.utf8)) } + ["!!!", "%00", String(repeating: "A", count: 5_000)]
     }()
 
-    static func variants(method: String, path: String, operation: [String: Any], fixtures: BatteryServer.Fixtures) -> [BatteryRequest] {
+    static func variants(
+        method: String, path: String, operation: [String: Any], components: [String: Any], fixtures: BatteryServer.Fixtures
+    ) -> [BatteryRequest] {
         let caller: BatteryServer.Caller = path.contains("/sales/") ? .rep : .owner
         var requests: [BatteryRequest] = []
         let parameters = (operation["parameters"] as? [[String: Any]]) ?? []
@@ -177,7 +181,11 @@ enum Battery {
         }
         // Body fields, one at a time, in an otherwise plausible body.
         if let body = (operation["requestBody"] as? [String: Any])?["content"] as? [String: Any], let json = body["application/json"] as? [String: Any] {
-            let schema = (json["schema"] as? [String: Any]) ?? [:]
+            var schema = (json["schema"] as? [String: Any]) ?? [:]
+            // A named body is a reference to the document's components.
+            if let reference = schema["$ref"] as? String, reference.hasPrefix("#/components/schemas/") {
+                schema = (components[String(reference.dropFirst("#/components/schemas/".count))] as? [String: Any]) ?? [:]
+            }
             let properties = (schema["properties"] as? [String: [String: Any]]) ?? [:]
             let base = properties.mapValues { plausible($0, fixtures: fixtures) }
             for (field, _) in properties.sorted(by: { $0.key < $1.key }) {

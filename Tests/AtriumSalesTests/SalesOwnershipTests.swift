@@ -82,6 +82,13 @@ import Testing
             let create = paths["/v1/tenants/{tenant}/sales/contacts"]?["post"]
             #expect(create?["parameters"]?.array?.contains { $0["name"]?.string == "Idempotency-Key" && $0["in"]?.string == "header" } == true)
             #expect(paths["/v1/tenants/{tenant}/sales/contacts/export"]?["get"]?["x-atrium-permission"]?.string == "sales.records.import")
+            // Named bodies, and an upload a generator that skips text/csv still produces.
+            #expect(create?["requestBody"]?["content"]?["application/json"]?["schema"] == ["$ref": "#/components/schemas/ContactFields"])
+            #expect(list?["responses"]?["200"]?["content"]?["application/json"]?["schema"] == ["$ref": "#/components/schemas/ContactPage"])
+            #expect(document["components"]?["schemas"]?["Contact"]?["properties"]?["email"] != nil)
+            let upload = paths["/v1/tenants/{tenant}/sales/imports"]?["post"]?["requestBody"]?["content"]
+            #expect(upload?["application/octet-stream"]?["schema"] == ["type": "string", "format": "binary"])
+            #expect(upload?["text/csv"] != nil)
             // Every Sales route declares a permission: no route is open to any caller by default.
             guard case .object(let all) = paths else { return }
             var undeclared: [String] = []
