@@ -697,17 +697,29 @@ struct PipelinedBeginTests {
                 let connection = pooled.connection
                 try await terminateBackend(of: connection, in: db)
                 let ended = Atomic<Int>(0)
+                // How the commit ended: 1 ConnectionLost, 2 another error, 3 no error. An
+                // expectation inside the detached task would not reach this test (it runs
+                // outside the test's task), so the task reports and the test checks.
+                let commitOutcome = Atomic<Int>(0)
                 let rolledBack = RequestTransaction(connection: connection, logger: TestDatabase.logger)
                 let committed = RequestTransaction(connection: connection, logger: TestDatabase.logger)
                 Task.detached {
                     try? await rolledBack.finish(success: false)
                     ended.add(1, ordering: .relaxed)
-                    await #expect(throws: RequestTransaction.ConnectionLost.self) { try await committed.finish(success: true) }
+                    do {
+                        try await committed.finish(success: true)
+                        commitOutcome.store(3, ordering: .relaxed)
+                    } catch is RequestTransaction.ConnectionLost {
+                        commitOutcome.store(1, ordering: .relaxed)
+                    } catch {
+                        commitOutcome.store(2, ordering: .relaxed)
+                    }
                     ended.add(1, ordering: .relaxed)
                 }
                 let waited = ContinuousClock.now + .seconds(10)
                 while ended.load(ordering: .relaxed) < 2, ContinuousClock.now < waited { try await Task.sleep(for: .milliseconds(10)) }
                 #expect(ended.load(ordering: .relaxed) == 2, "the transaction of a request whose connection closed never ended")
+                #expect(commitOutcome.load(ordering: .relaxed) == 1, "the commit on a dead connection must fail with ConnectionLost")
             }
         }
     }
