@@ -108,6 +108,30 @@ struct BoardModule: AtriumModule {
         }
     }
 
+    /// The README's promise: a graceful stop ends open event streams (their clients
+    /// reconnect elsewhere) instead of waiting for them, so the server can exit.
+    @Test(.timeLimit(.minutes(2))) func openStreamsEndWhenTheServerStops() async throws {
+        let db = try await TestDatabase.create(modules: [BoardModule()])
+        let acme = try await db.createTenant("acme", modules: ["board"])
+        let auth = TestAuthenticator.header(acme, principal: UUID(), "board.use")
+        let stream = try await db.withApp(maximumConnections: 8) { database in
+            let registry = try ModuleRegistry([BoardModule()])
+            let dependencies = ApplicationDependencies(
+                database: database, registry: registry, authenticator: TestAuthenticator(), logger: TestDatabase.logger,
+                expectedMigrations: try registry.allMigrations())
+            let app = buildApplication(
+                dependencies, server: ServerConfiguration(host: "127.0.0.1", port: 0), services: dependencies.requestPathServices)
+            return try await app.test(.live) { client in
+                let stream = try await EventStreamReader(port: try #require(client.port), path: "/v1/tenants/acme/board/events", authorization: auth)
+                #expect(try await stream.waitFor("retry: 2000"))
+                #expect(try await !stream.ended(within: .milliseconds(300)))
+                return stream
+            }
+        }
+        // The server has stopped (app.test returns once it has); the stream ended with it.
+        #expect(try await stream.ended(within: .seconds(10)))
+    }
+
     @Test func eventsReachOnlySubscribersWhoMaySeeTheRowAfterCommitAndReplayFromLastEventID() async throws {
         let db = try await TestDatabase.create(modules: [BoardModule()])
         let acme = try await db.createTenant("acme", modules: ["board"])

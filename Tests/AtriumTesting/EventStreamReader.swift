@@ -9,6 +9,8 @@ public final class EventStreamReader: Sendable {
     let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     final class Received: Sendable {
         let value = Mutex("")
+        /// Whether the server ended the response (closed the connection).
+        let ended = Mutex(false)
     }
 
     let text = Received()
@@ -27,6 +29,7 @@ public final class EventStreamReader: Sendable {
                 try await outbound.write(ByteBuffer(string: head + "\r\n"))
                 for try await chunk in inbound { text.value.withLock { $0 += String(buffer: chunk) } }
             }
+            text.ended.withLock { $0 = true }
         }
     }
 
@@ -36,6 +39,16 @@ public final class EventStreamReader: Sendable {
     public func waitFor(_ expected: String, timeout: Duration = .seconds(10)) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while !received.contains(expected) {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return true
+    }
+
+    /// Waits until the server has ended the stream (true) or `timeout` passes (false).
+    public func ended(within timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !text.ended.withLock({ $0 }) {
             guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(20))
         }
