@@ -1,4 +1,4 @@
-import AtriumCore
+@testable import AtriumCore
 import AtriumTesting
 import Crypto
 import HummingbirdBcrypt
@@ -62,6 +62,29 @@ struct AuthFlowTests {
         }
         let check2 = try await auditActions(db, acme) == ["login.failed", "login.failed"]
         #expect(check2)
+    }
+
+    /// The README's promise behind the same answer: an unknown email costs what a wrong
+    /// password costs, one Argon2id verification with the server's parameters (against a
+    /// decoy hash made with them), so timing does not tell which emails have accounts.
+    @Test func anUnknownEmailIsCheckedAgainstADecoyOfTheSameCost() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme")
+        _ = try await db.createUser("user@acme.test", password: "right-password", roles: ["member"], in: acme)
+        let stored = try await db.withOwner { connection in
+            try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
+                try await connection.query("SELECT password_hash FROM users WHERE email = 'user@acme.test'", logger: TestDatabase.logger).first().decode(String.self)
+            }
+        }
+        // "$argon2id$v=19$m=…,t=…,p=…$salt$hash": the algorithm, version and cost.
+        @Sendable func cost(_ encoded: String) -> [String] { encoded.split(separator: "$").prefix(3).map(String.init) }
+        let storedCost = cost(stored)
+        let decoy = try await withIdentityApp(db) { _, identity in
+            (cost(identity.decoyHash), try await identity.hasher.verify("right-password", against: identity.decoyHash))
+        }
+        #expect(decoy.0 == storedCost, "decoy \(decoy.0), stored \(storedCost)")
+        #expect(storedCost.first == "argon2id")
+        #expect(decoy.1 == .invalid)
     }
 
     @Test func refreshRotatesAndReuseAfterGraceRevokesTheFamily() async throws {
