@@ -4,6 +4,10 @@ import Foundation
 import HummingbirdOTP
 import Testing
 
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
 /// The `atrium` console against a running `atrium serve`, as a tenant's admin and member
 /// would use it: login (password, TOTP), whoami, contexts, raw API calls, refresh of an
 /// expired access token, two commands at once, logout, and the exit codes scripts use.
@@ -247,6 +251,20 @@ struct RemoteConsoleTests {
         #expect(audit.status == 0, "\(audit.stderr)")
         #expect(!audit.stdout.contains("user:-"), "\(audit.stdout)")
         #expect(audit.stdout.contains("user:"), "\(audit.stdout)")
+        // The running server records the caller's address and user agent, and with no
+        // trusted proxies (the default) believes no client's X-Forwarded-For.
+        var probe = URLRequest(url: try #require(URL(string: setup.url + "/v1/tenants/acme/auth/login")))
+        probe.httpMethod = "POST"
+        probe.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        probe.setValue("203.0.113.9", forHTTPHeaderField: "X-Forwarded-For")
+        probe.setValue("xff-probe/1", forHTTPHeaderField: "User-Agent")
+        probe.httpBody = Data(#"{"email":"owner@acme.test","password":"not-the-password"}"#.utf8)
+        #expect(try await HTTP.send(probe).status == 401)
+        let events = try #require(
+            try JSONSerialization.jsonObject(with: Data(try await console.run("audit", "--json").stdout.utf8)) as? [[String: Any]])
+        let failed = try #require(events.first { $0["user_agent"] as? String == "xff-probe/1" }, "\(events.prefix(3))")
+        #expect(failed["action"] as? String == "login.failed")
+        #expect(failed["ip"] as? String == "127.0.0.1", "\(failed)")
         #expect(try await console.run("roles", "grant", "--email", "member@acme.test", "--role", "admin").status == 0)
         let users = try await console.run("users", "list").stdout
         #expect(users.contains("admin,member") || users.contains("member,admin"), "\(users)")
