@@ -45,10 +45,12 @@ public final class EventStreamReader: Sendable {
         return true
     }
 
-    /// Waits until the server has ended the stream (true) or `timeout` passes (false).
+    /// Waits until the server has ended the stream (true) or `timeout` passes (false):
+    /// closed the connection, or sent the chunked body's last chunk (a server that stops
+    /// may end the response before it gets to closing the idle connection).
     public func ended(within timeout: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
-        while !text.ended.withLock({ $0 }) {
+        while !text.ended.withLock({ $0 }) && !received.hasSuffix("\r\n0\r\n\r\n") {
             guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(20))
         }
