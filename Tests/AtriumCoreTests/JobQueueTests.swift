@@ -347,11 +347,11 @@ struct JobQueueTests {
         let runs = Counter()
         let module = JobsFixture(
             // The job outlives its lease by half; the heartbeat (every lease/3) must keep it.
-            // The lease leaves 4 s of slack for a loaded machine's scheduling delays (2.7 s
-            // was once not enough under a full run).
-            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(6)) { _ in
+            // The lease leaves 8 s of slack for a loaded machine's scheduling delays (2.7 s
+            // and then 4 s were each once not enough in a full run on two cores).
+            jobs: [JobDefinition(kind: "fixture.long", lease: .seconds(12)) { _ in
                 _ = runs.increment()
-                try await Task.sleep(for: .milliseconds(9000))
+                try await Task.sleep(for: .seconds(18))
             }], schedules: [])
         try await db.withApp(maximumConnections: 6) { database in
             let id = try #require(try await enqueue("fixture.long", in: database))
