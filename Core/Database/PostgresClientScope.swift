@@ -11,13 +11,17 @@ public func withPostgresClient<Result: Sendable>(
     let client = PostgresClient(configuration: try url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: logger)
     return try await withThrowingTaskGroup(of: Void.self) { group in
         // The body waits until the run task is under way: a lease before `run()` works,
-        // but makes the driver print a warning on every command.
+        // but makes the driver print a warning on every command. The signal comes just
+        // before `run()` marks the client running (its first step, with no hook after
+        // it), so the body also gives it a moment: on a loaded machine the run task was
+        // once still between the two when the body leased.
         let (started, signal) = AsyncStream.makeStream(of: Void.self)
         group.addTask {
             signal.finish()
             await client.run()
         }
         for await _ in started {}
+        try await Task.sleep(for: .milliseconds(20))
         defer { group.cancelAll() }
         return try await body(client)
     }
