@@ -40,20 +40,14 @@ public struct ProcessRunner: Sendable {
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let (pid, program) = try start(executable, arguments, environment: ProcessInfo.processInfo.environment, captureTo: outputPath)
         let deadline = ContinuousClock.now + timeout
-        var status: Int32 = 0
+        var status: Int32? = nil
         while true {
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid { break }
-            if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
-            if ContinuousClock.now >= deadline {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                throw ConfigurationError("\(program) did not finish in time and was stopped")
-            }
+            status = try Self.reapStep(pid, program: program, deadline: deadline)
+            if status != nil { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         let data = FileManager.default.contents(atPath: outputPath) ?? Data()
-        return Result(status: Self.exitCode(status), output: String(decoding: data, as: UTF8.self))
+        return Result(status: Self.exitCode(status ?? 0), output: String(decoding: data, as: UTF8.self))
     }
 
     /// Runs the program attached to this terminal (for `psql`), searching `PATH`.
@@ -69,14 +63,7 @@ public struct ProcessRunner: Sendable {
         var status: Int32 = 0
         if let deadline {
             while true {
-                let reaped = waitpid(pid, &status, WNOHANG)
-                if reaped == pid { break }
-                if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
-                if ContinuousClock.now >= deadline {
-                    kill(pid, SIGKILL)
-                    _ = waitpid(pid, &status, 0)
-                    throw ConfigurationError("\(program) did not finish in time and was stopped")
-                }
+                if let ended = try Self.reapStep(pid, program: program, deadline: deadline) { return Self.exitCode(ended) }
                 usleep(20_000)
             }
         } else {
@@ -85,6 +72,22 @@ public struct ProcessRunner: Sendable {
             }
         }
         return Self.exitCode(status)
+    }
+
+    /// One look at the child: its wait status once it has ended, nil while it runs; past
+    /// `deadline` it is killed and the call throws naming `program`. The sync and async
+    /// waits differ only in how they pause between looks.
+    private static func reapStep(_ pid: pid_t, program: String, deadline: ContinuousClock.Instant) throws -> Int32? {
+        var status: Int32 = 0
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == pid { return status }
+        if reaped == -1, errno != EINTR { throw ConfigurationError("cannot wait for \(program): \(String(cString: strerror(errno)))") }
+        if ContinuousClock.now >= deadline {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+            throw ConfigurationError("\(program) did not finish in time and was stopped")
+        }
+        return nil
     }
 
     /// WIFEXITED / WEXITSTATUS, which Swift does not import as functions.

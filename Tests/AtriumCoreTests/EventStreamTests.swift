@@ -108,6 +108,14 @@ struct BoardModule: AtriumModule {
         }
     }
 
+    /// The board module's application over `database`, callers named by `TestAuthenticator`.
+    static func boardDependencies(_ database: Database) throws -> ApplicationDependencies {
+        let registry = try ModuleRegistry([BoardModule()])
+        return ApplicationDependencies(
+            database: database, registry: registry, authenticator: TestAuthenticator(), logger: TestDatabase.logger,
+            expectedMigrations: try registry.allMigrations())
+    }
+
     /// The README's promise: a graceful stop ends open event streams (their clients
     /// reconnect elsewhere) instead of waiting for them, so the server can exit.
     @Test(.timeLimit(.minutes(2))) func openStreamsEndWhenTheServerStops() async throws {
@@ -115,10 +123,7 @@ struct BoardModule: AtriumModule {
         let acme = try await db.createTenant("acme", modules: ["board"])
         let auth = TestAuthenticator.header(acme, principal: UUID(), "board.use")
         let stream = try await db.withApp(maximumConnections: 8) { database in
-            let registry = try ModuleRegistry([BoardModule()])
-            let dependencies = ApplicationDependencies(
-                database: database, registry: registry, authenticator: TestAuthenticator(), logger: TestDatabase.logger,
-                expectedMigrations: try registry.allMigrations())
+            let dependencies = try Self.boardDependencies(database)
             let app = buildApplication(
                 dependencies, server: ServerConfiguration(host: "127.0.0.1", port: 0), services: dependencies.requestPathServices)
             return try await app.test(.live) { client in
@@ -141,10 +146,7 @@ struct BoardModule: AtriumModule {
         let bobAuth = TestAuthenticator.header(acme, principal: bob, "board.use")
         let globexAuth = TestAuthenticator.header(globex, principal: UUID(), "board.use")
         try await db.withApp(maximumConnections: 8) { database in
-            let registry = try ModuleRegistry([BoardModule()])
-            let dependencies = ApplicationDependencies(
-                database: database, registry: registry, authenticator: TestAuthenticator(), logger: TestDatabase.logger,
-                expectedMigrations: try registry.allMigrations())
+            let dependencies = try Self.boardDependencies(database)
             let app = buildApplication(
                 dependencies, server: ServerConfiguration(host: "127.0.0.1", port: 0), services: dependencies.requestPathServices)
             try await app.test(.live) { client in

@@ -106,22 +106,18 @@ final class RunningProcess {
     /// a two-core machine), or concurrent tests stall behind it.
     func wait(timeout: Duration) async throws -> AtriumBinary.Result {
         let deadline = ContinuousClock.now + timeout
-        var status: Int32 = reapedStatus ?? 0
-        while reapedStatus == nil {
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid {
-                reapedStatus = status
-                break
-            }
-            if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                reapedStatus = status
-                throw TimeoutError(output: output())
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return finished(status: reapedStatus ?? status)
+        while try !hasEnded(by: deadline) { try await Task.sleep(for: .milliseconds(20)) }
+        return finished(status: reapedStatus ?? 0)
+    }
+
+    /// One look at the process for `wait` and `waitBlocking` (which differ only in how they
+    /// pause): true once it has ended (and is reaped); past `deadline` it is killed and
+    /// the call throws with its output.
+    private func hasEnded(by deadline: ContinuousClock.Instant) throws -> Bool {
+        if !isRunning() { return true }
+        guard ContinuousClock.now > deadline else { return false }
+        killAndReapKeepingOutput()
+        throw TimeoutError(output: output())
     }
 
     /// Sends SIGTERM and waits for the process to end, killing it at `timeout`; for a
@@ -135,34 +131,24 @@ final class RunningProcess {
     /// `wait` blocking the calling thread: only for teardown in a `defer`.
     func waitBlocking(timeout: Duration) throws -> AtriumBinary.Result {
         let deadline = ContinuousClock.now + timeout
-        var status: Int32 = reapedStatus ?? 0
-        while reapedStatus == nil {
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid {
-                reapedStatus = status
-                break
-            }
-            if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
-                _ = waitpid(pid, &status, 0)
-                reapedStatus = status
-                throw TimeoutError(output: output())
-            }
-            usleep(20_000)
-        }
-        return finished(status: reapedStatus ?? status)
+        while try !hasEnded(by: deadline) { usleep(20_000) }
+        return finished(status: reapedStatus ?? 0)
     }
 
     /// Kills the process and reaps it, for a `defer` that cannot await: after SIGKILL the
     /// reaping returns at once.
     func killAndReap() {
         guard reapedStatus == nil else { return }
+        killAndReapKeepingOutput()
+        try? FileManager.default.removeItem(atPath: stdoutPath)
+        try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    private func killAndReapKeepingOutput() {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
         reapedStatus = status
-        try? FileManager.default.removeItem(atPath: stdoutPath)
-        try? FileManager.default.removeItem(atPath: stderrPath)
     }
 
     private func finished(status: Int32) -> AtriumBinary.Result {
