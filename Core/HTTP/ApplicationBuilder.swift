@@ -89,6 +89,9 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
 
     let collector = OperationCollector()
     HealthRoutes(dependencies: dependencies, collector: collector).register(on: router)
+    if dependencies.identity != nil {
+        EmailLinkPages().register(on: router)
+    }
     if let access = dependencies.operatorAccess {
         OperatorRoutes(access: access, plans: dependencies.plans, collector: collector).register(on: router)
     }

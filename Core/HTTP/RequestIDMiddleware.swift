@@ -34,6 +34,7 @@ struct RequestIDMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     static let requestID = constant("X-Request-Id")
     static let xContentTypeOptions = constant("X-Content-Type-Options")
+    static let referrerPolicy = constant("Referrer-Policy")
     static let apiKey = constant("X-Api-Key")
     static let xForwardedFor = constant("X-Forwarded-For")
     static let rateLimit = constant("RateLimit")

@@ -1,4 +1,5 @@
 import AtriumCore
+import Crypto
 import AtriumTesting
 import Foundation
 import HTTPTypes
@@ -72,6 +73,46 @@ struct InvitationTests {
             #expect(eml.contains("To: <newbie@acme.test>"))
             #expect(eml.contains("Subject: You are invited to Acme"))
             _ = identity
+        }
+    }
+
+    /// Each mailed link opens a page on this server (the default `ATRIUM_APP_URL`), and the
+    /// page's script is the one its policy lets run, posting to the API the mail names.
+    @Test func theMailedLinksOpenAPageThatPostsToTheirAPI() async throws {
+        let db = try await TestDatabase.create(modules: [NotesModule()])
+        let acme = try await db.createTenant("acme", modules: ["notes"])
+        _ = try await db.createUser("owner@acme.test", password: "owner-password", roles: ["owner"], in: acme)
+        try await withIdentityApp(db) { client, _ in
+            let owner = try await client.login("acme", "owner@acme.test", "owner-password").access
+            #expect(try await client.post("/v1/tenants/acme/admin/users/invite", json: #"{"email":"newbie@acme.test"}"#, token: owner).status == .accepted)
+            #expect(try await client.post("/v1/tenants/acme/auth/forgot-password", json: #"{"email":"owner@acme.test"}"#).status == .accepted)
+            let messages = try await db.withApp { try await outbox($0) }
+            #expect(messages.count == 2)
+            for message in messages {
+                let html = try #require(message.html)
+                let href = try #require(html.components(separatedBy: "href=\"").dropFirst().first?.components(separatedBy: "\"").first)
+                let link = try #require(URLComponents(string: href.replacingOccurrences(of: "&amp;", with: "&")))
+                let page = try await client.get("\(link.path)?\(link.percentEncodedQuery ?? "")", token: nil)
+                #expect(page.status == .ok, "\(link.path)")
+                #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+                let body = String(buffer: page.body)
+                let script = try #require(body.components(separatedBy: "<script>").dropFirst().first?.components(separatedBy: "</script>").first)
+                let hash = Data(SHA256.hash(data: Data(script.utf8))).base64EncodedString()
+                let policy = try #require(page.headers[.contentSecurityPolicy])
+                #expect(policy.contains("script-src 'sha256-\(hash)'"))
+                #expect(policy.hasPrefix("default-src 'none'"))
+                #expect(page.headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer")
+                // The page posts to the operation the mail's text names, and that operation exists.
+                let endpoint = try #require(body.components(separatedBy: "data-endpoint=\"").dropFirst().first?.components(separatedBy: "\"").first)
+                #expect(message.text.contains("auth/\(endpoint)") || endpoint == "reset-password")
+                #expect(script.contains("\"/v1/tenants/\" + encodeURIComponent(q.get(\"tenant\")) + \"/auth/\" + f.dataset.endpoint"))
+                let document = json(try await client.get("/v1/openapi.json", token: nil))
+                #expect(document["paths"]?["/v1/tenants/{tenant}/auth/\(endpoint)"]?["post"] != nil, "\(endpoint)")
+                // The token stays out of the HTML.
+                let token = try #require(link.queryItems?.first { $0.name == "token" }?.value)
+                #expect(!body.contains(token))
+            }
+            #expect(try await client.get("/verify-email", token: nil).status == .ok)
         }
     }
 }
