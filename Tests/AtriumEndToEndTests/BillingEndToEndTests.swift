@@ -59,6 +59,47 @@ struct BillingEndToEndTests {
         #expect(lastRefusal?.headers["retry-after"].flatMap(Int.init).map { $0 > 0 && $0 <= 600 } == true)
     }
 
+    /// The README's promise for `kill -9`: a server loses at most its last second of
+    /// API-call counts. Calls made more than a flush interval before the kill are all
+    /// recorded; the ones of the last moment may not be.
+    @Test(.timeLimit(.minutes(3))) func killNineLosesAtMostTheLastSecondOfAPICalls() async throws {
+        let (scratch, tenants) = try scratchWithTenant(plans: "plans:\n  pro:\n    price: 1999\n")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let atrium = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"))
+        let port = try LocalPort.free()
+        let server = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenants.path()])
+        defer {
+            server.killAndReap()
+            _ = try? atrium.runBlocking("db", "stop")
+        }
+        try await server.waitUntilReady(port: port)
+        // Usage is read across tenants in the platform scope (RLS holds for the owner too).
+        let platform = AtriumBinary(dataDirectory: scratch.appending(path: ".atrium"), extra: ["PGOPTIONS": "-c app.scope=platform"])
+        func recorded() async throws -> Int {
+            let sum = try await platform.run(
+                "db", "shell", "--role", "owner", "-c",
+                "SELECT 'sum=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+            let line = try #require(sum.stdout.split(separator: "\n").first { $0.contains("sum=") }, "\(sum)")
+            return try #require(Int(line.trimmingCharacters(in: .whitespaces).dropFirst(4)))
+        }
+        let login = try await HTTP.post(
+            "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"owner@acme.test","password":"acme-demo-owner"}"#)
+        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+        // Whatever the login counted has been flushed once a second has passed.
+        try await Task.sleep(for: .milliseconds(1_500))
+        let before = try await recorded()
+        for _ in 0..<12 {
+            #expect(try await HTTP.get("http://127.0.0.1:\(port)/v1/tenants/acme/auth/me", bearer: token).status == 200)
+        }
+        // The promise's own interval, with half a second to spare: no polling, since the
+        // point is what a kill after that interval finds.
+        try await Task.sleep(for: .milliseconds(1_500))
+        server.signal(SIGKILL)
+        _ = try await server.wait(timeout: .seconds(30))
+        let after = try await recorded()
+        #expect(after - before == 12, "before \(before), after \(after)")
+    }
+
     @Test func invoicesBillingAndUsageCommands() async throws {
         let (scratch, tenants) = try scratchWithTenant(plans: """
             meters:
