@@ -166,6 +166,8 @@ let package = Package(
                 "AtriumCore",
                 "AtriumTesting",
                 .product(name: "HummingbirdOTP", package: "hummingbird-auth"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/AtriumEndToEndTests",
             swiftSettings: swiftSettings

@@ -79,6 +79,7 @@ struct OperatorRoutes {
             try Self.authorize(request, access)
             guard let plans else { throw AtriumError.notFound("Billing is not configured (no plan catalog).") }
             let slug = try context.parameters.require("tenant")
+            try ModuleRoutes.requireJSON(request)
             let input = try await request.decode(as: PlanInput.self, context: context)
             if let days = input.trialDays, !(1...365).contains(days) { throw AtriumError.validation(field: "trial_days", "must be 1 to 365") }
             let outcome = try await Self.withOwner(access, context) { connection in
