@@ -90,6 +90,13 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
+        // Portfolio (issue 29), being built: its lot accounting so far.
+        .target(
+            name: "AtriumPortfolio",
+            dependencies: ["AtriumCore"],
+            path: "Modules/Portfolio",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "Atrium",
             dependencies: [
@@ -158,6 +165,12 @@ let package = Package(
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             path: "Tests/AtriumSalesTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AtriumPortfolioTests",
+            dependencies: ["AtriumPortfolio"],
+            path: "Tests/AtriumPortfolioTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

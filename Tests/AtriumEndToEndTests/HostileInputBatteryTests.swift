@@ -21,7 +21,7 @@ import FoundationNetworking
 /// must have changed no row of any of the tenant's tables.
 @Suite("Hostile input battery", .serialized)
 struct HostileInputBatteryTests {
-    @Test(.timeLimit(.minutes(10))) func everyOperationAnswersHostileInputWithoutAFault() async throws {
+    @Test(.timeLimit(.minutes(15))) func everyOperationAnswersHostileInputWithoutAFault() async throws {
         let server = try await BatteryServer.start()
         defer { server.stop() }
         // The real server (not the router alone) names no framework.
