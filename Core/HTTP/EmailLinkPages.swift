@@ -25,10 +25,10 @@ struct EmailLinkPages {
     static let pages: [Page] = [
         Page(path: "invitation", title: "Accept the invitation", endpoint: "accept-invitation",
              fields: field("display_name", "Your name", type: "text", autocomplete: "name", required: false)
-                + field("password", "Choose a password (at least 10 characters)", type: "password", autocomplete: "new-password"),
+                + field("password", "Choose a password (\(PasswordPolicy.lengths.lowerBound) to \(PasswordPolicy.lengths.upperBound) characters)", type: "password", autocomplete: "new-password"),
              button: "Create my account", done: "Your account is ready. You can sign in with your email and this password."),
         Page(path: "reset-password", title: "Choose a new password", endpoint: "reset-password",
-             fields: field("password", "New password (at least 10 characters)", type: "password", autocomplete: "new-password"),
+             fields: field("password", "New password (\(PasswordPolicy.lengths.lowerBound) to \(PasswordPolicy.lengths.upperBound) characters)", type: "password", autocomplete: "new-password"),
              button: "Set the password", done: "Your password is changed, and every other session has ended."),
         Page(path: "verify-email", title: "Confirm your email", endpoint: "verify-email",
              fields: "", button: "Confirm my email", done: "Your email address is confirmed."),
