@@ -90,18 +90,26 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
-        // Portfolio (issue 29), being built: its lot accounting so far.
         .target(
             name: "AtriumPortfolio",
-            dependencies: ["AtriumCore"],
+            dependencies: [
+                "AtriumCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Modules/Portfolio",
-            swiftSettings: swiftSettings
+            exclude: ["migrations"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedSQLPlugin"]
         ),
         .executableTarget(
             name: "Atrium",
             dependencies: [
                 "AtriumCore",
                 "AtriumSales",
+                "AtriumPortfolio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -169,7 +177,15 @@ let package = Package(
         ),
         .testTarget(
             name: "AtriumPortfolioTests",
-            dependencies: ["AtriumPortfolio"],
+            dependencies: [
+                "AtriumCore",
+                "AtriumPortfolio",
+                "AtriumTesting",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/AtriumPortfolioTests",
             swiftSettings: swiftSettings
         ),

@@ -1,6 +1,7 @@
 import AtriumCore
+import AtriumPortfolio
 import AtriumSales
 
 /// The feature modules compiled into this binary, in no particular order (the registry
 /// orders them by dependency).
-let installedModules: [any AtriumModule] = [SalesModule()]
+let installedModules: [any AtriumModule] = [SalesModule(), PortfolioModule()]

@@ -1,0 +1,117 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import PostgresNIO
+
+/// The SQL of ledger entries, and the booking every change of a ledger must pass: the
+/// whole ledger is booked again in the writing transaction, with the portfolio locked, so
+/// a back-dated buy or a deleted one that would leave a later sell short is refused
+/// before anything commits.
+enum TransactionStore {
+    static let columns = """
+        id, portfolio_id, owner_id, kind, trade_date::text, symbol, quantity::text, price::text, amount::text, currency, fee::text, \
+        fx_rate::text, lots, external_id, notes, created_at, updated_at
+        """
+    static let table = RecordTable<LedgerTransaction>(
+        "portfolio_transactions", columns: columns, noun: "transaction",
+        order: .ascending("created_at", time: \.createdAt, id: \.id), decode: LedgerTransaction.init)
+
+    static func page(_ page: PageRequest, portfolio: UUID, on transaction: TenantTransaction) async throws -> Page<LedgerTransaction> {
+        _ = try await PortfolioStore.table.find(portfolio, on: transaction)
+        return try await transaction.lastStatement { try await table.page(page, where: "portfolio_id = \(portfolio)", on: transaction) }
+    }
+
+    static func find(_ id: UUID, portfolio: UUID, on transaction: TenantTransaction) async throws -> LedgerTransaction {
+        try await transaction.lastStatement {
+            try await table.one("SELECT \(unescaped: columns) FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio)", on: transaction)
+        }
+    }
+
+    /// Records `fields` in the locked `portfolio` at `fxRate`, then books the ledger.
+    static func insert(_ fields: TransactionFields, fxRate: Decimal, into portfolio: Portfolio, on transaction: TenantTransaction) async throws
+        -> LedgerTransaction
+    {
+        let sql: SQL = """
+            INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_id, kind, trade_date, symbol, quantity, price, amount, currency,
+                fee, fx_rate, lots, external_id, notes)
+            VALUES (\(transaction.tenantID), \(portfolio.ownerId), \(portfolio.id), \(fields.type.rawValue), \(fields.tradeDate)::date, \(fields.symbol),
+                \(fields.quantity?.text)::numeric, \(fields.price?.text)::numeric, \(fields.amount?.text)::numeric, \(fields.currency),
+                \(fields.fee?.text ?? "0")::numeric, \(fxRate.description)::numeric, \(fields.lots ?? []), \(fields.externalId), \(fields.notes ?? ""))
+            RETURNING \(unescaped: columns)
+            """
+        let inserted = try await table.one(sql, on: transaction)
+        try await rebook(portfolio, on: transaction)
+        return inserted
+    }
+
+    /// Deletes the entry `id` of the locked `portfolio`, then books what is left.
+    static func delete(_ id: UUID, from portfolio: Portfolio, on transaction: TenantTransaction) async throws {
+        let deleted = try await transaction.query("DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING 1")
+        guard !deleted.isEmpty else { throw AtriumError.notFound("No such transaction.") }
+        try await rebook(portfolio, on: transaction)
+    }
+
+    /// The portfolio's whole ledger in booking order.
+    static func ledger(of portfolio: UUID, on transaction: TenantTransaction) async throws -> [Ledger.Entry] {
+        let rows = try await transaction.query(
+            "SELECT \(unescaped: columns) FROM portfolio_transactions WHERE portfolio_id = \(portfolio) ORDER BY trade_date, entry_seq")
+        return try rows.map { try LedgerTransaction($0).entry }
+    }
+
+    /// The splits of every instrument the portfolio's ledger names.
+    static func splits(of portfolio: UUID, on transaction: TenantTransaction) async throws -> [Ledger.Split] {
+        let rows = try await transaction.query(
+            """
+            SELECT symbol, effective_date::text, ratio::text FROM portfolio_corporate_actions
+            WHERE kind = 'split' AND symbol IN (SELECT symbol FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND symbol IS NOT NULL)
+            ORDER BY effective_date
+            """)
+        return try rows.map { row in
+            var columns = RowReader(row)
+            let symbol: String = try columns.next()
+            let date: String = try columns.next()
+            let ratio = try LedgerTransaction.decimal(columns.next())
+            return Ledger.Split(symbol: symbol, date: date, ratio: ratio?.value ?? 1)
+        }
+    }
+
+    /// Books the ledger as it now stands; a refusal rolls the change back.
+    static func rebook(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws {
+        let entries = try await ledger(of: portfolio.id, on: transaction)
+        let splits = try await splits(of: portfolio.id, on: transaction)
+        do {
+            _ = try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod)
+        } catch {
+            throw LedgerProblems.problem(for: error, entries: entries)
+        }
+    }
+}
+
+/// How a refused booking is told to the client.
+enum LedgerProblems {
+    static func problem(for refusal: Ledger.Refusal, entries: [Ledger.Entry]) -> AtriumError {
+        func described(_ id: UUID) -> String {
+            guard let entry = entries.first(where: { $0.id == id }) else { return "an entry" }
+            return "the \(entry.kind.rawValue) of \(entry.date)" + (entry.symbol.map { " (\($0))" } ?? "")
+        }
+        switch refusal {
+        case .insufficientQuantity(let entry, let symbol, let held, let wanted):
+            return problem(
+                "insufficient_quantity", field: "quantity",
+                "\(described(entry)) sells \(wanted) \(symbol) but \(held) were held then (lots are matched in date order)")
+        case .lotClosed(let entry, let lot):
+            return problem("lot_closed", field: "lots", "\(described(entry)) names lot \(lot.uuidString.lowercased()), which is not open then")
+        case .insufficientCash(let entry, let currency, let held, let wanted):
+            return problem(
+                "insufficient_cash", field: "amount", "\(described(entry)) takes \(wanted) \(currency) but the portfolio held \(held) \(currency) then")
+        case .lotsNotKept:
+            return problem("lots_not_kept", field: "lots", "this portfolio books by moving average, which keeps no lots to name")
+        }
+    }
+
+    static func problem(_ code: String, field: String, _ message: String) -> AtriumError {
+        AtriumError(
+            status: .unprocessableContent, code: code, title: "The ledger refuses this change", detail: message,
+            fieldErrors: [.init(field: field, message: message)])
+    }
+}

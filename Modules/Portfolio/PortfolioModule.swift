@@ -1,0 +1,65 @@
+public import AtriumCore
+import Foundation
+
+/// Portfolio: users' investment portfolios, their ledgers booked exactly (FIFO, moving
+/// average or named lots, splits applied when read, cash derived per currency), and the
+/// tenant's market data that values them. Registered through `AtriumModule` like any
+/// module; it uses only AtriumCore's public API.
+///
+/// Access: an `investor` keeps their own portfolios; a `portfolio_manager` (and `admin`)
+/// sees every portfolio of the tenant, gives one to another owner and keeps the market
+/// data. Owner scope is enforced by the tables' row-level security, whatever a query says.
+public struct PortfolioModule: AtriumModule {
+    public init() {}
+
+    public var id: String { "portfolio" }
+    public var version: String { "0.1.0" }
+    public var requiredKernelVersion: String { "0.1" }
+
+    public var permissions: [PermissionDefinition] {
+        [
+            .init(PortfolioPermission.own, description: "Keep your own portfolios and their ledgers"),
+            .init(PortfolioPermission.any, description: "Read and edit every portfolio of the tenant"),
+            .init(PortfolioPermission.assign, description: "Give a portfolio to another owner"),
+            .init(PortfolioPermission.marketWrite, description: "Change the tenant's market data (instruments, prices, FX, splits)"),
+        ]
+    }
+
+    public var roleGrants: [String: [String]] {
+        let manager = [PortfolioPermission.own, PortfolioPermission.any, PortfolioPermission.assign, PortfolioPermission.marketWrite]
+        return [
+            "investor": [PortfolioPermission.own],
+            "portfolio_manager": manager,
+            "admin": manager,
+        ]
+    }
+
+    public func migrations() throws -> [Migration] {
+        try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
+    }
+
+    public func routes(_ routes: ModuleRoutes) {
+        PortfolioRoutes().register(routes)
+        TransactionRoutes().register(routes)
+        ReportRoutes().register(routes)
+        MarketRoutes().register(routes)
+    }
+}
+
+/// The module's permissions.
+public enum PortfolioPermission {
+    public static let own = "portfolio.records.own"
+    public static let any = "portfolio.records.any"
+    public static let assign = "portfolio.owners.assign"
+    public static let marketWrite = "portfolio.market.write"
+}
+
+/// How the module's routes declare access.
+enum PortfolioAccess {
+    /// Portfolios and everything in them are owned by a user.
+    static let records = RouteAccess.owned("portfolio.records")
+    static let recordRoutes = OwnedRecordRoutes(access: records, assignPermission: PortfolioPermission.assign)
+    /// Market data: anyone who keeps a portfolio reads it; the market permission changes it.
+    static let marketRead = RouteAccess.permission(PortfolioPermission.own)
+    static let marketWrite = RouteAccess.permission(PortfolioPermission.marketWrite)
+}

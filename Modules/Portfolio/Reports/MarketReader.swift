@@ -1,0 +1,71 @@
+import AtriumCore
+import Foundation
+import PostgresNIO
+
+/// What a report reads of the tenant's market data: the close (or a portfolio's own
+/// price) on or before a date, and the FX rate on or before a date, either way round.
+enum MarketReader {
+    struct Rate: Sendable {
+        /// Units of the target per unit of the source.
+        var rate: Decimal
+        var date: String
+    }
+
+    struct Quote: Sendable {
+        var price: Decimal
+        var date: String
+        /// `market` (the tenant's closes) or `manual` (the portfolio's own price).
+        var source: String
+    }
+
+    /// The rate turning `source` into `target` on the latest date on or before `date`
+    /// that has one, stored either way round; nil when none is stored.
+    static func fxRate(from source: String, to target: String, on date: String, on transaction: TenantTransaction) async throws -> Rate? {
+        if source == target { return Rate(rate: 1, date: date) }
+        let rows = try await transaction.query(
+            """
+            SELECT base, rate::text, on_date::text FROM portfolio_fx_rates
+            WHERE ((base = \(source) AND quote = \(target)) OR (base = \(target) AND quote = \(source))) AND on_date <= \(date)::date
+            ORDER BY on_date DESC, base = \(source) DESC LIMIT 1
+            """)
+        guard let row = rows.first else { return nil }
+        var columns = RowReader(row)
+        let base: String = try columns.next()
+        guard let stored = try LedgerTransaction.decimal(columns.next())?.value, stored > 0 else { return nil }
+        let on: String = try columns.next()
+        return Rate(rate: base == source ? stored : DecimalString.rounded(1 / stored, scale: 20), date: on)
+    }
+
+    static func fxMissing(from source: String, to target: String, on date: String, field: String) -> AtriumError {
+        LedgerProblems.problem(
+            "fx_rate_missing", field: field,
+            "no \(source)/\(target) exchange rate on or before \(date): add one (POST market/fx) or send fx_rate")
+    }
+
+    /// The price of each of `symbols` on or before `date`: the portfolio's own price when
+    /// it has one, else the tenant's last close.
+    static func quotes(for symbols: [String], portfolio: UUID, on date: String, on transaction: TenantTransaction) async throws -> [String: Quote] {
+        guard !symbols.isEmpty else { return [:] }
+        let rows = try await transaction.query(
+            """
+            SELECT DISTINCT ON (symbol) symbol, on_date::text, price, source FROM (
+                SELECT symbol, on_date, price::text AS price, 'manual' AS source, 0 AS rank FROM portfolio_manual_prices
+                WHERE portfolio_id = \(portfolio) AND symbol = ANY(\(symbols)) AND on_date <= \(date)::date
+                UNION ALL
+                SELECT symbol, on_date, close::text, 'market', 1 FROM portfolio_prices
+                WHERE symbol = ANY(\(symbols)) AND on_date <= \(date)::date
+            ) quotes
+            ORDER BY symbol, rank, on_date DESC
+            """)
+        var quotes: [String: Quote] = [:]
+        for row in rows {
+            var columns = RowReader(row)
+            let symbol: String = try columns.next()
+            let on: String = try columns.next()
+            let price = try LedgerTransaction.decimal(columns.next())
+            let source: String = try columns.next()
+            if let price { quotes[symbol] = Quote(price: price.value, date: on, source: source) }
+        }
+        return quotes
+    }
+}

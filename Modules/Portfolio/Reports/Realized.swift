@@ -1,0 +1,69 @@
+import AtriumCore
+import Foundation
+
+/// Realized gains: every part of every sell matched to the lot it closed, its gain as
+/// traded and in the base (cost at the buy's FX, proceeds at the sell's), split into the
+/// price's part (the gain as traded, at the sell's FX) and the currency's part.
+struct Realized: Codable, Sendable {
+    struct Line: Codable, Sendable {
+        var sellId: UUID
+        /// The buy the units came from (`average` under moving average).
+        var lot: String
+        var symbol: String
+        var date: String
+        var currency: String
+        var quantity: DecimalString
+        var cost: DecimalString
+        var proceeds: DecimalString
+        var gain: DecimalString
+        var costBase: DecimalString
+        var proceedsBase: DecimalString
+        var gainBase: DecimalString
+        var priceEffectBase: DecimalString
+        var currencyEffectBase: DecimalString
+    }
+
+    var asOf: String
+    /// The sum of every line's gain in the base, exact, rounded once.
+    var total: DecimalString
+    var currency: String
+    var costMethod: CostMethod
+    var lines: [Line]
+}
+
+enum RealizedReport {
+    static func realized(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Realized {
+        let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
+        let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
+        let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
+        let ledger: Ledger
+        do {
+            ledger = try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true)
+        } catch {
+            throw LedgerProblems.problem(for: error, entries: entries)
+        }
+        return report(portfolio: portfolio, ledger: ledger, entries: entries, asOf: asOf)
+    }
+
+    static func report(portfolio: Portfolio, ledger: Ledger, entries: [Ledger.Entry], asOf: String) -> Realized {
+        let baseScale = CurrencyCodes.minorUnitExponent(of: portfolio.baseCurrency) ?? 2
+        let sells = Dictionary(entries.map { ($0.id.uuidString, $0) }, uniquingKeysWith: { first, _ in first })
+        var total: Decimal = 0
+        let lines = ledger.disposals.map { local, base in
+            let sell = sells[local.sell]
+            let currency = sell?.currency ?? portfolio.baseCurrency
+            let scale = CurrencyCodes.minorUnitExponent(of: currency) ?? 2
+            let priceEffect = local.gain * (sell?.fxRate ?? 1)
+            total += base.gain
+            return Realized.Line(
+                sellId: sell?.id ?? UUID(), lot: local.lot == "average" ? "average" : local.lot.lowercased(), symbol: local.symbol, date: local.date,
+                currency: currency, quantity: DecimalString(local.quantity), cost: DecimalString(local.cost, scale: scale),
+                proceeds: DecimalString(local.proceeds, scale: scale), gain: DecimalString(local.gain, scale: scale),
+                costBase: DecimalString(base.cost, scale: baseScale), proceedsBase: DecimalString(base.proceeds, scale: baseScale),
+                gainBase: DecimalString(base.gain, scale: baseScale), priceEffectBase: DecimalString(priceEffect, scale: baseScale),
+                currencyEffectBase: DecimalString(base.gain - priceEffect, scale: baseScale))
+        }
+        return Realized(
+            asOf: asOf, total: DecimalString(total, scale: baseScale), currency: portfolio.baseCurrency, costMethod: portfolio.costMethod, lines: lines)
+    }
+}

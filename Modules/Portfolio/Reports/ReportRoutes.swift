@@ -1,0 +1,35 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+
+/// Reports of a portfolio as of a date (`as_of`, default today in UTC): what it holds
+/// and is worth, and what its sells realized. Entries and splits after the date are
+/// left out, so a report of a past date is what the ledger said then.
+struct ReportRoutes {
+    static let asOf = QueryParameter("as_of", "The date to report as of, YYYY-MM-DD (default: today, UTC).")
+
+    func register(_ routes: ModuleRoutes) {
+        let clock = routes.context.clock
+        routes.on(
+            .get, "portfolios/{id}/holdings", summary: "What a portfolio holds on a date, its cost and its value", access: PortfolioAccess.records,
+            query: [Self.asOf], response: Holdings.self
+        ) { request in
+            let (id, asOf) = (try request.uuidParameter("id"), try Self.asOf(request, now: clock.now))
+            return try await request.transaction { try await HoldingsReport.holdings(of: id, asOf: asOf, on: $0) }
+        }
+
+        routes.on(
+            .get, "portfolios/{id}/realized", summary: "Gains realized by a portfolio's sells up to a date, lot by lot", access: PortfolioAccess.records,
+            query: [Self.asOf], response: Realized.self
+        ) { request in
+            let (id, asOf) = (try request.uuidParameter("id"), try Self.asOf(request, now: clock.now))
+            return try await request.transaction { try await RealizedReport.realized(of: id, asOf: asOf, on: $0) }
+        }
+    }
+
+    static func asOf(_ request: TenantRequest, now: Date) throws -> String {
+        guard let text = request.query("as_of") else { return TradeDate.today(now) }
+        if let problem = TradeDate.problem(text) { throw AtriumError.validation(field: "as_of", problem) }
+        return text
+    }
+}
