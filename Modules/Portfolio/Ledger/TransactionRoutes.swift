@@ -52,14 +52,14 @@ struct TransactionRoutes {
 
     /// The entry's rate to the base: 1 in the base currency; else the one sent, or the
     /// tenant's rate on or before the trade date (422 `fx_rate_missing` when there is none).
-    static func fxRate(for fields: TransactionFields, in portfolio: Portfolio, on transaction: TenantTransaction) async throws -> Decimal {
+    static func fxRate(for fields: TransactionFields, in portfolio: Portfolio, on transaction: TenantTransaction) async throws -> DecimalString {
         if fields.currency == portfolio.baseCurrency {
             if let given = fields.fxRate, given.value != 1 {
                 throw AtriumError.validation(field: "fx_rate", "must be 1 (or absent) for an entry in the portfolio's base currency")
             }
-            return 1
+            return DecimalString(1)
         }
-        if let given = fields.fxRate { return given.value }
+        if let given = fields.fxRate { return given }
         guard let rate = try await MarketReader.fxRate(from: fields.currency, to: portfolio.baseCurrency, on: fields.tradeDate, on: transaction) else {
             throw MarketReader.fxMissing(from: fields.currency, to: portfolio.baseCurrency, on: fields.tradeDate, field: "fx_rate")
         }

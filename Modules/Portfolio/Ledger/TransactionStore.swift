@@ -28,7 +28,7 @@ enum TransactionStore {
     }
 
     /// Records `fields` in the locked `portfolio` at `fxRate`, then books the ledger.
-    static func insert(_ fields: TransactionFields, fxRate: Decimal, into portfolio: Portfolio, on transaction: TenantTransaction) async throws
+    static func insert(_ fields: TransactionFields, fxRate: DecimalString, into portfolio: Portfolio, on transaction: TenantTransaction) async throws
         -> LedgerTransaction
     {
         let sql: SQL = """
@@ -36,7 +36,7 @@ enum TransactionStore {
                 fee, fx_rate, lots, external_id, notes)
             VALUES (\(transaction.tenantID), \(portfolio.ownerId), \(portfolio.id), \(fields.type.rawValue), \(fields.tradeDate)::date, \(fields.symbol),
                 \(fields.quantity?.text)::numeric, \(fields.price?.text)::numeric, \(fields.amount?.text)::numeric, \(fields.currency),
-                \(fields.fee?.text ?? "0")::numeric, \(fxRate.description)::numeric, \(fields.lots ?? []), \(fields.externalId), \(fields.notes ?? ""))
+                \(fields.fee?.text ?? "0")::numeric, \(fxRate.text)::numeric, \(fields.lots ?? []), \(fields.externalId), \(fields.notes ?? ""))
             RETURNING \(unescaped: columns)
             """
         let inserted = try await table.one(sql, on: transaction)

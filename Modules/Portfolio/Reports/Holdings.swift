@@ -78,7 +78,7 @@ enum HoldingsReport {
             guard let rate = try await MarketReader.fxRate(from: currency, to: base, on: asOf, on: transaction) else {
                 throw MarketReader.fxMissing(from: currency, to: base, on: asOf, field: "as_of")
             }
-            rates[currency] = rate.rate
+            rates[currency] = rate.rate.value
         }
         return valued(portfolio: portfolio, ledger: ledger, quotes: quotes, rates: rates, asOf: asOf)
     }

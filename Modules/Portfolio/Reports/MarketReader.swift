@@ -6,8 +6,8 @@ import PostgresNIO
 /// price) on or before a date, and the FX rate on or before a date, either way round.
 enum MarketReader {
     struct Rate: Sendable {
-        /// Units of the target per unit of the source.
-        var rate: Decimal
+        /// Units of the target per unit of the source (as stored, when stored this way round).
+        var rate: DecimalString
         var date: String
     }
 
@@ -21,7 +21,7 @@ enum MarketReader {
     /// The rate turning `source` into `target` on the latest date on or before `date`
     /// that has one, stored either way round; nil when none is stored.
     static func fxRate(from source: String, to target: String, on date: String, on transaction: TenantTransaction) async throws -> Rate? {
-        if source == target { return Rate(rate: 1, date: date) }
+        if source == target { return Rate(rate: DecimalString(1), date: date) }
         let rows = try await transaction.query(
             """
             SELECT base, rate::text, on_date::text FROM portfolio_fx_rates
@@ -31,9 +31,9 @@ enum MarketReader {
         guard let row = rows.first else { return nil }
         var columns = RowReader(row)
         let base: String = try columns.next()
-        guard let stored = try LedgerTransaction.decimal(columns.next())?.value, stored > 0 else { return nil }
+        guard let stored = try LedgerTransaction.decimal(columns.next()), stored.value > 0 else { return nil }
         let on: String = try columns.next()
-        return Rate(rate: base == source ? stored : DecimalString.rounded(1 / stored, scale: 20), date: on)
+        return Rate(rate: base == source ? stored : DecimalString(1 / stored.value, scale: 20), date: on)
     }
 
     static func fxMissing(from source: String, to target: String, on date: String, field: String) -> AtriumError {

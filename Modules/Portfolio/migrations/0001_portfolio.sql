@@ -106,7 +106,7 @@ CREATE TABLE portfolio_prices (
     close numeric NOT NULL CHECK (close >= 0),
     source text NOT NULL DEFAULT 'api' CHECK (source ~ '^[a-z][a-z0-9_-]{0,39}$'),
     PRIMARY KEY (tenant_id, symbol, on_date),
-    FOREIGN KEY (tenant_id, symbol) REFERENCES portfolio_instruments (tenant_id, symbol) ON DELETE CASCADE
+    CONSTRAINT portfolio_prices_instrument FOREIGN KEY (tenant_id, symbol) REFERENCES portfolio_instruments (tenant_id, symbol) ON DELETE CASCADE
 );
 CALL atrium_tenant_table('portfolio_prices');
 
@@ -133,14 +133,14 @@ CREATE TABLE portfolio_corporate_actions (
     ratio numeric NOT NULL CHECK (ratio > 0 AND ratio <> 1),
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, symbol, kind, effective_date),
-    FOREIGN KEY (tenant_id, symbol) REFERENCES portfolio_instruments (tenant_id, symbol) ON DELETE CASCADE
+    CONSTRAINT portfolio_corporate_actions_once UNIQUE (tenant_id, symbol, kind, effective_date),
+    CONSTRAINT portfolio_corporate_actions_instrument FOREIGN KEY (tenant_id, symbol) REFERENCES portfolio_instruments (tenant_id, symbol) ON DELETE CASCADE
 );
-COMMENT ON CONSTRAINT portfolio_corporate_actions_tenant_id_symbol_kind_effective_date_key ON portfolio_corporate_actions IS
+COMMENT ON CONSTRAINT portfolio_corporate_actions_once ON portfolio_corporate_actions IS
     'problem: 409 duplicate_action effective_date already has a split of this instrument';
-COMMENT ON CONSTRAINT portfolio_corporate_actions_tenant_id_symbol_fkey ON portfolio_corporate_actions IS
+COMMENT ON CONSTRAINT portfolio_corporate_actions_instrument ON portfolio_corporate_actions IS
     'problem: 422 unknown_instrument symbol is not an instrument of this tenant';
-COMMENT ON CONSTRAINT portfolio_prices_tenant_id_symbol_fkey ON portfolio_prices IS
+COMMENT ON CONSTRAINT portfolio_prices_instrument ON portfolio_prices IS
     'problem: 422 unknown_instrument symbol is not an instrument of this tenant';
 CREATE INDEX portfolio_corporate_actions_page ON portfolio_corporate_actions (tenant_id, created_at, id);
 CALL atrium_tenant_table('portfolio_corporate_actions');
