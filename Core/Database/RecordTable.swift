@@ -17,21 +17,28 @@ public struct RecordTable<Record: Sendable>: Sendable {
     /// What a record is called in a 404: "No such \(noun)."
     public let noun: String
     let ownerColumn: String?
+    /// The delegation scope of a table made with `atrium_delegated_table`: its pages show a
+    /// caller the rows of owners who delegated to them too.
+    let delegation: String?
     let order: KeysetOrder<Record>?
     let decode: @Sendable (PostgresRow) throws -> Record
 
     /// - Parameters:
     ///   - ownedBy: the owner column of a table with an owner policy, nil for one without.
+    ///   - delegatedAs: the scope its owners delegate in (`atrium_delegated_table`), so
+    ///     that a delegate's page has their delegators' rows beside their own.
     ///   - order: the list order and the cursor it pages by; nil for a table not listed
     ///     a page at a time (a deal's line items).
     public init(
-        _ name: String, columns: String, noun: String, ownedBy ownerColumn: String? = "owner_id", order: KeysetOrder<Record>? = nil,
+        _ name: String, columns: String, noun: String, ownedBy ownerColumn: String? = "owner_id", delegatedAs delegation: String? = nil,
+        order: KeysetOrder<Record>? = nil,
         decode: @escaping @Sendable (PostgresRow) throws -> Record
     ) {
         self.name = name
         self.columns = columns
         self.noun = noun
         self.ownerColumn = ownerColumn
+        self.delegation = delegation
         self.order = order
         self.decode = decode
     }
@@ -76,7 +83,13 @@ public struct RecordTable<Record: Sendable>: Sendable {
         guard let order else { throw ConfigurationError("RecordTable \(name) has no order to page by") }
         var sql = SQLBuilder("SELECT \(columns) FROM \(name) WHERE (", filter, ")")
         if let ownerColumn, let owner = transaction.ownerFilter {
-            sql.append(" AND \(ownerColumn) = \(sql.bind(owner))")
+            let me = sql.bind(owner)
+            if let delegation {
+                sql.append(
+                    " AND (\(ownerColumn) = \(me) OR \(ownerColumn) IN (SELECT owner_id FROM owner_delegations WHERE scope = \(sql.bind(delegation)) AND delegate_id = \(me)))")
+            } else {
+                sql.append(" AND \(ownerColumn) = \(me)")
+            }
         }
         let (column, direction) = (order.column, order.descending ? "DESC" : "")
         if let after = request.after {
