@@ -6,9 +6,10 @@ import Foundation
 /// tenant's market data that values them. Registered through `AtriumModule` like any
 /// module; it uses only AtriumCore's public API.
 ///
-/// Access: an `investor` keeps their own portfolios; a `portfolio_manager` (and `admin`)
-/// sees every portfolio of the tenant, gives one to another owner and keeps the market
-/// data. Owner scope is enforced by the tables' row-level security, whatever a query says.
+/// Access: an `investor` keeps their own portfolios; a `portfolio_advisor` also reads the
+/// portfolios of the clients a manager assigned them (a kernel owner delegation, read
+/// only); a `portfolio_manager` (and `admin`) sees every portfolio of the tenant, gives
+/// one to another owner, assigns advisors and keeps the market data. Owner scope is enforced by the tables' row-level security, whatever a query says.
 public struct PortfolioModule: AtriumModule {
     public init() {}
 
@@ -22,13 +23,19 @@ public struct PortfolioModule: AtriumModule {
             .init(PortfolioPermission.any, description: "Read and edit every portfolio of the tenant"),
             .init(PortfolioPermission.assign, description: "Give a portfolio to another owner"),
             .init(PortfolioPermission.marketWrite, description: "Change the tenant's market data (instruments, prices, FX, splits)"),
+            .init(PortfolioPermission.clients, description: "Read the portfolios of the clients you are assigned (never change them)"),
+            .init(PortfolioPermission.assignClients, description: "Assign advisors to clients"),
         ]
     }
 
     public var roleGrants: [String: [String]] {
-        let manager = [PortfolioPermission.own, PortfolioPermission.any, PortfolioPermission.assign, PortfolioPermission.marketWrite]
+        let manager = [
+            PortfolioPermission.own, PortfolioPermission.any, PortfolioPermission.assign, PortfolioPermission.marketWrite, PortfolioPermission.clients,
+            PortfolioPermission.assignClients,
+        ]
         return [
             "investor": [PortfolioPermission.own],
+            "portfolio_advisor": [PortfolioPermission.own, PortfolioPermission.clients],
             "portfolio_manager": manager,
             "admin": manager,
         ]
@@ -43,6 +50,7 @@ public struct PortfolioModule: AtriumModule {
         TransactionRoutes().register(routes)
         ReportRoutes().register(routes)
         MarketRoutes().register(routes)
+        ClientRoutes().register(routes)
     }
 }
 
@@ -52,12 +60,16 @@ public enum PortfolioPermission {
     public static let any = "portfolio.records.any"
     public static let assign = "portfolio.owners.assign"
     public static let marketWrite = "portfolio.market.write"
+    public static let clients = "portfolio.clients"
+    public static let assignClients = "portfolio.clients.assign"
 }
 
 /// How the module's routes declare access.
 enum PortfolioAccess {
     /// Portfolios and everything in them are owned by a user.
     static let records = RouteAccess.owned("portfolio.records")
+    /// The kernel delegation scope an advisor's assignment to a client is granted in.
+    static let scope = "portfolio.records"
     static let recordRoutes = OwnedRecordRoutes(access: records, assignPermission: PortfolioPermission.assign)
     /// Market data: anyone who keeps a portfolio reads it; the market permission changes it.
     static let marketRead = RouteAccess.permission(PortfolioPermission.own)

@@ -17,20 +17,25 @@ struct PortfolioTeam {
     let ann: String
     let bob: String
     let manager: String
+    let advisor: String
     let annID: UUID
+    let bobID: UUID
+    let advisorID: UUID
 
     static func withTeam(_ body: @escaping @Sendable (PortfolioTeam) async throws -> Void) async throws {
         let db = try await TestDatabase.create(modules: [PortfolioModule()])
         let tenant = try await db.createTenant("fund", modules: ["portfolio"])
         let ann = try await db.createUser("ann@fund.test", password: "correct horse battery", roles: ["investor"], in: tenant)
-        _ = try await db.createUser("bob@fund.test", password: "correct horse battery", roles: ["investor"], in: tenant)
+        let bob = try await db.createUser("bob@fund.test", password: "correct horse battery", roles: ["investor"], in: tenant)
         _ = try await db.createUser("max@fund.test", password: "correct horse battery", roles: ["portfolio_manager"], in: tenant)
+        let advisor = try await db.createUser("ada@fund.test", password: "correct horse battery", roles: ["portfolio_advisor"], in: tenant)
         try await withTestApplication(db, modules: [PortfolioModule()]) { client, _ in
             let team = PortfolioTeam(
                 db: db, tenant: tenant, client: client,
                 ann: try await client.login("fund", "ann@fund.test", "correct horse battery").access,
                 bob: try await client.login("fund", "bob@fund.test", "correct horse battery").access,
-                manager: try await client.login("fund", "max@fund.test", "correct horse battery").access, annID: ann.id)
+                manager: try await client.login("fund", "max@fund.test", "correct horse battery").access,
+                advisor: try await client.login("fund", "ada@fund.test", "correct horse battery").access, annID: ann.id, bobID: bob.id, advisorID: advisor.id)
             try await body(team)
         }
     }

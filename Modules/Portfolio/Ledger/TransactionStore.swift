@@ -13,7 +13,7 @@ enum TransactionStore {
         fx_rate::text, lots, external_id, notes, created_at, updated_at
         """
     static let table = RecordTable<LedgerTransaction>(
-        "portfolio_transactions", columns: columns, noun: "transaction",
+        "portfolio_transactions", columns: columns, noun: "transaction", delegatedAs: PortfolioAccess.scope,
         order: .ascending("created_at", time: \.createdAt, id: \.id), decode: LedgerTransaction.init)
 
     static func page(_ page: PageRequest, portfolio: UUID, on transaction: TenantTransaction) async throws -> Page<LedgerTransaction> {

@@ -5,7 +5,7 @@ import PostgresNIO
 /// The SQL of portfolios.
 enum PortfolioStore: OwnedRecordStore {
     static let table = RecordTable<Portfolio>(
-        "portfolio_portfolios", columns: "id, owner_id, name, base_currency, cost_method, created_at, updated_at", noun: "portfolio",
+        "portfolio_portfolios", columns: "id, owner_id, name, base_currency, cost_method, created_at, updated_at", noun: "portfolio", delegatedAs: PortfolioAccess.scope,
         order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Portfolio.init)
 
     static func insert(_ fields: PortfolioFields, owner: UUID, on transaction: TenantTransaction) async throws -> Portfolio {

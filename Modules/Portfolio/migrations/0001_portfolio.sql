@@ -1,6 +1,11 @@
 -- The portfolio module: users' portfolios and their ledgers, and the tenant's market
 -- data (instruments, daily closes, FX rates, splits).
 --
+-- A user's rows are theirs (owner_id); a manager assigning an advisor to a client is a
+-- kernel delegation in scope 'portfolio.records' (owner_delegations), which the owner
+-- policies of atrium_delegated_table admit for reading only: an advisor reads their
+-- clients' portfolios and never changes their ledgers.
+--
 -- Every amount is numeric, never a float. A ledger keeps what was recorded: a split is
 -- an event applied when the ledger is read, so entries stay as typed, and undoing a
 -- split is deleting it. Trade-date FX is stored on the entry when it is written, so a
@@ -22,7 +27,7 @@ CREATE TABLE portfolio_portfolios (
 );
 CREATE INDEX portfolio_portfolios_owner ON portfolio_portfolios (tenant_id, owner_id, updated_at, id);
 CREATE INDEX portfolio_portfolios_updated ON portfolio_portfolios (tenant_id, updated_at, id);
-CALL atrium_owned_table('portfolio_portfolios');
+CALL atrium_delegated_table('portfolio_portfolios', 'portfolio.records');
 
 -- One row per recorded event of a portfolio. quantity and price for trades, amount for
 -- cash (deposit, withdrawal, dividend, fee); fee in the entry's currency; fx_rate turns
@@ -62,7 +67,7 @@ CREATE INDEX portfolio_transactions_page ON portfolio_transactions (tenant_id, p
 ALTER TABLE portfolio_transactions ADD CONSTRAINT portfolio_transactions_external UNIQUE (tenant_id, portfolio_id, external_id);
 COMMENT ON CONSTRAINT portfolio_transactions_external ON portfolio_transactions IS
     'problem: 409 duplicate_external_id external_id is already used by another entry of this portfolio';
-CALL atrium_owned_table('portfolio_transactions');
+CALL atrium_delegated_table('portfolio_transactions', 'portfolio.records');
 
 -- A price its owner typed for one portfolio: it wins over the market's close there.
 CREATE TABLE portfolio_manual_prices (
@@ -76,7 +81,7 @@ CREATE TABLE portfolio_manual_prices (
     FOREIGN KEY (tenant_id, portfolio_id, owner_id) REFERENCES portfolio_portfolios (tenant_id, id, owner_id)
         ON DELETE CASCADE ON UPDATE CASCADE
 );
-CALL atrium_owned_table('portfolio_manual_prices');
+CALL atrium_delegated_table('portfolio_manual_prices', 'portfolio.records');
 
 -- The tenant's market data: everyone with the module reads it; portfolio.market.write
 -- changes it.
