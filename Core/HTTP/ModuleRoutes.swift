@@ -97,6 +97,29 @@ public final class ModuleRoutes {
         }
     }
 
+    /// A create that prepares outside any transaction, then writes in one that honours
+    /// `Idempotency-Key`: for work that must not hold a connection or a lock while it runs
+    /// (an analysis on the compute pool, a call to an outside model). `prepare` reads
+    /// what it needs in its own `request.transaction` blocks, which commit on their own,
+    /// and computes; `write` then runs in the transaction that claims the key and stores
+    /// the answer, so the write and what it bills commit together or not at all. A retry
+    /// with the same key prepares again and gets the first answer.
+    public func create<Input: Codable & Sendable, Prepared: Sendable, Output: Codable & Sendable>(
+        _ path: String, summary: String, access: RouteAccess, body: Input.Type, response: Output.Type, status: HTTPResponse.Status = .created,
+        prepare: @escaping @Sendable (TenantRequest, Input) async throws -> Prepared,
+        write: @escaping @Sendable (TenantRequest, TenantTransaction, Prepared) async throws -> Output
+    ) {
+        registerWithBody(.post, path, summary: summary, access: access, body: body, idempotent: true, response: response, status: status) {
+            request, input in
+            let prepared = try await prepare(request, input)
+            return try await request.transaction { transaction in
+                try await request.idempotent(input: input, in: transaction) {
+                    try await write(request, transaction.committingAtBlockEnd(), prepared)
+                }
+            }
+        }
+    }
+
     private func registerWithBody<Input: Decodable & Sendable, Output: Codable & Sendable>(
         _ method: HTTPRequest.Method, _ path: String, summary: String, access: RouteAccess, body: Input.Type, idempotent: Bool,
         response: Output.Type, status: HTTPResponse.Status,

@@ -11,7 +11,13 @@ import Foundation
 /// only); a `portfolio_manager` (and `admin`) sees every portfolio of the tenant, gives
 /// one to another owner, assigns advisors and keeps the market data. Owner scope is enforced by the tables' row-level security, whatever a query says.
 public struct PortfolioModule: AtriumModule {
-    public init() {}
+    let advisor: any PortfolioAdvisor
+
+    /// - Parameter advisor: what turns an analysis's inputs into advice; `rules/1` unless
+    ///   another is given.
+    public init(advisor: any PortfolioAdvisor = RulesAdvisor()) {
+        self.advisor = advisor
+    }
 
     public var id: String { "portfolio" }
     public var version: String { "0.1.0" }
@@ -41,6 +47,20 @@ public struct PortfolioModule: AtriumModule {
         ]
     }
 
+    public var meters: [MeterDefinition] {
+        [
+            MeterDefinition(Self.analysisMeter, aggregation: .count, unit: "analysis"),
+            MeterDefinition(Self.adviceMeter, aggregation: .sum, unit: "advice"),
+        ]
+    }
+
+    /// One per analysis written (what the stock consultant bills 5.00 INR for).
+    public static let analysisMeter = "portfolio.analysis"
+    /// One per advice item an analysis gave (2.00 INR each on the consultant plan).
+    public static let adviceMeter = "portfolio.advice"
+    /// A plan's monthly cap on analyses (`quotas: {portfolio.analyses: N}`); none when absent.
+    public static let analysesQuota = "portfolio.analyses"
+
     public func migrations() throws -> [Migration] {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
     }
@@ -51,6 +71,7 @@ public struct PortfolioModule: AtriumModule {
         ReportRoutes().register(routes)
         MarketRoutes().register(routes)
         ClientRoutes().register(routes)
+        AnalysisRoutes(advisor: advisor).register(routes)
     }
 }
 
@@ -70,6 +91,8 @@ enum PortfolioAccess {
     static let records = RouteAccess.owned("portfolio.records")
     /// The kernel delegation scope an advisor's assignment to a client is granted in.
     static let scope = "portfolio.records"
+    /// The scope an assigned advisor writes analyses for a client in.
+    static let analysesScope = "portfolio.analyses"
     static let recordRoutes = OwnedRecordRoutes(access: records, assignPermission: PortfolioPermission.assign)
     /// Market data: anyone who keeps a portfolio reads it; the market permission changes it.
     static let marketRead = RouteAccess.permission(PortfolioPermission.own)

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumPortfolio
 import AtriumSales
 import Foundation
 import Testing
@@ -11,7 +12,7 @@ struct ShippedConfigurationTests {
         .appending(path: "tenants")
 
     @Test func thePlanCatalogLoadsAndPricesAsDocumented() throws {
-        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
         let free = try #require(catalog.plan("free"))
         #expect(free.quotas["api_calls_per_month"] == 1000)
         #expect(free.quotas["seats"] == 3)
@@ -24,8 +25,9 @@ struct ShippedConfigurationTests {
         #expect(!catalog.authRateLimits.perIP.isEmpty)
         // The consultant: 5.00 INR per analysis and 2.00 per advice.
         let consultant = try #require(catalog.plan("consultant"))
-        let analyses = try #require(consultant.meters["advisory.portfolio_analyses"])
-        let advice = try #require(consultant.meters["advisory.advice_generated"])
+        let analyses = try #require(consultant.meters["portfolio.analysis"])
+        let advice = try #require(consultant.meters["portfolio.advice"])
+        #expect(catalog.allows("portfolio", on: "consultant"))
         #expect(consultant.currency == "INR")
         #expect(analyses.model.amount(for: 4) + advice.model.amount(for: 3) == 2600)
         #expect(catalog.meters.map(\.name) == ["advisory.advice_generated", "advisory.portfolio_analyses"])
@@ -33,8 +35,8 @@ struct ShippedConfigurationTests {
 
     /// The binary carries the shipped catalog, for a server whose folder has none.
     @Test func theBuiltInCatalogIsTheShippedFile() throws {
-        let shipped = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
-        let builtIn = try PlanCatalog.builtIn(knownModules: ["sales"])
+        let shipped = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
+        let builtIn = try PlanCatalog.builtIn(knownModules: ["sales", "portfolio"])
         #expect(builtIn.plans.keys.sorted() == shipped.plans.keys.sorted())
         for (id, plan) in shipped.plans {
             #expect(builtIn.plan(id)?.quotas == plan.quotas, "\(id)")
@@ -46,15 +48,15 @@ struct ShippedConfigurationTests {
     @Test func aServerWithoutAPlansFileUsesTheBuiltInCatalog() throws {
         let empty = FileManager.default.temporaryDirectory.appending(path: "atrium-no-plans-\(UUID().uuidString)")
         let configuration = try AtriumConfiguration(
-            environment: [:], registry: try ModuleRegistry([SalesModule()]), dataDirectory: empty, plansFile: empty.appending(path: "plans.yaml"))
+            environment: [:], registry: try ModuleRegistry([SalesModule(), PortfolioModule()]), dataDirectory: empty, plansFile: empty.appending(path: "plans.yaml"))
         #expect(configuration.plansSource == PlanCatalog.builtInSource)
         #expect(configuration.plans?.plan("free")?.quotas["api_calls_per_month"] == 1000)
     }
 
     @Test func theDemoTenantsParseAndKeepToTheirPlans() throws {
-        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales"])
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
         let files = try TenantFile.load(directory: Self.tenants)
-        #expect(files.map(\.slug).sorted() == ["acme", "glow"])
+        #expect(files.map(\.slug).sorted() == ["acme", "consult", "glow"])
         for file in files {
             for module in file.modules ?? [] { #expect(catalog.allows(module, on: file.plan ?? "free"), "\(file.slug) may enable \(module)") }
         }

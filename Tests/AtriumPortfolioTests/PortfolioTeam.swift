@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import PostgresNIO
 import Testing
 
 /// A tenant with the portfolio module on a real database: two investors and a manager,
@@ -22,14 +23,14 @@ struct PortfolioTeam {
     let bobID: UUID
     let advisorID: UUID
 
-    static func withTeam(_ body: @escaping @Sendable (PortfolioTeam) async throws -> Void) async throws {
-        let db = try await TestDatabase.create(modules: [PortfolioModule()])
+    static func withTeam(module: PortfolioModule = PortfolioModule(), _ body: @escaping @Sendable (PortfolioTeam) async throws -> Void) async throws {
+        let db = try await TestDatabase.create(modules: [module])
         let tenant = try await db.createTenant("fund", modules: ["portfolio"])
         let ann = try await db.createUser("ann@fund.test", password: "correct horse battery", roles: ["investor"], in: tenant)
         let bob = try await db.createUser("bob@fund.test", password: "correct horse battery", roles: ["investor"], in: tenant)
         _ = try await db.createUser("max@fund.test", password: "correct horse battery", roles: ["portfolio_manager"], in: tenant)
         let advisor = try await db.createUser("ada@fund.test", password: "correct horse battery", roles: ["portfolio_advisor"], in: tenant)
-        try await withTestApplication(db, modules: [PortfolioModule()]) { client, _ in
+        try await withTestApplication(db, modules: [module]) { client, _ in
             let team = PortfolioTeam(
                 db: db, tenant: tenant, client: client,
                 ann: try await client.login("fund", "ann@fund.test", "correct horse battery").access,
@@ -68,6 +69,21 @@ struct PortfolioTeam {
             .post, "/portfolios/\(portfolio)/transactions", token ?? ann,
             #"{"type":"\#(type)","symbol":"\#(symbol)","quantity":"\#(quantity)","price":"\#(price)","currency":"\#(currency)","trade_date":"\#(date)","fee":"\#(fee)"\#(extra)}"#,
             expect: status, sourceLocation: sourceLocation)
+    }
+
+    /// Every usage event of the tenant: meter, quantity and the user it was billed for.
+    func usage() async throws -> [(meter: String, quantity: Int64, user: String?)] {
+        try await db.withOwner { owner in
+            try await owner.withTenantTransaction(tenant.id, logger: TestDatabase.logger) { connection in
+                try await connection.query(
+                    "SELECT meter, quantity, properties->>'user' FROM usage_events WHERE meter LIKE 'portfolio.%' ORDER BY meter, recorded_at",
+                    logger: TestDatabase.logger
+                ).collect().map { row in
+                    let (meter, quantity, user) = try row.decode((String, Int64, String?).self)
+                    return (meter, quantity, user)
+                }
+            }
+        }
     }
 
     /// The manager lists an instrument and its closes.

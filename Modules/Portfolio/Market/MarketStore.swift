@@ -17,6 +17,14 @@ enum MarketStore {
         try await instruments.one("SELECT \(unescaped: instruments.columns) FROM portfolio_instruments WHERE symbol = \(symbol)", on: transaction)
     }
 
+    /// The instruments among `symbols`, by symbol (unknown ones are left out).
+    static func describe(_ symbols: [String], on transaction: TenantTransaction) async throws -> [String: Instrument] {
+        guard !symbols.isEmpty else { return [:] }
+        let found = try await instruments.all(
+            "SELECT \(unescaped: instruments.columns) FROM portfolio_instruments WHERE symbol = ANY(\(symbols))", on: transaction)
+        return Dictionary(found.map { ($0.symbol, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     static func upsert(_ symbol: String, _ fields: InstrumentFields, on transaction: TenantTransaction) async throws -> Instrument {
         let sql: SQL = """
             INSERT INTO portfolio_instruments AS i (tenant_id, symbol, name, sector, asset_type, currency, market_cap)

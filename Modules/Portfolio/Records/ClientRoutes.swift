@@ -47,7 +47,9 @@ struct ClientRoutes {
             let (advisor, client) = (try request.uuidParameter("advisor"), try request.uuidParameter("client"))
             guard advisor != client else { throw AtriumError.validation(field: "client", "must be another user than the advisor") }
             return try await request.transaction { transaction in
-                ClientAssignment(try await transaction.delegate(PortfolioAccess.scope, owner: client, to: advisor, canWrite: false))
+                // Analyses are the one thing an advisor writes for a client.
+                _ = try await transaction.delegate(PortfolioAccess.analysesScope, owner: client, to: advisor, canWrite: true)
+                return ClientAssignment(try await transaction.delegate(PortfolioAccess.scope, owner: client, to: advisor, canWrite: false))
             }
         }
 
@@ -57,7 +59,8 @@ struct ClientRoutes {
         ) { request in
             let (advisor, client) = (try request.uuidParameter("advisor"), try request.uuidParameter("client"))
             let ended = try await request.transaction { transaction in
-                try await transaction.lastStatement { try await transaction.revokeDelegation(PortfolioAccess.scope, owner: client, from: advisor) }
+                try await transaction.revokeDelegation(PortfolioAccess.analysesScope, owner: client, from: advisor)
+                return try await transaction.revokeDelegation(PortfolioAccess.scope, owner: client, from: advisor)
             }
             guard ended else { throw AtriumError.notFound("No such assignment.") }
             return NoContent()

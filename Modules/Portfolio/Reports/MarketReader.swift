@@ -43,8 +43,8 @@ enum MarketReader {
     }
 
     /// The price of each of `symbols` on or before `date`: the portfolio's own price when
-    /// it has one, else the tenant's last close.
-    static func quotes(for symbols: [String], portfolio: UUID, on date: String, on transaction: TenantTransaction) async throws -> [String: Quote] {
+    /// it has one (none when `portfolio` is nil), else the tenant's last close.
+    static func quotes(for symbols: [String], portfolio: UUID?, on date: String, on transaction: TenantTransaction) async throws -> [String: Quote] {
         guard !symbols.isEmpty else { return [:] }
         let rows = try await transaction.query(
             """
