@@ -181,10 +181,13 @@ func makeScratchDirectory() throws -> URL {
 
 extension RunningProcess {
     /// Waits until the `atrium serve` of this process answers `/readyz` with 200 on
-    /// `port` (a minute at most); fails with its output if it exits or never gets ready.
+    /// `port` (three minutes at most: a new embedded cluster's initdb and migrations take
+    /// seconds alone, and over a minute on 2 cores beside the rest of the suite); fails
+    /// with its output if it exits or never gets ready.
     func waitUntilReady(port: Int) async throws {
         var ready = false
-        for _ in 0..<600 where !ready && kill(pid, 0) == 0 {
+        let deadline = ContinuousClock.now + .seconds(180)
+        while !ready, kill(pid, 0) == 0, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
             ready = (try? await HTTP.get("http://127.0.0.1:\(port)/readyz").status) == 200
         }

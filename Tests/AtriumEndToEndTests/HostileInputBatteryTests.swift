@@ -260,6 +260,20 @@ enum Battery {
             query: "?entity=contacts", body: "email,first_name\r\nimported@battery.test,Imp\r\n", contentType: "text/csv"),
         "POST /v1/tenants/{tenant}/sales/products": Control(body: #"{"sku":"B-2","name":"Other","unit_price":5,"currency":"USD"}"#),
         "PATCH /v1/tenants/{tenant}/sales/products/{id}": Control(body: #"{"name":"Battery pack"}"#),
+        "POST /v1/tenants/{tenant}/portfolio/portfolios": Control(body: #"{"name":"Other portfolio","base_currency":"USD","cost_method":"average"}"#),
+        "PATCH /v1/tenants/{tenant}/portfolio/portfolios/{id}": Control(body: #"{"name":"Battery savings","cost_method":"fifo"}"#),
+        "POST /v1/tenants/{tenant}/portfolio/portfolios/{id}/transactions": Control(
+            body: #"{"type":"buy","symbol":"BAT","quantity":"1.5","price":"10.25","currency":"USD","trade_date":"2024-01-03","fee":"0.10"}"#),
+        "GET /v1/tenants/{tenant}/portfolio/portfolios/{id}/holdings": Control(query: "?as_of=2024-03-04"),
+        "GET /v1/tenants/{tenant}/portfolio/portfolios/{id}/realized": Control(query: "?as_of=2024-03-04"),
+        "POST /v1/tenants/{tenant}/portfolio/analyses": Control(body: #"{"portfolio_id":"{portfolio}","as_of":"2024-03-04","risk_band":"moderate"}"#),
+        "PUT /v1/tenants/{tenant}/portfolio/market/instruments/{symbol}": Control(
+            body: #"{"name":"Battery Inc.","sector":"Energy","asset_type":"stock","currency":"USD","market_cap":"1000000"}"#),
+        "POST /v1/tenants/{tenant}/portfolio/market/instruments/{symbol}/prices": Control(body: #"{"closes":[{"date":"2024-02-29","close":"9.75"}]}"#),
+        "GET /v1/tenants/{tenant}/portfolio/market/instruments/{symbol}/prices": Control(query: "?from=2024-01-01&to=2024-12-31"),
+        "POST /v1/tenants/{tenant}/portfolio/market/fx": Control(body: #"{"base":"EUR","quote":"USD","date":"2024-01-02","rate":"1.10"}"#),
+        "POST /v1/tenants/{tenant}/portfolio/market/corporate-actions": Control(
+            body: #"{"symbol":"BAT","type":"split","effective_date":"2030-01-02","ratio":"2"}"#),
     ]
 
     /// Writes that a refused request makes on purpose, per operation, and why.
@@ -286,6 +300,8 @@ enum Battery {
             self.path = path
             self.components = components
             self.fixtures = fixtures
+            // Portfolio's operations run as the owner, who holds every portfolio permission
+            // (the market's writes and advisor assignments among them).
             caller = path.hasPrefix("/v1/operator/") ? .operator : path.contains("/sales/") ? .rep : path.hasSuffix("/change-password") ? .changer : .owner
             let parameters = (operation["parameters"] as? [[String: Any]]) ?? []
             queryNames = parameters.filter { $0["in"] as? String == "query" }.compactMap { $0["name"] as? String }
@@ -491,10 +507,16 @@ final class BatteryServer: @unchecked Sendable {
         var apiKey = ""
         var refreshToken = ""
         var session = UUID().uuidString.lowercased()
+        var repUser = ""
+        var portfolio = ""
+        var portfolioEntry = ""
+        var analysis = ""
+        var corporateAction = ""
+        static let symbol = "BAT"
 
         /// A control's text with the fixtures in place.
         func fill(_ text: String) -> String {
-            [("{contact}", contact), ("{company}", company), ("{deal}", deal), ("{product}", product), ("{refresh}", refreshToken)]
+            [("{contact}", contact), ("{company}", company), ("{deal}", deal), ("{product}", product), ("{refresh}", refreshToken), ("{portfolio}", portfolio)]
                 .reduce(text) { $0.replacingOccurrences(of: $1.0, with: $1.1) }
         }
 
@@ -505,6 +527,11 @@ final class BatteryServer: @unchecked Sendable {
             case "role": return "battery_role"
             case "item": return item
             case "module": return "sales"
+            case "symbol": return Self.symbol
+            case "tx": return portfolioEntry
+            // An advisor (the spare user) assigned to a client (the rep).
+            case "advisor": return spareUser
+            case "client": return repUser
             default: break
             }
             switch collection {
@@ -517,6 +544,9 @@ final class BatteryServer: @unchecked Sendable {
             case "deals": return deal
             case "products": return product
             case "activities": return activity
+            case "portfolios": return portfolio
+            case "analyses": return analysis
+            case "corporate-actions": return corporateAction
             // The user-admin operations (disable, roles, sessions) act on a user the
             // battery does not log in as.
             case "users": return spareUser
@@ -546,13 +576,13 @@ final class BatteryServer: @unchecked Sendable {
             plans:
               unlimited:
                 price: 0
-                modules: [sales]
+                modules: [sales, portfolio]
             """.write(to: tenants.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
         try """
             slug: battery
             name: Battery
             plan: unlimited
-            modules: [sales]
+            modules: [sales, portfolio]
             users:
               - email: owner@battery.test
                 password: battery-owner-pass
@@ -655,6 +685,32 @@ final class BatteryServer: @unchecked Sendable {
         }
     }
 
+    /// A portfolio with one buy of an instrument with a close, an analysis of it and a split.
+    private func createPortfolioFixtures() async throws {
+        let owner = try await token(.owner)
+        func send(_ method: String, _ path: String, _ json: String) async throws -> [String: Any] {
+            var request = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/portfolio/\(path)"))))
+            request.httpMethod = method
+            request.setValue("Bearer \(owner)", forHTTPHeaderField: "Authorization")
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = Data(json.utf8)
+            let response = try await HTTP.send(request)
+            guard (200..<300).contains(response.status), let object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
+                throw BatteryFailure("\(method) \(path) failed: \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+            }
+            return object
+        }
+        _ = try await send("PUT", "market/instruments/\(Fixtures.symbol)", #"{"name":"Battery Inc.","sector":"Energy","currency":"USD"}"#)
+        _ = try await send("POST", "market/instruments/\(Fixtures.symbol)/prices", #"{"closes":[{"date":"2024-03-01","close":"12.50"}]}"#)
+        fixtures.portfolio = try #require(try await send("POST", "portfolios", #"{"name":"Battery savings","base_currency":"USD"}"#)["id"] as? String)
+        fixtures.portfolioEntry = try #require(try await send(
+            "POST", "portfolios/\(fixtures.portfolio)/transactions",
+            #"{"type":"buy","symbol":"BAT","quantity":"10","price":"10","currency":"USD","trade_date":"2024-01-02"}"#)["id"] as? String)
+        fixtures.analysis = try #require(try await send("POST", "analyses", #"{"portfolio_id":"\#(fixtures.portfolio)","as_of":"2024-03-04"}"#)["id"] as? String)
+        fixtures.corporateAction = try #require(try await send(
+            "POST", "market/corporate-actions", #"{"symbol":"BAT","type":"split","effective_date":"2031-01-02","ratio":"3"}"#)["id"] as? String)
+    }
+
     private func createFixtures() async throws {
         let rep = try await token(.rep)
         func create(_ path: String, _ json: String) async throws -> String {
@@ -678,6 +734,8 @@ final class BatteryServer: @unchecked Sendable {
         let users = try await HTTP.get(url("/v1/tenants/battery/admin/users?limit=200"), bearer: try await token(.owner))
         let listed = ((try JSONSerialization.jsonObject(with: users.body) as? [String: Any])?["data"] as? [[String: Any]]) ?? []
         fixtures.spareUser = try #require(listed.first { $0["email"] as? String == "spare@battery.test" }?["id"] as? String, "\(users.status)")
+        fixtures.repUser = try #require(listed.first { $0["email"] as? String == "rep@battery.test" }?["id"] as? String, "\(users.status)")
+        try await createPortfolioFixtures()
         fixtures.item = try await create("deals/\(fixtures.deal)/items", #"{"product_id":"\#(fixtures.product)","quantity":3}"#)
         var upload = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/sales/imports?entity=companies"))))
         upload.httpMethod = "POST"
