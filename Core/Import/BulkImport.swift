@@ -20,8 +20,13 @@ public struct BulkImport: Sendable {
     /// The module's meter counting rows written, recorded once per import; nil for none.
     public let meter: String?
 
-    public init(module: String, entities: [ImportEntity], meter: String? = nil) {
+    /// Where the routes are mounted under the module, `imports` unless said otherwise
+    /// (`market/imports`); the CLI's remote mode posts there too.
+    public let path: String
+
+    public init(module: String, entities: [ImportEntity], meter: String? = nil, path: String = "imports") {
         self.moduleID = module
+        self.path = path
         self.entities = entities
         self.meter = meter
     }

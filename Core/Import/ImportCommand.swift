@@ -35,7 +35,7 @@ public struct ImportCommandOptions: ParsableArguments {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationFailure("cannot read \(file)") }
         if var client = try remote.client(global) {
             try RemoteModeOptions.check(tenant, against: client)
-            return try await runRemotely(&client, moduleID: imports.moduleID)
+            return try await runRemotely(&client, moduleID: imports.moduleID, path: imports.path)
         }
         let tenant = try RemoteModeOptions.localTenant(tenant)
         let logger = global.logger(defaultLevel: .warning)
@@ -65,7 +65,7 @@ public struct ImportCommandOptions: ParsableArguments {
             }
         }
         if terminal { Console.line() }
-        Self.report(summary, started: started, errorsPath: "/v1/tenants/\(slug)/\(imports.moduleID)/imports/\(summary.importID.lowercasedString)/errors")
+        Self.report(summary, started: started, errorsPath: "/v1/tenants/\(slug)/\(imports.moduleID)/\(imports.path)/\(summary.importID.lowercasedString)/errors")
         if let failure = summary.failure { throw ValidationFailure(failure) }
     }
 

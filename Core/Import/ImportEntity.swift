@@ -12,8 +12,21 @@ public struct ImportEntity: Sendable {
     public let name: String
     /// The fields as they arrive, all text, in staging order.
     public let fields: [String]
-    /// The natural key upserts match on (a field, also the target's column); every row needs it.
+    /// The natural key upserts match on (a field, also the target's column); every row
+    /// needs it. For a key of several fields, its first (`keys` has them all).
     public let key: String
+    /// Every field of the natural key (a price's `symbol` and `date`), also the target's
+    /// columns, compared as text.
+    public internal(set) var keys: [String]
+    /// The target's columns of `keys`, in order (`on_date` for a file's `date`).
+    public internal(set) var keyColumns: [String]
+    /// Whether the target's rows have owners (`owner_id`): an importer who sees only
+    /// their own cannot overwrite another's. False for the tenant's shared data (a
+    /// market's prices), which only a permission lets anyone import.
+    public internal(set) var owned: Bool
+    /// Fields that must name an existing row of another table (a price's `symbol`, an
+    /// instrument): a row naming none is rejected by its line before anything lands.
+    public internal(set) var references: [ImportReference] = []
     /// The table rows land in, a constant of the module: owner and `insert`-mode
     /// rejections look the key up in it.
     public let table: String
@@ -31,9 +44,42 @@ public struct ImportEntity: Sendable {
         self.name = name
         self.fields = fields
         self.key = key
+        self.keys = [key]
+        self.keyColumns = [key]
+        self.owned = true
         self.table = table
         self.check = check
         self.land = land
+    }
+}
+
+extension ImportEntity {
+    /// An entity whose natural key has several fields (`keys`, every row needs each; the
+    /// table's columns for them are `keyColumns` when they are named otherwise) or whose
+    /// table has no owners (`owned: false`).
+    public init(
+        _ name: String, fields: [String], keys: [String], keyColumns: [String]? = nil, table: String, owned: Bool, references: [ImportReference] = [],
+        check: @escaping @Sendable (inout [String?]) -> String?, land: @escaping @Sendable (ImportLanding) -> PostgresQuery
+    ) {
+        self.init(name, fields: fields, key: keys.first ?? "", table: table, check: check, land: land)
+        self.keys = keys
+        self.keyColumns = keyColumns ?? keys
+        self.owned = owned
+        self.references = references
+    }
+}
+
+/// A field of an imported row that must name a row of `table` (compared as text with
+/// `column`), seen through the importer's row-level security.
+public struct ImportReference: Sendable {
+    public let field: String
+    public let table: String
+    public let column: String
+    /// What a rejected row's reason calls the referenced record ("instrument").
+    public let noun: String
+
+    public init(field: String, table: String, column: String, noun: String) {
+        (self.field, self.table, self.column, self.noun) = (field, table, column, noun)
     }
 }
 

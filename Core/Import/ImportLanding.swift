@@ -19,10 +19,13 @@ struct ImportRejections {
     /// Moves the rows that cannot land into `atrium_import_rejects` and out of the
     /// stage; returns how many.
     func reject(mode: ImportSettings.Mode, on connection: PostgresConnection) async throws -> Int64 {
-        let (key, table, stage) = (entity.key, entity.table, ImportLanding.stage)
-        for name in [key, table] where !TenantTransaction.isIdentifier(name) {
+        let (keys, table, stage) = (entity.keys, entity.table, ImportLanding.stage)
+        for name in keys + entity.keyColumns + [table] where !TenantTransaction.isIdentifier(name) {
             throw ConfigurationError("import entity \(entity.name): '\(name)' is not a plain identifier")
         }
+        let key = keys.joined(separator: ", ")
+        // The stage holds text; the table's key columns are compared as text (a no-op for text columns, which keeps their index).
+        let matches = zip(keys, entity.keyColumns).map { "t.\($1)::text = s.\($0)" }.joined(separator: " AND ")
         try await connection.query("CREATE TEMP TABLE atrium_import_rejects (line bigint NOT NULL, reason text NOT NULL) ON COMMIT DROP", logger: logger)
         try await connection.query(
             """
@@ -31,12 +34,24 @@ struct ImportRejections {
                 SELECT line, max(line) OVER (PARTITION BY \(unescaped: key)) AS later FROM \(unescaped: stage)
             ) repeated WHERE line < later
             """, logger: logger)
-        if !seesAll {
+        for reference in entity.references {
+            for name in [reference.field, reference.table, reference.column] where !TenantTransaction.isIdentifier(name) {
+                throw ConfigurationError("import entity \(entity.name): '\(name)' is not a plain identifier")
+            }
+            try await connection.query(
+                """
+                INSERT INTO atrium_import_rejects (line, reason)
+                SELECT s.line, \("\(reference.field) names no \(reference.noun) of this tenant: ") || s.\(unescaped: reference.field) FROM \(unescaped: stage) s
+                WHERE s.\(unescaped: reference.field) IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM \(unescaped: reference.table) t WHERE t.\(unescaped: reference.column)::text = s.\(unescaped: reference.field))
+                """, logger: logger)
+        }
+        if entity.owned, !seesAll {
             try await connection.query(
                 """
                 INSERT INTO atrium_import_rejects (line, reason)
                 SELECT s.line, \("a record with this \(key) belongs to another user") FROM \(unescaped: stage) s
-                JOIN \(unescaped: table) t ON t.\(unescaped: key) = s.\(unescaped: key)
+                JOIN \(unescaped: table) t ON \(unescaped: matches)
                 WHERE t.owner_id <> \(ownerID)
                 """, logger: logger)
         }
@@ -45,7 +60,7 @@ struct ImportRejections {
                 """
                 INSERT INTO atrium_import_rejects (line, reason)
                 SELECT s.line, \("a record with this \(key) exists (mode insert)") FROM \(unescaped: stage) s
-                JOIN \(unescaped: table) t ON t.\(unescaped: key) = s.\(unescaped: key)
+                JOIN \(unescaped: table) t ON \(unescaped: matches)
                 """, logger: logger)
         }
         return try await connection.query(

@@ -9,13 +9,15 @@ extension BulkImport {
     /// Mounts `POST <module>/imports` (the file as the body), `GET <module>/imports[/{id}]`
     /// and `GET <module>/imports/{id}/errors` (rejected rows as CSV), declared
     /// `.owned(prefix, requiring: permission)`: importers see their own imports, and
-    /// update only records they own unless they hold `<prefix>.any`.
+    /// update only records they own unless they hold `<prefix>.any`. `BulkImport.path`
+    /// mounts them elsewhere under the module (`market/imports` for a portfolio's market data).
     public func register(_ routes: ModuleRoutes, owned prefix: String, requiring permission: String) {
+        let path = self.path
         let access = RouteAccess.owned(prefix, requiring: permission)
         let imports = self
-        let keys = entities.map { "\($0.key) (\($0.name))" }.joined(separator: ", ")
+        let keys = entities.map { "\($0.keys.joined(separator: " and ")) (\($0.name))" }.joined(separator: ", ")
         routes.streaming(
-            .post, "imports",
+            .post, path,
             summary: "Import a CSV or NDJSON file of one entity; runs as a job (202). Idempotency-Key honoured.",
             access: access,
             query: [
@@ -57,19 +59,19 @@ extension BulkImport {
             return try BulkImport.json(status, status: .accepted)
         }
 
-        routes.on(.get, "imports", summary: "Your imports (every import, as a manager), newest first", access: access,
+        routes.on(.get, path, summary: "Your imports (every import, as a manager), newest first", access: access,
                   query: [.init("limit", "1-200, default 50.", schema: .integer)], response: Page<ImportStatus>.self) { request in
             let limit = try request.limit()
             return Page(data: try await request.transaction { try await imports.statuses(id: nil, limit: limit, tenant: request.tenant.slug, on: $0) })
         }
 
-        routes.on(.get, "imports/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
+        routes.on(.get, "\(path)/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
                   access: access, response: ImportStatus.self) { request in
             let id = try request.uuidParameter("id")
             return try await request.transaction { transaction in try await imports.status(id, tenant: request.tenant.slug, on: transaction) }
         }
 
-        routes.streaming(.get, "imports/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
+        routes.streaming(.get, "\(path)/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
                          access: access, produces: "text/csv") { request in
             let id = try request.uuidParameter("id")
             let rows = try await request.transaction { transaction in

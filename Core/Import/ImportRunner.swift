@@ -267,9 +267,11 @@ struct ImportRunner: Sendable {
             throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity.name) (\(entity.fields.joined(separator: ", ")))")
         }
         let columns = entity.fields.map { field in names.firstIndex(of: (mapping[field] ?? field).lowercased()) }
-        guard let keyIndex = entity.fields.firstIndex(of: entity.key), columns[keyIndex] != nil else {
-            let source = mapping[entity.key] ?? entity.key
-            throw Failure(description: "the header has no '\(source)' column, which \(entity.name) need; map it with mapping {\"\(entity.key)\": \"<your column>\"}")
+        for key in entity.keys {
+            guard let keyIndex = entity.fields.firstIndex(of: key), columns[keyIndex] != nil else {
+                let source = mapping[key] ?? key
+                throw Failure(description: "the header has no '\(source)' column, which \(entity.name) need; map it with mapping {\"\(key)\": \"<your column>\"}")
+            }
         }
         return columns
     }

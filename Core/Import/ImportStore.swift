@@ -49,7 +49,7 @@ extension BulkImport {
                 id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
                 rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure,
                 firstErrors: try JSONDecoder().decode([ImportRowError].self, from: Data(errors.utf8)),
-                errorsUrl: "/v1/tenants/\(slug)/\(moduleID)/imports/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+                errorsUrl: "/v1/tenants/\(slug)/\(moduleID)/\(path)/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
         }
     }
 }

@@ -7,7 +7,7 @@ extension ImportCommandOptions {
     /// twice), then the job is followed until it ends, with the same progress lines and
     /// summary as a local import. The rows belong to the logged-in user, as they would
     /// through the API.
-    func runRemotely(_ client: inout RemoteClient, moduleID: String) async throws {
+    func runRemotely(_ client: inout RemoteClient, moduleID: String, path: String) async throws {
         if owner != nil {
             throw RemoteFailure.usage("--owner is for this machine's database; through a server the imported rows are the logged-in user's")
         }
@@ -21,7 +21,7 @@ extension ImportCommandOptions {
         let started = ContinuousClock.now
         let terminal = Console.isTerminal
         let upload = try await client.send(
-            .post, "\(moduleID)/imports?\(query.percentEncodedQuery ?? "")", body: body,
+            .post, "\(moduleID)/\(path)?\(query.percentEncodedQuery ?? "")", body: body,
             contentType: format == "ndjson" ? "application/x-ndjson" : "text/csv", headers: [("Idempotency-Key", UUID().lowercasedString)],
             timeout: .seconds(600))
         var status = try Self.decodeStatus(upload.body, server: client.context.server)
@@ -32,7 +32,7 @@ extension ImportCommandOptions {
                 Self.show(remote: status, terminal: terminal)
             }
             try await Task.sleep(for: .milliseconds(500))
-            status = try Self.decodeStatus(try await client.send(.get, "\(moduleID)/imports/\(status.id.lowercasedString)").body, server: client.context.server)
+            status = try Self.decodeStatus(try await client.send(.get, "\(moduleID)/\(path)/\(status.id.lowercasedString)").body, server: client.context.server)
         }
         Self.show(remote: status, terminal: terminal)
         if terminal { Console.line() }

@@ -1,3 +1,4 @@
+public import ArgumentParser
 public import AtriumCore
 import Foundation
 
@@ -61,6 +62,14 @@ public struct PortfolioModule: AtriumModule {
     /// A plan's monthly cap on analyses (`quotas: {portfolio.analyses: N}`); none when absent.
     public static let analysesQuota = "portfolio.analyses"
 
+    public var jobs: [JobDefinition] { [Self.marketImports.job] }
+
+    public var commands: [any ParsableCommand.Type] { [PortfolioCommand.self] }
+
+    /// Instruments, closes, FX rates, splits and the consultant's `stocks.csv` from files
+    /// (`POST market/imports?entity=`), by the kernel's bulk import.
+    static let marketImports = BulkImport(module: "portfolio", entities: MarketImports.all, path: "market/imports")
+
     public func migrations() throws -> [Migration] {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
     }
@@ -72,6 +81,7 @@ public struct PortfolioModule: AtriumModule {
         MarketRoutes().register(routes)
         ClientRoutes().register(routes)
         AnalysisRoutes(advisor: advisor).register(routes)
+        Self.marketImports.register(routes, owned: "portfolio.records", requiring: PortfolioPermission.marketWrite)
     }
 }
 
