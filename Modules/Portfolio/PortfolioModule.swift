@@ -13,11 +13,14 @@ import Foundation
 /// one to another owner, assigns advisors and keeps the market data. Owner scope is enforced by the tables' row-level security, whatever a query says.
 public struct PortfolioModule: AtriumModule {
     let advisor: any PortfolioAdvisor
+    let scorer: any RiskScorer
 
-    /// - Parameter advisor: what turns an analysis's inputs into advice; `rules/1` unless
-    ///   another is given.
-    public init(advisor: any PortfolioAdvisor = RulesAdvisor()) {
+    /// - Parameters:
+    ///   - advisor: what turns an analysis's inputs into advice; `rules/1` unless another is given.
+    ///   - scorer: what turns the risk survey's answers into a profile; `rubric/1` unless another is given.
+    public init(advisor: any PortfolioAdvisor = RulesAdvisor(), scorer: any RiskScorer = RubricScorer()) {
         self.advisor = advisor
+        self.scorer = scorer
     }
 
     public var id: String { "portfolio" }
@@ -75,6 +78,7 @@ public struct PortfolioModule: AtriumModule {
     }
 
     public func routes(_ routes: ModuleRoutes) {
+        ProfileRoutes(scorer: scorer).register(routes)
         PortfolioRoutes().register(routes)
         TransactionRoutes().register(routes)
         ReportRoutes().register(routes)

@@ -56,7 +56,7 @@ struct AnalysisRequest: Codable, Sendable {
     /// The currency inline holdings are valued in (default: the first one's instrument currency).
     var currency: String?
     var asOf: String?
-    /// The band whose limits the rules apply (default: moderate).
+    /// The band whose limits the rules apply (default: the owner's risk profile's, else moderate).
     var riskBand: RiskBand?
 
     func validated() throws -> AnalysisRequest {

@@ -21,11 +21,13 @@ struct AnalysisRoutes {
                 let body = try input.validated()
                 let ownership = try request.requireOwnership()
                 let asOf = body.asOf ?? TradeDate.today(clock.now)
-                let band = (body.riskBand ?? .moderate).rawValue
                 let (owner, analysisInput): (UUID, AnalysisInput) = try await request.transaction { transaction in
                     if let portfolio = body.portfolioId {
+                        let owner = try await PortfolioStore.table.find(portfolio, on: transaction).ownerId
+                        let band = try await Self.band(body.riskBand, of: owner, on: transaction)
                         return try await AnalysisStore.inputs(portfolio: portfolio, asOf: asOf, band: band, on: transaction)
                     }
+                    let band = try await Self.band(body.riskBand, of: ownership.userID, on: transaction)
                     return (ownership.userID, try await AnalysisStore.inputs(
                         holdings: body.holdings ?? [], currency: body.currency, asOf: asOf, band: band, on: transaction))
                 }
@@ -63,5 +65,11 @@ struct AnalysisRoutes {
         }
 
         PortfolioAccess.recordRoutes.get(routes, "analyses/{id}", summary: "One analysis and its advice", table: AnalysisStore.table)
+    }
+
+    /// The band the request names, else the owner's risk profile's, else moderate.
+    static func band(_ requested: AnalysisRequest.RiskBand?, of owner: UUID, on transaction: TenantTransaction) async throws -> String {
+        if let requested { return requested.rawValue }
+        return try await ProfileStore.band(of: owner, on: transaction) ?? "moderate"
     }
 }
