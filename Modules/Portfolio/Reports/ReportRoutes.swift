@@ -25,6 +25,21 @@ struct ReportRoutes {
             let (id, asOf) = (try request.uuidParameter("id"), try Self.asOf(request, now: clock.now))
             return try await request.transaction { try await RealizedReport.realized(of: id, asOf: asOf, on: $0) }
         }
+
+        routes.on(
+            .get, "portfolios/{id}/performance", summary: "Time-weighted (linked daily) and money-weighted (XIRR) returns over a period",
+            access: PortfolioAccess.records,
+            query: [.init("from", "First day, YYYY-MM-DD (default: the ledger's first)."), .init("to", "Last day, YYYY-MM-DD (default: today, UTC).")],
+            response: Performance.self
+        ) { request in
+            let id = try request.uuidParameter("id")
+            var checks = FieldChecks()
+            let (from, to) = (request.query("from"), request.query("to") ?? TradeDate.today(clock.now))
+            checks.record("from", from.flatMap(TradeDate.problem))
+            checks.record("to", TradeDate.problem(to))
+            try checks.finish()
+            return try await request.transaction { try await PerformanceReport.performance(of: id, from: from, to: to, on: $0) }
+        }
     }
 
     static func asOf(_ request: TenantRequest, now: Date) throws -> String {

@@ -1,0 +1,171 @@
+import AtriumCore
+import Foundation
+import PostgresNIO
+
+/// A portfolio's returns over a period, from its ledger and the market's closes: every
+/// day valued (positions at the last close on or before it, or at their last trade price
+/// before any close exists; cash; both at that day's FX), deposits (implicit ones too)
+/// and withdrawals in the base at trade-date FX.
+struct Performance: Codable, Sendable {
+    var from: String
+    var to: String
+    var currency: String
+    var startValue: DecimalString
+    var endValue: DecimalString
+    var inflows: DecimalString
+    var outflows: DecimalString
+    /// Time-weighted, linked daily, for the period (not annualised).
+    var twr: DecimalString
+    /// Money-weighted, a yearly rate; nil when no rate solves the flows (`xirrUnavailable` says why).
+    var xirr: DecimalString?
+    var xirrUnavailable: String?
+    var days: Int
+}
+
+enum PerformanceReport {
+    static func performance(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws -> Performance {
+        let portfolio = try await PortfolioStore.table.find(id, on: transaction)
+        let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
+        let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
+        let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
+        let base = portfolio.baseCurrency
+        let currencies = Array(Set(entries.map(\.currency)).subtracting([base])).sorted()
+        let closes = try await series(
+            """
+            SELECT symbol, on_date::text, price FROM (
+                SELECT symbol, on_date, price::text AS price, 0 AS rank FROM portfolio_manual_prices WHERE portfolio_id = \(portfolio.id) AND on_date <= \(to)::date
+                UNION ALL
+                SELECT symbol, on_date, close::text, 1 FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date
+            ) quotes ORDER BY symbol, on_date, rank DESC
+            """, on: transaction)
+        // Rates to the base either way round, as `MarketReader.fxRate` reads them.
+        let rates = try await series(
+            """
+            SELECT CASE WHEN base = \(base) THEN quote ELSE base END, on_date::text,
+                   CASE WHEN base = \(base) THEN (1 / rate)::text ELSE rate::text END
+            FROM portfolio_fx_rates
+            WHERE ((base = \(base) AND quote = ANY(\(currencies))) OR (quote = \(base) AND base = ANY(\(currencies)))) AND on_date <= \(to)::date
+            ORDER BY 1, 2, (base = \(base)) DESC
+            """, on: transaction)
+        return try compute(
+            entries: entries, splits: splits, method: portfolio.costMethod, base: base, closes: closes, rates: rates, from: requestedFrom, to: to)
+    }
+
+    /// Rows of (key, date, decimal) as a forward-fillable series per key.
+    static func series(_ sql: SQL, on transaction: TenantTransaction) async throws -> [String: [(day: Int, value: Decimal)]] {
+        var result: [String: [(day: Int, value: Decimal)]] = [:]
+        for row in try await transaction.query(sql) {
+            var columns = RowReader(row)
+            let key: String = try columns.next()
+            let date: String = try columns.next()
+            guard let day = DayNumber.of(date), let value = try LedgerTransaction.decimal(columns.next())?.value else { continue }
+            if let last = result[key]?.last, last.day == day { result[key]?.removeLast() }
+            result[key, default: []].append((day, value))
+        }
+        return result
+    }
+
+    /// The report from what was read: no database here.
+    static func compute(
+        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: [String: [(day: Int, value: Decimal)]],
+        rates: [String: [(day: Int, value: Decimal)]], from requestedFrom: String?, to: String
+    ) throws -> Performance {
+        let scale = CurrencyCodes.minorUnitExponent(of: base) ?? 2
+        guard let end = DayNumber.of(to) else { throw AtriumError.validation(field: "to", "must be a date written YYYY-MM-DD") }
+        let firstDay = entries.compactMap { DayNumber.of($0.date) }.min() ?? end
+        let start = requestedFrom.flatMap(DayNumber.of) ?? firstDay
+        guard start <= end else { throw AtriumError.validation(field: "from", "must be on or before to") }
+        // Refused bookings (a sell of more than was held) are the ledger's to report.
+        do {
+            _ = try Ledger.book(entries, splits: splits, method: method.lotMethod, asOf: to, allowOverdraw: true)
+        } catch {
+            throw LedgerProblems.problem(for: error, entries: entries)
+        }
+        var byDay: [Int: [Ledger.Entry]] = [:]
+        for entry in entries { if let day = DayNumber.of(entry.date), day <= end { byDay[day, default: []].append(entry) } }
+        var splitsByDay: [Int: [Ledger.Split]] = [:]
+        for split in splits { if let day = DayNumber.of(split.date), day <= end { splitsByDay[day, default: []].append(split) } }
+
+        var quantity: [String: Decimal] = [:]
+        var lastTrade: [String: (price: Decimal, currency: String)] = [:]
+        var cash: [String: Decimal] = [:]
+        var cursors: [String: Int] = [:]
+        func lookup(_ series: [(day: Int, value: Decimal)]?, _ key: String, on day: Int) -> Decimal? {
+            guard let series else { return nil }
+            var index = cursors[key] ?? -1
+            while index + 1 < series.count, series[index + 1].day <= day { index += 1 }
+            cursors[key] = index
+            return index >= 0 ? series[index].value : nil
+        }
+        func rate(_ currency: String, on day: Int) -> Decimal {
+            currency == base ? 1 : lookup(rates[currency], "fx:" + currency, on: day) ?? 0
+        }
+        var startValue: Decimal = 0
+        var days: [Returns.Day] = []
+        var flows: [(day: Int, amount: Decimal)] = []
+        for day in min(firstDay, start)...end {
+            var inflow: Decimal = 0
+            var outflow: Decimal = 0
+            for split in splitsByDay[day] ?? [] { quantity[split.symbol] = quantity[split.symbol].map { $0 * split.ratio } }
+            for entry in byDay[day] ?? [] {
+                func take(_ amount: Decimal) {
+                    let held = cash[entry.currency, default: 0]
+                    if held < amount { inflow += (amount - held) * entry.fxRate }
+                    cash[entry.currency] = max(held, amount) - amount
+                }
+                switch entry.kind {
+                case .buy:
+                    quantity[entry.symbol ?? "", default: 0] += entry.quantity
+                    lastTrade[entry.symbol ?? ""] = (entry.price, entry.currency)
+                    take(entry.quantity * entry.price + entry.fee)
+                case .sell:
+                    quantity[entry.symbol ?? "", default: 0] -= entry.quantity
+                    lastTrade[entry.symbol ?? ""] = (entry.price, entry.currency)
+                    cash[entry.currency, default: 0] += entry.quantity * entry.price - entry.fee
+                case .dividend:
+                    cash[entry.currency, default: 0] += entry.amount - entry.fee
+                case .fee:
+                    take(entry.amount + entry.fee)
+                case .deposit:
+                    cash[entry.currency, default: 0] += entry.amount - entry.fee
+                    inflow += (entry.amount - entry.fee) * entry.fxRate
+                case .withdrawal:
+                    cash[entry.currency, default: 0] -= entry.amount + entry.fee
+                    outflow += (entry.amount + entry.fee) * entry.fxRate
+                }
+            }
+            var value: Decimal = 0
+            for (symbol, held) in quantity where held != 0 {
+                let currency = lastTrade[symbol]?.currency ?? base
+                let price = lookup(closes[symbol], symbol, on: day) ?? lastTrade[symbol]?.price ?? 0
+                value += held * price * rate(currency, on: day)
+            }
+            for (currency, amount) in cash { value += amount * rate(currency, on: day) }
+            if day < start {
+                startValue = value
+                continue
+            }
+            days.append(Returns.Day(day: day, value: value, inflow: inflow, outflow: outflow))
+            if inflow != 0 { flows.append((day, -inflow)) }
+            if outflow != 0 { flows.append((day, outflow)) }
+        }
+        let endValue = days.last?.value ?? startValue
+        var investorFlows: [(day: Int, amount: Decimal)] = startValue != 0 ? [(start - 1, -startValue)] : []
+        investorFlows += flows
+        investorFlows.append((end, endValue))
+        var performance = Performance(
+            from: DayNumber.text(start), to: to, currency: base, startValue: DecimalString(startValue, scale: scale),
+            endValue: DecimalString(endValue, scale: scale), inflows: DecimalString(days.reduce(0) { $0 + $1.inflow }, scale: scale),
+            outflows: DecimalString(days.reduce(0) { $0 + $1.outflow }, scale: scale),
+            twr: DecimalString(Returns.timeWeighted(days, startValue: startValue), scale: 6), days: days.count)
+        switch Returns.xirr(investorFlows) {
+        case .success(let rate):
+            performance.xirr = DecimalString(Decimal(string: String(format: "%.6f", rate)) ?? 0, scale: 6)
+        case .failure(.oneSigned):
+            performance.xirrUnavailable = "every flow has the same sign (nothing paid in, or nothing left and taken out), so no rate solves it"
+        case .failure(.noRoot):
+            performance.xirrUnavailable = "no yearly rate between -100 % and 10^8 % makes the flows worth zero"
+        }
+        return performance
+    }
+}

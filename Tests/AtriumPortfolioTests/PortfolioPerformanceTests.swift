@@ -1,0 +1,63 @@
+import AtriumCore
+import AtriumPortfolio
+import AtriumTesting
+import Foundation
+import HTTPTypes
+import Testing
+
+/// Returns with answers known in advance.
+@Suite struct PortfolioPerformanceTests {
+    func deposit(_ team: PortfolioTeam, _ portfolio: String, _ amount: String, on date: String) async throws {
+        try await team.call(
+            .post, "/portfolios/\(portfolio)/transactions", team.ann,
+            #"{"type":"deposit","amount":"\#(amount)","currency":"USD","trade_date":"\#(date)"}"#, expect: .created)
+    }
+
+    /// 1000 paid in on 2024-01-01 and invested at 100; worth 1100 on 2024-12-31, 365 days
+    /// later: both returns are exactly 10 %.
+    @Test func oneDepositGrowingTenPercentInAYear() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("X", closes: [("2024-12-31", "110")])
+            let portfolio = try await team.portfolio("Year")
+            try await deposit(team, portfolio, "1000", on: "2024-01-01")
+            try await team.trade(portfolio, "buy", "X", "10", at: "100", on: "2024-01-01")
+            let performance = try await team.call(.get, "/portfolios/\(portfolio)/performance?to=2024-12-31", team.ann)
+            #expect(performance["from"]?.string == "2024-01-01")
+            #expect(performance["twr"]?.string == "0.100000")
+            #expect(performance["xirr"]?.string == "0.100000")
+            #expect(performance["end_value"]?.string == "1100.00")
+            #expect(performance["inflows"]?.string == "1000.00")
+            #expect(performance["days"] == 366)
+        }
+    }
+
+    /// 10 bought at 100 (1000 paid in), worth 120 by 2024-06-28; on 2024-07-01 another
+    /// 1200 buys 10 more at 120; 108 on 2024-12-31. TWR links +20 % and −10 %:
+    /// 1.2 × 0.9 − 1 = 8 %, whatever was paid in when. XIRR solves
+    /// −1000 − 1200 / (1 + r)^(182/365) + 2160 / (1 + r) = 0: r = −2.4915 %, since most
+    /// of the money came in before the fall. Implicit deposits count as money paid in.
+    @Test func timeWeightedIgnoresWhenMoneyCameInAndMoneyWeightedDoesNot() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("X", closes: [("2024-06-28", "120"), ("2024-07-01", "120"), ("2024-12-31", "108")])
+            let portfolio = try await team.portfolio("Two deposits")
+            try await team.trade(portfolio, "buy", "X", "10", at: "100", on: "2024-01-01")
+            try await team.trade(portfolio, "buy", "X", "10", at: "120", on: "2024-07-01")
+            let performance = try await team.call(.get, "/portfolios/\(portfolio)/performance?to=2024-12-31", team.ann)
+            #expect(performance["twr"]?.string == "0.080000")
+            #expect(performance["xirr"]?.string == "-0.024915")
+            #expect(performance["inflows"]?.string == "2200.00")
+            #expect(performance["end_value"]?.string == "2160.00")
+            // From July on: it starts at 1200 (held the day before) and loses 10 %.
+            let second = try await team.call(.get, "/portfolios/\(portfolio)/performance?from=2024-07-01&to=2024-12-31", team.ann)
+            #expect(second["start_value"]?.string == "1200.00")
+            #expect(second["twr"]?.string == "-0.100000")
+            // A portfolio with nothing paid in has no money-weighted return, and says why.
+            let empty = try await team.portfolio("Empty")
+            let none = try await team.call(.get, "/portfolios/\(empty)/performance?to=2024-12-31", team.ann)
+            #expect(none["xirr"] == nil)
+            #expect(none["xirr_unavailable"]?.string?.contains("same sign") == true)
+            try await team.call(.get, "/portfolios/\(portfolio)/performance?from=2025-01-01&to=2024-12-31", team.ann, expect: .unprocessableContent)
+            try await team.call(.get, "/portfolios/\(portfolio)/performance", team.bob, expect: .notFound)
+        }
+    }
+}
