@@ -81,6 +81,7 @@ public struct PortfolioModule: AtriumModule {
         ProfileRoutes(scorer: scorer).register(routes)
         PortfolioRoutes().register(routes)
         TransactionRoutes().register(routes)
+        ManualPriceRoutes().register(routes)
         ReportRoutes().register(routes)
         MarketRoutes().register(routes)
         ClientRoutes().register(routes)

@@ -60,6 +60,15 @@ struct PortfolioLedgerTests {
             // Ten days later the close of 2024-03-14 is stale.
             let later = try await team.call(.get, "/portfolios/\(fifo)/holdings?as_of=2024-03-25", team.ann)
             #expect(later["positions"]?.array?.first?["stale"] == .bool(true))
+            // The owner's own price wins over the close, in that portfolio alone, until removed.
+            try await team.call(.put, "/portfolios/\(fifo)/prices/AAPL", team.ann, #"{"date":"2024-03-10","price":"130"}"#)
+            let manual = try await team.call(.get, "/portfolios/\(fifo)/holdings?as_of=2024-03-15", team.ann)
+            #expect(manual["positions"]?.array?.first?["price_source"]?.string == "manual")
+            #expect(manual["positions"]?.array?.first?["value"]?.string == "650.00")
+            #expect(try await team.call(.get, "/portfolios/\(average)/holdings?as_of=2024-03-15", team.ann)["positions"]?.array?.first?["value"]?.string == "700.00")
+            try await team.call(.put, "/portfolios/\(fifo)/prices/AAPL", team.bob, #"{"date":"2024-03-10","price":"1"}"#, expect: .notFound)
+            try await team.call(.delete, "/portfolios/\(fifo)/prices/AAPL?date=2024-03-10", team.ann, expect: .noContent)
+            #expect(try await team.call(.get, "/portfolios/\(fifo)/holdings?as_of=2024-03-15", team.ann)["positions"]?.array?.first?["value"]?.string == "700.00")
         }
     }
 
