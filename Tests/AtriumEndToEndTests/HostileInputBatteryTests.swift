@@ -272,6 +272,13 @@ enum Battery {
         "POST /v1/tenants/{tenant}/portfolio/market/instruments/{symbol}/prices": Control(body: #"{"closes":[{"date":"2024-02-29","close":"9.75"}]}"#),
         "GET /v1/tenants/{tenant}/portfolio/market/instruments/{symbol}/prices": Control(query: "?from=2024-01-01&to=2024-12-31"),
         "POST /v1/tenants/{tenant}/portfolio/market/fx": Control(body: #"{"base":"EUR","quote":"USD","date":"2024-01-02","rate":"1.10"}"#),
+        "PUT /v1/tenants/{tenant}/portfolio/portfolios/{id}/prices/{symbol}": Control(body: #"{"date":"2024-03-02","price":"11.25"}"#),
+        "DELETE /v1/tenants/{tenant}/portfolio/portfolios/{id}/prices/{symbol}": Control(query: "?date=2024-03-02"),
+        "GET /v1/tenants/{tenant}/portfolio/portfolios/{id}/performance": Control(query: "?from=2024-01-02&to=2024-03-04"),
+        "PUT /v1/tenants/{tenant}/portfolio/profile/survey": Control(
+            body: #"{"answers":{"age_band":"30_44","horizon":"7_15y","loss_reaction":"hold","income_stability":"stable","experience":"some","goal":"growth"},"goals":["house"]}"#),
+        "POST /v1/tenants/{tenant}/portfolio/market/imports": Control(
+            query: "?entity=prices", body: "symbol,date,close\r\nBAT,2024-03-05,12.75\r\n", contentType: "text/csv"),
         "POST /v1/tenants/{tenant}/portfolio/market/corporate-actions": Control(
             body: #"{"symbol":"BAT","type":"split","effective_date":"2030-01-02","ratio":"2"}"#),
     ]
@@ -329,7 +336,7 @@ enum Battery {
                     let name = String(segment.dropFirst().dropLast())
                     // The operator's API acts on a tenant of its own, so a cancelled
                     // subscription does not end the battery's.
-                    let fixture = name == "tenant" && caller == .operator ? "spare" : fixtures.value(for: name, after: previous)
+                    let fixture = name == "tenant" && caller == .operator ? "spare" : fixtures.value(for: name, after: previous, in: path)
                     segments.append(name == replacing ? value : fixture)
                 } else {
                     segments.append(segment)
@@ -512,6 +519,7 @@ final class BatteryServer: @unchecked Sendable {
         var portfolioEntry = ""
         var analysis = ""
         var corporateAction = ""
+        var marketImport = ""
         static let symbol = "BAT"
 
         /// A control's text with the fixtures in place.
@@ -520,8 +528,8 @@ final class BatteryServer: @unchecked Sendable {
                 .reduce(text) { $0.replacingOccurrences(of: $1.0, with: $1.1) }
         }
 
-        /// The value of a path parameter, chosen by the collection it follows.
-        func value(for name: String, after collection: String) -> String {
+        /// The value of a path parameter, chosen by the collection it follows (and the module).
+        func value(for name: String, after collection: String, in path: String) -> String {
             switch name {
             case "tenant": return "battery"
             case "role": return "battery_role"
@@ -536,7 +544,7 @@ final class BatteryServer: @unchecked Sendable {
             }
             switch collection {
             case "roles": return "battery_role"
-            case "imports": return importID
+            case "imports": return path.contains("/portfolio/") ? marketImport : importID
             case "api-keys": return apiKey
             case "sessions": return session
             case "contacts": return contact
@@ -707,6 +715,16 @@ final class BatteryServer: @unchecked Sendable {
             "POST", "portfolios/\(fixtures.portfolio)/transactions",
             #"{"type":"buy","symbol":"BAT","quantity":"10","price":"10","currency":"USD","trade_date":"2024-01-02"}"#)["id"] as? String)
         fixtures.analysis = try #require(try await send("POST", "analyses", #"{"portfolio_id":"\#(fixtures.portfolio)","as_of":"2024-03-04"}"#)["id"] as? String)
+        _ = try await send(
+            "PUT", "profile/survey",
+            #"{"answers":{"age_band":"45_59","horizon":"3_7y","loss_reaction":"sell_some","income_stability":"stable","experience":"some","goal":"income"}}"#)
+        var upload = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/portfolio/market/imports?entity=prices"))))
+        upload.httpMethod = "POST"
+        upload.setValue("Bearer \(owner)", forHTTPHeaderField: "Authorization")
+        upload.setValue("text/csv", forHTTPHeaderField: "Content-Type")
+        upload.httpBody = Data("symbol,date,close\r\nBAT,2024-02-28,12.25\r\n".utf8)
+        let imported = try await HTTP.send(upload)
+        fixtures.marketImport = try #require((try JSONSerialization.jsonObject(with: imported.body) as? [String: Any])?["id"] as? String, "\(imported.status)")
         fixtures.corporateAction = try #require(try await send(
             "POST", "market/corporate-actions", #"{"symbol":"BAT","type":"split","effective_date":"2031-01-02","ratio":"3"}"#)["id"] as? String)
     }
