@@ -51,6 +51,7 @@ public struct AtriumRuntime: Sendable {
             try await configuration.plans?.publishQuotas(on: connection, logger: logger)
         }
         let kit = ModuleKit(masterKey: key, publicURL: configuration.publicURL, clock: configuration.clock, environment: environment, logger: logger)
+        for module in registry.modules { try module.checkSettings(ModuleSettings(moduleID: module.id, environment: environment)) }
         let identity = try await Identity.prepare(
             database: pool, registry: registry, masterKey: key, hasher: PasswordHasher(parameters: configuration.hashing), settings: configuration.sessions,
             appURL: configuration.appURL, publicURL: configuration.publicURL, emailTokenLifetimes: configuration.emailTokenLifetimes,

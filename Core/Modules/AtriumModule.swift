@@ -45,6 +45,11 @@ public protocol AtriumModule: Sendable {
     /// The module's operator commands: at most one, named after the module, which
     /// `atrium` mounts as `atrium <id> …` (its subcommands take `GlobalOptions`).
     var commands: [any ParsableCommand.Type] { get }
+    /// Reads every setting the module will read (`settings.url("llm_url")`, …) and throws
+    /// on a malformed one: `atrium serve` (and every command that builds the application)
+    /// refuses to start naming the variable, rather than fail at the first request or
+    /// fall back to a default the operator did not choose.
+    func checkSettings(_ settings: ModuleSettings) throws
 }
 
 extension AtriumModule {
@@ -58,6 +63,7 @@ extension AtriumModule {
     public var jobs: [JobDefinition] { [] }
     public var schedules: [ScheduleDefinition] { [] }
     public var commands: [any ParsableCommand.Type] { [] }
+    public func checkSettings(_ settings: ModuleSettings) throws {}
     public func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int { 0 }
 }
 

@@ -67,6 +67,21 @@ public struct PortfolioModule: AtriumModule {
 
     public var jobs: [JobDefinition] { [Self.marketImports.job] }
 
+    /// The chat's outside model, when `ATRIUM_PORTFOLIO_LLM_URL` names one.
+    public func checkSettings(_ settings: ModuleSettings) throws {
+        _ = try settings.url("llm_url")
+        _ = try settings.int("llm_timeout_seconds", default: 20, in: 1...120)
+    }
+
+    static func outsideModel(_ context: ModuleContext) -> OpenAICompatibleResponder? {
+        // `checkSettings` refused malformed values at start.
+        guard let url = try? context.settings.url("llm_url") else { return nil }
+        let seconds = (try? context.settings.int("llm_timeout_seconds", default: 20, in: 1...120)) ?? 20
+        return OpenAICompatibleResponder(
+            url: url, key: context.settings.string("llm_key"), model: context.settings.string("llm_model") ?? "llama-3.1-8b-instant",
+            timeout: .seconds(seconds), http: context.http)
+    }
+
     public var commands: [any ParsableCommand.Type] { [PortfolioCommand.self] }
 
     /// Instruments, closes, FX rates, splits and the consultant's `stocks.csv` from files
@@ -86,6 +101,7 @@ public struct PortfolioModule: AtriumModule {
         MarketRoutes().register(routes)
         ClientRoutes().register(routes)
         AnalysisRoutes(advisor: advisor).register(routes)
+        ChatRoutes(primary: Self.outsideModel(routes.context), rules: RulesResponder()).register(routes)
         Self.marketImports.register(routes, owned: "portfolio.records", requiring: PortfolioPermission.marketWrite)
     }
 }
