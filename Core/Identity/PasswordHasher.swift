@@ -116,6 +116,15 @@ public struct PasswordHasher: Sendable {
     }
 }
 
+extension PasswordHasher {
+    /// Whether a hash from a system Atrium replaces can be stored as it is: login checks
+    /// it and replaces it with Argon2id on the first success. False for any other scheme
+    /// (an unsalted digest, a format of its own), whose users reset their password.
+    public static func verifiesLegacyHash(_ encoded: String) -> Bool {
+        LegacyHash(encoded) != nil
+    }
+}
+
 /// Password hashes imported from systems Atrium replaces.
 ///
 /// - bcrypt (`$2a$`, `$2b$`, `$2y$`), as the Python backends used;
