@@ -279,6 +279,9 @@ enum Battery {
             body: #"{"answers":{"age_band":"30_44","horizon":"7_15y","loss_reaction":"hold","income_stability":"stable","experience":"some","goal":"growth"},"goals":["house"]}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/imports": Control(
             query: "?entity=prices", body: "symbol,date,close\r\nBAT,2024-03-05,12.75\r\n", contentType: "text/csv"),
+        "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
+        "PATCH /v1/tenants/{tenant}/portfolio/conversations/{id}": Control(body: #"{"title":"Renamed chat"}"#),
+        "POST /v1/tenants/{tenant}/portfolio/conversations/{id}/messages": Control(body: #"{"content":"Is BAT too large a part?"}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/corporate-actions": Control(
             body: #"{"symbol":"BAT","type":"split","effective_date":"2030-01-02","ratio":"2"}"#),
     ]
@@ -520,6 +523,7 @@ final class BatteryServer: @unchecked Sendable {
         var analysis = ""
         var corporateAction = ""
         var marketImport = ""
+        var conversation = ""
         static let symbol = "BAT"
 
         /// A control's text with the fixtures in place.
@@ -555,6 +559,7 @@ final class BatteryServer: @unchecked Sendable {
             case "portfolios": return portfolio
             case "analyses": return analysis
             case "corporate-actions": return corporateAction
+            case "conversations": return conversation
             // The user-admin operations (disable, roles, sessions) act on a user the
             // battery does not log in as.
             case "users": return spareUser
@@ -718,6 +723,8 @@ final class BatteryServer: @unchecked Sendable {
         _ = try await send(
             "PUT", "profile/survey",
             #"{"answers":{"age_band":"45_59","horizon":"3_7y","loss_reaction":"sell_some","income_stability":"stable","experience":"some","goal":"income"}}"#)
+        fixtures.conversation = try #require(try await send("POST", "conversations", #"{"title":"Battery chat"}"#)["id"] as? String)
+        _ = try await send("POST", "conversations/\(fixtures.conversation)/messages", #"{"content":"How am I doing?"}"#)
         var upload = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/portfolio/market/imports?entity=prices"))))
         upload.httpMethod = "POST"
         upload.setValue("Bearer \(owner)", forHTTPHeaderField: "Authorization")

@@ -123,4 +123,25 @@ struct PortfolioLegacyImportTests {
         #expect(broken.status != 0)
         #expect(broken.stderr.contains("broken_users_db.json: line 5, column 1: the file ends where a value should be"), "\(broken.stderr)")
     }
+
+    /// A plan with one seat: the second user is rejected by its pointer, the first and its
+    /// records are imported.
+    @Test func aSeatLimitRejectsTheUsersItHasNoRoomFor() async throws {
+        let scratch = try makeScratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let data = scratch.appending(path: ".atrium")
+        let atrium = AtriumBinary(dataDirectory: data)
+        #expect(try await atrium.run("db", "start").status == 0)
+        defer { _ = try? atrium.runBlocking("db", "stop") }
+        #expect(try await atrium.run("migrate").status == 0)
+        #expect(try await atrium.run("tenants", "create", "fund", "--name", "Fund").status == 0)
+        _ = try await rows(data, "INSERT INTO plan_quotas (plan, name, value) SELECT plan, 'seats', 1 FROM tenants WHERE slug = 'fund' RETURNING name")
+        let run = try await atrium.run(
+            "portfolio", "import-legacy", "--tenant", "fund", "--json", "--skip-invalid", Self.fixtures.appending(path: "users_db.json").path())
+        #expect(run.status == 0, "\(run.stderr)")
+        let result = try report(run)
+        #expect(result.entities["users"]?.created == 1)
+        #expect(result.rejections.contains { $0.pointer == "/ravi@example.com" && $0.message.contains("seats") }, "\(result.rejections)")
+        #expect(try await rows(data, "SELECT count(*)::text FROM users") == [["1"]])
+    }
 }
