@@ -65,7 +65,9 @@ public struct PortfolioModule: AtriumModule {
     /// A plan's monthly cap on analyses (`quotas: {portfolio.analyses: N}`); none when absent.
     public static let analysesQuota = "portfolio.analyses"
 
-    public var jobs: [JobDefinition] { [Self.marketImports.job] }
+    public var jobs: [JobDefinition] { [Self.marketImports.job, ValuationStore.job] }
+
+    public var schedules: [ScheduleDefinition] { [ValuationStore.nightly] }
 
     /// The chat's outside model, when `ATRIUM_PORTFOLIO_LLM_URL` names one.
     public func checkSettings(_ settings: ModuleSettings) throws {

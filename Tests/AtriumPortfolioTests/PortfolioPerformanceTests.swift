@@ -61,3 +61,43 @@ import Testing
         }
     }
 }
+
+/// The nightly valuations: performance read from them equals performance from the
+/// ledger, and a back-dated entry sends the report back to the ledger until the next run.
+@Suite struct PortfolioValuationTests {
+    @Test func snapshotsAnswerAsTheLedgerDoesAndABackDatedEntryIsRecomputed() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("X", closes: [("2024-06-28", "120"), ("2024-07-01", "120"), ("2024-12-31", "108")])
+            let portfolio = try await team.portfolio("Nightly")
+            try await team.trade(portfolio, "buy", "X", "10", at: "100", on: "2024-01-01")
+            try await team.trade(portfolio, "buy", "X", "10", at: "120", on: "2024-07-01")
+            let path = "/portfolios/\(portfolio)/performance?to=2024-12-31"
+            let ledger = try await team.call(.get, path, team.ann)
+            #expect(ledger["source"]?.string == "ledger")
+            func snapshot() async throws {
+                try await team.db.withApp { database in
+                    try await runJob(
+                        "portfolio.valuations.snapshot", of: PortfolioModule(), tenantID: team.tenant.id, payload: ["through": "2024-12-31"], database: database)
+                }
+            }
+            try await snapshot()
+            let stored = try await team.call(.get, path, team.ann)
+            #expect(stored["source"]?.string == "snapshots")
+            for figure in ["twr", "xirr", "end_value", "inflows", "start_value", "days"] { #expect(stored[figure] == ledger[figure], "\(figure)") }
+            let july = try await team.call(.get, "/portfolios/\(portfolio)/performance?from=2024-07-01&to=2024-12-31", team.ann)
+            #expect(july["source"]?.string == "snapshots")
+            #expect(july["twr"]?.string == "-0.100000")
+
+            // A buy dated in March: the days from then are forgotten, the ledger answers, and
+            // the next run brings the snapshots back, agreeing with it again.
+            try await team.trade(portfolio, "buy", "X", "1", at: "110", on: "2024-03-01")
+            let replayed = try await team.call(.get, path, team.ann)
+            #expect(replayed["source"]?.string == "ledger")
+            #expect(replayed["end_value"]?.string == "2268.00")
+            try await snapshot()
+            let again = try await team.call(.get, path, team.ann)
+            #expect(again["source"]?.string == "snapshots")
+            for figure in ["twr", "xirr", "end_value", "inflows"] { #expect(again[figure] == replayed[figure], "\(figure)") }
+        }
+    }
+}

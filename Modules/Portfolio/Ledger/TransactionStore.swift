@@ -41,14 +41,19 @@ enum TransactionStore {
             """
         let inserted = try await table.one(sql, on: transaction)
         try await rebook(portfolio, on: transaction)
+        try await ValuationStore.invalidate(portfolio.id, from: inserted.tradeDate, on: transaction)
         return inserted
     }
 
     /// Deletes the entry `id` of the locked `portfolio`, then books what is left.
     static func delete(_ id: UUID, from portfolio: Portfolio, on transaction: TenantTransaction) async throws {
-        let deleted = try await transaction.query("DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING 1")
-        guard !deleted.isEmpty else { throw AtriumError.notFound("No such transaction.") }
+        let deleted = try await transaction.query(
+            "DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING trade_date::text")
+        guard let row = deleted.first else { throw AtriumError.notFound("No such transaction.") }
+        var columns = RowReader(row)
+        let date: String = try columns.next()
         try await rebook(portfolio, on: transaction)
+        try await ValuationStore.invalidate(portfolio.id, from: date, on: transaction)
     }
 
     /// The portfolio's whole ledger in booking order.

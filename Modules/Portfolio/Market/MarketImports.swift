@@ -46,7 +46,10 @@ enum MarketImports {
         },
         land: { landing in
             """
-            WITH written AS (
+            WITH forgotten AS (
+                -- Valuations from the first date on are computed again by the next run.
+                DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.date::date) FROM atrium_import_stage s)
+            ), written AS (
                 INSERT INTO portfolio_prices AS p (tenant_id, symbol, on_date, close, source)
                 SELECT \(landing.tenantID), s.symbol, s.date::date, s.close::numeric, 'import' FROM atrium_import_stage s
                 ON CONFLICT (tenant_id, symbol, on_date) DO UPDATE SET close = excluded.close, source = excluded.source
@@ -66,7 +69,10 @@ enum MarketImports {
         },
         land: { landing in
             """
-            WITH written AS (
+            WITH forgotten AS (
+                -- Valuations from the first date on are computed again by the next run.
+                DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.date::date) FROM atrium_import_stage s)
+            ), written AS (
                 INSERT INTO portfolio_fx_rates AS f (tenant_id, base, quote, on_date, rate)
                 SELECT \(landing.tenantID), s.base, s.quote, s.date::date, s.rate::numeric FROM atrium_import_stage s
                 ON CONFLICT (tenant_id, base, quote, on_date) DO UPDATE SET rate = excluded.rate
@@ -88,7 +94,10 @@ enum MarketImports {
         },
         land: { landing in
             """
-            WITH written AS (
+            WITH forgotten AS (
+                -- Valuations from the first date on are computed again by the next run.
+                DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.effective_date::date) FROM atrium_import_stage s)
+            ), written AS (
                 INSERT INTO portfolio_corporate_actions AS a (tenant_id, symbol, kind, effective_date, ratio)
                 SELECT \(landing.tenantID), s.symbol, 'split', s.effective_date::date, s.ratio::numeric FROM atrium_import_stage s
                 ON CONFLICT (tenant_id, symbol, kind, effective_date) DO UPDATE SET ratio = excluded.ratio
@@ -115,7 +124,10 @@ enum MarketImports {
         },
         land: { landing in
             """
-            WITH instruments AS (
+            WITH forgotten AS (
+                -- Valuations from the first date on are computed again by the next run.
+                DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.date::date) FROM atrium_import_stage s)
+            ), instruments AS (
                 INSERT INTO portfolio_instruments AS i (tenant_id, symbol, name, sector, asset_type, currency, market_cap)
                 SELECT \(landing.tenantID), s.symbol, coalesce(s.name, ''), coalesce(s.sector, ''), 'stock', s.currency, s.market_cap_cr::numeric * 10000000
                 FROM atrium_import_stage s

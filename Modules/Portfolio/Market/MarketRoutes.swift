@@ -88,7 +88,11 @@ struct MarketRoutes {
             status: .noContent
         ) { request in
             let id = try request.uuidParameter("id")
-            try await request.transaction { transaction in try await transaction.lastStatement { try await MarketStore.actions.delete(id, on: transaction) } }
+            try await request.transaction { transaction in
+                let action = try await MarketStore.actions.find(id, on: transaction)
+                try await ValuationStore.invalidateAll(from: action.effectiveDate, on: transaction)
+                try await transaction.lastStatement { try await MarketStore.actions.delete(id, on: transaction) }
+            }
             return NoContent()
         }
     }

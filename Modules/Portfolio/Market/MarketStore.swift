@@ -40,8 +40,7 @@ enum MarketStore {
     /// Writes `series` for `symbol` (404 for an unknown instrument): one statement.
     static func writePrices(_ symbol: String, _ series: PriceSeries, on transaction: TenantTransaction) async throws -> Int {
         _ = try await instrument(symbol, on: transaction)
-        let rows = try await transaction.lastStatement {
-            try await transaction.query(
+        let rows = try await transaction.query(
                 """
                 WITH written AS (
                     INSERT INTO portfolio_prices AS p (tenant_id, symbol, on_date, close)
@@ -50,9 +49,9 @@ enum MarketStore {
                     RETURNING 1
                 ) SELECT count(*)::int8 FROM written
                 """)
-        }
         var columns = try RowReader(rows.first.unwrapped())
         let count: Int64 = try columns.next()
+        if let first = series.closes.map(\.date).min() { try await ValuationStore.invalidateAll(from: first, on: transaction) }
         return Int(count)
     }
 
@@ -74,6 +73,7 @@ enum MarketStore {
     }
 
     static func writeRate(_ rate: FXRate, on transaction: TenantTransaction) async throws {
+        try await ValuationStore.invalidateAll(from: rate.date, on: transaction)
         try await transaction.lastStatement {
             _ = try await transaction.query(
                 """
@@ -90,6 +90,7 @@ enum MarketStore {
             VALUES (\(transaction.tenantID), \(fields.symbol), \(fields.type.rawValue), \(fields.effectiveDate)::date, \(fields.ratio.text)::numeric)
             RETURNING \(unescaped: actions.columns)
             """
+        try await ValuationStore.invalidateAll(from: fields.effectiveDate, on: transaction)
         return try await transaction.lastStatement { try await actions.one(sql, on: transaction) }
     }
 }

@@ -39,6 +39,7 @@ struct ManualPriceRoutes {
                     VALUES (\(transaction.tenantID), \(portfolio.id), \(portfolio.ownerId), \(symbol), \(fields.date)::date, \(fields.price.text)::numeric)
                     ON CONFLICT (tenant_id, portfolio_id, symbol, on_date) DO UPDATE SET price = excluded.price
                     """)
+                try await ValuationStore.invalidate(portfolio.id, from: fields.date, on: transaction)
             }
             return ManualPrice(symbol: symbol, date: fields.date, price: fields.price)
         }
@@ -55,6 +56,7 @@ struct ManualPriceRoutes {
                 let deleted = try await transaction.query(
                     "DELETE FROM portfolio_manual_prices WHERE portfolio_id = \(portfolio.id) AND symbol = \(symbol) AND on_date = \(date)::date RETURNING 1")
                 guard !deleted.isEmpty else { throw AtriumError.notFound("No such price.") }
+                try await ValuationStore.invalidate(portfolio.id, from: date, on: transaction)
             }
             return NoContent()
         }

@@ -10,6 +10,8 @@ struct Performance: Codable, Sendable {
     var from: String
     var to: String
     var currency: String
+    /// `snapshots` when the nightly valuations cover the period, else `ledger`.
+    var source: String
     var startValue: DecimalString
     var endValue: DecimalString
     var inflows: DecimalString
@@ -25,18 +27,46 @@ struct Performance: Codable, Sendable {
 enum PerformanceReport {
     static func performance(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws -> Performance {
         let portfolio = try await PortfolioStore.table.find(id, on: transaction)
+        guard let end = DayNumber.of(to) else { throw AtriumError.validation(field: "to", "must be a date written YYYY-MM-DD") }
+        let firstEntry = try await transaction.query("SELECT min(trade_date)::text FROM portfolio_transactions WHERE portfolio_id = \(id)").first
+            .flatMap { row -> String? in
+                var columns = RowReader(row)
+                return try columns.next()
+            }
+        let start = requestedFrom.flatMap(DayNumber.of) ?? firstEntry.flatMap(DayNumber.of) ?? end
+        guard start <= end else { throw AtriumError.validation(field: "from", "must be on or before to") }
+        if let firstEntry, let snapshots = try await ValuationStore.days(of: id, firstDay: firstEntry, from: start, to: end, on: transaction) {
+            return summarize(snapshots, from: start, to: end, base: portfolio.baseCurrency, source: "snapshots")
+        }
+        let inputs = try await inputs(of: portfolio, through: to, on: transaction)
+        let base = portfolio.baseCurrency
+        let all = try await ComputePool.shared.run {
+            try daily(
+                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closes: inputs.closes, manual: inputs.manual,
+                rates: inputs.rates, through: end)
+        }
+        return summarize(all, from: start, to: end, base: base, source: "ledger")
+    }
+
+    typealias Series = [String: [(day: Int, value: Decimal)]]
+
+    /// The ledger, splits, prices and FX a daily valuation through `to` reads.
+    static func inputs(of portfolio: Portfolio, through to: String, on transaction: TenantTransaction) async throws
+        -> (entries: [Ledger.Entry], splits: [Ledger.Split], closes: Series, manual: Series, rates: Series)
+    {
         let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
         let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
         let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
         let base = portfolio.baseCurrency
         let currencies = Array(Set(entries.map(\.currency)).subtracting([base])).sorted()
         let closes = try await series(
+            "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date ORDER BY symbol, on_date",
+            on: transaction)
+        // The portfolio's own prices win from their date on, as in holdings.
+        let manual = try await series(
             """
-            SELECT symbol, on_date::text, price FROM (
-                SELECT symbol, on_date, price::text AS price, 0 AS rank FROM portfolio_manual_prices WHERE portfolio_id = \(portfolio.id) AND on_date <= \(to)::date
-                UNION ALL
-                SELECT symbol, on_date, close::text, 1 FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date
-            ) quotes ORDER BY symbol, on_date, rank DESC
+            SELECT symbol, on_date::text, price::text FROM portfolio_manual_prices WHERE portfolio_id = \(portfolio.id) AND on_date <= \(to)::date
+            ORDER BY symbol, on_date
             """, on: transaction)
         // Rates to the base either way round, as `MarketReader.fxRate` reads them.
         let rates = try await series(
@@ -47,8 +77,7 @@ enum PerformanceReport {
             WHERE ((base = \(base) AND quote = ANY(\(currencies))) OR (quote = \(base) AND base = ANY(\(currencies)))) AND on_date <= \(to)::date
             ORDER BY 1, 2, (base = \(base)) DESC
             """, on: transaction)
-        return try compute(
-            entries: entries, splits: splits, method: portfolio.costMethod, base: base, closes: closes, rates: rates, from: requestedFrom, to: to)
+        return (entries, splits, closes, manual, rates)
     }
 
     /// Rows of (key, date, decimal) as a forward-fillable series per key.
@@ -65,22 +94,18 @@ enum PerformanceReport {
         return result
     }
 
-    /// The report from what was read: no database here.
-    static func compute(
-        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: [String: [(day: Int, value: Decimal)]],
-        rates: [String: [(day: Int, value: Decimal)]], from requestedFrom: String?, to: String
-    ) throws -> Performance {
-        let scale = CurrencyCodes.minorUnitExponent(of: base) ?? 2
-        guard let end = DayNumber.of(to) else { throw AtriumError.validation(field: "to", "must be a date written YYYY-MM-DD") }
-        let firstDay = entries.compactMap { DayNumber.of($0.date) }.min() ?? end
-        let start = requestedFrom.flatMap(DayNumber.of) ?? firstDay
-        guard start <= end else { throw AtriumError.validation(field: "from", "must be on or before to") }
+    /// Every day's value and flows from the ledger's first day through `end`: no
+    /// database here, so it runs on the compute pool.
+    static func daily(
+        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: Series, manual: Series, rates: Series, through end: Int
+    ) throws -> [Returns.Day] {
         // Refused bookings (a sell of more than was held) are the ledger's to report.
         do {
-            _ = try Ledger.book(entries, splits: splits, method: method.lotMethod, asOf: to, allowOverdraw: true)
+            _ = try Ledger.book(entries, splits: splits, method: method.lotMethod, asOf: DayNumber.text(end), allowOverdraw: true)
         } catch {
             throw LedgerProblems.problem(for: error, entries: entries)
         }
+        guard let firstDay = entries.compactMap({ DayNumber.of($0.date) }).min(), firstDay <= end else { return [] }
         var byDay: [Int: [Ledger.Entry]] = [:]
         for entry in entries { if let day = DayNumber.of(entry.date), day <= end { byDay[day, default: []].append(entry) } }
         var splitsByDay: [Int: [Ledger.Split]] = [:]
@@ -100,10 +125,9 @@ enum PerformanceReport {
         func rate(_ currency: String, on day: Int) -> Decimal {
             currency == base ? 1 : lookup(rates[currency], "fx:" + currency, on: day) ?? 0
         }
-        var startValue: Decimal = 0
         var days: [Returns.Day] = []
-        var flows: [(day: Int, amount: Decimal)] = []
-        for day in min(firstDay, start)...end {
+        days.reserveCapacity(end - firstDay + 1)
+        for day in firstDay...end {
             var inflow: Decimal = 0
             var outflow: Decimal = 0
             for split in splitsByDay[day] ?? [] { quantity[split.symbol] = quantity[split.symbol].map { $0 * split.ratio } }
@@ -137,24 +161,30 @@ enum PerformanceReport {
             var value: Decimal = 0
             for (symbol, held) in quantity where held != 0 {
                 let currency = lastTrade[symbol]?.currency ?? base
-                let price = lookup(closes[symbol], symbol, on: day) ?? lastTrade[symbol]?.price ?? 0
+                let price = lookup(manual[symbol], "manual:" + symbol, on: day) ?? lookup(closes[symbol], symbol, on: day) ?? lastTrade[symbol]?.price ?? 0
                 value += held * price * rate(currency, on: day)
             }
             for (currency, amount) in cash { value += amount * rate(currency, on: day) }
-            if day < start {
-                startValue = value
-                continue
-            }
             days.append(Returns.Day(day: day, value: value, inflow: inflow, outflow: outflow))
-            if inflow != 0 { flows.append((day, -inflow)) }
-            if outflow != 0 { flows.append((day, outflow)) }
         }
+        return days
+    }
+
+    /// The returns of the days from `start` through `end` of `all` (consecutive days; the
+    /// value of the day before `start` is where the period starts).
+    static func summarize(_ all: [Returns.Day], from start: Int, to end: Int, base: String, source: String) -> Performance {
+        let scale = CurrencyCodes.minorUnitExponent(of: base) ?? 2
+        let startValue = all.last(where: { $0.day < start })?.value ?? 0
+        let days = all.filter { $0.day >= start && $0.day <= end }
         let endValue = days.last?.value ?? startValue
         var investorFlows: [(day: Int, amount: Decimal)] = startValue != 0 ? [(start - 1, -startValue)] : []
-        investorFlows += flows
+        for day in days {
+            if day.inflow != 0 { investorFlows.append((day.day, -day.inflow)) }
+            if day.outflow != 0 { investorFlows.append((day.day, day.outflow)) }
+        }
         investorFlows.append((end, endValue))
         var performance = Performance(
-            from: DayNumber.text(start), to: to, currency: base, startValue: DecimalString(startValue, scale: scale),
+            from: DayNumber.text(start), to: DayNumber.text(end), currency: base, source: source, startValue: DecimalString(startValue, scale: scale),
             endValue: DecimalString(endValue, scale: scale), inflows: DecimalString(days.reduce(0) { $0 + $1.inflow }, scale: scale),
             outflows: DecimalString(days.reduce(0) { $0 + $1.outflow }, scale: scale),
             twr: DecimalString(Returns.timeWeighted(days, startValue: startValue), scale: 6), days: days.count)
