@@ -3,6 +3,7 @@ import AtriumPortfolio
 import AtriumTesting
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import Testing
 
 /// Ledgers over HTTP against a real database, every figure computed by hand.
@@ -69,6 +70,28 @@ struct PortfolioLedgerTests {
             try await team.call(.put, "/portfolios/\(fifo)/prices/AAPL", team.bob, #"{"date":"2024-03-10","price":"1"}"#, expect: .notFound)
             try await team.call(.delete, "/portfolios/\(fifo)/prices/AAPL?date=2024-03-10", team.ann, expect: .noContent)
             #expect(try await team.call(.get, "/portfolios/\(fifo)/holdings?as_of=2024-03-15", team.ann)["positions"]?.array?.first?["value"]?.string == "700.00")
+        }
+    }
+
+    /// Same inputs, same bytes: a report carries the hash of what it was made from.
+    @Test func aReportIsByteIdenticalForTheSameInputsAndNamesThem() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("AAPL", closes: [("2024-03-14", "140")])
+            let portfolio = try await team.portfolio("Hashed")
+            try await team.trade(portfolio, "buy", "AAPL", "10", at: "100", on: "2024-01-02")
+            let path = "\(PortfolioTeam.base)/portfolios/\(portfolio)/holdings?as_of=2024-03-15"
+            let first = try await team.client.send(.get, path, token: team.ann)
+            let second = try await team.client.send(.get, path, token: team.ann)
+            #expect(first.body == second.body)
+            let hash = try #require(json(first)["inputs_hash"]?.string)
+            #expect(hash.count == 64)
+            // An entry after the date changes nothing; a new close before it changes the hash.
+            try await team.trade(portfolio, "buy", "AAPL", "1", at: "100", on: "2024-04-01")
+            #expect(json(try await team.client.send(.get, path, token: team.ann))["inputs_hash"]?.string == hash)
+            try await team.call(.post, "/market/instruments/AAPL/prices", team.manager, #"{"closes":[{"date":"2024-03-15","close":"141"}]}"#)
+            #expect(json(try await team.client.send(.get, path, token: team.ann))["inputs_hash"]?.string != hash)
+            let realized = try await team.call(.get, "/portfolios/\(portfolio)/realized?as_of=2024-03-15", team.ann)
+            #expect(realized["inputs_hash"]?.string?.count == 64)
         }
     }
 

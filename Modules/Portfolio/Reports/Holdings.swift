@@ -54,6 +54,8 @@ struct Holdings: Codable, Sendable {
     var implicitDeposits: [ImplicitDeposit]
     var dividendsBase: DecimalString
     var feesBase: DecimalString
+    /// What the report was made from (`InputsHash`): the same hash, the same report.
+    var inputsHash: String
 }
 
 enum HoldingsReport {
@@ -80,11 +82,15 @@ enum HoldingsReport {
             }
             rates[currency] = rate.rate.value
         }
-        return valued(portfolio: portfolio, ledger: ledger, quotes: quotes, rates: rates, asOf: asOf)
+        let hash = InputsHash.of(
+            report: "holdings/1", method: portfolio.costMethod, asOf: asOf, entries: entries, splits: splits, quotes: quotes, rates: rates)
+        return valued(portfolio: portfolio, ledger: ledger, quotes: quotes, rates: rates, asOf: asOf, inputsHash: hash)
     }
 
     /// The report from what was read: no database here, so it can run off the event loop.
-    static func valued(portfolio: Portfolio, ledger: Ledger, quotes: [String: MarketReader.Quote], rates: [String: Decimal], asOf: String) -> Holdings {
+    static func valued(
+        portfolio: Portfolio, ledger: Ledger, quotes: [String: MarketReader.Quote], rates: [String: Decimal], asOf: String, inputsHash: String
+    ) -> Holdings {
         let base = portfolio.baseCurrency
         let baseScale = CurrencyCodes.minorUnitExponent(of: base) ?? 2
         var totalCost: Decimal = 0
@@ -137,6 +143,6 @@ enum HoldingsReport {
                 Holdings.ImplicitDeposit(
                     transactionId: $0.entry, currency: $0.currency, amount: DecimalString($0.amount, scale: CurrencyCodes.minorUnitExponent(of: $0.currency) ?? 2))
             },
-            dividendsBase: DecimalString(ledger.dividends, scale: baseScale), feesBase: DecimalString(ledger.fees, scale: baseScale))
+            dividendsBase: DecimalString(ledger.dividends, scale: baseScale), feesBase: DecimalString(ledger.fees, scale: baseScale), inputsHash: inputsHash)
     }
 }

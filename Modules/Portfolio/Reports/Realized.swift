@@ -29,6 +29,8 @@ struct Realized: Codable, Sendable {
     var currency: String
     var costMethod: CostMethod
     var lines: [Line]
+    /// What the report was made from (`InputsHash`): the same hash, the same report.
+    var inputsHash: String
 }
 
 enum RealizedReport {
@@ -42,10 +44,10 @@ enum RealizedReport {
         } catch {
             throw LedgerProblems.problem(for: error, entries: entries)
         }
-        return report(portfolio: portfolio, ledger: ledger, entries: entries, asOf: asOf)
+        return report(portfolio: portfolio, ledger: ledger, entries: entries, splits: splits, asOf: asOf)
     }
 
-    static func report(portfolio: Portfolio, ledger: Ledger, entries: [Ledger.Entry], asOf: String) -> Realized {
+    static func report(portfolio: Portfolio, ledger: Ledger, entries: [Ledger.Entry], splits: [Ledger.Split], asOf: String) -> Realized {
         let baseScale = CurrencyCodes.minorUnitExponent(of: portfolio.baseCurrency) ?? 2
         let sells = Dictionary(entries.map { ($0.id.uuidString, $0) }, uniquingKeysWith: { first, _ in first })
         var total: Decimal = 0
@@ -64,6 +66,7 @@ enum RealizedReport {
                 currencyEffectBase: DecimalString(base.gain - priceEffect, scale: baseScale))
         }
         return Realized(
-            asOf: asOf, total: DecimalString(total, scale: baseScale), currency: portfolio.baseCurrency, costMethod: portfolio.costMethod, lines: lines)
+            asOf: asOf, total: DecimalString(total, scale: baseScale), currency: portfolio.baseCurrency, costMethod: portfolio.costMethod, lines: lines,
+            inputsHash: InputsHash.of(report: "realized/1", method: portfolio.costMethod, asOf: asOf, entries: entries, splits: splits))
     }
 }
