@@ -6,7 +6,7 @@ import Foundation
 /// module's `commands`.
 struct PortfolioCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "portfolio", abstract: "The portfolio module's operator commands.", subcommands: [Market.self, ImportLegacyCommand.self])
+        commandName: "portfolio", abstract: "The portfolio module's operator commands.", subcommands: [Market.self, FeedCommand.self, ImportLegacyCommand.self])
 
     struct Market: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The tenant's market data.", subcommands: [Import.self])

@@ -65,9 +65,9 @@ public struct PortfolioModule: AtriumModule {
     /// A plan's monthly cap on analyses (`quotas: {portfolio.analyses: N}`); none when absent.
     public static let analysesQuota = "portfolio.analyses"
 
-    public var jobs: [JobDefinition] { [Self.marketImports.job, ValuationStore.job] }
+    public var jobs: [JobDefinition] { [Self.marketImports.job, ValuationStore.job, FeedDirectory.job] }
 
-    public var schedules: [ScheduleDefinition] { [ValuationStore.nightly] }
+    public var schedules: [ScheduleDefinition] { [ValuationStore.nightly] + FeedDirectory.schedules }
 
     /// The chat's outside model, when `ATRIUM_PORTFOLIO_LLM_URL` names one.
     public func checkSettings(_ settings: ModuleSettings) throws {
@@ -104,6 +104,7 @@ public struct PortfolioModule: AtriumModule {
         ClientRoutes().register(routes)
         AnalysisRoutes(advisor: advisor).register(routes)
         ChatRoutes(primary: Self.outsideModel(routes.context), rules: RulesResponder()).register(routes)
+        FeedRoutes().register(routes)
         Self.marketImports.register(routes, owned: "portfolio.records", requiring: PortfolioPermission.marketWrite)
     }
 }

@@ -118,6 +118,16 @@ struct PortfolioLegacyImportTests {
         #expect(second.entities["transactions"]?.unchanged == 3)
         #expect(try await rows(data, "SELECT count(*)::text FROM portfolio_transactions") == [["4"]])
 
+        // Simulated closes for the imported instruments: weekdays only, the same walk for the same seed.
+        let simulate = ["portfolio", "feed", "simulate", "--tenant", "fund", "--seed", "7", "--days", "10", "--through", "2024-03-08"]
+        let simulated = try await atrium.run(simulate[0], simulate[1], simulate[2], simulate[3], simulate[4], simulate[5], simulate[6], simulate[7], simulate[8], simulate[9], simulate[10])
+        #expect(simulated.status == 0, "\(simulated.stderr)")
+        #expect(simulated.stdout.contains("wrote 16 simulated closes for fund, 2024-02-28 to 2024-03-08"), "\(simulated.stdout)")
+        let walk = try await rows(data, "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE source = 'simulated' ORDER BY symbol, on_date")
+        #expect(!walk.contains { ["2024-03-02", "2024-03-03"].contains($0[1] ?? "") })
+        _ = try await atrium.run(simulate[0], simulate[1], simulate[2], simulate[3], simulate[4], simulate[5], simulate[6], simulate[7], simulate[8], simulate[9], simulate[10])
+        #expect(try await rows(data, "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE source = 'simulated' ORDER BY symbol, on_date") == walk)
+
         // A broken file is named by line and column, and nothing happens.
         let broken = try await atrium.run("portfolio", "import-legacy", "--tenant", "fund", Self.fixtures.appending(path: "broken_users_db.json").path())
         #expect(broken.status != 0)
