@@ -20,6 +20,8 @@ bench/request-path.sh
 echo
 bench/tls-path.sh
 echo
+bench/portfolio.sh
+echo
 
 scratch="$(mktemp -d /tmp/atrium-bench.XXXXXX)"
 chmod 755 "$scratch"

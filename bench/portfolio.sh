@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Portfolio (issue 29) on a release build: a ledger of 10,000 lots over 500 instruments
+# with five years of daily closes (about 650,000), then
+#   - the closes' import through `atrium portfolio market import`, against a raw COPY of
+#     the same file into a table of the same shape (ratio of rows/s);
+#   - holdings as of a date (p50 over 20 calls);
+#   - five-year TWR and XIRR replaying the ledger, and from the nightly valuations;
+#   - an analysis (metered) and /healthz's p99 while performance replays run beside it,
+#     against /healthz alone;
+# with PostgreSQL's counters (pg_stat_statements) for the holdings read.
+#
+#   bench/portfolio.sh          # also run by make bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+bin="$(bench_binary)"
+
+scratch="$(mktemp -d /tmp/atrium-portfolio-bench.XXXXXX)"
+chmod 755 "$scratch"
+export ATRIUM_DATA_DIR="$scratch/.atrium"
+port="${BENCH_PORT:-18090}"
+base="http://127.0.0.1:$port"
+mkdir -p "$scratch/tenants"
+cp tenants/consult.yaml "$scratch/tenants/"
+cat >"$scratch/tenants/plans.yaml" <<'YAML'
+plans:
+  consultant: { currency: INR, modules: [portfolio] }
+YAML
+"$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error &
+server=$!
+cleanup() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+bench_wait_ready "$base"
+sql() { "$bin" db shell --role owner --command "$1" | sed -n '3,$p' | sed '/^(/d;/^$/d'; }
+token="$(bench_login "$base" consult owner@consult.test consult-demo-owner)"
+api="$base/v1/tenants/consult/portfolio"
+tenant="$(sql "SELECT id FROM tenants WHERE slug = 'consult'" | tr -d ' ')"
+scope="SELECT set_config('app.tenant_id', '$tenant', false), set_config('app.owner_scope', 'any', false);"
+
+# 500 instruments, and a weekday close of each from 2020 to 2024 (a seeded walk).
+python3 - "$scratch" <<'PY'
+import random, sys, datetime
+out = sys.argv[1]
+random.seed(29)
+with open(f"{out}/instruments.csv", "w") as f:
+    f.write("symbol,name,sector,asset_type,currency,market_cap\n")
+    for i in range(500):
+        f.write(f"S{i:03d},Stock {i},Sector {i % 11},stock,INR,{1000000 + i}\n")
+days = [datetime.date(2020, 1, 1) + datetime.timedelta(n) for n in range(1827)]
+days = [d for d in days if d.weekday() < 5]
+with open(f"{out}/prices.csv", "w") as f:
+    f.write("symbol,date,close\n")
+    for i in range(500):
+        price = 100.0 + i
+        for d in days:
+            price = max(1.0, price * (1 + random.uniform(-0.02, 0.02)))
+            f.write(f"S{i:03d},{d.isoformat()},{price:.2f}\n")
+PY
+rows=$(($(wc -l <"$scratch/prices.csv") - 1))
+"$bin" portfolio market import --tenant consult --entity instruments "$scratch/instruments.csv" >/dev/null
+start=$(date +%s.%N)
+"$bin" portfolio market import --tenant consult --entity prices "$scratch/prices.csv" >/dev/null
+import_seconds=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')
+sql "CREATE TABLE bench_raw_prices (symbol text, on_date date, close numeric)" >/dev/null
+start=$(date +%s.%N)
+"$bin" db shell --role owner --command "\\copy bench_raw_prices FROM '$scratch/prices.csv' WITH (FORMAT csv, HEADER)" >/dev/null
+copy_seconds=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')
+sql "DROP TABLE bench_raw_prices" >/dev/null
+
+# One portfolio of 10,000 buys (lots) spread over the 500 instruments and five years,
+# written straight into the ledger (the API books each entry against the whole ledger).
+portfolio="$(curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+  -d '{"name":"Bench","base_currency":"INR","cost_method":"fifo"}' "$api/portfolios" | sed -E 's/.*"id":"([^"]+)".*/\1/')"
+owner="$(sql "$scope SELECT owner_id FROM portfolio_portfolios WHERE id = '$portfolio'" | tail -1 | tr -d ' ')"
+sql "$scope INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_id, kind, trade_date, symbol, quantity, price, currency)
+     SELECT '$tenant', '$owner', '$portfolio', 'buy', DATE '2020-01-02' + (n * 1800 / 10000), 'S' || lpad((n % 500)::text, 3, '0'),
+            1 + n % 7, 100 + n % 50, 'INR' FROM generate_series(0, 9999) AS n" >/dev/null
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+timed() { curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" "$1"; }
+sql "SELECT pg_stat_statements_reset()" >/dev/null 2>&1 || true
+holdings_ms=$(for _ in $(seq 1 20); do timed "$api/portfolios/$portfolio/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
+statements=$(sql "SELECT sum(calls)::int8 FROM pg_stat_statements WHERE query ILIKE '%portfolio_%'" 2>/dev/null | tr -d ' ' || echo "?")
+ledger_ms=$(for _ in 1 2 3; do timed "$api/portfolios/$portfolio/performance?from=2020-01-01&to=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
+
+# The nightly valuations, queued as the schedule queues them, then read back.
+sql "INSERT INTO jobs (tenant_id, kind, module_id, payload) VALUES ('$tenant', 'portfolio.valuations.snapshot', 'portfolio', '{\"through\": \"2024-12-31\"}')" >/dev/null
+for _ in $(seq 1 600); do
+  [ "$(sql "SELECT count(*) FROM jobs WHERE kind = 'portfolio.valuations.snapshot' AND state IN ('pending', 'running')" | tr -d ' ')" = 0 ] && break
+  sleep 0.5
+done
+source_of=$(curl -fsS -H "Authorization: Bearer $token" "$api/portfolios/$portfolio/performance?from=2020-01-01&to=2024-12-31" | grep -o '"source":"[a-z]*"')
+snapshot_ms=$(for _ in $(seq 1 10); do timed "$api/portfolios/$portfolio/performance?from=2020-01-01&to=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
+analysis_ms=$(for _ in 1 2 3; do
+  curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"portfolio_id\":\"$portfolio\",\"as_of\":\"2024-12-31\"}" "$api/analyses"
+done | median | awk '{ print $1 * 1000 }')
+
+# /healthz alone, then beside a stream of ledger replays (a recompute).
+idle=$(wrk -t1 -c4 -d5s --latency "$base/healthz" | awk '$1 == "99%" { print $2 }')
+( for _ in $(seq 1 20); do timed "$api/portfolios/$portfolio/performance?from=2020-01-01&to=2024-12-27" >/dev/null; done ) &
+replays=$!
+busy=$(wrk -t1 -c4 -d5s --latency "$base/healthz" | awk '$1 == "99%" { print $2 }')
+kill "$replays" 2>/dev/null || true
+wait "$replays" 2>/dev/null || true
+
+echo "portfolio (issue 29): 10,000 lots, 500 instruments, $rows daily closes"
+awk -v r="$rows" -v i="$import_seconds" -v c="$copy_seconds" \
+  'BEGIN { printf "  price import        %8.0f rows/s   raw COPY %8.0f rows/s   ratio %.2f (target >= 0.5)\n", r / i, r / c, c / i }'
+printf '  holdings as of      p50 %7.1f ms (target <= 50 ms); portfolio statements over 20 reads: %s\n' "$holdings_ms" "$statements"
+printf '  5-year TWR+XIRR     ledger %7.1f ms (target <= 1000)   snapshots %7.1f ms (target <= 50; %s)\n' "$ledger_ms" "$snapshot_ms" "$source_of"
+printf '  analysis (metered)  p50 %7.1f ms\n' "$analysis_ms"
+awk -v i="$(to_ms "$idle")" -v b="$(to_ms "$busy")" \
+  'BEGIN { printf "  /healthz p99        idle %.2f ms   beside replays %.2f ms   ratio %.2f (target <= 2)\n", i, b, b / i }'
