@@ -279,6 +279,8 @@ enum Battery {
             body: #"{"answers":{"age_band":"30_44","horizon":"7_15y","loss_reaction":"hold","income_stability":"stable","experience":"some","goal":"growth"},"goals":["house"]}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/imports": Control(
             query: "?entity=prices", body: "symbol,date,close\r\nBAT,2024-03-05,12.75\r\n", contentType: "text/csv"),
+        "POST /v1/tenants/{tenant}/portfolio/market/ticks": Control(
+            body: "{\"symbol\":\"BAT\",\"price\":\"12.80\",\"date\":\"2024-03-06\"}\n", contentType: "application/x-ndjson"),
         "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
         "PATCH /v1/tenants/{tenant}/portfolio/conversations/{id}": Control(body: #"{"title":"Renamed chat"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations/{id}/messages": Control(body: #"{"content":"Is BAT too large a part?"}"#),
