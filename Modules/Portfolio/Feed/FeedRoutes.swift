@@ -11,10 +11,11 @@ struct FeedRoutes {
     func register(_ routes: ModuleRoutes) {
         routes.streaming(
             .post, "market/ticks", summary: "Push prices as NDJSON lines of {symbol, price, at|date}; each day's last tick is its close",
-            access: PortfolioAccess.marketWrite, accepts: ["application/x-ndjson"], produces: "application/json"
+            // Octet-stream is listed, and read as NDJSON, for client generators with no NDJSON body.
+            access: PortfolioAccess.marketWrite, accepts: ["application/x-ndjson", "application/octet-stream"], produces: "application/json"
         ) { request in
             let type = request.request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard type == "application/x-ndjson" else {
+            guard type == "application/x-ndjson" || type == "application/octet-stream" else {
                 throw AtriumError(
                     status: .unsupportedMediaType, code: "unsupported_media_type", title: "Unsupported media type",
                     detail: "Send the ticks as application/x-ndjson, one JSON object a line.")
