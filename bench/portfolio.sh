@@ -90,7 +90,7 @@ ledger_ms=$(for _ in 1 2 3; do timed "$api/portfolios/$portfolio/performance?fro
 # The nightly valuations, queued as the schedule queues them, then read back.
 sql "SELECT set_config('app.scope', 'platform', false); INSERT INTO jobs (tenant_id, kind, module_id, payload) VALUES ('$tenant', 'portfolio.valuations.snapshot', 'portfolio', '{\"through\": \"2024-12-31\"}')" >/dev/null
 for _ in $(seq 1 600); do
-  [ "$(sql "SELECT set_config('app.scope', 'platform', false); SELECT count(*) FROM jobs WHERE kind = 'portfolio.valuations.snapshot' AND state IN ('pending', 'running')" | tr -d ' ')" = 0 ] && break
+  [ "$(sql "SELECT set_config('app.scope', 'platform', false); SELECT count(*) FROM jobs WHERE kind = 'portfolio.valuations.snapshot' AND state IN ('pending', 'running')" | tail -1 | tr -d ' ')" = 0 ] && break
   sleep 0.5
 done
 source_of=$(curl -fsS -H "Authorization: Bearer $token" "$api/portfolios/$portfolio/performance?from=2020-01-01&to=2024-12-31" | grep -o '"source":"[a-z]*"')
