@@ -28,18 +28,12 @@ enum TradeDate {
 
     /// Today in UTC, for reports without `as_of`.
     static func today(_ now: Date) -> String {
-        let days = Int((now.timeIntervalSince1970 / 86_400).rounded(.down))
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
-        let parts = calendar.dateComponents([.year, .month, .day], from: Date(timeIntervalSince1970: Double(days) * 86_400))
-        return String(format: "%04d-%02d-%02d", parts.year ?? 1970, parts.month ?? 1, parts.day ?? 1)
+        DayNumber.text(Int((now.timeIntervalSince1970 / 86_400).rounded(.down)))
     }
 
     /// Whole days from `earlier` to `later` (both valid dates).
     static func days(from earlier: String, to later: String) -> Int {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withFullDate]
-        guard let start = formatter.date(from: earlier), let end = formatter.date(from: later) else { return 0 }
-        return Int((end.timeIntervalSince(start) / 86_400).rounded())
+        guard let start = DayNumber.of(earlier), let end = DayNumber.of(later) else { return 0 }
+        return end - start
     }
 }

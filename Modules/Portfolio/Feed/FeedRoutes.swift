@@ -31,18 +31,8 @@ struct FeedRoutes {
             let outcome = try await request.transaction { transaction in
                 try await PriceFeed.ingest(String(buffer: body), source: "feed", on: transaction)
             }
-            let data = try JSONEncoder.snakeCase.encode(outcome)
+            let data = try AtriumJSON.encoder.encode(outcome)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
-    }
-}
-
-extension JSONEncoder {
-    /// The API's key style (`rejected_count`) for a body a streaming route writes itself.
-    static var snakeCase: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
     }
 }

@@ -80,6 +80,21 @@ enum TransactionStore {
         }
     }
 
+    /// The portfolio's ledger read and booked as of `asOf`, for a report: withdrawals
+    /// beyond the cash are booked as recorded; any other refusal is the report's 422.
+    static func booked(_ id: UUID, asOf: String, on transaction: TenantTransaction) async throws
+        -> (portfolio: Portfolio, entries: [Ledger.Entry], splits: [Ledger.Split], ledger: Ledger)
+    {
+        let portfolio = try await PortfolioStore.table.find(id, on: transaction)
+        let entries = try await ledger(of: portfolio.id, on: transaction)
+        let splits = try await splits(of: portfolio.id, on: transaction)
+        do {
+            return (portfolio, entries, splits, try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true))
+        } catch {
+            throw LedgerProblems.problem(for: error, entries: entries)
+        }
+    }
+
     /// Books the ledger as it now stands; a refusal rolls the change back.
     static func rebook(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws {
         let entries = try await ledger(of: portfolio.id, on: transaction)

@@ -63,15 +63,7 @@ enum HoldingsReport {
 
     /// Reads the portfolio's ledger and market data and values it `asOf`.
     static func holdings(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Holdings {
-        let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
-        let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
-        let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
-        let ledger: Ledger
-        do {
-            ledger = try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true)
-        } catch {
-            throw LedgerProblems.problem(for: error, entries: entries)
-        }
+        let (portfolio, entries, splits, ledger) = try await TransactionStore.booked(portfolioID, asOf: asOf, on: transaction)
         let positions = ledger.positions
         let quotes = try await MarketReader.quotes(for: positions.map(\.symbol), portfolio: portfolio.id, on: asOf, on: transaction)
         let base = portfolio.baseCurrency

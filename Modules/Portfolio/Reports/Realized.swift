@@ -35,15 +35,7 @@ struct Realized: Codable, Sendable {
 
 enum RealizedReport {
     static func realized(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Realized {
-        let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
-        let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
-        let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
-        let ledger: Ledger
-        do {
-            ledger = try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true)
-        } catch {
-            throw LedgerProblems.problem(for: error, entries: entries)
-        }
+        let (portfolio, entries, splits, ledger) = try await TransactionStore.booked(portfolioID, asOf: asOf, on: transaction)
         return report(portfolio: portfolio, ledger: ledger, entries: entries, splits: splits, asOf: asOf)
     }
 
