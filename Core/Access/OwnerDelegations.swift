@@ -1,5 +1,5 @@
 public import Foundation
-public import PostgresNIO
+import PostgresNIO
 
 /// One owner's delegation to another user of the tenant in one scope (an ownership
 /// prefix, `portfolio.records`): the delegate reaches the owner's rows of every table the

@@ -17,7 +17,7 @@ public struct DecimalString: Sendable, Hashable, Codable, CustomStringConvertibl
 
     /// nil for text that is not plain decimal notation.
     public init?(_ text: String) {
-        guard Self.isPlainDecimal(text), let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) else { return nil }
+        guard let value = Self.parse(text) else { return nil }
         self.text = text
         self.value = value
     }
@@ -76,6 +76,43 @@ public struct DecimalString: Sendable, Hashable, Codable, CustomStringConvertibl
         let parts = text.split(separator: ".", maxSplits: 1)
         let fraction = parts.count == 2 ? String(parts[1]) : ""
         return String(parts[0]) + "." + fraction + String(repeating: "0", count: max(0, scale - fraction.count))
+    }
+
+    /// The value of plain decimal text, nil for anything else. Up to 19 significant
+    /// digits (every price, quantity and amount in practice) are read straight into the
+    /// mantissa, with no locale and no scanner: a report reads hundreds of thousands of
+    /// closes as text, and `Decimal(string:)` cost a microsecond and more each. Longer
+    /// text takes Foundation's parser, which is exact up to `Decimal`'s 38 digits.
+    static func parse(_ text: String) -> Decimal? {
+        var mantissa: UInt64 = 0
+        var significant = 0
+        var fractionDigits = 0
+        var seenPoint = false
+        var negative = false
+        var digits = 0
+        for (offset, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "-") where offset == 0:
+                negative = true
+            case UInt8(ascii: "."):
+                guard !seenPoint, digits > 0 else { return nil }
+                seenPoint = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits += 1
+                if seenPoint { fractionDigits += 1 }
+                if mantissa == 0 && byte == UInt8(ascii: "0") { continue }
+                significant += 1
+                guard significant <= 19 else {
+                    guard isPlainDecimal(text) else { return nil }
+                    return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+                }
+                mantissa = mantissa * 10 + UInt64(byte - UInt8(ascii: "0"))
+            default:
+                return nil
+            }
+        }
+        guard digits > 0, text.utf8.last != UInt8(ascii: ".") else { return nil }
+        return Decimal(sign: negative && mantissa != 0 ? .minus : .plus, exponent: -fractionDigits, significand: Decimal(mantissa))
     }
 
     static func isPlainDecimal(_ text: String) -> Bool {

@@ -144,7 +144,7 @@ struct SharedNoteModule: AtriumModule {
             #expect(try await listed(annToken) == ["ann's"])
 
             // A delegation in another scope opens nothing here.
-            try await db.withApp { database in
+            _ = try await db.withApp { database in
                 try await database.withTenantTransaction(tenant.id, principal: ann.id, logger: TestDatabase.logger) { connection in
                     try await connection.query(
                         "INSERT INTO owner_delegations (tenant_id, scope, delegate_id, owner_id, can_write) VALUES (\(tenant.id), 'other.records', \(bob.id), \(ann.id), true)",

@@ -49,7 +49,8 @@ struct PortfolioLedgerTests {
 
             // Cash: nothing was deposited, so the buys booked implicit deposits of 1001
             // and 1200; the sell brought 1948.50 back.
-            #expect(fifoHoldings["implicit_deposits"]?.array?.map { $0["amount"]?.string } == ["1001.00", "1200.00"])
+            #expect(fifoHoldings["implicit_deposits"]?.array?.map { $0["amount"]?.string } == ["2201.00"])
+            #expect(fifoHoldings["implicit_deposits"]?.array?.first?["entries"] == .number(2))
             #expect(fifoHoldings["cash"]?.array?.first?["amount"]?.string == "1948.50")
             #expect(fifoHoldings["value_base"]?.string == "2648.50")
 

@@ -55,9 +55,20 @@ public struct LotBook: Sendable {
         public var quantity: Decimal
         /// What the units still held cost, fees included.
         public var cost: Decimal
+        /// What the lot held and cost when it opened (its quantity in today's units after
+        /// splits): a FIFO lot's disposals take cumulative shares of it, so the cost taken
+        /// through any point is `share(bought cost, taken, bought)`, one rounding, which a
+        /// set-based booking computes for each lot on its own (`ledger_sql`).
+        var boughtQuantity: Decimal
+        var boughtCost: Decimal
 
         public init(id: String, symbol: String, openedOn: String, quantity: Decimal, cost: Decimal) {
             (self.id, self.symbol, self.openedOn, self.quantity, self.cost) = (id, symbol, openedOn, quantity, cost)
+            (boughtQuantity, boughtCost) = (quantity, cost)
+        }
+
+        public static func == (lhs: Lot, rhs: Lot) -> Bool {
+            (lhs.id, lhs.symbol, lhs.openedOn, lhs.quantity, lhs.cost) == (rhs.id, rhs.symbol, rhs.openedOn, rhs.quantity, rhs.cost)
         }
     }
 
@@ -121,6 +132,7 @@ public struct LotBook: Sendable {
         case .split(let ratio):
             for index in lots.indices where lots[index].symbol == entry.symbol {
                 lots[index].quantity *= ratio
+                lots[index].boughtQuantity *= ratio
             }
         case .sell:
             let held = quantity(of: entry.symbol)
@@ -146,9 +158,23 @@ public struct LotBook: Sendable {
             }
             var remaining = entry.quantity
             for index in order where remaining > 0 {
-                let taken = min(remaining, lots[index].quantity)
-                let cost = taken == lots[index].quantity ? lots[index].cost : rounded(lots[index].cost * taken / lots[index].quantity)
-                let proceeds = taken == entry.quantity ? taken * entry.price - entry.fee : rounded(taken * entry.price - entry.fee * taken / entry.quantity)
+                let lot = lots[index]
+                let taken = min(remaining, lot.quantity)
+                let cost: Decimal
+                if taken == lot.quantity {
+                    cost = lot.cost
+                } else if method == .average {
+                    cost = rounded(lot.cost * taken / lot.quantity)
+                } else {
+                    // The cumulative share through this disposal, less what earlier ones took.
+                    let takenBefore = lot.boughtQuantity - lot.quantity
+                    cost = share(lot.boughtCost, takenBefore + taken, of: lot.boughtQuantity) - (lot.boughtCost - lot.cost)
+                }
+                // The sell's fee by cumulative share too, so its disposals' proceeds add up to
+                // quantity × price − fee exactly.
+                let soldBefore = entry.quantity - remaining
+                let fee = share(entry.fee, soldBefore + taken, of: entry.quantity) - share(entry.fee, soldBefore, of: entry.quantity)
+                let proceeds = taken * entry.price - fee
                 disposals.append(Disposal(
                     sell: entry.id, lot: lots[index].id, symbol: entry.symbol, date: entry.date, quantity: taken, cost: cost, proceeds: proceeds))
                 lots[index].quantity -= taken
@@ -157,6 +183,12 @@ public struct LotBook: Sendable {
             }
             lots.removeAll { $0.quantity == 0 }
         }
+    }
+
+    /// `amount × part ÷ whole` rounded half-even to `costScale` places; `amount` itself
+    /// when the part is the whole.
+    func share(_ amount: Decimal, _ part: Decimal, of whole: Decimal) -> Decimal {
+        part == whole ? amount : part == 0 ? 0 : rounded(amount * part / whole)
     }
 
     func rounded(_ value: Decimal) -> Decimal {

@@ -1,5 +1,5 @@
-public import AtriumCore
-public import Foundation
+import AtriumCore
+import Foundation
 
 /// The shipped advisor, `rules/1`: fixed rules over weights of the portfolio's value,
 /// with limits by risk band. Every item names the rule that made it (its `code`) and

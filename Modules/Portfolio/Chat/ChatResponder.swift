@@ -1,5 +1,5 @@
-public import AtriumCore
-public import Foundation
+import AtriumCore
+import Foundation
 
 /// What a responder is given: the question, the conversation so far (oldest first, at
 /// most the last 20 messages) and the investor's latest analysis, if any.

@@ -82,21 +82,24 @@ enum TransactionStore {
 
     /// The portfolio's ledger read and booked as of `asOf`, for a report: withdrawals
     /// beyond the cash are booked as recorded; any other refusal is the report's 422.
-    static func booked(_ id: UUID, asOf: String, on transaction: TenantTransaction) async throws
-        -> (portfolio: Portfolio, entries: [Ledger.Entry], splits: [Ledger.Split], ledger: Ledger)
+    static func booked(_ portfolio: Portfolio, asOf: String, on transaction: TenantTransaction) async throws
+        -> (entries: [Ledger.Entry], splits: [Ledger.Split], ledger: Ledger)
     {
-        let portfolio = try await PortfolioStore.table.find(id, on: transaction)
         let entries = try await ledger(of: portfolio.id, on: transaction)
         let splits = try await splits(of: portfolio.id, on: transaction)
         do {
-            return (portfolio, entries, splits, try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true))
+            return (entries, splits, try Ledger.book(entries, splits: splits, method: portfolio.costMethod.lotMethod, asOf: asOf, allowOverdraw: true))
         } catch {
             throw LedgerProblems.problem(for: error, entries: entries)
         }
     }
 
-    /// Books the ledger as it now stands; a refusal rolls the change back.
+    /// Books the ledger as it now stands; a refusal rolls the change back. A FIFO ledger
+    /// is checked set-based in SQL (`SetBasedBook.accepts`), so a change costs two
+    /// statements however long the ledger; when that check fails, or cannot book the
+    /// ledger, the whole ledger is read and booked here, which names what is refused.
     static func rebook(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws {
+        if try await SetBasedBook.accepts(portfolio, on: transaction) { return }
         let entries = try await ledger(of: portfolio.id, on: transaction)
         let splits = try await splits(of: portfolio.id, on: transaction)
         do {

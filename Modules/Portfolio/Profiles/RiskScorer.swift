@@ -1,5 +1,5 @@
 public import AtriumCore
-public import Foundation
+import Foundation
 
 /// The risk survey's answers: one choice per question, by question id.
 public typealias SurveyAnswers = [String: String]

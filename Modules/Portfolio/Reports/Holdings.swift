@@ -33,10 +33,13 @@ struct Holdings: Codable, Sendable {
         var amountBase: DecimalString
     }
 
-    struct ImplicitDeposit: Codable, Sendable {
-        var transactionId: UUID
+    /// The implicit deposits of one currency: how much the ledger's cash fell short of
+    /// its buys and fees, in how many entries (a summary: a ledger of trades alone has one
+    /// per buy, and listing ten thousand of them made the report a megabyte).
+    struct ImplicitDeposits: Codable, Sendable {
         var currency: String
         var amount: DecimalString
+        var entries: Int
     }
 
     var asOf: String
@@ -50,8 +53,9 @@ struct Holdings: Codable, Sendable {
     var unrealizedBase: DecimalString
     /// Symbols held with no price on or before the date: not in the totals.
     var missingPrices: [String]
-    /// Buys (and fees) the ledger's cash could not cover, booked as deposits of the shortfall.
-    var implicitDeposits: [ImplicitDeposit]
+    /// Buys (and fees) the ledger's cash could not cover, booked as deposits of the
+    /// shortfall, per currency.
+    var implicitDeposits: [ImplicitDeposits]
     var dividendsBase: DecimalString
     var feesBase: DecimalString
     /// What the report was made from (`InputsHash`): the same hash, the same report.
@@ -61,27 +65,36 @@ struct Holdings: Codable, Sendable {
 enum HoldingsReport {
     static let staleAfterDays = 5
 
-    /// Reads the portfolio's ledger and market data and values it `asOf`.
+    /// Reads the portfolio's ledger and market data and values it `asOf`. A FIFO ledger
+    /// is booked in SQL (`SetBasedBook`), which returns a row per position however long
+    /// the ledger; the rest are read and booked by `Ledger`.
     static func holdings(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Holdings {
-        let (portfolio, entries, splits, ledger) = try await TransactionStore.booked(portfolioID, asOf: asOf, on: transaction)
-        let positions = ledger.positions
-        let quotes = try await MarketReader.quotes(for: positions.map(\.symbol), portfolio: portfolio.id, on: asOf, on: transaction)
+        let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
+        let book: BookSummary
+        if let summary = try await SetBasedBook.summary(of: portfolio, asOf: asOf, on: transaction) {
+            book = summary
+        } else {
+            book = try await TransactionStore.booked(portfolio, asOf: asOf, on: transaction).ledger.summary
+        }
+        let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
+        let ledgerDigest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
+        let quotes = try await MarketReader.quotes(for: book.positions.map(\.symbol), portfolio: portfolio.id, on: asOf, on: transaction)
         let base = portfolio.baseCurrency
         var rates: [String: Decimal] = [base: 1]
-        for currency in Set(ledger.currencies.values).union(ledger.cash.keys) where rates[currency] == nil {
+        for currency in Set(book.currencies.values).union(book.cash.keys) where rates[currency] == nil {
             guard let rate = try await MarketReader.fxRate(from: currency, to: base, on: asOf, on: transaction) else {
                 throw MarketReader.fxMissing(from: currency, to: base, on: asOf, field: "as_of")
             }
             rates[currency] = rate.rate.value
         }
         let hash = InputsHash.of(
-            report: "holdings/1", method: portfolio.costMethod, asOf: asOf, entries: entries, splits: splits, quotes: quotes, rates: rates)
-        return valued(portfolio: portfolio, ledger: ledger, quotes: quotes, rates: rates, asOf: asOf, inputsHash: hash)
+            report: "holdings/1", method: portfolio.costMethod, asOf: asOf, ledger: ledgerDigest, splits: splits, quotes: quotes, rates: rates)
+        return valued(portfolio: portfolio, book: book, quotes: quotes, rates: rates, asOf: asOf, inputsHash: hash)
     }
 
     /// The report from what was read: no database here, so it can run off the event loop.
     static func valued(
-        portfolio: Portfolio, ledger: Ledger, quotes: [String: MarketReader.Quote], rates: [String: Decimal], asOf: String, inputsHash: String
+        portfolio: Portfolio, book: BookSummary, quotes: [String: MarketReader.Quote], rates: [String: Decimal], asOf: String, inputsHash: String
     ) -> Holdings {
         let base = portfolio.baseCurrency
         let baseScale = CurrencyCodes.minorUnitExponent(of: base) ?? 2
@@ -90,8 +103,8 @@ enum HoldingsReport {
         var totalUnrealized: Decimal = 0
         var missing: [String] = []
         var lines: [Holdings.Position] = []
-        for position in ledger.positions {
-            let currency = ledger.currencies[position.symbol] ?? base
+        for position in book.positions {
+            let currency = book.currencies[position.symbol] ?? base
             let scale = CurrencyCodes.minorUnitExponent(of: currency) ?? 2
             let rate = rates[currency] ?? 1
             totalCost += position.costBase
@@ -120,7 +133,7 @@ enum HoldingsReport {
             lines.append(line)
         }
         var cash: [Holdings.Cash] = []
-        for (currency, amount) in ledger.cash.sorted(by: { $0.key < $1.key }) where amount != 0 {
+        for (currency, amount) in book.cash.sorted(by: { $0.key < $1.key }) where amount != 0 {
             let amountBase = amount * (rates[currency] ?? 1)
             totalValue += amountBase
             cash.append(Holdings.Cash(
@@ -131,10 +144,11 @@ enum HoldingsReport {
             asOf: asOf, baseCurrency: base, costMethod: portfolio.costMethod, positions: lines, cash: cash,
             costBase: DecimalString(totalCost, scale: baseScale), valueBase: DecimalString(totalValue, scale: baseScale),
             unrealizedBase: DecimalString(totalUnrealized, scale: baseScale), missingPrices: missing,
-            implicitDeposits: ledger.implicitDeposits.map {
-                Holdings.ImplicitDeposit(
-                    transactionId: $0.entry, currency: $0.currency, amount: DecimalString($0.amount, scale: CurrencyCodes.minorUnitExponent(of: $0.currency) ?? 2))
+            implicitDeposits: book.implicitDeposits.sorted { $0.key < $1.key }.map { currency, deposits in
+                Holdings.ImplicitDeposits(
+                    currency: currency, amount: DecimalString(deposits.amount, scale: CurrencyCodes.minorUnitExponent(of: currency) ?? 2),
+                    entries: deposits.entries)
             },
-            dividendsBase: DecimalString(ledger.dividends, scale: baseScale), feesBase: DecimalString(ledger.fees, scale: baseScale), inputsHash: inputsHash)
+            dividendsBase: DecimalString(book.dividends, scale: baseScale), feesBase: DecimalString(book.fees, scale: baseScale), inputsHash: inputsHash)
     }
 }

@@ -43,19 +43,27 @@ enum MarketReader {
     }
 
     /// The price of each of `symbols` on or before `date`: the portfolio's own price when
-    /// it has one (none when `portfolio` is nil), else the tenant's last close.
+    /// it has one (none when `portfolio` is nil), else the tenant's last close. One index
+    /// probe per symbol and source (the latest row on or before the date), never a scan
+    /// of the symbols' whole history.
     static func quotes(for symbols: [String], portfolio: UUID?, on date: String, on transaction: TenantTransaction) async throws -> [String: Quote] {
         guard !symbols.isEmpty else { return [:] }
         let rows = try await transaction.query(
             """
-            SELECT DISTINCT ON (symbol) symbol, on_date::text, price, source FROM (
-                SELECT symbol, on_date, price::text AS price, 'manual' AS source, 0 AS rank FROM portfolio_manual_prices
-                WHERE portfolio_id = \(portfolio) AND symbol = ANY(\(symbols)) AND on_date <= \(date)::date
-                UNION ALL
-                SELECT symbol, on_date, close::text, 'market', 1 FROM portfolio_prices
-                WHERE symbol = ANY(\(symbols)) AND on_date <= \(date)::date
-            ) quotes
-            ORDER BY symbol, rank, on_date DESC
+            SELECT wanted.symbol, quote.on_date::text, quote.price, quote.source
+            FROM unnest(\(symbols)::text[]) AS wanted (symbol)
+            CROSS JOIN LATERAL (
+                SELECT * FROM (
+                    (SELECT on_date, price::text AS price, 'manual' AS source FROM portfolio_manual_prices
+                     WHERE portfolio_id = \(portfolio) AND symbol = wanted.symbol AND on_date <= \(date)::date
+                     ORDER BY on_date DESC LIMIT 1)
+                    UNION ALL
+                    (SELECT on_date, close::text, 'market' FROM portfolio_prices
+                     WHERE symbol = wanted.symbol AND on_date <= \(date)::date
+                     ORDER BY on_date DESC LIMIT 1)
+                ) candidates
+                ORDER BY source = 'manual' DESC LIMIT 1
+            ) quote
             """)
         var quotes: [String: Quote] = [:]
         for row in rows {

@@ -35,11 +35,15 @@ struct Realized: Codable, Sendable {
 
 enum RealizedReport {
     static func realized(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Realized {
-        let (portfolio, entries, splits, ledger) = try await TransactionStore.booked(portfolioID, asOf: asOf, on: transaction)
-        return report(portfolio: portfolio, ledger: ledger, entries: entries, splits: splits, asOf: asOf)
+        let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
+        let (entries, splits, ledger) = try await TransactionStore.booked(portfolio, asOf: asOf, on: transaction)
+        let digest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
+        return report(portfolio: portfolio, ledger: ledger, entries: entries, splits: splits, ledgerDigest: digest, asOf: asOf)
     }
 
-    static func report(portfolio: Portfolio, ledger: Ledger, entries: [Ledger.Entry], splits: [Ledger.Split], asOf: String) -> Realized {
+    static func report(
+        portfolio: Portfolio, ledger: Ledger, entries: [Ledger.Entry], splits: [Ledger.Split], ledgerDigest: String, asOf: String
+    ) -> Realized {
         let baseScale = CurrencyCodes.minorUnitExponent(of: portfolio.baseCurrency) ?? 2
         let sells = Dictionary(entries.map { ($0.id.uuidString, $0) }, uniquingKeysWith: { first, _ in first })
         var total: Decimal = 0
@@ -59,6 +63,6 @@ enum RealizedReport {
         }
         return Realized(
             asOf: asOf, total: DecimalString(total, scale: baseScale), currency: portfolio.baseCurrency, costMethod: portfolio.costMethod, lines: lines,
-            inputsHash: InputsHash.of(report: "realized/1", method: portfolio.costMethod, asOf: asOf, entries: entries, splits: splits))
+            inputsHash: InputsHash.of(report: "realized/1", method: portfolio.costMethod, asOf: asOf, ledger: ledgerDigest, splits: splits))
     }
 }
