@@ -13,14 +13,23 @@ struct TransactionRoutes {
             "portfolios/{id}/transactions", summary: "Record a buy, sell, dividend, fee, deposit or withdrawal (decimals as strings)", access: access,
             body: TransactionFields.self, response: LedgerTransaction.self
         ) { request, input in
+            try await Self.record(input, request: request)
+        }
+
+        routes.create(
+            "portfolios/{id}/withdrawals", summary: "Take cash out of a portfolio (refused beyond the cash it holds then)", access: access,
+            body: WithdrawalFields.self, response: LedgerTransaction.self
+        ) { request, input in
+            try await Self.record(input.entry, request: request)
+        }
+
+        routes.on(
+            .get, "portfolios/{id}/withdrawals", summary: "A portfolio's withdrawals, a page at a time", access: access,
+            query: QueryParameter.pagination, response: Page<LedgerTransaction>.self
+        ) { request in
             let portfolioID = try request.uuidParameter("id")
-            let fields = try input.validated()
-            _ = try request.requireOwnership()
-            return try await request.transaction { transaction in
-                let portfolio = try await PortfolioStore.lock(portfolioID, on: transaction)
-                let fxRate = try await Self.fxRate(for: fields, in: portfolio, on: transaction)
-                return try await TransactionStore.insert(fields, fxRate: fxRate, into: portfolio, on: transaction)
-            }
+            let page = try request.pageRequest()
+            return try await request.transaction { try await TransactionStore.page(page, portfolio: portfolioID, kind: .withdrawal, on: $0) }
         }
 
         routes.on(
@@ -47,6 +56,18 @@ struct TransactionRoutes {
                 try await TransactionStore.delete(id, from: portfolio, on: transaction)
             }
             return NoContent()
+        }
+    }
+
+    /// Records `input` in the portfolio the path names, locked, and books the ledger.
+    static func record(_ input: TransactionFields, request: TenantRequest) async throws -> LedgerTransaction {
+        let portfolioID = try request.uuidParameter("id")
+        let fields = try input.validated()
+        _ = try request.requireOwnership()
+        return try await request.transaction { transaction in
+            let portfolio = try await PortfolioStore.lock(portfolioID, on: transaction)
+            let fxRate = try await Self.fxRate(for: fields, in: portfolio, on: transaction)
+            return try await TransactionStore.insert(fields, fxRate: fxRate, into: portfolio, on: transaction)
         }
     }
 

@@ -16,9 +16,13 @@ enum TransactionStore {
         "portfolio_transactions", columns: columns, noun: "transaction", delegatedAs: PortfolioAccess.scope,
         order: .ascending("created_at", time: \.createdAt, id: \.id), decode: LedgerTransaction.init)
 
-    static func page(_ page: PageRequest, portfolio: UUID, on transaction: TenantTransaction) async throws -> Page<LedgerTransaction> {
+    /// A page of the portfolio's entries, of one `kind` when given.
+    static func page(_ page: PageRequest, portfolio: UUID, kind: Ledger.Kind? = nil, on transaction: TenantTransaction) async throws
+        -> Page<LedgerTransaction>
+    {
         _ = try await PortfolioStore.table.find(portfolio, on: transaction)
-        return try await transaction.lastStatement { try await table.page(page, where: "portfolio_id = \(portfolio)", on: transaction) }
+        let filter: SQL = kind.map { "portfolio_id = \(portfolio) AND kind = \($0.rawValue)" } ?? "portfolio_id = \(portfolio)"
+        return try await transaction.lastStatement { try await table.page(page, where: filter, on: transaction) }
     }
 
     static func find(_ id: UUID, portfolio: UUID, on transaction: TenantTransaction) async throws -> LedgerTransaction {

@@ -114,3 +114,20 @@ struct TransactionFields: Codable, Sendable {
         return self
     }
 }
+
+/// A withdrawal as `withdrawals` takes it: cash out of the portfolio on a date, with a
+/// note (seed 000 kept one per withdrawal), recorded as a ledger entry of type `withdrawal`.
+struct WithdrawalFields: Codable, Sendable {
+    var amount: DecimalString
+    var currency: String
+    var tradeDate: String
+    var fee: DecimalString?
+    var fxRate: DecimalString?
+    var externalId: String?
+    var notes: String?
+
+    var entry: TransactionFields {
+        TransactionFields(
+            type: .withdrawal, tradeDate: tradeDate, amount: amount, currency: currency, fee: fee, fxRate: fxRate, externalId: externalId, notes: notes)
+    }
+}

@@ -70,14 +70,14 @@ enum HoldingsReport {
     /// the ledger; the rest are read and booked by `Ledger`.
     static func holdings(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Holdings {
         let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
-        let book: BookSummary
-        if let summary = try await SetBasedBook.summary(of: portfolio, asOf: asOf, on: transaction) {
-            book = summary
+        let (book, ledgerDigest): (BookSummary, String)
+        if let booked = try await SetBasedBook.summary(of: portfolio, asOf: asOf, on: transaction) {
+            (book, ledgerDigest) = booked
         } else {
             book = try await TransactionStore.booked(portfolio, asOf: asOf, on: transaction).ledger.summary
+            ledgerDigest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
         }
         let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
-        let ledgerDigest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
         let quotes = try await MarketReader.quotes(for: book.positions.map(\.symbol), portfolio: portfolio.id, on: asOf, on: transaction)
         let base = portfolio.baseCurrency
         var rates: [String: Decimal] = [base: 1]

@@ -18,16 +18,19 @@ enum InputsHash {
         return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// One entry's line in the digest, as SQL over a row of `portfolio_transactions`.
+    static let ledgerLine = """
+        concat_ws(' ', id::text, kind, trade_date::text, coalesce(symbol, '-'), coalesce(quantity::text, '-'), coalesce(price::text, '-'), \
+        coalesce(amount::text, '-'), currency, fee::text, fx_rate::text, array_to_string(lots, ','))
+        """
+
     /// SHA-256 of the portfolio's entries up to `asOf` as stored (every column a report
     /// reads, numerics as PostgreSQL writes them), computed where they are: a large
     /// ledger's entries never travel to be hashed.
     static func ledgerDigest(of portfolio: UUID, asOf: String, on transaction: TenantTransaction) async throws -> String {
         let rows = try await transaction.query(
             """
-            SELECT encode(sha256(convert_to(coalesce(string_agg(
-                       concat_ws(' ', id::text, kind, trade_date::text, coalesce(symbol, '-'), coalesce(quantity::text, '-'), coalesce(price::text, '-'),
-                                 coalesce(amount::text, '-'), currency, fee::text, fx_rate::text, array_to_string(lots, ',')),
-                       E'\\n' ORDER BY trade_date, entry_seq), ''), 'UTF8')), 'hex')
+            SELECT encode(sha256(convert_to(coalesce(string_agg(\(unescaped: ledgerLine), E'\\n' ORDER BY trade_date, entry_seq), ''), 'UTF8')), 'hex')
             FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
             """)
         guard let row = rows.first else { return "" }

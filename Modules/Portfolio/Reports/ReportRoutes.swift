@@ -27,6 +27,36 @@ struct ReportRoutes {
         }
 
         routes.on(
+            .get, "portfolios/{id}/lots", summary: "The lots a portfolio holds on a date, what is left of each and what that cost",
+            access: PortfolioAccess.records, query: [Self.asOf, .init("symbol", "Only this instrument's lots.")], response: OpenLots.self
+        ) { request in
+            let (id, asOf) = (try request.uuidParameter("id"), try Self.asOf(request, now: clock.now))
+            let symbol = request.query("symbol")
+            if let problem = symbol.flatMap(PortfolioValidation.symbolProblem) { throw AtriumError.validation(field: "symbol", problem) }
+            return try await request.transaction { try await OpenLotsReport.lots(of: id, asOf: asOf, symbol: symbol, on: $0) }
+        }
+
+        routes.on(
+            .get, "portfolios/{id}/valuations", summary: "The stored daily valuations of a portfolio over a period (the nightly snapshots)",
+            access: PortfolioAccess.records,
+            query: [.init("from", "First day, YYYY-MM-DD (default: a year before to)."), .init("to", "Last day, YYYY-MM-DD (default: today, UTC).")],
+            response: ValuationList.self
+        ) { request in
+            let id = try request.uuidParameter("id")
+            let to = request.query("to") ?? TradeDate.today(clock.now)
+            var checks = FieldChecks()
+            checks.record("to", TradeDate.problem(to))
+            let from = request.query("from") ?? DayNumber.of(to).map { DayNumber.text($0 - 365) } ?? to
+            checks.record("from", TradeDate.problem(from))
+            if let first = DayNumber.of(from), let last = DayNumber.of(to) {
+                checks.fail("from", "must be on or before to", when: first > last)
+                checks.fail("from", "may be at most \(ValuationList.maximumDays) days before to", when: last - first >= ValuationList.maximumDays)
+            }
+            try checks.finish()
+            return try await request.transaction { try await ValuationList.list(of: id, from: from, to: to, on: $0) }
+        }
+
+        routes.on(
             .get, "portfolios/{id}/performance", summary: "Time-weighted (linked daily) and money-weighted (XIRR) returns over a period",
             access: PortfolioAccess.records,
             query: [.init("from", "First day, YYYY-MM-DD (default: the ledger's first)."), .init("to", "Last day, YYYY-MM-DD (default: today, UTC).")],

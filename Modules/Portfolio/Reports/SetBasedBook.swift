@@ -2,31 +2,44 @@ import AtriumCore
 import Foundation
 import PostgresNIO
 
-/// A FIFO ledger booked in SQL, set-based: each instrument's buys are ranges of the
-/// cumulative quantity bought and its sells take the range from zero, so every lot's
-/// remaining units and cost come from window sums in one statement, and cash with its
-/// implicit deposits from a running sum and its running minimum in another (see
-/// `0007_set_based_book.sql`). PostgreSQL reads the ten thousand entries of a large
-/// ledger and returns a row per position and per currency, where the Swift booking had
-/// every entry decoded and walked.
+/// A FIFO ledger booked in SQL, set-based, in one statement that reads the ledger once:
 ///
-/// It books what pure FIFO books: a portfolio by moving average, or a ledger whose sells
-/// name lots, is booked by `Ledger`; so is a ledger this booking finds refused (a sell of
-/// more than was held, after a split was taken back), for `Ledger` to name the entry.
+/// - **Lots.** On each instrument the units of every buy are a range of the cumulative
+///   quantity bought, and the sells up to the date take the range from zero (FIFO), so a
+///   lot's part taken is the overlap of the two, from window sums; its cost taken is its
+///   cumulative share, one rounding (`portfolio_share`, `0007_set_based_book.sql`).
+///   Quantities are in units after the splits up to the date: each entry's quantity times
+///   the ratios of the splits after it, found by joining the entry to the span between
+///   two splits it falls in.
+/// - **Cash.** A running sum S per currency, floored at zero where a buy or a fee takes
+///   more than is held (the shortfall is an implicit deposit), is S − min(0, the lowest S
+///   at a take so far): the cash is the last S less the last floor, the deposits are the
+///   floor, and an entry booked one where its S fell below the floor before it.
+///
+/// PostgreSQL reads the ten thousand entries of a large ledger and returns a row per
+/// position and per currency, where the Swift `Ledger` had every entry sent, decoded and
+/// walked. It books what pure FIFO books: a portfolio by moving average, or a ledger
+/// whose sells name lots, is booked by `Ledger`; so is one this booking finds refused (a
+/// sell of more than was held, after a split was taken back), for `Ledger` to name the
+/// entry. The tests hold both to the same figures on random ledgers.
 enum SetBasedBook {
+    /// What the statement found.
+    struct Booking: Sendable {
+        var summary: BookSummary
+        /// A sell took more than was held, or a withdrawal more than the cash.
+        var refused: Bool
+        /// A sell names lots: not this booking's to book.
+        var namesLots: Bool
+        /// `InputsHash.ledgerDigest` of the same entries, when asked for.
+        var ledgerDigest: String?
+    }
+
     /// The ledger of `portfolio` booked as of `asOf`, or nil when `Ledger` must book it.
-    static func summary(of portfolio: Portfolio, asOf: String, on transaction: TenantTransaction) async throws -> BookSummary? {
-        guard try await books(portfolio, asOf: asOf, on: transaction),
-            let positions = try await positions(of: portfolio.id, asOf: asOf, on: transaction)
-        else { return nil }
-        var summary = BookSummary(positions: [], currencies: [:], cash: [:], implicitDeposits: [:], dividends: 0, fees: 0)
-        for position in positions {
-            summary.currencies[position.position.symbol] = position.currency
-            if position.position.quantity != 0 { summary.positions.append(position.position) }
-        }
-        summary.positions.sort { $0.symbol < $1.symbol }
-        _ = try await addCash(of: portfolio.id, asOf: asOf, to: &summary, on: transaction)
-        return summary
+    static func summary(of portfolio: Portfolio, asOf: String, on transaction: TenantTransaction) async throws -> (BookSummary, ledgerDigest: String)? {
+        guard portfolio.costMethod == .fifo else { return nil }
+        let booking = try await book(portfolio.id, asOf: asOf, digest: true, on: transaction)
+        guard !booking.refused, !booking.namesLots, let digest = booking.ledgerDigest else { return nil }
+        return (booking.summary, digest)
     }
 
     /// Whether the whole ledger of `portfolio` books, checked set-based: true when it is
@@ -34,118 +47,113 @@ enum SetBasedBook {
     /// more than the cash; false when `Ledger` must book it (to name what it refuses, or
     /// because it is not such a ledger).
     static func accepts(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws -> Bool {
-        let end = "9999-12-31"
-        guard try await books(portfolio, asOf: end, on: transaction), try await positions(of: portfolio.id, asOf: end, on: transaction) != nil else {
-            return false
-        }
-        var summary = BookSummary(positions: [], currencies: [:], cash: [:], implicitDeposits: [:], dividends: 0, fees: 0)
-        return try await !addCash(of: portfolio.id, asOf: end, to: &summary, on: transaction)
-    }
-
-    /// Whether this booking books the ledger: FIFO, and no sell up to `asOf` names lots.
-    static func books(_ portfolio: Portfolio, asOf: String, on transaction: TenantTransaction) async throws -> Bool {
         guard portfolio.costMethod == .fifo else { return false }
-        let named = try await transaction.query(
-            "SELECT EXISTS (SELECT 1 FROM portfolio_transactions WHERE portfolio_id = \(portfolio.id) AND lots <> '{}' AND trade_date <= \(asOf)::date)")
-        guard let row = named.first else { return false }
-        var columns = RowReader(row)
-        let namesLots: Bool = try columns.next()
-        return !namesLots
+        let booking = try await book(portfolio.id, asOf: "9999-12-31", digest: false, on: transaction)
+        return !booking.refused && !booking.namesLots
     }
 
-    /// Each traded instrument's open quantity (in units after the splits up to `asOf`),
-    /// FIFO cost as traded and in the base, and last trade currency; nil when a sell took
-    /// more than was held then.
-    static func positions(of portfolio: UUID, asOf: String, on transaction: TenantTransaction) async throws
-        -> [(position: Ledger.Position, currency: String)]?
-    {
+    static func book(_ portfolio: UUID, asOf: String, digest: Bool, on transaction: TenantTransaction) async throws -> Booking {
         let rows = try await transaction.query(
             """
-            WITH splits AS MATERIALIZED (
-                SELECT symbol, effective_date, ratio FROM portfolio_corporate_actions WHERE kind = 'split' AND effective_date <= \(asOf)::date
+            WITH ledger AS MATERIALIZED (
+                SELECT id, kind, trade_date, entry_seq, symbol, quantity, price, amount, currency, fee, fx_rate, lots
+                FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
+            ), spans AS (
+                -- Entries dated before a split and on or after the one before it take the
+                -- product of the ratios from that split on.
+                SELECT symbol, lag(effective_date) OVER (PARTITION BY symbol ORDER BY effective_date) AS starts, effective_date AS ends,
+                       portfolio_product(ratio) OVER (PARTITION BY symbol ORDER BY effective_date DESC ROWS UNBOUNDED PRECEDING) AS factor
+                FROM portfolio_corporate_actions
+                WHERE kind = 'split' AND effective_date <= \(asOf)::date AND symbol IN (SELECT symbol FROM ledger)
             ), trades AS (
-                SELECT t.symbol, t.kind, t.trade_date, t.entry_seq, t.currency, t.quantity * coalesce(
-                           (SELECT portfolio_product(s.ratio) FROM splits s WHERE s.symbol = t.symbol AND s.effective_date > t.trade_date), 1) AS units,
+                SELECT t.symbol, t.kind, t.trade_date, t.entry_seq, t.currency, t.quantity * coalesce(s.factor, 1) AS units,
                        t.quantity * t.price + t.fee AS cost, (t.quantity * t.price + t.fee) * t.fx_rate AS cost_base
-                FROM portfolio_transactions t
-                WHERE t.portfolio_id = \(portfolio) AND t.kind IN ('buy', 'sell') AND t.trade_date <= \(asOf)::date
+                FROM ledger t
+                LEFT JOIN spans s ON s.symbol = t.symbol AND t.trade_date < s.ends AND (s.starts IS NULL OR t.trade_date >= s.starts)
+                WHERE t.kind IN ('buy', 'sell')
             ), running AS (
-                SELECT *, coalesce(sum(units) FILTER (WHERE kind = 'buy') OVER ledger, 0) AS bought,
-                       coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER ledger, 0) AS sold_through,
-                       row_number() OVER (PARTITION BY symbol ORDER BY trade_date DESC, entry_seq DESC) AS latest
-                FROM trades WINDOW ledger AS (PARTITION BY symbol ORDER BY trade_date, entry_seq ROWS UNBOUNDED PRECEDING)
+                SELECT *, coalesce(sum(units) FILTER (WHERE kind = 'buy') OVER ledger_order, 0) AS bought,
+                       coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER ledger_order, 0) AS sold_through
+                FROM trades WINDOW ledger_order AS (PARTITION BY symbol ORDER BY trade_date, entry_seq ROWS UNBOUNDED PRECEDING)
             ), sold AS (
                 SELECT symbol, coalesce(sum(units) FILTER (WHERE kind = 'sell'), 0) AS units,
-                       bool_or(kind = 'sell' AND sold_through > bought) AS refused, min(currency) FILTER (WHERE latest = 1) AS currency
+                       bool_or(kind = 'sell' AND sold_through > bought) AS refused, (array_agg(currency ORDER BY trade_date DESC, entry_seq DESC))[1] AS currency
                 FROM running GROUP BY symbol
-            )
-            SELECT s.symbol, s.currency, s.refused, (coalesce(sum(r.units), 0) - s.units)::text,
-                   coalesce(sum(r.cost - portfolio_share(r.cost, least(greatest(s.units - (r.bought - r.units), 0), r.units), r.units)), 0)::text,
-                   coalesce(sum(r.cost_base - portfolio_share(r.cost_base, least(greatest(s.units - (r.bought - r.units), 0), r.units), r.units)), 0)::text
-            FROM sold s LEFT JOIN running r ON r.symbol = s.symbol AND r.kind = 'buy'
-            GROUP BY s.symbol, s.currency, s.refused, s.units
-            """)
-        var positions: [(position: Ledger.Position, currency: String)] = []
-        for row in rows {
-            var columns = RowReader(row)
-            let symbol: String = try columns.next()
-            let currency: String = try columns.next()
-            let refused: Bool = try columns.next()
-            if refused { return nil }
-            let quantity = try decimal(columns.next())
-            let cost = try decimal(columns.next())
-            let costBase = try decimal(columns.next())
-            guard quantity >= 0 else { return nil }
-            positions.append((Ledger.Position(symbol: symbol, quantity: quantity, cost: cost, costBase: costBase), currency))
-        }
-        return positions
-    }
-
-    /// Cash per currency: the running sum of the flows, floored at zero where a buy or a
-    /// fee takes more than is held (the shortfall is an implicit deposit). A running sum
-    /// S floored at each take is S − min(0, the lowest S at a take so far), so the cash
-    /// is the last S less the last floor, the deposits the floor, and an entry booked one
-    /// when its S went below the floor before it. Answers whether a withdrawal took more
-    /// than was held (a withdrawal is never floored).
-    static func addCash(of portfolio: UUID, asOf: String, to summary: inout BookSummary, on transaction: TenantTransaction) async throws -> Bool {
-        let rows = try await transaction.query(
-            """
-            WITH flows AS (
+            ), lots AS (
+                -- What is left of each lot: all of it, none of it, or (one lot per
+                -- instrument at most) its cost less the cumulative share taken.
+                SELECT r.symbol, r.units, least(greatest(s.units - (r.bought - r.units), 0), r.units) AS taken, r.cost, r.cost_base
+                FROM running r JOIN sold s USING (symbol) WHERE r.kind = 'buy'
+            ), positions AS (
+                SELECT s.symbol, s.currency, s.refused, coalesce(sum(l.units), 0) - s.units AS quantity,
+                       coalesce(sum(CASE WHEN l.taken = 0 THEN l.cost WHEN l.taken = l.units THEN 0
+                                         ELSE l.cost - portfolio_share(l.cost, l.taken, l.units) END), 0) AS cost,
+                       coalesce(sum(CASE WHEN l.taken = 0 THEN l.cost_base WHEN l.taken = l.units THEN 0
+                                         ELSE l.cost_base - portfolio_share(l.cost_base, l.taken, l.units) END), 0) AS cost_base
+                FROM sold s LEFT JOIN lots l USING (symbol)
+                GROUP BY s.symbol, s.currency, s.refused, s.units
+            ), flows AS (
                 SELECT currency, trade_date, entry_seq, kind IN ('buy', 'fee') AS takes, kind = 'withdrawal' AS withdraws,
                        CASE kind WHEN 'buy' THEN -(quantity * price + fee) WHEN 'sell' THEN quantity * price - fee
                                  WHEN 'fee' THEN -(amount + fee) WHEN 'withdrawal' THEN -(amount + fee) ELSE amount - fee END AS delta,
                        CASE kind WHEN 'dividend' THEN (amount - fee) * fx_rate ELSE 0 END AS dividend,
                        CASE kind WHEN 'fee' THEN (amount + fee) * fx_rate ELSE 0 END AS fee_paid
-                FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
-            ), running AS (
-                SELECT *, sum(delta) OVER (ledger ROWS UNBOUNDED PRECEDING) AS total
-                FROM flows WINDOW ledger AS (PARTITION BY currency ORDER BY trade_date, entry_seq)
+                FROM ledger
+            ), running_cash AS (
+                SELECT *, sum(delta) OVER (cash_order ROWS UNBOUNDED PRECEDING) AS total
+                FROM flows WINDOW cash_order AS (PARTITION BY currency ORDER BY trade_date, entry_seq)
             ), floored AS (
-                SELECT *, least(0, min(total) FILTER (WHERE takes) OVER (ledger ROWS UNBOUNDED PRECEDING)) AS floor,
-                       least(0, min(total) FILTER (WHERE takes) OVER (ledger ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS floor_before
-                FROM running WINDOW ledger AS (PARTITION BY currency ORDER BY trade_date, entry_seq)
+                SELECT *, least(0, min(total) FILTER (WHERE takes) OVER (cash_order ROWS UNBOUNDED PRECEDING)) AS floor,
+                       least(0, min(total) FILTER (WHERE takes) OVER (cash_order ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS floor_before
+                FROM running_cash WINDOW cash_order AS (PARTITION BY currency ORDER BY trade_date, entry_seq)
+            ), cash AS (
+                SELECT currency, sum(delta) - min(floor) AS held, -min(floor) AS deposited,
+                       count(*) FILTER (WHERE takes AND total < floor_before) AS deposits, sum(dividend) AS dividends, sum(fee_paid) AS fees,
+                       bool_or(withdraws AND total < floor) AS overdrawn
+                FROM floored GROUP BY currency
             )
-            SELECT currency, (sum(delta) - min(floor))::text, (-min(floor))::text, count(*) FILTER (WHERE takes AND total < floor_before)::int8,
-                   sum(dividend)::text, sum(fee_paid)::text, bool_or(withdraws AND total < floor)
-            FROM floored GROUP BY currency
+            SELECT 'position', symbol, currency, refused, quantity::text, cost::text, cost_base::text, NULL, NULL, 0::int8 FROM positions
+            UNION ALL
+            SELECT 'cash', NULL, currency, overdrawn, held::text, deposited::text, dividends::text, fees::text, NULL, deposits FROM cash
+            UNION ALL
+            SELECT 'ledger', NULL, NULL, coalesce(bool_or(lots <> '{}'), false), NULL, NULL, NULL, NULL,
+                   CASE WHEN \(digest) THEN encode(sha256(convert_to(coalesce(
+                       string_agg(\(unescaped: InputsHash.ledgerLine), E'\\n' ORDER BY trade_date, entry_seq) FILTER (WHERE \(digest)), ''), 'UTF8')), 'hex') END,
+                   0::int8
+            FROM ledger
             """)
-        var overdrawn = false
+        var booking = Booking(
+            summary: BookSummary(positions: [], currencies: [:], cash: [:], implicitDeposits: [:], dividends: 0, fees: 0), refused: false,
+            namesLots: false)
         for row in rows {
             var columns = RowReader(row)
-            let currency: String = try columns.next()
-            summary.cash[currency] = try decimal(columns.next())
-            let deposited = try decimal(columns.next())
-            let entries: Int64 = try columns.next()
-            if deposited != 0 { summary.implicitDeposits[currency] = .init(amount: deposited, entries: Int(entries)) }
-            summary.dividends += try decimal(columns.next())
-            summary.fees += try decimal(columns.next())
-            let overdraws: Bool = try columns.next()
-            overdrawn = overdrawn || overdraws
+            let part: String = try columns.next()
+            let symbol: String? = try columns.next()
+            let currency: String? = try columns.next()
+            let flag: Bool = try columns.next()
+            let figures: [String?] = try (0..<4).map { _ in try columns.next() }
+            let text: String? = try columns.next()
+            let count: Int64 = try columns.next()
+            let values = try figures.map { try LedgerTransaction.decimal($0)?.value ?? 0 }
+            switch part {
+            case "position":
+                guard let symbol, let currency else { throw PortfolioDataError("a position without its symbol or currency") }
+                booking.refused = booking.refused || flag || values[0] < 0
+                booking.summary.currencies[symbol] = currency
+                if values[0] != 0 { booking.summary.positions.append(Ledger.Position(symbol: symbol, quantity: values[0], cost: values[1], costBase: values[2])) }
+            case "cash":
+                guard let currency else { throw PortfolioDataError("cash without its currency") }
+                booking.refused = booking.refused || flag
+                booking.summary.cash[currency] = values[0]
+                if values[1] != 0 { booking.summary.implicitDeposits[currency] = .init(amount: values[1], entries: Int(count)) }
+                booking.summary.dividends += values[2]
+                booking.summary.fees += values[3]
+            default:
+                booking.namesLots = flag
+                booking.ledgerDigest = text
+            }
         }
-        return overdrawn
-    }
-
-    static func decimal(_ text: String?) throws -> Decimal {
-        try LedgerTransaction.decimal(text)?.value ?? 0
+        booking.summary.positions.sort { $0.symbol < $1.symbol }
+        return booking
     }
 }
