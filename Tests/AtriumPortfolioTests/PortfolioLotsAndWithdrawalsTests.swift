@@ -71,6 +71,12 @@ import Testing
             try await team.call(.get, "/portfolios/\(portfolio)/withdrawals", team.bob, expect: .notFound)
             try await team.call(.post, "/portfolios/\(portfolio)/withdrawals", team.bob, body, expect: .notFound)
             #expect(try await team.call(.get, "/portfolios/\(portfolio)/holdings?as_of=2024-03-01", team.ann)["cash"]?.array?.first?["amount"]?.string == "700.00")
+            // A buy dated before the withdrawal spends the cash it took: refused, as the
+            // withdrawal would then take more than was there.
+            try await team.market("AAPL")
+            let spent = try await team.trade(portfolio, "buy", "AAPL", "5", at: "160", on: "2024-01-15", expect: .unprocessableContent)
+            #expect(spent["code"]?.string == "insufficient_cash")
+            try await team.trade(portfolio, "buy", "AAPL", "5", at: "100", on: "2024-01-15")
         }
     }
 

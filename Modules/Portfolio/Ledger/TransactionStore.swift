@@ -44,7 +44,7 @@ enum TransactionStore {
             RETURNING \(unescaped: columns)
             """
         let inserted = try await table.one(sql, on: transaction)
-        try await rebook(portfolio, on: transaction)
+        try await rebook(portfolio, after: .init(symbol: inserted.symbol, currency: inserted.currency, date: inserted.tradeDate), on: transaction)
         try await ValuationStore.invalidate(portfolio.id, from: inserted.tradeDate, on: transaction)
         return inserted
     }
@@ -52,11 +52,13 @@ enum TransactionStore {
     /// Deletes the entry `id` of the locked `portfolio`, then books what is left.
     static func delete(_ id: UUID, from portfolio: Portfolio, on transaction: TenantTransaction) async throws {
         let deleted = try await transaction.query(
-            "DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING trade_date::text")
+            "DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING trade_date::text, symbol, currency")
         guard let row = deleted.first else { throw AtriumError.notFound("No such transaction.") }
         var columns = RowReader(row)
         let date: String = try columns.next()
-        try await rebook(portfolio, on: transaction)
+        let symbol: String? = try columns.next()
+        let currency: String = try columns.next()
+        try await rebook(portfolio, after: .init(symbol: symbol, currency: currency, date: date), on: transaction)
         try await ValuationStore.invalidate(portfolio.id, from: date, on: transaction)
     }
 
@@ -98,12 +100,14 @@ enum TransactionStore {
         }
     }
 
-    /// Books the ledger as it now stands; a refusal rolls the change back. A FIFO ledger
-    /// is checked set-based in SQL (`SetBasedBook.accepts`), so a change costs two
-    /// statements however long the ledger; when that check fails, or cannot book the
-    /// ledger, the whole ledger is read and booked here, which names what is refused.
-    static func rebook(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws {
-        if try await SetBasedBook.accepts(portfolio, on: transaction) { return }
+    /// Books the ledger as it stands after `change`; a refusal rolls the change back. A
+    /// FIFO ledger is checked set-based in SQL on what the change can refuse
+    /// (`SetBasedBook.accepts`: its instrument, and its currency's cash when a withdrawal
+    /// follows), so a change reads its instrument's entries, not the whole ledger; when
+    /// that check fails, or cannot book the ledger, the whole ledger is read and booked
+    /// here, which names what is refused.
+    static func rebook(_ portfolio: Portfolio, after change: SetBasedBook.Change, on transaction: TenantTransaction) async throws {
+        if try await SetBasedBook.accepts(portfolio, after: change, on: transaction) { return }
         let entries = try await ledger(of: portfolio.id, on: transaction)
         let splits = try await splits(of: portfolio.id, on: transaction)
         do {

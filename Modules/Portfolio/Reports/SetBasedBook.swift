@@ -42,22 +42,45 @@ enum SetBasedBook {
         return (booking.summary, digest)
     }
 
-    /// Whether the whole ledger of `portfolio` books, checked set-based: true when it is
-    /// a FIFO ledger whose sells never take more than was held and whose withdrawals never
-    /// more than the cash; false when `Ledger` must book it (to name what it refuses, or
-    /// because it is not such a ledger).
-    static func accepts(_ portfolio: Portfolio, on transaction: TenantTransaction) async throws -> Bool {
+    /// What a change of a ledger touched: the instrument it trades (nil for cash), the
+    /// currency of its cash, and its date.
+    struct Change: Sendable {
+        var symbol: String?
+        var currency: String
+        var date: String
+    }
+
+    /// Whether the ledger of `portfolio` still books after `change`, checked set-based on
+    /// what the change can refuse: the sells of its instrument (never more than was held,
+    /// in ledger order, from any date), and, when a withdrawal in its currency is dated on
+    /// or after it, the cash of that currency (more cash earlier refuses nothing, and with
+    /// no withdrawal after the change none can be refused). False when `Ledger` must book
+    /// it: to name what it refuses, or because it is not a FIFO ledger or names lots there.
+    static func accepts(_ portfolio: Portfolio, after change: Change, on transaction: TenantTransaction) async throws -> Bool {
         guard portfolio.costMethod == .fifo else { return false }
-        let booking = try await book(portfolio.id, asOf: "9999-12-31", digest: false, on: transaction)
+        let booking = try await book(
+            portfolio.id, asOf: "9999-12-31", only: change.symbol ?? "", cashAfter: (change.currency, change.date), digest: false, on: transaction)
         return !booking.refused && !booking.namesLots
     }
 
-    static func book(_ portfolio: UUID, asOf: String, digest: Bool, on transaction: TenantTransaction) async throws -> Booking {
+    /// Books the ledger as of `asOf`: every instrument and currency, or (`only`) one
+    /// instrument's lots and, when a withdrawal in `cashAfter`'s currency is dated on or
+    /// after its date, that currency's cash.
+    static func book(
+        _ portfolio: UUID, asOf: String, only symbol: String? = nil, cashAfter: (currency: String, date: String)? = nil, digest: Bool,
+        on transaction: TenantTransaction
+    ) async throws -> Booking {
+        let everything = symbol == nil
+        let cashCurrency = cashAfter?.currency ?? ""
         let rows = try await transaction.query(
             """
             WITH ledger AS MATERIALIZED (
                 SELECT id, kind, trade_date, entry_seq, symbol, quantity, price, amount, currency, fee, fx_rate, lots
-                FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
+                FROM portfolio_transactions
+                WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
+                  AND (\(everything) OR symbol = \(symbol) OR (currency = \(cashCurrency) AND EXISTS (
+                      SELECT 1 FROM portfolio_transactions w WHERE w.portfolio_id = \(portfolio) AND w.kind = 'withdrawal'
+                        AND w.currency = \(cashCurrency) AND w.trade_date >= \(cashAfter?.date ?? "9999-12-31")::date)))
             ), spans AS (
                 -- Entries dated before a split and on or after the one before it take the
                 -- product of the ratios from that split on.
@@ -70,7 +93,7 @@ enum SetBasedBook {
                        t.quantity * t.price + t.fee AS cost, (t.quantity * t.price + t.fee) * t.fx_rate AS cost_base
                 FROM ledger t
                 LEFT JOIN spans s ON s.symbol = t.symbol AND t.trade_date < s.ends AND (s.starts IS NULL OR t.trade_date >= s.starts)
-                WHERE t.kind IN ('buy', 'sell')
+                WHERE t.kind IN ('buy', 'sell') AND (\(everything) OR t.symbol = \(symbol))
             ), running AS (
                 SELECT *, coalesce(sum(units) FILTER (WHERE kind = 'buy') OVER ledger_order, 0) AS bought,
                        coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER ledger_order, 0) AS sold_through
@@ -98,7 +121,7 @@ enum SetBasedBook {
                                  WHEN 'fee' THEN -(amount + fee) WHEN 'withdrawal' THEN -(amount + fee) ELSE amount - fee END AS delta,
                        CASE kind WHEN 'dividend' THEN (amount - fee) * fx_rate ELSE 0 END AS dividend,
                        CASE kind WHEN 'fee' THEN (amount + fee) * fx_rate ELSE 0 END AS fee_paid
-                FROM ledger
+                FROM ledger WHERE \(everything) OR currency = \(cashCurrency)
             ), running_cash AS (
                 SELECT *, sum(delta) OVER (cash_order ROWS UNBOUNDED PRECEDING) AS total
                 FROM flows WINDOW cash_order AS (PARTITION BY currency ORDER BY trade_date, entry_seq)
