@@ -23,16 +23,25 @@ public struct BulkImport: Sendable {
     /// Where the routes are mounted under the module, `imports` unless said otherwise
     /// (`market/imports`); the CLI's remote mode posts there too.
     public let path: String
+    /// The record the rows land in, when the path names one (`portfolios/{id}/…`).
+    public let parent: ImportParent?
+    /// The import job's kind: `<module>.import.run`, or the one given when a module has
+    /// more than one import.
+    public let jobKind: String
 
-    public init(module: String, entities: [ImportEntity], meter: String? = nil, path: String = "imports") {
+    /// `kind` names the job when the module declares more than one `BulkImport` (each
+    /// needs its own); `parent` lands every row of an import in one record the path
+    /// names.
+    public init(
+        module: String, entities: [ImportEntity], meter: String? = nil, path: String = "imports", parent: ImportParent? = nil, kind: String? = nil
+    ) {
         self.moduleID = module
         self.path = path
         self.entities = entities
         self.meter = meter
+        self.parent = parent
+        self.jobKind = kind ?? "\(module).import.run"
     }
-
-    /// The import job's kind.
-    public var jobKind: String { "\(moduleID).import.run" }
     static let chunkBytes = 1 << 20
     /// The largest file an import accepts.
     static let maximumBytes: Int64 = 4 << 30
@@ -87,9 +96,9 @@ extension BulkImport {
         let mapping = String(decoding: try JSONEncoder().encode(settings.mapping), as: UTF8.self)
         let inserted = try await connection.query(
             """
-            INSERT INTO imports (tenant_id, owner_id, module, entity, format, mode, error_policy, mapping, sees_all)
+            INSERT INTO imports (tenant_id, owner_id, module, entity, format, mode, error_policy, mapping, sees_all, parent_id)
             VALUES (\(tenantID), \(ownerID), \(moduleID), \(settings.entity), \(settings.format.rawValue), \(settings.mode.rawValue),
-                    \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll))
+                    \(settings.errorPolicy.rawValue), \(mapping)::jsonb, \(seesAll), \(settings.parentID))
             RETURNING id
             """, logger: logger
         ).collect().first?.decode(UUID.self)
@@ -163,13 +172,15 @@ extension BulkImport {
                 try await connection.scopeToAllOwners(logger: logger)
                 return try await connection.query(
                     """
-                    SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all, state
+                    SELECT owner_id, entity, format, mode, error_policy, mapping::text, sees_all, state, parent_id
                     FROM imports WHERE id = \(payload.importId) AND module = \(imports.moduleID) AND state IN ('queued', 'running')
                     """, logger: logger
-                ).collect().first?.decode((UUID, String, String, String, String, String, Bool, String).self)
+                ).collect().first?.decode((UUID, String, String, String, String, String, Bool, String, UUID?).self)
             }
-            guard let (owner, entity, format, mode, policy, mappingText, manager, state) = found else { return }
-            guard let settings = ImportSettings(entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText),
+            guard let (owner, entity, format, mode, policy, mappingText, manager, state, parentID) = found else { return }
+            guard
+                let settings = ImportSettings(
+                    entity: entity, format: format, mode: mode, errorPolicy: policy, mappingJSON: mappingText, parentID: parentID),
                 let definition = imports.entity(named: settings.entity)
             else {
                 throw ImportRunner.Failure(description: "the import's stored settings cannot be read")
@@ -193,11 +204,11 @@ extension BulkImport {
 
 extension ImportSettings {
     /// Settings as stored on the import row.
-    init?(entity: String, format: String, mode: String, errorPolicy: String, mappingJSON: String) {
+    init?(entity: String, format: String, mode: String, errorPolicy: String, mappingJSON: String, parentID: UUID? = nil) {
         guard let format = Format(rawValue: format), let mode = Mode(rawValue: mode),
             let policy = ErrorPolicy(rawValue: errorPolicy),
             let mapping = try? JSONDecoder().decode([String: String].self, from: Data(mappingJSON.utf8))
         else { return nil }
-        self.init(entity: entity, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
+        self.init(entity: entity, format: format, mode: mode, errorPolicy: policy, mapping: mapping, parentID: parentID)
     }
 }

@@ -36,6 +36,10 @@ public struct ImportEntity: Sendable {
     /// The one set-based statement that lands the staged rows and returns a single
     /// `int8`: how many rows it inserted or changed.
     public let land: @Sendable (ImportLanding) -> PostgresQuery
+    /// A statement run after the landing, in its transaction, returning one nullable
+    /// `text`: why what landed cannot stand (a ledger that now sells more than it held),
+    /// or null. A reason fails the import and nothing of it is kept.
+    public internal(set) var verify: (@Sendable (ImportLanding) -> PostgresQuery)?
 
     public init(
         _ name: String, fields: [String], key: String, table: String, check: @escaping @Sendable (inout [String?]) -> String?,
@@ -69,6 +73,34 @@ extension ImportEntity {
     }
 }
 
+extension ImportEntity {
+    /// This entity, with `statement` run after every landing: the import fails with the
+    /// reason it returns (one nullable `text`), and nothing of it is kept.
+    public func verified(by statement: @escaping @Sendable (ImportLanding) -> PostgresQuery) -> ImportEntity {
+        var entity = self
+        entity.verify = statement
+        return entity
+    }
+}
+
+/// The record every row of an import lands in, named by a parameter of the import's
+/// mount path (`portfolios/{id}/transactions/imports`: a broker's file of one
+/// portfolio's entries). The kernel checks the caller may import into it when the
+/// import is created (`authorize` throws, 404 for a record the caller cannot change),
+/// stores it on the import, gives it to the landing as `ImportLanding.parentID`,
+/// compares natural keys within it only, and lists and reads imports under it only.
+public struct ImportParent: Sendable {
+    /// The path parameter naming the parent (`id`).
+    public let parameter: String
+    /// The parent's column in the entities' tables (`portfolio_id`).
+    public let column: String
+    public let authorize: @Sendable (UUID, TenantTransaction) async throws -> Void
+
+    public init(parameter: String, column: String, authorize: @escaping @Sendable (UUID, TenantTransaction) async throws -> Void) {
+        (self.parameter, self.column, self.authorize) = (parameter, column, authorize)
+    }
+}
+
 /// A field of an imported row that must name a row of `table` (compared as text with
 /// `column`), seen through the importer's row-level security.
 public struct ImportReference: Sendable {
@@ -94,4 +126,6 @@ public struct ImportLanding: Sendable {
     public let seesAll: Bool
     /// `upsert` mode: update existing rows whose values differ; false (`insert`) leaves them.
     public let upsert: Bool
+    /// The record the rows land in (`ImportParent`), nil for an import without one.
+    public var parentID: UUID? = nil
 }

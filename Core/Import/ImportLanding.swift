@@ -14,18 +14,22 @@ struct ImportRejections {
     let importID: UUID
     let ownerID: UUID
     let seesAll: Bool
+    /// The parent's column and id (`ImportParent`): keys match within it.
+    var parent: (column: String, id: UUID)? = nil
     let logger: Logger
 
     /// Moves the rows that cannot land into `atrium_import_rejects` and out of the
     /// stage; returns how many.
     func reject(mode: ImportSettings.Mode, on connection: PostgresConnection) async throws -> Int64 {
         let (keys, table, stage) = (entity.keys, entity.table, ImportLanding.stage)
-        for name in keys + entity.keyColumns + [table] where !TenantTransaction.isIdentifier(name) {
+        for name in keys + entity.keyColumns + [table] + (parent.map { [$0.column] } ?? []) where !TenantTransaction.isIdentifier(name) {
             throw ConfigurationError("import entity \(entity.name): '\(name)' is not a plain identifier")
         }
         let key = keys.joined(separator: ", ")
         // The stage holds text; the table's key columns are compared as text (a no-op for text columns, which keeps their index).
         let matches = zip(keys, entity.keyColumns).map { "t.\($1)::text = s.\($0)" }.joined(separator: " AND ")
+        // Within the import's parent only (one portfolio's entries), when it has one.
+        let (parentColumn, parentID) = (parent?.column ?? "tenant_id", parent?.id)
         try await connection.query("CREATE TEMP TABLE atrium_import_rejects (line bigint NOT NULL, reason text NOT NULL) ON COMMIT DROP", logger: logger)
         try await connection.query(
             """
@@ -51,7 +55,7 @@ struct ImportRejections {
                 """
                 INSERT INTO atrium_import_rejects (line, reason)
                 SELECT s.line, \("a record with this \(key) belongs to another user") FROM \(unescaped: stage) s
-                JOIN \(unescaped: table) t ON \(unescaped: matches)
+                JOIN \(unescaped: table) t ON \(unescaped: matches) AND (\(parentID)::uuid IS NULL OR t.\(unescaped: parentColumn) = \(parentID))
                 WHERE t.owner_id <> \(ownerID)
                 """, logger: logger)
         }
@@ -60,7 +64,7 @@ struct ImportRejections {
                 """
                 INSERT INTO atrium_import_rejects (line, reason)
                 SELECT s.line, \("a record with this \(key) exists (mode insert)") FROM \(unescaped: stage) s
-                JOIN \(unescaped: table) t ON \(unescaped: matches)
+                JOIN \(unescaped: table) t ON \(unescaped: matches) AND (\(parentID)::uuid IS NULL OR t.\(unescaped: parentColumn) = \(parentID))
                 """, logger: logger)
         }
         return try await connection.query(

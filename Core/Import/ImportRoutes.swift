@@ -36,6 +36,7 @@ extension BulkImport {
             // Idempotency-Key by the kernel, keyed on the import's settings (a retry with other
             // settings is 422): a retry answers the first import's current status.
             let (importID, created) = try await request.transaction { transaction in
+                if let parent = imports.parent, let parentID = settings.parentID { try await parent.authorize(parentID, transaction) }
                 var created = false
                 let id = try await request.idempotent(input: settings, in: transaction) {
                     created = true
@@ -55,27 +56,32 @@ extension BulkImport {
                     throw error
                 }
             }
-            let status = try await request.transaction { transaction in try await imports.status(importID, tenant: request.tenant.slug, on: transaction) }
+            let status = try await request.transaction { transaction in
+                try await imports.status(importID, parent: settings.parentID, tenant: request.tenant.slug, on: transaction)
+            }
             return try BulkImport.json(status, status: .accepted)
         }
 
         routes.on(.get, path, summary: "Your imports (every import, as a manager), newest first", access: access,
                   query: [.init("limit", "1-200, default 50.", schema: .integer)], response: Page<ImportStatus>.self) { request in
             let limit = try request.limit()
-            return Page(data: try await request.transaction { try await imports.statuses(id: nil, limit: limit, tenant: request.tenant.slug, on: $0) })
+            let parentID = try imports.parentID(request)
+            return Page(data: try await request.transaction {
+                try await imports.statuses(id: nil, parent: parentID, limit: limit, tenant: request.tenant.slug, on: $0)
+            })
         }
 
-        routes.on(.get, "\(path)/{id}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
+        routes.on(.get, "\(path)/{\(importParameter)}", summary: "An import's state and progress: rows read, written, unchanged and rejected",
                   access: access, response: ImportStatus.self) { request in
-            let id = try request.uuidParameter("id")
-            return try await request.transaction { transaction in try await imports.status(id, tenant: request.tenant.slug, on: transaction) }
+            let (id, parentID) = (try request.uuidParameter(imports.importParameter), try imports.parentID(request))
+            return try await request.transaction { transaction in try await imports.status(id, parent: parentID, tenant: request.tenant.slug, on: transaction) }
         }
 
-        routes.streaming(.get, "\(path)/{id}/errors", summary: "An import's rejected rows as CSV: line, reason",
+        routes.streaming(.get, "\(path)/{\(importParameter)}/errors", summary: "An import's rejected rows as CSV: line, reason",
                          access: access, produces: "text/csv") { request in
-            let id = try request.uuidParameter("id")
+            let (id, parentID) = (try request.uuidParameter(imports.importParameter), try imports.parentID(request))
             let rows = try await request.transaction { transaction in
-                _ = try await imports.status(id, tenant: request.tenant.slug, on: transaction)
+                _ = try await imports.status(id, parent: parentID, tenant: request.tenant.slug, on: transaction)
                 return try await BulkImport.errors(of: id, on: transaction)
             }
             var buffer = ByteBuffer(string: "line,reason\r\n")
@@ -109,11 +115,19 @@ extension BulkImport {
             }
             mapping = decoded
         }
-        return ImportSettings(entity: name, format: format, mode: mode, errorPolicy: policy, mapping: mapping)
+        return ImportSettings(entity: name, format: format, mode: mode, errorPolicy: policy, mapping: mapping, parentID: try parentID(request))
     }
 
-    func status(_ id: UUID, tenant slug: String, on transaction: TenantTransaction) async throws -> ImportStatus {
-        guard let status = try await statuses(id: id, limit: 1, tenant: slug, on: transaction).first else {
+    /// The import's own path parameter: `id`, or `import` when the parent's is `id`.
+    var importParameter: String { parent?.parameter == "id" ? "import" : "id" }
+
+    /// The parent the request's path names, nil for an import without one.
+    func parentID(_ request: TenantRequest) throws -> UUID? {
+        try parent.map { try request.uuidParameter($0.parameter) }
+    }
+
+    func status(_ id: UUID, parent: UUID?, tenant slug: String, on transaction: TenantTransaction) async throws -> ImportStatus {
+        guard let status = try await statuses(id: id, parent: parent, limit: 1, tenant: slug, on: transaction).first else {
             throw AtriumError.notFound("No such import.")
         }
         return status

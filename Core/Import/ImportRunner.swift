@@ -20,6 +20,8 @@ struct ImportSettings: Codable, Sendable {
     /// Target field → source column (CSV header or NDJSON key); unmapped fields are read
     /// from the column of the same name.
     var mapping: [String: String]
+    /// The record the rows land in (`ImportParent`).
+    var parentID: UUID? = nil
 }
 
 /// Where an import stands, as `GET <module>/imports/{id}` and the CLI report it.
@@ -127,7 +129,9 @@ struct ImportRunner: Sendable {
         if settings.errorPolicy == .allOrNothing && progress.rowsRejected > 0 {
             throw Failure(description: "\(progress.rowsRejected) row(s) rejected; nothing was imported (error policy all_or_nothing)")
         }
-        let rejections = ImportRejections(entity: entity, tenantID: tenantID, importID: importID, ownerID: ownerID, seesAll: seesAll, logger: logger)
+        let parent = imports.parent.flatMap { parent in settings.parentID.map { (column: parent.column, id: $0) } }
+        let rejections = ImportRejections(
+            entity: entity, tenantID: tenantID, importID: importID, ownerID: ownerID, seesAll: seesAll, parent: parent, logger: logger)
         let checksStarted = clock.now
         let rejectedOnLanding = try await rejections.reject(mode: settings.mode, on: connection)
         let checksTook = clock.now - checksStarted
@@ -139,8 +143,13 @@ struct ImportRunner: Sendable {
         if rejectedOnLanding > 0 { try await rejections.keepRejections(on: connection) }
         let staged = progress.rowsRead - progress.rowsRejected
         let landingStarted = clock.now
-        let landing = ImportLanding(tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, upsert: settings.mode == .upsert)
+        let landing = ImportLanding(tenantID: tenantID, ownerID: ownerID, seesAll: seesAll, upsert: settings.mode == .upsert, parentID: settings.parentID)
         progress.rowsWritten = try await connection.query(entity.land(landing), logger: logger).collect().first?.decode(Int64.self) ?? 0
+        if let verify = entity.verify,
+            let reason = try await connection.query(verify(landing), logger: logger).collect().first?.decode(String?.self)
+        {
+            throw Failure(description: "nothing was imported: \(reason)")
+        }
         logger.info("import phases", metadata: [
             "import.id": "\(importID.uuidString.lowercased())", "import.staging": "\(stagingTook)", "import.checks": "\(checksTook)",
             "import.landing": "\(clock.now - landingStarted)",

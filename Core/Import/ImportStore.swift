@@ -3,6 +3,12 @@ import PostgresNIO
 
 /// The SQL of imports as the API reads and moves them, run in the caller's transaction.
 extension BulkImport {
+    /// The mount path with the parent's id in place of its parameter.
+    func mountedPath(parent: UUID?) -> String {
+        guard let name = self.parent?.parameter, let parent else { return path }
+        return path.replacingOccurrences(of: "{\(name)}", with: parent.uuidString.lowercased())
+    }
+
     /// The upload is complete: the import waits for its job, enqueued in the same transaction.
     func queue(_ id: UUID, bytes: Int64, on transaction: TenantTransaction) async throws {
         try await transaction.connection.query("UPDATE imports SET state = 'queued', bytes = \(bytes) WHERE id = \(id)", logger: transaction.logger)
@@ -24,10 +30,11 @@ extension BulkImport {
         ).collect().map { try $0.decode((Int64, String).self) }
     }
 
-    /// One import (`id`) or the newest `limit`, each with its first ten rejected rows, in
-    /// one statement however many there are.
+    /// One import (`id`) or the newest `limit` of these entities (of `parent` only, when
+    /// the imports have one), each with its first ten rejected rows, in one statement
+    /// however many there are.
     func statuses(
-        id: UUID?, limit: Int, tenant slug: String, on transaction: TenantTransaction
+        id: UUID?, parent: UUID?, limit: Int, tenant slug: String, on transaction: TenantTransaction
     ) async throws -> [ImportStatus] {
         let rows = try await transaction.connection.query(
             """
@@ -38,7 +45,8 @@ extension BulkImport {
                 SELECT json_agg(json_build_object('line', x.line, 'reason', x.reason) ORDER BY x.line) AS errors
                 FROM (SELECT line, reason FROM import_errors WHERE import_id = i.id ORDER BY line LIMIT 10) x
             ) e ON true
-            WHERE i.module = \(moduleID) AND (\(id)::uuid IS NULL OR i.id = \(id)) AND (\(transaction.ownerFilter)::uuid IS NULL OR i.owner_id = \(transaction.ownerFilter))
+            WHERE i.module = \(moduleID) AND i.entity = ANY(\(entities.map(\.name))) AND i.parent_id IS NOT DISTINCT FROM \(parent)
+              AND (\(id)::uuid IS NULL OR i.id = \(id)) AND (\(transaction.ownerFilter)::uuid IS NULL OR i.owner_id = \(transaction.ownerFilter))
             ORDER BY i.created_at DESC LIMIT \(limit)
             """, logger: transaction.logger
         ).collect()
@@ -49,7 +57,8 @@ extension BulkImport {
                 id: id, entity: entity, format: format, mode: mode, errorPolicy: policy, state: state, bytes: bytes, rowsRead: read, rowsWritten: written,
                 rowsUnchanged: unchanged, rowsRejected: rejected, failure: failure,
                 firstErrors: try JSONDecoder().decode([ImportRowError].self, from: Data(errors.utf8)),
-                errorsUrl: "/v1/tenants/\(slug)/\(moduleID)/\(path)/\(id.uuidString.lowercased())/errors", createdAt: created, finishedAt: finished)
+                errorsUrl: "/v1/tenants/\(slug)/\(moduleID)/\(mountedPath(parent: parent))/\(id.uuidString.lowercased())/errors", createdAt: created,
+                finishedAt: finished)
         }
     }
 }

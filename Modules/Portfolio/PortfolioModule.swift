@@ -65,7 +65,7 @@ public struct PortfolioModule: AtriumModule {
     /// A plan's monthly cap on analyses (`quotas: {portfolio.analyses: N}`); none when absent.
     public static let analysesQuota = "portfolio.analyses"
 
-    public var jobs: [JobDefinition] { [Self.marketImports.job, ValuationStore.job, FeedDirectory.job] }
+    public var jobs: [JobDefinition] { [Self.marketImports.job, TransactionImports.imports.job, ValuationStore.job, FeedDirectory.job] }
 
     public var schedules: [ScheduleDefinition] { [ValuationStore.nightly] + FeedDirectory.schedules }
 
@@ -106,6 +106,7 @@ public struct PortfolioModule: AtriumModule {
         ChatRoutes(primary: Self.outsideModel(routes.context), rules: RulesResponder()).register(routes)
         FeedRoutes().register(routes)
         Self.marketImports.register(routes, owned: "portfolio.records", requiring: PortfolioPermission.marketWrite)
+        TransactionImports.imports.register(routes, owned: "portfolio.records", requiring: PortfolioPermission.own)
     }
 }
 

@@ -63,6 +63,25 @@ enum SetBasedBook {
         return !booking.refused && !booking.namesLots
     }
 
+    /// Why the whole ledger of `portfolio` does not stand, or null (one nullable `text`):
+    /// the check of entries imported in bulk (`TransactionImports`), whatever the cost
+    /// method (what was held and the cash do not depend on it); a ledger whose sells name
+    /// lots is not imported into, as the lots an imported sell takes could be the ones
+    /// named.
+    static func refusal(of portfolio: UUID) -> PostgresQuery {
+        let booked = statement(portfolio, asOf: "9999-12-31", only: nil, cashAfter: nil, digest: false)
+        return PostgresQuery(
+            unsafeSQL: """
+                SELECT string_agg(CASE part
+                    WHEN 'position' THEN 'the sells of ' || symbol || ' would take more than was held'
+                    WHEN 'cash' THEN 'the withdrawals in ' || currency || ' would take more than the cash held'
+                    ELSE 'sells of this portfolio name their lots, which entries imported in bulk could take; record them one by one' END,
+                    '; ' ORDER BY part, symbol, currency)
+                FROM (\(booked.text)) booked (part, symbol, currency, flag, quantity, b, c, d, e, n)
+                WHERE flag OR (part = 'position' AND quantity::numeric < 0)
+                """, binds: booked.binds)
+    }
+
     /// Books the ledger as of `asOf`: every instrument and currency, or (`only`) one
     /// instrument's lots and, when a withdrawal in `cashAfter`'s currency is dated on or
     /// after its date, that currency's cash.
@@ -70,9 +89,16 @@ enum SetBasedBook {
         _ portfolio: UUID, asOf: String, only symbol: String? = nil, cashAfter: (currency: String, date: String)? = nil, digest: Bool,
         on transaction: TenantTransaction
     ) async throws -> Booking {
+        let rows = try await transaction.query(statement(portfolio, asOf: asOf, only: symbol, cashAfter: cashAfter, digest: digest))
+        return try booking(of: rows)
+    }
+
+    /// The statement: rows of (part, symbol, currency, flag, four figures as text, the
+    /// digest, a count), a part being `position`, `cash` or the one `ledger` row.
+    static func statement(_ portfolio: UUID, asOf: String, only symbol: String?, cashAfter: (currency: String, date: String)?, digest: Bool) -> SQL {
         let everything = symbol == nil
         let cashCurrency = cashAfter?.currency ?? ""
-        let rows = try await transaction.query(
+        return
             """
             WITH ledger AS MATERIALIZED (
                 SELECT id, kind, trade_date, entry_seq, symbol, quantity, price, amount, currency, fee, fx_rate, lots
@@ -144,7 +170,10 @@ enum SetBasedBook {
                        string_agg(\(unescaped: InputsHash.ledgerLine), E'\\n' ORDER BY trade_date, entry_seq) FILTER (WHERE \(digest)), ''), 'UTF8')), 'hex') END,
                    0::int8
             FROM ledger
-            """)
+            """
+    }
+
+    static func booking(of rows: [PostgresRow]) throws -> Booking {
         var booking = Booking(
             summary: BookSummary(positions: [], currencies: [:], cash: [:], implicitDeposits: [:], dividends: 0, fees: 0), refused: false,
             namesLots: false)
