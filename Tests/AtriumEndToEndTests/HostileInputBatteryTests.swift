@@ -279,6 +279,9 @@ enum Battery {
             body: #"{"answers":{"age_band":"30_44","horizon":"7_15y","loss_reaction":"hold","income_stability":"stable","experience":"some","goal":"growth"},"goals":["house"]}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/imports": Control(
             query: "?entity=prices", body: "symbol,date,close\r\nBAT,2024-03-05,12.75\r\n", contentType: "text/csv"),
+        "POST /v1/tenants/{tenant}/portfolio/portfolios/{id}/transactions/imports": Control(
+            query: "?entity=transactions", body: "external_id,date,type,amount,currency\r\nB-2,2024-01-03,deposit,50,USD\r\n", contentType: "text/csv"),
+        "POST /v1/tenants/{tenant}/portfolio/portfolios/{id}/withdrawals": Control(body: #"{"amount":"5.00","currency":"USD","trade_date":"2024-01-05"}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/ticks": Control(
             body: "{\"symbol\":\"BAT\",\"price\":\"12.80\",\"date\":\"2024-03-06\"}\n", contentType: "application/x-ndjson"),
         "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
@@ -525,6 +528,7 @@ final class BatteryServer: @unchecked Sendable {
         var analysis = ""
         var corporateAction = ""
         var marketImport = ""
+        var transactionImport = ""
         var conversation = ""
         static let symbol = "BAT"
 
@@ -543,6 +547,7 @@ final class BatteryServer: @unchecked Sendable {
             case "module": return "sales"
             case "symbol": return Self.symbol
             case "tx": return portfolioEntry
+            case "import": return transactionImport
             // An advisor (the spare user) assigned to a client (the rep).
             case "advisor": return spareUser
             case "client": return repUser
@@ -734,6 +739,15 @@ final class BatteryServer: @unchecked Sendable {
         upload.httpBody = Data("symbol,date,close\r\nBAT,2024-02-28,12.25\r\n".utf8)
         let imported = try await HTTP.send(upload)
         fixtures.marketImport = try #require((try JSONSerialization.jsonObject(with: imported.body) as? [String: Any])?["id"] as? String, "\(imported.status)")
+        var entries = URLRequest(
+            url: try #require(URL(string: url("/v1/tenants/battery/portfolio/portfolios/\(fixtures.portfolio)/transactions/imports?entity=transactions"))))
+        entries.httpMethod = "POST"
+        entries.setValue("Bearer \(owner)", forHTTPHeaderField: "Authorization")
+        entries.setValue("text/csv", forHTTPHeaderField: "Content-Type")
+        entries.httpBody = Data("external_id,date,type,amount,currency\r\nB-1,2024-01-02,deposit,100,USD\r\n".utf8)
+        let ledgerImport = try await HTTP.send(entries)
+        fixtures.transactionImport = try #require(
+            (try JSONSerialization.jsonObject(with: ledgerImport.body) as? [String: Any])?["id"] as? String, "\(ledgerImport.status)")
         fixtures.corporateAction = try #require(try await send(
             "POST", "market/corporate-actions", #"{"symbol":"BAT","type":"split","effective_date":"2031-01-02","ratio":"3"}"#)["id"] as? String)
     }

@@ -42,48 +42,49 @@ enum PerformanceReport {
         let base = portfolio.baseCurrency
         let all = try await ComputePool.shared.run {
             try daily(
-                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closes: inputs.closes, manual: inputs.manual,
-                rates: inputs.rates, through: end)
+                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closes: try series(inputs.closes),
+                manual: try series(inputs.manual), rates: try series(inputs.rates), through: end)
         }
         return summarize(all, from: start, to: end, base: base, source: "ledger")
     }
 
     typealias Series = [String: [(day: Int, value: Decimal)]]
 
-    /// The ledger, splits, prices and FX a daily valuation through `to` reads.
+    /// The ledger, splits, prices and FX a daily valuation through `to` reads; the
+    /// prices and rates as rows, which `series` turns into figures on the compute pool
+    /// (five years of 500 instruments' closes are 650,000 of them).
     static func inputs(of portfolio: Portfolio, through to: String, on transaction: TenantTransaction) async throws
-        -> (entries: [Ledger.Entry], splits: [Ledger.Split], closes: Series, manual: Series, rates: Series)
+        -> (entries: [Ledger.Entry], splits: [Ledger.Split], closes: [PostgresRow], manual: [PostgresRow], rates: [PostgresRow])
     {
         let entries = try await TransactionStore.ledger(of: portfolio.id, on: transaction)
         let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
         let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
         let base = portfolio.baseCurrency
         let currencies = Array(Set(entries.map(\.currency)).subtracting([base])).sorted()
-        let closes = try await series(
-            "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date ORDER BY symbol, on_date",
-            on: transaction)
+        let closes = try await transaction.query(
+            "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date ORDER BY symbol, on_date")
         // The portfolio's own prices win from their date on, as in holdings.
-        let manual = try await series(
+        let manual = try await transaction.query(
             """
             SELECT symbol, on_date::text, price::text FROM portfolio_manual_prices WHERE portfolio_id = \(portfolio.id) AND on_date <= \(to)::date
             ORDER BY symbol, on_date
-            """, on: transaction)
+            """)
         // Rates to the base either way round, as `MarketReader.fxRate` reads them.
-        let rates = try await series(
+        let rates = try await transaction.query(
             """
             SELECT CASE WHEN base = \(base) THEN quote ELSE base END, on_date::text,
                    CASE WHEN base = \(base) THEN (1 / rate)::text ELSE rate::text END
             FROM portfolio_fx_rates
             WHERE ((base = \(base) AND quote = ANY(\(currencies))) OR (quote = \(base) AND base = ANY(\(currencies)))) AND on_date <= \(to)::date
             ORDER BY 1, 2, (base = \(base)) DESC
-            """, on: transaction)
+            """)
         return (entries, splits, closes, manual, rates)
     }
 
     /// Rows of (key, date, decimal) as a forward-fillable series per key.
-    static func series(_ sql: SQL, on transaction: TenantTransaction) async throws -> [String: [(day: Int, value: Decimal)]] {
+    static func series(_ rows: [PostgresRow]) throws -> [String: [(day: Int, value: Decimal)]] {
         var result: [String: [(day: Int, value: Decimal)]] = [:]
-        for row in try await transaction.query(sql) {
+        for row in rows {
             var columns = RowReader(row)
             let key: String = try columns.next()
             let date: String = try columns.next()
@@ -111,41 +112,69 @@ enum PerformanceReport {
         var splitsByDay: [Int: [Ledger.Split]] = [:]
         for split in splits { if let day = DayNumber.of(split.date), day <= end { splitsByDay[day, default: []].append(split) } }
 
-        var quantity: [String: Decimal] = [:]
-        var lastTrade: [String: (price: Decimal, currency: String)] = [:]
-        var cash: [String: Decimal] = [:]
-        var cursors: [String: Int] = [:]
-        func lookup(_ series: [(day: Int, value: Decimal)]?, _ key: String, on day: Int) -> Decimal? {
-            guard let series else { return nil }
-            var index = cursors[key] ?? -1
-            while index + 1 < series.count, series[index + 1].day <= day { index += 1 }
-            cursors[key] = index
-            return index >= 0 ? series[index].value : nil
+        // Positions are valued incrementally: an instrument's value (held × price, in its
+        // currency) changes only on a day its price, quantity or currency does, so each
+        // day touches those instruments and multiplies each currency's subtotal by that
+        // day's rate, instead of every instrument every day.
+        let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
+        let index = Dictionary(uniqueKeysWithValues: symbols.enumerated().map { ($1, $0) })
+        let closeSeries = symbols.map { closes[$0] ?? [] }
+        let manualSeries = symbols.map { manual[$0] ?? [] }
+        var closeCursor = [Int](repeating: -1, count: symbols.count)
+        var manualCursor = [Int](repeating: -1, count: symbols.count)
+        var priceChanges: [Int: [Int]] = [:]
+        for position in symbols.indices {
+            for point in closeSeries[position] + manualSeries[position] where point.day <= end {
+                priceChanges[max(point.day, firstDay), default: []].append(position)
+            }
         }
+        var held = [Decimal](repeating: 0, count: symbols.count)
+        var lastTrade = [(price: Decimal, currency: String)?](repeating: nil, count: symbols.count)
+        var worth = [Decimal](repeating: 0, count: symbols.count)
+        var worthCurrency = [String?](repeating: nil, count: symbols.count)
+        var subtotal: [String: Decimal] = [:]
+        var touchedOn = [Int](repeating: Int.min, count: symbols.count)
+        var cash: [String: Decimal] = [:]
+        var rateCursors: [String: Int] = [:]
         func rate(_ currency: String, on day: Int) -> Decimal {
-            currency == base ? 1 : lookup(rates[currency], "fx:" + currency, on: day) ?? 0
+            guard currency != base, let series = rates[currency] else { return currency == base ? 1 : 0 }
+            var cursor = rateCursors[currency] ?? -1
+            while cursor + 1 < series.count, series[cursor + 1].day <= day { cursor += 1 }
+            rateCursors[currency] = cursor
+            return cursor >= 0 ? series[cursor].value : 0
+        }
+        func advance(_ cursor: inout Int, in series: [(day: Int, value: Decimal)], to day: Int) -> Decimal? {
+            while cursor + 1 < series.count, series[cursor + 1].day <= day { cursor += 1 }
+            return cursor >= 0 ? series[cursor].value : nil
         }
         var days: [Returns.Day] = []
         days.reserveCapacity(end - firstDay + 1)
         for day in firstDay...end {
             var inflow: Decimal = 0
             var outflow: Decimal = 0
-            for split in splitsByDay[day] ?? [] { quantity[split.symbol] = quantity[split.symbol].map { $0 * split.ratio } }
+            var touched = priceChanges[day] ?? []
+            for split in splitsByDay[day] ?? [] {
+                guard let position = index[split.symbol] else { continue }
+                held[position] *= split.ratio
+                touched.append(position)
+            }
             for entry in byDay[day] ?? [] {
                 func take(_ amount: Decimal) {
-                    let held = cash[entry.currency, default: 0]
-                    if held < amount { inflow += (amount - held) * entry.fxRate }
-                    cash[entry.currency] = max(held, amount) - amount
+                    let holding = cash[entry.currency, default: 0]
+                    if holding < amount { inflow += (amount - holding) * entry.fxRate }
+                    cash[entry.currency] = max(holding, amount) - amount
                 }
                 switch entry.kind {
-                case .buy:
-                    quantity[entry.symbol ?? "", default: 0] += entry.quantity
-                    lastTrade[entry.symbol ?? ""] = (entry.price, entry.currency)
-                    take(entry.quantity * entry.price + entry.fee)
-                case .sell:
-                    quantity[entry.symbol ?? "", default: 0] -= entry.quantity
-                    lastTrade[entry.symbol ?? ""] = (entry.price, entry.currency)
-                    cash[entry.currency, default: 0] += entry.quantity * entry.price - entry.fee
+                case .buy, .sell:
+                    guard let position = entry.symbol.flatMap({ index[$0] }) else { continue }
+                    held[position] += entry.kind == .buy ? entry.quantity : -entry.quantity
+                    lastTrade[position] = (entry.price, entry.currency)
+                    touched.append(position)
+                    if entry.kind == .buy {
+                        take(entry.quantity * entry.price + entry.fee)
+                    } else {
+                        cash[entry.currency, default: 0] += entry.quantity * entry.price - entry.fee
+                    }
                 case .dividend:
                     cash[entry.currency, default: 0] += entry.amount - entry.fee
                 case .fee:
@@ -158,12 +187,20 @@ enum PerformanceReport {
                     outflow += (entry.amount + entry.fee) * entry.fxRate
                 }
             }
-            var value: Decimal = 0
-            for (symbol, held) in quantity where held != 0 {
-                let currency = lastTrade[symbol]?.currency ?? base
-                let price = lookup(manual[symbol], "manual:" + symbol, on: day) ?? lookup(closes[symbol], symbol, on: day) ?? lastTrade[symbol]?.price ?? 0
-                value += held * price * rate(currency, on: day)
+            for position in touched where touchedOn[position] != day {
+                touchedOn[position] = day
+                // The portfolio's own price wins, then the close, then the last trade's price.
+                let ownPrice = advance(&manualCursor[position], in: manualSeries[position], to: day)
+                let close = advance(&closeCursor[position], in: closeSeries[position], to: day)
+                let price = ownPrice ?? close ?? lastTrade[position]?.price ?? 0
+                let currency = lastTrade[position]?.currency ?? base
+                if let previous = worthCurrency[position] { subtotal[previous, default: 0] -= worth[position] }
+                worth[position] = held[position] * price
+                worthCurrency[position] = currency
+                subtotal[currency, default: 0] += worth[position]
             }
+            var value: Decimal = 0
+            for (currency, amount) in subtotal where amount != 0 { value += amount * rate(currency, on: day) }
             for (currency, amount) in cash { value += amount * rate(currency, on: day) }
             days.append(Returns.Day(day: day, value: value, inflow: inflow, outflow: outflow))
         }

@@ -49,8 +49,9 @@ enum ValuationStore {
         let inputs = try await PerformanceReport.inputs(of: portfolio, through: through, on: transaction)
         let all = try await ComputePool.shared.run {
             try PerformanceReport.daily(
-                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: portfolio.baseCurrency, closes: inputs.closes,
-                manual: inputs.manual, rates: inputs.rates, through: end)
+                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: portfolio.baseCurrency,
+                closes: try PerformanceReport.series(inputs.closes), manual: try PerformanceReport.series(inputs.manual),
+                rates: try PerformanceReport.series(inputs.rates), through: end)
         }
         let after = last.flatMap(DayNumber.of) ?? Int.min
         let fresh = all.filter { $0.day > after }
