@@ -65,6 +65,27 @@ import Testing
 /// The nightly valuations: performance read from them equals performance from the
 /// ledger, and a back-dated entry sends the report back to the ledger until the next run.
 @Suite struct PortfolioValuationTests {
+    /// 10 E bought at 100 EUR when a euro was 1.10 USD (1,100 USD paid in); the euro at
+    /// 1.25 from July (stored the other way round, 0.8 EUR a dollar) and the portfolio's
+    /// own price of 110 EUR from October: worth 10 × 110 × 1.25 = 1,375 USD at the end,
+    /// a 25 % return.
+    @Test func ownPricesAndTheDaysRateValueAForeignPosition() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("E", currency: "EUR", closes: [("2024-01-01", "100"), ("2024-12-31", "100")])
+            try await team.call(.post, "/market/fx", team.manager, #"{"base":"EUR","quote":"USD","date":"2024-01-01","rate":"1.10"}"#)
+            try await team.call(.post, "/market/fx", team.manager, #"{"base":"USD","quote":"EUR","date":"2024-07-01","rate":"0.8"}"#)
+            let portfolio = try await team.portfolio("Abroad")
+            try await team.trade(portfolio, "buy", "E", "10", at: "100", on: "2024-01-01", currency: "EUR")
+            try await team.call(.put, "/portfolios/\(portfolio)/prices/E", team.ann, #"{"date":"2024-10-01","price":"110"}"#)
+            let performance = try await team.call(.get, "/portfolios/\(portfolio)/performance?to=2024-12-31", team.ann)
+            #expect(performance["inflows"]?.string == "1100.00")
+            #expect(performance["end_value"]?.string == "1375.00")
+            #expect(performance["twr"]?.string == "0.250000")
+            let june = try await team.call(.get, "/portfolios/\(portfolio)/performance?to=2024-06-30", team.ann)
+            #expect(june["end_value"]?.string == "1100.00")
+        }
+    }
+
     @Test func snapshotsAnswerAsTheLedgerDoesAndABackDatedEntryIsRecomputed() async throws {
         try await PortfolioTeam.withTeam { team in
             try await team.market("X", closes: [("2024-06-28", "120"), ("2024-07-01", "120"), ("2024-12-31", "108")])
