@@ -50,7 +50,9 @@ run_tests() {
   watchdog=$!
   # Whatever else hangs fails here, after 30 minutes (a full run takes about 5), and says
   # so, rather than at CI's 90-minute limit with nothing to show.
-  timeout -k 30s 30m swift test --skip-build "$@" 2>&1 | tee -a "$log"
+  # Line-buffered: into a pipe the tests' output would otherwise leave in 4 KiB blocks,
+  # and a healthy run whose last test works for minutes would look silent to the watchdog.
+  timeout -k 30s 30m stdbuf -oL -eL swift test --skip-build "$@" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   kill "$watchdog" 2>/dev/null
   wait "$watchdog" 2>/dev/null

@@ -108,6 +108,9 @@ struct HostileInputBatteryTests {
                     for variant in variants { _ = try await check(variant) }
                     try #require(server.isAlive, "the server died during \(name); faults so far: \(faults)")
                     #expect(try await HTTP.get(server.url("/healthz")).status == 200)
+                    // A line now and then: the battery runs for minutes, alone at the end of
+                    // a full run, and the watchdog takes five silent minutes for a hang.
+                    if operationCount.isMultiple(of: 25) { print("hostile input battery: \(operationCount) operations, \(requests) requests so far") }
                 }
             }
             try await server.refreshTokens()
