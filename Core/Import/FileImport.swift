@@ -36,11 +36,14 @@ public struct FileImport: Sendable {
     public let mode: String
     public let errorPolicy: String
     public let mapping: [String: String]
+    /// The record the rows land in (`ImportParent`), when the import has one.
+    public let parentID: UUID?
 
     public init(
         _ imports: BulkImport, file: URL, tenantID: UUID, ownerEmail: String?, entity: String, format: String? = nil, mode: String = "upsert",
-        errorPolicy: String = "skip_invalid", mapping: [String: String] = [:]
+        errorPolicy: String = "skip_invalid", mapping: [String: String] = [:], parentID: UUID? = nil
     ) {
+        self.parentID = parentID
         self.imports = imports
         self.file = file
         self.tenantID = tenantID
@@ -64,6 +67,7 @@ public struct FileImport: Sendable {
         }
         var withMapping = settings
         withMapping.mapping = mapping
+        withMapping.parentID = parentID
         let handle: FileHandle
         do {
             handle = try FileHandle(forReadingFrom: file)

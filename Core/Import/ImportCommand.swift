@@ -1,5 +1,5 @@
 public import ArgumentParser
-import Foundation
+public import Foundation
 import Logging
 import PostgresNIO
 import Synchronization
@@ -13,7 +13,7 @@ public struct ImportCommandOptions: ParsableArguments {
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var remote: RemoteModeOptions
     @Option(help: "The tenant (this machine's database; a login's own tenant otherwise).") public var tenant: String?
-    @Option(help: "The entity the file holds.") public var entity: String
+    @Option(help: "The entity the file holds (needed when the import has more than one).") public var entity: String?
     @Option(help: "The user who owns the imported rows (default: the tenant's first owner).") public var owner: String?
     @Option(help: "csv or ndjson (default: from the file name, else csv).") public var format: String?
     @Option(help: "upsert or insert.") public var mode: String = "upsert"
@@ -23,8 +23,13 @@ public struct ImportCommandOptions: ParsableArguments {
 
     public init() {}
 
-    /// Imports the file through `imports`, declared by `module`.
-    public func run(_ imports: BulkImport, module: any AtriumModule) async throws {
+    /// Imports the file through `imports`, declared by `module`, into `parent` when the
+    /// import lands in one record (`ImportParent`: the command's own option names it).
+    public func run(_ imports: BulkImport, module: any AtriumModule, parent: UUID? = nil) async throws {
+        if imports.parent != nil, parent == nil { throw ValidationFailure("this import lands in one record: name it") }
+        guard let entity = entity ?? (imports.entities.count == 1 ? imports.entities.first?.name : nil) else {
+            throw ValidationFailure("--entity is required: one of \(imports.entityNames)")
+        }
         var parsedMapping: [String: String] = [:]
         if let mapping {
             guard let decoded = try? JSONDecoder().decode([String: String].self, from: Data(mapping.utf8)) else {
@@ -35,13 +40,12 @@ public struct ImportCommandOptions: ParsableArguments {
         guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationFailure("cannot read \(file)") }
         if var client = try remote.client(global) {
             try RemoteModeOptions.check(tenant, against: client)
-            return try await runRemotely(&client, moduleID: imports.moduleID, path: imports.path)
+            return try await runRemotely(&client, entity: entity, moduleID: imports.moduleID, path: imports.mountedPath(parent: parent))
         }
         let tenant = try RemoteModeOptions.localTenant(tenant)
         let logger = global.logger(defaultLevel: .warning)
         let registry = try CommandErrors.mappedSync { try ModuleRegistry([module]) }
-        let (slug, url, entity, owner, format, mode, policy, mapping) =
-            (tenant, URL(fileURLWithPath: file), entity, owner, format, mode, errorPolicy, parsedMapping)
+        let (slug, url, owner, format, mode, policy, mapping) = (tenant, URL(fileURLWithPath: file), owner, format, mode, errorPolicy, parsedMapping)
         let terminal = Console.isTerminal
         let lastShown = Mutex<Int64>(-1)
         let started = ContinuousClock.now
@@ -53,7 +57,7 @@ public struct ImportCommandOptions: ParsableArguments {
                     guard let tenant = found else { throw ValidationFailure("no tenant named '\(slug)'") }
                     let job = FileImport(
                         imports, file: url, tenantID: tenant.id, ownerEmail: owner, entity: entity, format: format, mode: mode, errorPolicy: policy,
-                        mapping: mapping)
+                        mapping: mapping, parentID: parent)
                     return try await job.run(database: database, metering: Metering(registry: registry, logger: logger), logger: logger) { progress in
                         let changed = lastShown.withLock { last in
                             defer { last = progress.rows }
@@ -65,7 +69,7 @@ public struct ImportCommandOptions: ParsableArguments {
             }
         }
         if terminal { Console.line() }
-        Self.report(summary, started: started, errorsPath: "/v1/tenants/\(slug)/\(imports.moduleID)/\(imports.path)/\(summary.importID.lowercasedString)/errors")
+        Self.report(summary, started: started, errorsPath: "/v1/tenants/\(slug)/\(imports.moduleID)/\(imports.mountedPath(parent: parent))/\(summary.importID.lowercasedString)/errors")
         if let failure = summary.failure { throw ValidationFailure(failure) }
     }
 

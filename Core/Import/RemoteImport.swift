@@ -7,7 +7,7 @@ extension ImportCommandOptions {
     /// twice), then the job is followed until it ends, with the same progress lines and
     /// summary as a local import. The rows belong to the logged-in user, as they would
     /// through the API.
-    func runRemotely(_ client: inout RemoteClient, moduleID: String, path: String) async throws {
+    func runRemotely(_ client: inout RemoteClient, entity: String, moduleID: String, path: String) async throws {
         if owner != nil {
             throw RemoteFailure.usage("--owner is for this machine's database; through a server the imported rows are the logged-in user's")
         }

@@ -6,7 +6,30 @@ import Foundation
 /// module's `commands`.
 struct PortfolioCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "portfolio", abstract: "The portfolio module's operator commands.", subcommands: [Market.self, FeedCommand.self, ImportLegacyCommand.self])
+        commandName: "portfolio", abstract: "The portfolio module's operator commands.", subcommands: [Market.self, Transactions.self, FeedCommand.self, ImportLegacyCommand.self])
+
+    struct Transactions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "A portfolio's ledger entries.", subcommands: [Import.self])
+
+        struct Import: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Import a broker's CSV or NDJSON file of ledger entries into one portfolio (--portfolio).",
+                discussion: """
+                    Fields: external_id (the broker's trade id: a re-import matches on it), date, type (buy, sell, dividend, fee, \
+                    deposit, withdrawal), symbol, quantity, price, amount, currency, fee, fx_rate, notes; --mapping names the \
+                    broker's own columns, e.g. {"external_id":"Trade ID","type":"Action"}. Rows are checked as the API checks an \
+                    entry and refused by line; the whole ledger is then checked, and a file that would sell more than was held or \
+                    take more cash than there was lands nothing.
+                    """)
+            @Option(help: "The portfolio's id.") var portfolio: String
+            @OptionGroup var options: ImportCommandOptions
+
+            func run() async throws {
+                guard let id = UUID(uuidString: portfolio) else { throw ValidationError("--portfolio must be a portfolio's id") }
+                try await options.run(TransactionImports.imports, module: PortfolioModule(), parent: id)
+            }
+        }
+    }
 
     struct Market: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The tenant's market data.", subcommands: [Import.self])

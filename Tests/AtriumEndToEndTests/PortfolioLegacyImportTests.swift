@@ -128,6 +128,37 @@ struct PortfolioLegacyImportTests {
         _ = try await atrium.run(simulate[0], simulate[1], simulate[2], simulate[3], simulate[4], simulate[5], simulate[6], simulate[7], simulate[8], simulate[9], simulate[10])
         #expect(try await rows(data, "SELECT symbol, on_date::text, close::text FROM portfolio_prices WHERE source = 'simulated' ORDER BY symbol, on_date") == walk)
 
+        // A broker's file of entries for a new portfolio of Asha's, its columns mapped:
+        // landed once by trade id; a file that would sell more than she holds lands
+        // nothing and says why.
+        let asha = try #require(try await rows(
+            data,
+            """
+            INSERT INTO portfolio_portfolios (tenant_id, owner_id, name, base_currency)
+            SELECT tenant_id, id, 'Broker', 'INR' FROM users WHERE email = 'asha@example.com' RETURNING id::text
+            """).first?.first ?? nil)
+        let broker = scratch.appending(path: "broker.csv")
+        try """
+            Trade ID,Trade Date,Action,Ticker,Shares,Price,CCY
+            B-1,2024-03-01,BUY,RELIANCE,10,2500,INR
+            B-2,2024-03-04,SELL,RELIANCE,5,2600,INR
+            B-3,2024-03-04,short,RELIANCE,1,1,INR
+
+            """.write(to: broker, atomically: true, encoding: .utf8)
+        let mapping = #"{"external_id":"Trade ID","date":"Trade Date","type":"Action","symbol":"Ticker","quantity":"Shares","currency":"CCY"}"#
+        let entries = ["portfolio", "transactions", "import", "--tenant", "fund", "--portfolio", asha, "--owner", "asha@example.com", "--mapping", mapping]
+        let landed = try await atrium.run(entries[0], entries[1], entries[2], entries[3], entries[4], entries[5], entries[6], entries[7], entries[8], entries[9], entries[10], broker.path())
+        #expect(landed.status == 0, "\(landed.stderr)")
+        #expect(landed.stdout.contains("written 2") && landed.stdout.contains("rejected 1"), "\(landed.stdout)")
+        #expect(try await rows(data, "SELECT kind, quantity::text FROM portfolio_transactions WHERE external_id = 'B-2'") == [["sell", "5"]])
+        let again = try await atrium.run(entries[0], entries[1], entries[2], entries[3], entries[4], entries[5], entries[6], entries[7], entries[8], entries[9], entries[10], broker.path())
+        #expect(again.stdout.contains("written 0, unchanged 2"), "\(again.stdout)")
+        try "Trade ID,Trade Date,Action,Ticker,Shares,Price,CCY\nB-4,2024-03-05,sell,RELIANCE,100,2600,INR\n".write(to: broker, atomically: true, encoding: .utf8)
+        let short = try await atrium.run(entries[0], entries[1], entries[2], entries[3], entries[4], entries[5], entries[6], entries[7], entries[8], entries[9], entries[10], broker.path())
+        #expect(short.status != 0)
+        #expect(short.stderr.contains("the sells of RELIANCE would take more than was held"), "\(short.stderr)")
+        #expect(try await rows(data, "SELECT count(*)::text FROM portfolio_transactions WHERE external_id = 'B-4'") == [["0"]])
+
         // A broken file is named by line and column, and nothing happens.
         let broken = try await atrium.run("portfolio", "import-legacy", "--tenant", "fund", Self.fixtures.appending(path: "broken_users_db.json").path())
         #expect(broken.status != 0)

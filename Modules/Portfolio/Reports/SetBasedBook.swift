@@ -70,16 +70,19 @@ enum SetBasedBook {
     /// named.
     static func refusal(of portfolio: UUID) -> PostgresQuery {
         let booked = statement(portfolio, asOf: "9999-12-31", only: nil, cashAfter: nil, digest: false)
+        var binds = booked.binds
+        binds.append(portfolio)
         return PostgresQuery(
             unsafeSQL: """
+                SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM portfolio_portfolios WHERE id = $\(binds.count)) THEN 'the portfolio does not exist' ELSE (
                 SELECT string_agg(CASE part
                     WHEN 'position' THEN 'the sells of ' || symbol || ' would take more than was held'
                     WHEN 'cash' THEN 'the withdrawals in ' || currency || ' would take more than the cash held'
                     ELSE 'sells of this portfolio name their lots, which entries imported in bulk could take; record them one by one' END,
                     '; ' ORDER BY part, symbol, currency)
                 FROM (\(booked.text)) booked (part, symbol, currency, flag, quantity, b, c, d, e, n)
-                WHERE flag OR (part = 'position' AND quantity::numeric < 0)
-                """, binds: booked.binds)
+                WHERE flag OR (part = 'position' AND quantity::numeric < 0)) END
+                """, binds: binds)
     }
 
     /// Books the ledger as of `asOf`: every instrument and currency, or (`only`) one
