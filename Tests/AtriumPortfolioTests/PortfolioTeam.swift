@@ -86,6 +86,16 @@ struct PortfolioTeam {
         }
     }
 
+    /// Runs the jobs queued now (an uploaded import's) with the module's worker; how many ran.
+    func runJobs() async throws -> Int {
+        try await db.withApp { database in
+            try await JobWorker(
+                database: database, registry: try ModuleRegistry([PortfolioModule()]), configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger),
+                logger: TestDatabase.logger
+            ).runAvailableJobs()
+        }
+    }
+
     /// The manager lists an instrument and its closes.
     func market(_ symbol: String, currency: String = "USD", sector: String = "Technology", closes: [(String, String)] = []) async throws {
         try await call(.put, "/market/instruments/\(symbol)", manager, #"{"name":"\#(symbol) Inc.","sector":"\#(sector)","currency":"\#(currency)"}"#)

@@ -29,13 +29,7 @@ import Testing
             headers: [.authorization: "Bearer \(token)", .contentType: "text/csv"], body: ByteBuffer(string: csv))
         #expect(upload.status == .accepted, "\(String(buffer: upload.body))")
         let id = try #require(json(upload)["id"]?.string)
-        let ran = try await team.db.withApp { database in
-            try await JobWorker(
-                database: database, registry: try ModuleRegistry([PortfolioModule()]), configuration: .init(), kit: .ephemeral(logger: TestDatabase.logger),
-                logger: TestDatabase.logger
-            ).runAvailableJobs()
-        }
-        #expect(ran == 1)
+        #expect(try await team.runJobs() == 1)
         return try await team.call(.get, "/portfolios/\(portfolio)/transactions/imports/\(id)", token)
     }
 

@@ -62,8 +62,9 @@ enum TransactionImports {
             """
         }
     ).verified { landing in
-        // The import always has its portfolio (`ImportParent`); a missing one finds no entry to refuse.
-        SetBasedBook.refusal(of: landing.parentID ?? UUID())
+        // The import always has its portfolio (`ImportParent`); without one there is nothing to land in.
+        guard let portfolio = landing.parentID else { return "SELECT 'the import names no portfolio'::text" }
+        return SetBasedBook.refusal(of: portfolio)
     }
 
     /// The portfolio's broker files, mounted at `portfolios/{id}/transactions/imports`; a
