@@ -195,17 +195,21 @@ struct ImportRunner: Sendable {
         var csv = CSVReader()
         var ndjson = NDJSONReader()
         var lastReported: Int64 = 0
-        let settings = self.settings
-        try await connection.copyFrom(table: ImportLanding.stage, columns: ["line"] + entity.fields, logger: logger) { writer in
+        // Read once: touching `entity` or `settings` inside the per-row closures copied the
+        // whole struct (every field retained and released) on each row.
+        let fields = entity.fields, keys = entity.keys, name = entity.name
+        let check = entity.check
+        let format = settings.format, mapping = settings.mapping
+        try await connection.copyFrom(table: ImportLanding.stage, columns: ["line"] + fields, logger: logger) { writer in
             /// Handles one source row: the header, a valid row (to COPY) or a rejected one.
             func take(line: Int, values: [String?]?, problem: String?) throws {
                 progress.rowsRead += 1
                 // An empty cell is an absent value.
                 var values = (values ?? []).map { $0?.isEmpty == true ? nil : $0 }
                 if problem == nil, let index = values.firstIndex(where: { $0.map(Self.unstorable) ?? false }) {
-                    rejections.append((Int64(line), "\(entity.fields[min(index, entity.fields.count - 1)]) holds a NUL character or is longer than \(Self.maximumValueBytes) bytes"))
+                    rejections.append((Int64(line), "\(fields[min(index, fields.count - 1)]) holds a NUL character or is longer than \(Self.maximumValueBytes) bytes"))
                     progress.rowsRejected += 1
-                } else if problem == nil, values.count == entity.fields.count, let reason = entity.check(&values) {
+                } else if problem == nil, values.count == fields.count, let reason = check(&values) {
                     rejections.append((Int64(line), reason))
                     progress.rowsRejected += 1
                 } else if let problem {
@@ -216,11 +220,11 @@ struct ImportRunner: Sendable {
                 }
             }
             for try await chunk in source {
-                switch settings.format {
+                switch format {
                 case .csv:
                     try csv.feed(chunk) { record in
                         guard let columns = header else {
-                            header = try Self.columns(header: record.fields, entity: entity, mapping: settings.mapping)
+                            header = try Self.columns(header: record.fields, fields: fields, keys: keys, entity: name, mapping: mapping)
                             return
                         }
                         try take(line: record.line, values: columns.map { index in index.flatMap { $0 < record.fields.count ? record.fields[$0] : nil } },
@@ -228,7 +232,7 @@ struct ImportRunner: Sendable {
                     }
                 case .ndjson:
                     ndjson.feed(chunk) { line, object, problem in
-                        let values = object.map { object in entity.fields.map { field in object[settings.mapping[field] ?? field] } }
+                        let values = object.map { object in fields.map { field in object[mapping[field] ?? field] } }
                         try? take(line: line, values: values, problem: problem)
                     }
                 }
@@ -245,11 +249,11 @@ struct ImportRunner: Sendable {
                     lastReported = progress.rowsRead
                 }
             }
-            switch settings.format {
+            switch format {
             case .csv:
                 try csv.finish { record in
                     guard let columns = header else {
-                        header = try Self.columns(header: record.fields, entity: entity, mapping: settings.mapping)
+                        header = try Self.columns(header: record.fields, fields: fields, keys: keys, entity: name, mapping: mapping)
                         return
                     }
                     try take(line: record.line, values: columns.map { index in index.flatMap { $0 < record.fields.count ? record.fields[$0] : nil } },
@@ -258,7 +262,7 @@ struct ImportRunner: Sendable {
                 if header == nil { throw Failure(description: "the file is empty: a CSV import needs a header row") }
             case .ndjson:
                 ndjson.finish { line, object, problem in
-                    let values = object.map { object in entity.fields.map { field in object[settings.mapping[field] ?? field] } }
+                    let values = object.map { object in fields.map { field in object[mapping[field] ?? field] } }
                     try? take(line: line, values: values, problem: problem)
                 }
             }
@@ -270,16 +274,16 @@ struct ImportRunner: Sendable {
     }
 
     /// Where each entity field is in the CSV header; the key column must be present.
-    static func columns(header: [String], entity: ImportEntity, mapping: [String: String]) throws -> [Int?] {
+    static func columns(header: [String], fields: [String], keys: [String], entity: String, mapping: [String: String]) throws -> [Int?] {
         let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        if let unknown = mapping.keys.first(where: { !entity.fields.contains($0) }) {
-            throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity.name) (\(entity.fields.joined(separator: ", ")))")
+        if let unknown = mapping.keys.first(where: { !fields.contains($0) }) {
+            throw Failure(description: "mapping names '\(unknown)', which is not a field of \(entity) (\(fields.joined(separator: ", ")))")
         }
-        let columns = entity.fields.map { field in names.firstIndex(of: (mapping[field] ?? field).lowercased()) }
-        for key in entity.keys {
-            guard let keyIndex = entity.fields.firstIndex(of: key), columns[keyIndex] != nil else {
+        let columns = fields.map { field in names.firstIndex(of: (mapping[field] ?? field).lowercased()) }
+        for key in keys {
+            guard let keyIndex = fields.firstIndex(of: key), columns[keyIndex] != nil else {
                 let source = mapping[key] ?? key
-                throw Failure(description: "the header has no '\(source)' column, which \(entity.name) need; map it with mapping {\"\(key)\": \"<your column>\"}")
+                throw Failure(description: "the header has no '\(source)' column, which \(entity) need; map it with mapping {\"\(key)\": \"<your column>\"}")
             }
         }
         return columns

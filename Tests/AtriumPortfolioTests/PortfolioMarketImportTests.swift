@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import PostgresNIO
 import Testing
 
 /// Market data from files, through the kernel's bulk import: rejections by line, one
@@ -59,6 +60,11 @@ import Testing
             let again = try await imported(team, "prices", csv)
             #expect(again["rows_written"] == 0)
             #expect(again["rows_unchanged"] == 2)
+            let corrected = try await imported(team, "prices", "symbol,date,close\nAAPL,2024-03-01,148\nAAPL,2024-03-04,151.5\n")
+            #expect(corrected["rows_written"] == 1, "a close changes; 151.5 is 151.50")
+            #expect(corrected["rows_unchanged"] == 1)
+            let correctedCloses = try await team.call(.get, "/market/instruments/AAPL/prices", team.ann)
+            #expect(correctedCloses["closes"]?.array?.compactMap { $0["close"]?.string } == ["148", "151.50"])
 
             // stocks.csv as the consultant kept it: no date (today), no currency (INR),
             // market cap in crore, and columns Atrium derives from the closes instead.
@@ -82,4 +88,48 @@ import Testing
             #expect(refused.status == .forbidden)
         }
     }
+    /// Prices land with MERGE, which fails on a key another transaction inserted while it
+    /// ran (a tick for one of the file's days); the import then lands the file with the
+    /// upsert, which waits for that tick, instead of failing. The file's close wins.
+    @Test func aCloseLandingDuringAPriceImportDoesNotFailIt() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("AAPL", closes: [("2024-03-01", "140")])
+            let upload = try await team.client.execute(
+                uri: "\(PortfolioTeam.base)/market/imports?entity=prices", method: .post,
+                headers: [.authorization: "Bearer \(team.manager)", .contentType: "text/csv"],
+                body: ByteBuffer(string: "symbol,date,close\nAAPL,2024-03-01,150\nAAPL,2024-03-04,151.50\n"))
+            let id = try #require(json(upload)["id"]?.string)
+            let tenantID = team.tenant.id
+            try await team.db.withOwner { tick in
+                try await tick.query("BEGIN", logger: TestDatabase.logger)
+                try await tick.query("SELECT set_config('app.tenant_id', \(tenantID.uuidString), true)", logger: TestDatabase.logger)
+                try await tick.query(
+                    "INSERT INTO portfolio_prices (tenant_id, symbol, on_date, close, source) VALUES (\(tenantID), 'AAPL', '2024-03-04', 1, 'tick')",
+                    logger: TestDatabase.logger)
+                async let ran = team.runJobs()
+                // Until the import waits for the tick's row.
+                var waited = false
+                try await team.db.withOwner { watch in
+                    for _ in 0..<400 where !waited {
+                        waited = try await watch.query(
+                            """
+                            SELECT count(*) > 0 FROM pg_locks
+                            WHERE NOT granted AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())
+                            """, logger: TestDatabase.logger
+                        ).collect().first?.decode(Bool.self) ?? false
+                        if !waited { try await Task.sleep(for: .milliseconds(25)) }
+                    }
+                }
+                #expect(waited, "the import never waited for the tick's row")
+                try await tick.query("COMMIT", logger: TestDatabase.logger)
+                #expect(try await ran == 1)
+            }
+            let status = try await team.call(.get, "/market/imports/\(id)", team.manager)
+            #expect(status["state"]?.string == "succeeded", "\(status)")
+            #expect(status["rows_written"] == 2)
+            let closes = try await team.call(.get, "/market/instruments/AAPL/prices", team.ann)
+            #expect(closes["closes"]?.array?.compactMap { $0["close"]?.string } == ["150", "151.50"])
+        }
+    }
 }
+

@@ -44,20 +44,9 @@ enum MarketImports {
             if let problem = symbol(&values[0]) ?? date(values[1], "date") { return problem }
             return decimal(values[2], "close", required: true)
         },
-        land: { landing in
-            """
-            WITH forgotten AS (
-                -- Valuations from the first date on are computed again by the next run.
-                DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.date::date) FROM atrium_import_stage s)
-            ), written AS (
-                INSERT INTO portfolio_prices AS p (tenant_id, symbol, on_date, close, source)
-                SELECT \(landing.tenantID), s.symbol, s.date::date, s.close::numeric, 'import' FROM atrium_import_stage s
-                ON CONFLICT (tenant_id, symbol, on_date) DO UPDATE SET close = excluded.close, source = excluded.source
-                WHERE \(landing.upsert) AND p.close IS DISTINCT FROM excluded.close
-                RETURNING 1
-            ) SELECT count(*)::int8 FROM written
-            """
-        })
+        // A migration function (0008_price_landing.sql): MERGE, and the upsert when a tick
+        // for one of the file's days lands meanwhile.
+        land: { landing in "SELECT portfolio_land_prices(\(landing.tenantID), \(landing.upsert))" })
 
     static let fx = ImportEntity(
         "fx", fields: ["base", "quote", "date", "rate"], keys: ["base", "quote", "date"], keyColumns: ["base", "quote", "on_date"], table: "portfolio_fx_rates", owned: false,
@@ -150,9 +139,20 @@ enum MarketImports {
     // The checks' pieces: each answers why a value is refused, or nil.
 
     static func symbol(_ value: inout String?) -> String? {
-        value = value?.trimmingCharacters(in: .whitespaces).uppercased()
+        value = value.map(normalizedSymbol)
         guard let symbol = value else { return "symbol is required" }
         return PortfolioValidation.symbolProblem(symbol).map { "symbol \($0)" }
+    }
+
+    /// Trimmed and upper-cased. A symbol that already is (nearly every one in a file) skips
+    /// Foundation's Unicode passes, which cost more than all the rest of a price row's checks.
+    static func normalizedSymbol(_ raw: String) -> String {
+        let utf8 = raw.utf8
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        let normal =
+            !(utf8.first.map(isSpace) ?? false) && !(utf8.last.map(isSpace) ?? false)
+            && !utf8.contains { byte in (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || byte >= 0x80 }
+        return normal ? raw : raw.trimmingCharacters(in: .whitespaces).uppercased()
     }
 
     static func text(_ value: String?, _ field: String, maximum: Int) -> String? {
