@@ -124,26 +124,26 @@ enum SetBasedBook {
                 LEFT JOIN spans s ON s.symbol = t.symbol AND t.trade_date < s.ends AND (s.starts IS NULL OR t.trade_date >= s.starts)
                 WHERE t.kind IN ('buy', 'sell') AND (\(everything) OR t.symbol = \(symbol))
             ), running AS (
+                -- One pass over each instrument in ledger order: what was bought and sold
+                -- through each entry, and (whole frame) all it sold and its last currency.
                 SELECT *, coalesce(sum(units) FILTER (WHERE kind = 'buy') OVER ledger_order, 0) AS bought,
-                       coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER ledger_order, 0) AS sold_through
-                FROM trades WINDOW ledger_order AS (PARTITION BY symbol ORDER BY trade_date, entry_seq ROWS UNBOUNDED PRECEDING)
-            ), sold AS (
-                SELECT symbol, coalesce(sum(units) FILTER (WHERE kind = 'sell'), 0) AS units,
-                       bool_or(kind = 'sell' AND sold_through > bought) AS refused, (array_agg(currency ORDER BY trade_date DESC, entry_seq DESC))[1] AS currency
-                FROM running GROUP BY symbol
+                       coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER ledger_order, 0) AS sold_through,
+                       coalesce(sum(units) FILTER (WHERE kind = 'sell') OVER whole, 0) AS sold,
+                       last_value(currency) OVER whole AS last_currency
+                FROM trades WINDOW ledger_order AS (PARTITION BY symbol ORDER BY trade_date, entry_seq ROWS UNBOUNDED PRECEDING),
+                    whole AS (PARTITION BY symbol ORDER BY trade_date, entry_seq ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
             ), lots AS (
-                -- What is left of each lot: all of it, none of it, or (one lot per
-                -- instrument at most) its cost less the cumulative share taken.
-                SELECT r.symbol, r.units, least(greatest(s.units - (r.bought - r.units), 0), r.units) AS taken, r.cost, r.cost_base
-                FROM running r JOIN sold s USING (symbol) WHERE r.kind = 'buy'
+                -- What the sells took of each lot: none of it, all of it, or (one lot per
+                -- instrument at most) part, whose cost left is its cost less the cumulative share taken.
+                SELECT *, least(greatest(sold - (bought - units), 0), units) AS taken FROM running
             ), positions AS (
-                SELECT s.symbol, s.currency, s.refused, coalesce(sum(l.units), 0) - s.units AS quantity,
-                       coalesce(sum(CASE WHEN l.taken = 0 THEN l.cost WHEN l.taken = l.units THEN 0
-                                         ELSE l.cost - portfolio_share(l.cost, l.taken, l.units) END), 0) AS cost,
-                       coalesce(sum(CASE WHEN l.taken = 0 THEN l.cost_base WHEN l.taken = l.units THEN 0
-                                         ELSE l.cost_base - portfolio_share(l.cost_base, l.taken, l.units) END), 0) AS cost_base
-                FROM sold s LEFT JOIN lots l USING (symbol)
-                GROUP BY s.symbol, s.currency, s.refused, s.units
+                SELECT symbol, min(last_currency) AS currency, bool_or(kind = 'sell' AND sold_through > bought) AS refused,
+                       coalesce(sum(units) FILTER (WHERE kind = 'buy'), 0) - min(sold) AS quantity,
+                       coalesce(sum(CASE WHEN taken = 0 THEN cost WHEN taken = units THEN 0
+                                         ELSE cost - portfolio_share(cost, taken, units) END) FILTER (WHERE kind = 'buy'), 0) AS cost,
+                       coalesce(sum(CASE WHEN taken = 0 THEN cost_base WHEN taken = units THEN 0
+                                         ELSE cost_base - portfolio_share(cost_base, taken, units) END) FILTER (WHERE kind = 'buy'), 0) AS cost_base
+                FROM lots GROUP BY symbol
             ), flows AS (
                 SELECT currency, trade_date, entry_seq, kind IN ('buy', 'fee') AS takes, kind = 'withdrawal' AS withdraws,
                        CASE kind WHEN 'buy' THEN -(quantity * price + fee) WHEN 'sell' THEN quantity * price - fee
