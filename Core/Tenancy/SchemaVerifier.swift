@@ -8,7 +8,10 @@ public import PostgresNIO
 /// forced with at least one policy. Unless it is a platform table (commented
 /// `atrium:platform`, like the job queue), `tenant_id` must also be NOT NULL, lead its
 /// primary key and every unique index (so the schema can be distributed by tenant), and
-/// reference `tenants` with ON DELETE CASCADE (so deleting a tenant removes its rows).
+/// go when its tenant goes: it references `tenants` with ON DELETE CASCADE, or its
+/// `(tenant_id, …)` references a parent's `(tenant_id, …)` with ON DELETE CASCADE and the
+/// parent goes with its tenant (a price row keyed by its instrument need not check its
+/// tenant a second time on every insert).
 public struct SchemaVerifier: Sendable {
     public struct Violation: Sendable, Equatable, CustomStringConvertible, Codable {
         public var table: String
@@ -36,6 +39,22 @@ public struct SchemaVerifier: Sendable {
             ORDER BY c.relname
             """, logger: logger
         ).collect()
+        // The tables whose rows a tenant's deletion removes, directly or through parents.
+        let removedWithTenant = Set(
+            try await connection.query(
+                """
+                WITH RECURSIVE removed (relid) AS (
+                    SELECT 'tenants'::regclass::oid
+                    UNION
+                    SELECT c.conrelid FROM pg_constraint c JOIN removed r ON c.confrelid = r.relid
+                    WHERE c.contype = 'f' AND c.confdeltype = 'c'
+                      AND (SELECT attname FROM pg_attribute WHERE attrelid = c.conrelid AND attnum = c.conkey[1]) = 'tenant_id'
+                      AND (SELECT attname FROM pg_attribute WHERE attrelid = c.confrelid AND attnum = c.confkey[1])
+                          = CASE WHEN c.confrelid = 'tenants'::regclass THEN 'id' ELSE 'tenant_id' END
+                )
+                SELECT relid::int8 FROM removed
+                """, logger: logger
+            ).collect().map { try $0.decode(Int64.self) })
         var violations: [Violation] = []
         for row in tables {
             let (oid, table, rls, forced, platform, notNull, policies) = try row.decode((Int64, String, Bool, Bool, Bool, Bool, Int).self)
@@ -63,13 +82,9 @@ public struct SchemaVerifier: Sendable {
                 }
             }
             if !hasPrimaryKey { flag("has no primary key") }
-            let cascades = try await connection.query(
-                """
-                SELECT count(*)::int FROM pg_constraint
-                WHERE conrelid = \(oid)::oid AND contype = 'f' AND confrelid = 'tenants'::regclass AND confdeltype = 'c'
-                """, logger: logger
-            ).collect().first?.decode(Int.self) ?? 0
-            if cascades == 0 { flag("tenant_id does not reference tenants (id) ON DELETE CASCADE") }
+            if !removedWithTenant.contains(oid) {
+                flag("tenant_id does not reference tenants (id) ON DELETE CASCADE, nor a parent's tenant_id that goes with its tenant")
+            }
         }
         return violations
     }

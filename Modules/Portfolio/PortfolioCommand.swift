@@ -40,7 +40,7 @@ struct PortfolioCommand: AsyncParsableCommand {
                 discussion: """
                     Columns: instruments (symbol, name, sector, asset_type, currency, market_cap); prices (symbol, date, close); \
                     fx (base, quote, date, rate: one base is worth rate quote); splits (symbol, effective_date, ratio: new units per \
-                    old); stocks, the stock consultant's stocks.csv (symbol, name, sector, price, market_cap_cr, [currency: INR], \
+                    old, [cash_in_lieu_price: paid per new unit for fractions]); stocks, the stock consultant's stocks.csv (symbol, name, sector, price, market_cap_cr, [currency: INR], \
                     [date: today]). Rows land with one set-based upsert by their natural key; re-importing a file changes nothing; \
                     a row naming an unknown instrument is rejected by its line. --mapping renames columns.
                     """)

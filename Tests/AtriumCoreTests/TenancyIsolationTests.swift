@@ -162,7 +162,37 @@ struct TenancyIsolationTests {
         #expect(problems.contains("tenant_id is nullable"))
         #expect(problems.contains("primary key leaky_pkey does not start with tenant_id"))
         #expect(problems.contains("unique index leaky_email_key does not start with tenant_id"))
-        #expect(problems.contains("tenant_id does not reference tenants (id) ON DELETE CASCADE"))
+        #expect(problems.contains("tenant_id does not reference tenants (id) ON DELETE CASCADE, nor a parent's tenant_id that goes with its tenant"))
         #expect(violations.allSatisfy { $0.table == "leaky" })
+
+        // A row keyed by a parent that goes with its tenant goes too; one whose parent
+        // key does not cascade (or leads with another column) stays behind, and is named.
+        let children = try await db.withOwner { connection in
+            for statement: PostgresQuery in [
+                "CREATE TABLE parents (tenant_id uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE, name text, PRIMARY KEY (tenant_id, name))",
+                """
+                CREATE TABLE kept_children (tenant_id uuid NOT NULL, name text, day date,
+                    PRIMARY KEY (tenant_id, name, day), FOREIGN KEY (tenant_id, name) REFERENCES parents ON DELETE CASCADE)
+                """,
+                """
+                CREATE TABLE orphaned_children (tenant_id uuid NOT NULL, name text, day date,
+                    PRIMARY KEY (tenant_id, name, day), FOREIGN KEY (tenant_id, name) REFERENCES parents)
+                """,
+                """
+                CREATE TABLE misled_children (tenant_id uuid NOT NULL, name text, day date,
+                    PRIMARY KEY (tenant_id, name, day), FOREIGN KEY (name, tenant_id) REFERENCES parents (name, tenant_id) ON DELETE CASCADE)
+                """,
+            ] {
+                try await connection.query(statement, logger: logger)
+            }
+            for table in ["parents", "kept_children", "orphaned_children", "misled_children"] {
+                try await connection.query("ALTER TABLE \(unescaped: table) ENABLE ROW LEVEL SECURITY", logger: logger)
+                try await connection.query("ALTER TABLE \(unescaped: table) FORCE ROW LEVEL SECURITY", logger: logger)
+                try await connection.query(
+                    "CREATE POLICY tenant_isolation ON \(unescaped: table) USING (tenant_id = atrium_current_tenant())", logger: logger)
+            }
+            return try await SchemaVerifier(logger: logger).verify(connection).filter { $0.table.hasSuffix("children") || $0.table == "parents" }
+        }
+        #expect(children.map(\.table).sorted() == ["misled_children", "orphaned_children"], "\(children)")
     }
 }

@@ -4,6 +4,7 @@ import Testing
 
 @Suite struct PortfolioConformanceTests {
     @Test func portfolioKeepsTheModuleRules() async throws {
-        #expect(try await ModuleConformance.problems(of: PortfolioModule()) == [])
+        let problems = try await ModuleConformance.problems(of: PortfolioModule())
+        #expect(problems == [], "\(problems.joined(separator: "\n"))")
     }
 }

@@ -197,6 +197,58 @@ struct PortfolioLedgerTests {
         }
     }
 
+    /// Buy 10 @ 30 and 5 @ 40 (lots of 300 and 200), then a 1-for-4 reverse split whose
+    /// issuer pays 128 per new unit for fractions: 3.75 units become 3, and 0.75 is sold
+    /// for 96. FIFO takes it from the first lot (2.5 units after the split, cost 300):
+    /// cost 90, gain 6; by moving average from 3.75 units costing 500: cost 100, gain −4.
+    /// The day's value moves from the position to cash (3 × 95 + 96), and undoing the
+    /// split undoes the sale.
+    @Test func splitsPayCashInLieuOfFractions() async throws {
+        try await PortfolioTeam.withTeam { team in
+            try await team.market("XYZ", closes: [("2024-01-02", "30"), ("2024-06-03", "95")])
+            let fifo = try await team.portfolio("FIFO")
+            let average = try await team.portfolio("Average", method: "average")
+            for portfolio in [fifo, average] {
+                try await team.trade(portfolio, "buy", "XYZ", "10", at: "30", on: "2024-01-02")
+                try await team.trade(portfolio, "buy", "XYZ", "5", at: "40", on: "2024-02-01")
+            }
+            let refused = try await team.call(
+                .post, "/market/corporate-actions", team.manager,
+                #"{"symbol":"XYZ","type":"split","effective_date":"2024-06-03","ratio":"0.25","cash_in_lieu_price":"0"}"#, expect: .unprocessableContent)
+            #expect(refused["errors"]?.array?.compactMap { $0["field"]?.string } == ["cash_in_lieu_price"])
+            let split = try await team.call(
+                .post, "/market/corporate-actions", team.manager,
+                #"{"symbol":"XYZ","type":"split","effective_date":"2024-06-03","ratio":"0.25","cash_in_lieu_price":"128"}"#, expect: .created)
+            #expect(split["cash_in_lieu_price"]?.string == "128")
+            let splitID = try #require(split["id"]?.string)
+
+            for (portfolio, cost, gain) in [(fifo, "410.00", "6.00"), (average, "400.00", "-4.00")] {
+                let holdings = try await team.call(.get, "/portfolios/\(portfolio)/holdings?as_of=2024-06-03", team.ann)
+                let position = holdings["positions"]?.array?.first
+                #expect(position?["quantity"]?.string == "3")
+                #expect(position?["cost"]?.string == cost)
+                #expect(position?["value"]?.string == "285.00")
+                #expect(holdings["cash"]?.array?.first?["amount"]?.string == "96.00", "\(holdings["cash"] ?? .null)")
+                let realized = try await team.call(.get, "/portfolios/\(portfolio)/realized?as_of=2024-12-31", team.ann)
+                #expect(realized["total"]?.string == gain)
+                let line = realized["lines"]?.array?.first
+                #expect(line?["cash_in_lieu"] == .bool(true))
+                #expect(line?["sell_id"]?.string == splitID)
+                #expect(line?["quantity"]?.string == "0.75")
+                #expect(line?["proceeds"]?.string == "96.00")
+                let performance = try await team.call(.get, "/portfolios/\(portfolio)/performance?from=2024-01-02&to=2024-06-03", team.ann)
+                #expect(performance["end_value"]?.string == "381.00")
+                // The fraction is gone: selling it again is selling more than is held.
+                try await team.trade(portfolio, "sell", "XYZ", "3.75", at: "100", on: "2024-07-01", expect: .unprocessableContent)
+            }
+
+            try await team.call(.delete, "/market/corporate-actions/\(splitID)", team.manager, expect: .noContent)
+            let undone = try await team.call(.get, "/portfolios/\(fifo)/holdings?as_of=2024-06-03", team.ann)
+            #expect(undone["positions"]?.array?.first?["quantity"]?.string == "15")
+            #expect(try await team.call(.get, "/portfolios/\(fifo)/realized?as_of=2024-12-31", team.ann)["lines"]?.array?.isEmpty == true)
+        }
+    }
+
     /// Base USD; buy 10 SAP in EUR @ 100 when 1 EUR = 1.10 USD (cost 1100 USD); sell them
     /// @ 120 when a USD is 0.80 EUR (1.25 USD per EUR): proceeds 1200 EUR = 1500 USD, gain
     /// 400 USD, of which the price made 20 × 10 × 1.25 = 250 and the currency 150.

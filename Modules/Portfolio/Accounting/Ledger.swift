@@ -36,9 +36,17 @@ struct Ledger: Sendable {
     }
 
     struct Split: Sendable {
+        var id = UUID()
         var symbol: String
         var date: String
         var ratio: Decimal
+        /// The price per new unit paid for the fraction a position is left with, when the
+        /// issuer pays cash in lieu; nil keeps fractions.
+        var cashInLieu: Decimal? = nil
+        /// Base units per unit of the instrument's currency on the split's date (the
+        /// rate on or before it); nil when none is stored: the fraction's proceeds are then
+        /// turned into the base at its own cost's rate, with no currency effect.
+        var cashInLieuFX: Decimal? = nil
     }
 
     struct ImplicitDeposit: Sendable, Equatable {
@@ -104,6 +112,23 @@ struct Ledger: Sendable {
                 } catch {
                     // A split moves no quantity between lots, so it refuses nothing.
                 }
+                // Cash in lieu: the fraction the split leaves is sold at the issuer's price,
+                // taken from the lots as a sell would be, into the instrument's currency.
+                let held = local.quantity(of: split.symbol)
+                guard let price = split.cashInLieu, held > 0, case let fraction = held - held.wholePart, fraction > 0 else { continue }
+                let cost = local.cost(of: split.symbol)
+                let costRate = cost == 0 ? 1 : base.cost(of: split.symbol) / cost
+                let sold = LotBook.Entry(
+                    id: split.id.uuidString, kind: .sell, date: split.date, symbol: split.symbol, quantity: fraction, price: price)
+                var converted = sold
+                converted.price = price * (split.cashInLieuFX ?? costRate)
+                do {
+                    try local.book(sold)
+                    try base.book(converted)
+                } catch {
+                    // The fraction is less than what is held, so it is never refused.
+                }
+                cash[currencies[split.symbol] ?? "XXX", default: 0] += fraction * price
             case .entry(let entry):
                 switch entry.kind {
                 case .buy, .sell:

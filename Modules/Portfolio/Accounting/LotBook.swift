@@ -119,6 +119,11 @@ public struct LotBook: Sendable {
         lots.filter { $0.symbol == symbol }.reduce(0) { $0 + $1.quantity }
     }
 
+    /// Cost of the units held of `symbol`.
+    public func cost(of symbol: String) -> Decimal {
+        lots.filter { $0.symbol == symbol }.reduce(0) { $0 + $1.cost }
+    }
+
     mutating func book(_ entry: Entry) throws(Refusal) {
         switch entry.kind {
         case .buy:
@@ -195,6 +200,16 @@ public struct LotBook: Sendable {
         var value = value
         var result = Decimal()
         NSDecimalRound(&result, &value, costScale, .bankers)
+        return result
+    }
+}
+
+extension Decimal {
+    /// The whole units of a quantity (toward zero): what a split paying cash in lieu leaves.
+    var wholePart: Decimal {
+        var value = self
+        var result = Decimal()
+        NSDecimalRound(&result, &value, 0, self < 0 ? .up : .down)
         return result
     }
 }

@@ -70,19 +70,33 @@ enum TransactionStore {
     }
 
     /// The splits of every instrument the portfolio's ledger names.
+    /// The splits of the instruments `portfolio` trades, each paying cash in lieu with the
+    /// rate turning the instrument's currency into the portfolio's base on its date (on or
+    /// before it, stored either way round).
     static func splits(of portfolio: UUID, on transaction: TenantTransaction) async throws -> [Ledger.Split] {
         let rows = try await transaction.query(
             """
-            SELECT symbol, effective_date::text, ratio::text FROM portfolio_corporate_actions
-            WHERE kind = 'split' AND symbol IN (SELECT symbol FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND symbol IS NOT NULL)
-            ORDER BY effective_date
+            SELECT a.id, a.symbol, a.effective_date::text, a.ratio::text, a.cash_in_lieu_price::text,
+                   CASE WHEN a.cash_in_lieu_price IS NULL THEN NULL WHEN i.currency = p.base_currency THEN '1' ELSE (
+                       SELECT CASE WHEN f.base = i.currency THEN f.rate ELSE 1 / f.rate END::text FROM portfolio_fx_rates f
+                       WHERE ((f.base = i.currency AND f.quote = p.base_currency) OR (f.base = p.base_currency AND f.quote = i.currency))
+                         AND f.on_date <= a.effective_date
+                       ORDER BY f.on_date DESC, f.base = i.currency DESC LIMIT 1) END
+            FROM portfolio_corporate_actions a
+            JOIN portfolio_portfolios p ON p.id = \(portfolio)
+            JOIN portfolio_instruments i ON i.symbol = a.symbol
+            WHERE a.kind = 'split' AND a.symbol IN (SELECT symbol FROM portfolio_transactions WHERE portfolio_id = \(portfolio) AND symbol IS NOT NULL)
+            ORDER BY a.effective_date
             """)
         return try rows.map { row in
             var columns = RowReader(row)
+            let id: UUID = try columns.next()
             let symbol: String = try columns.next()
             let date: String = try columns.next()
             let ratio = try LedgerTransaction.decimal(columns.next())
-            return Ledger.Split(symbol: symbol, date: date, ratio: ratio?.value ?? 1)
+            let price = try LedgerTransaction.decimal(columns.next())
+            let rate = try LedgerTransaction.decimal(columns.next())
+            return Ledger.Split(id: id, symbol: symbol, date: date, ratio: ratio?.value ?? 1, cashInLieu: price?.value, cashInLieuFX: rate?.value)
         }
     }
 

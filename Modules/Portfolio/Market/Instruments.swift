@@ -107,6 +107,8 @@ struct CorporateAction: Codable, Sendable {
     var type: String
     var effectiveDate: String
     var ratio: DecimalString
+    /// The price per new unit paid for fractions (cash in lieu); absent, fractions are kept.
+    var cashInLieuPrice: DecimalString?
     var createdAt: Date
 
     init(_ row: PostgresRow) throws {
@@ -116,6 +118,7 @@ struct CorporateAction: Codable, Sendable {
         type = try columns.next()
         effectiveDate = try columns.next()
         ratio = try LedgerTransaction.decimal(columns.next()) ?? DecimalString(1)
+        cashInLieuPrice = try LedgerTransaction.decimal(columns.next())
         createdAt = try columns.next()
     }
 }
@@ -127,12 +130,16 @@ struct CorporateActionFields: Codable, Sendable {
     var effectiveDate: String
     /// New units per old one: "2" for a 2-for-1 split, "0.1" for a 1-for-10 reverse split.
     var ratio: DecimalString
+    /// When the issuer pays cash for fractions: its price per new unit. Every position is
+    /// then left with whole units, the fraction sold at this price on the effective date.
+    var cashInLieuPrice: DecimalString?
 
     func validated() throws -> CorporateActionFields {
         var checks = FieldChecks()
         checks.record("symbol", PortfolioValidation.symbolProblem(symbol))
         checks.record("effective_date", TradeDate.problem(effectiveDate))
         checks.fail("ratio", "must be greater than 0 and not 1", when: ratio.value <= 0 || ratio.value == 1)
+        checks.fail("cash_in_lieu_price", "must be greater than 0", when: (cashInLieuPrice?.value ?? 1) <= 0)
         try checks.finish()
         return self
     }

@@ -72,12 +72,15 @@ enum MarketImports {
         })
 
     static let splits = ImportEntity(
-        "splits", fields: ["symbol", "effective_date", "ratio"], keys: ["symbol", "effective_date"], table: "portfolio_corporate_actions", owned: false,
+        "splits", fields: ["symbol", "effective_date", "ratio", "cash_in_lieu_price"], keys: ["symbol", "effective_date"], table: "portfolio_corporate_actions", owned: false,
         references: [instrumentReference],
         check: { values in
             if let problem = symbol(&values[0]) ?? date(values[1], "effective_date") { return problem }
             guard let ratio = values[2].flatMap(DecimalString.init), ratio.value > 0, ratio.value != 1 else {
                 return "ratio must be new units per old one, greater than 0 and not 1 (2 for 2-for-1, 0.1 for 1-for-10)"
+            }
+            if let price = values[3], (DecimalString(price)?.value ?? 0) <= 0 {
+                return "cash_in_lieu_price must be a decimal greater than 0 (the price per new unit paid for fractions), or empty"
             }
             return nil
         },
@@ -87,10 +90,11 @@ enum MarketImports {
                 -- Valuations from the first date on are computed again by the next run.
                 DELETE FROM portfolio_valuations WHERE as_of >= (SELECT min(s.effective_date::date) FROM atrium_import_stage s)
             ), written AS (
-                INSERT INTO portfolio_corporate_actions AS a (tenant_id, symbol, kind, effective_date, ratio)
-                SELECT \(landing.tenantID), s.symbol, 'split', s.effective_date::date, s.ratio::numeric FROM atrium_import_stage s
-                ON CONFLICT (tenant_id, symbol, kind, effective_date) DO UPDATE SET ratio = excluded.ratio
-                WHERE \(landing.upsert) AND a.ratio IS DISTINCT FROM excluded.ratio
+                INSERT INTO portfolio_corporate_actions AS a (tenant_id, symbol, kind, effective_date, ratio, cash_in_lieu_price)
+                SELECT \(landing.tenantID), s.symbol, 'split', s.effective_date::date, s.ratio::numeric, s.cash_in_lieu_price::numeric
+                FROM atrium_import_stage s
+                ON CONFLICT (tenant_id, symbol, kind, effective_date) DO UPDATE SET ratio = excluded.ratio, cash_in_lieu_price = excluded.cash_in_lieu_price
+                WHERE \(landing.upsert) AND (a.ratio, a.cash_in_lieu_price) IS DISTINCT FROM (excluded.ratio, excluded.cash_in_lieu_price)
                 RETURNING 1
             ) SELECT count(*)::int8 FROM written
             """

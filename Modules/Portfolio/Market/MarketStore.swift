@@ -10,7 +10,7 @@ enum MarketStore {
         noun: "instrument", ownedBy: nil, order: .ascending("updated_at", time: \.updatedAt, id: \.id), decode: Instrument.init)
 
     static let actions = RecordTable<CorporateAction>(
-        "portfolio_corporate_actions", columns: "id, symbol, kind, effective_date::text, ratio::text, created_at", noun: "corporate action",
+        "portfolio_corporate_actions", columns: "id, symbol, kind, effective_date::text, ratio::text, cash_in_lieu_price::text, created_at", noun: "corporate action",
         ownedBy: nil, order: .ascending("created_at", time: \.createdAt, id: \.id), decode: CorporateAction.init)
 
     static func instrument(_ symbol: String, on transaction: TenantTransaction) async throws -> Instrument {
@@ -86,8 +86,9 @@ enum MarketStore {
 
     static func insertAction(_ fields: CorporateActionFields, on transaction: TenantTransaction) async throws -> CorporateAction {
         let sql: SQL = """
-            INSERT INTO portfolio_corporate_actions (tenant_id, symbol, kind, effective_date, ratio)
-            VALUES (\(transaction.tenantID), \(fields.symbol), \(fields.type.rawValue), \(fields.effectiveDate)::date, \(fields.ratio.text)::numeric)
+            INSERT INTO portfolio_corporate_actions (tenant_id, symbol, kind, effective_date, ratio, cash_in_lieu_price)
+            VALUES (\(transaction.tenantID), \(fields.symbol), \(fields.type.rawValue), \(fields.effectiveDate)::date, \(fields.ratio.text)::numeric,
+                \(fields.cashInLieuPrice?.text)::numeric)
             RETURNING \(unescaped: actions.columns)
             """
         try await ValuationStore.invalidateAll(from: fields.effectiveDate, on: transaction)

@@ -12,7 +12,11 @@ enum InputsHash {
         rates: [String: Decimal] = [:]
     ) -> String {
         var text = "\(report)\nmethod \(method.rawValue)\nas_of \(asOf)\nledger \(ledger)\n"
-        for split in splits where split.date <= asOf { text += "split \(split.symbol) \(split.date) \(split.ratio)\n" }
+        for split in splits where split.date <= asOf {
+            text += "split \(split.symbol) \(split.date) \(split.ratio)"
+            if let price = split.cashInLieu { text += " in_lieu \(price) \(split.cashInLieuFX.map { "\($0)" } ?? "-")" }
+            text += "\n"
+        }
         for (symbol, quote) in quotes.sorted(by: { $0.key < $1.key }) { text += "quote \(symbol) \(quote.date) \(quote.price) \(quote.source)\n" }
         for (currency, rate) in rates.sorted(by: { $0.key < $1.key }) { text += "rate \(currency) \(rate)\n" }
         return SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()

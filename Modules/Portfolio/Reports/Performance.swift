@@ -168,6 +168,12 @@ enum PerformanceReport {
                 guard let position = index[split.symbol] else { continue }
                 held[position] *= split.ratio
                 touched.append(position)
+                // Cash in lieu of the fraction: value moves from the position to its
+                // currency's cash, no flow in or out of the portfolio.
+                if let price = split.cashInLieu, held[position] > 0, case let fraction = held[position] - held[position].wholePart, fraction > 0 {
+                    held[position] -= fraction
+                    cash[lastTrade[position]?.currency ?? base, default: 0] += fraction * price
+                }
             }
             for entry in byDay[day] ?? [] {
                 func take(_ amount: Decimal) {

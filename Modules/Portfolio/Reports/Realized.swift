@@ -6,6 +6,7 @@ import Foundation
 /// price's part (the gain as traded, at the sell's FX) and the currency's part.
 struct Realized: Codable, Sendable {
     struct Line: Codable, Sendable {
+        /// The sell, or the split whose cash in lieu sold the fraction (`cash_in_lieu`).
         var sellId: UUID
         /// The buy the units came from (`average` under moving average).
         var lot: String
@@ -21,6 +22,8 @@ struct Realized: Codable, Sendable {
         var gainBase: DecimalString
         var priceEffectBase: DecimalString
         var currencyEffectBase: DecimalString
+        /// True on the fraction a split paid in cash (`sell_id` is the split's id).
+        var cashInLieu: Bool? = nil
     }
 
     var asOf: String
@@ -46,20 +49,24 @@ enum RealizedReport {
     ) -> Realized {
         let baseScale = CurrencyCodes.minorUnitExponent(of: portfolio.baseCurrency) ?? 2
         let sells = Dictionary(entries.map { ($0.id.uuidString, $0) }, uniquingKeysWith: { first, _ in first })
+        let splitsByID = Dictionary(splits.map { ($0.id.uuidString, $0) }, uniquingKeysWith: { first, _ in first })
         var total: Decimal = 0
         let lines = ledger.disposals.map { local, base in
             let sell = sells[local.sell]
-            let currency = sell?.currency ?? portfolio.baseCurrency
+            let inLieu = sell == nil ? splitsByID[local.sell] : nil
+            let currency = sell?.currency ?? ledger.currencies[local.symbol] ?? portfolio.baseCurrency
             let scale = CurrencyCodes.minorUnitExponent(of: currency) ?? 2
-            let priceEffect = local.gain * (sell?.fxRate ?? 1)
+            // The rate the proceeds were turned into the base at (see `Ledger.Split`).
+            let rate = sell?.fxRate ?? inLieu?.cashInLieuFX ?? (local.proceeds == 0 ? 1 : base.proceeds / local.proceeds)
+            let priceEffect = local.gain * rate
             total += base.gain
             return Realized.Line(
-                sellId: sell?.id ?? UUID(), lot: local.lot == "average" ? "average" : local.lot.lowercased(), symbol: local.symbol, date: local.date,
+                sellId: sell?.id ?? inLieu?.id ?? UUID(), lot: local.lot == "average" ? "average" : local.lot.lowercased(), symbol: local.symbol, date: local.date,
                 currency: currency, quantity: DecimalString(local.quantity), cost: DecimalString(local.cost, scale: scale),
                 proceeds: DecimalString(local.proceeds, scale: scale), gain: DecimalString(local.gain, scale: scale),
                 costBase: DecimalString(base.cost, scale: baseScale), proceedsBase: DecimalString(base.proceeds, scale: baseScale),
                 gainBase: DecimalString(base.gain, scale: baseScale), priceEffectBase: DecimalString(priceEffect, scale: baseScale),
-                currencyEffectBase: DecimalString(base.gain - priceEffect, scale: baseScale))
+                currencyEffectBase: DecimalString(base.gain - priceEffect, scale: baseScale), cashInLieu: inLieu == nil ? nil : true)
         }
         return Realized(
             asOf: asOf, total: DecimalString(total, scale: baseScale), currency: portfolio.baseCurrency, costMethod: portfolio.costMethod, lines: lines,

@@ -18,8 +18,9 @@ import PostgresNIO
 ///
 /// PostgreSQL reads the ten thousand entries of a large ledger and returns a row per
 /// position and per currency, where the Swift `Ledger` had every entry sent, decoded and
-/// walked. It books what pure FIFO books: a portfolio by moving average, or a ledger
-/// whose sells name lots, is booked by `Ledger`; so is one this booking finds refused (a
+/// walked. It books what pure FIFO books: a portfolio by moving average, a ledger whose
+/// sells name lots, or one holding an instrument whose split pays cash in lieu of
+/// fractions, is booked by `Ledger`; so is one this booking finds refused (a
 /// sell of more than was held, after a split was taken back), for `Ledger` to name the
 /// entry. The tests hold both to the same figures on random ledgers.
 enum SetBasedBook {
@@ -30,6 +31,9 @@ enum SetBasedBook {
         var refused: Bool
         /// A sell names lots: not this booking's to book.
         var namesLots: Bool
+        /// A split of an instrument held pays cash in lieu of fractions: also `Ledger`'s to
+        /// book (the fraction sold depends on what is held on the split's date).
+        var paysInLieu = false
         /// `InputsHash.ledgerDigest` of the same entries, when asked for.
         var ledgerDigest: String?
     }
@@ -38,7 +42,7 @@ enum SetBasedBook {
     static func summary(of portfolio: Portfolio, asOf: String, on transaction: TenantTransaction) async throws -> (BookSummary, ledgerDigest: String)? {
         guard portfolio.costMethod == .fifo else { return nil }
         let booking = try await book(portfolio.id, asOf: asOf, digest: true, on: transaction)
-        guard !booking.refused, !booking.namesLots, let digest = booking.ledgerDigest else { return nil }
+        guard !booking.refused, !booking.namesLots, !booking.paysInLieu, let digest = booking.ledgerDigest else { return nil }
         return (booking.summary, digest)
     }
 
@@ -60,7 +64,7 @@ enum SetBasedBook {
         guard portfolio.costMethod == .fifo else { return false }
         let booking = try await book(
             portfolio.id, asOf: "9999-12-31", only: change.symbol ?? "", cashAfter: (change.currency, change.date), digest: false, on: transaction)
-        return !booking.refused && !booking.namesLots
+        return !booking.refused && !booking.namesLots && !booking.paysInLieu
     }
 
     /// Why the whole ledger of `portfolio` does not stand, or null (one nullable `text`):
@@ -168,7 +172,10 @@ enum SetBasedBook {
             UNION ALL
             SELECT 'cash', NULL, currency, overdrawn, held::text, deposited::text, dividends::text, fees::text, NULL, deposits FROM cash
             UNION ALL
-            SELECT 'ledger', NULL, NULL, coalesce(bool_or(lots <> '{}'), false), NULL, NULL, NULL, NULL,
+            SELECT 'ledger', NULL, NULL, coalesce(bool_or(lots <> '{}'), false),
+                   CASE WHEN EXISTS (
+                       SELECT 1 FROM portfolio_corporate_actions WHERE kind = 'split' AND cash_in_lieu_price IS NOT NULL
+                         AND effective_date <= \(asOf)::date AND symbol IN (SELECT symbol FROM ledger)) THEN '1' END, NULL, NULL, NULL,
                    CASE WHEN \(digest) THEN encode(sha256(convert_to(coalesce(
                        string_agg(\(unescaped: InputsHash.ledgerLine), E'\\n' ORDER BY trade_date, entry_seq) FILTER (WHERE \(digest)), ''), 'UTF8')), 'hex') END,
                    0::int8
@@ -205,6 +212,7 @@ enum SetBasedBook {
                 booking.summary.fees += values[3]
             default:
                 booking.namesLots = flag
+                booking.paysInLieu = values[0] == 1
                 booking.ledgerDigest = text
             }
         }
