@@ -8,7 +8,7 @@ import PostgresNIO
 /// Measurements for `make bench`; not part of the operator's toolbox, so hidden from help.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self, Outbound.self])
+        commandName: "bench", abstract: "Micro-benchmarks used by make bench.", shouldDisplay: false, subcommands: [PasswordHashing.self, Metering.self, AnalysisMetering.self, Outbound.self])
 
     struct PasswordHashing: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -8,8 +8,9 @@
 #     in Swift (moving average) against set-based in SQL (FIFO), for a report and for a
 #     back-dated buy;
 #   - five-year TWR and XIRR replaying the ledger, and from the nightly valuations;
-#   - an analysis (metered) and /healthz's p99 while performance replays run beside it,
-#     against /healthz alone;
+#   - an analysis (metered), what its metering adds (its write with and without the usage
+#     records, `atrium bench analysis-metering`), and /healthz's p99 while performance
+#     replays run beside it, against /healthz alone;
 # with PostgreSQL's counters (pg_stat_statements) for the holdings read.
 #
 #   bench/portfolio.sh          # also run by make bench
@@ -109,10 +110,12 @@ sql "$scope INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_i
      WHERE portfolio_id = '$portfolio' ORDER BY entry_seq" >/dev/null
 rowwise_ms=$(for _ in $(seq 1 10); do timed "$api/portfolios/$copy/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
 setwise_ms=$(for _ in $(seq 1 10); do timed "$api/portfolios/$portfolio/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
+# 15 back-dated buys each (the median: the first calls on each pooled connection also
+# prepare their statements there).
 rebook() {
-  for n in $(seq 1 5); do
+  for n in $(seq 1 15); do
     curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-      -d "{\"type\":\"buy\",\"symbol\":\"S00$n\",\"quantity\":\"1\",\"price\":\"100\",\"currency\":\"INR\",\"trade_date\":\"2021-06-0$n\"}" \
+      -d "{\"type\":\"buy\",\"symbol\":\"S00$((n % 10))\",\"quantity\":\"1\",\"price\":\"100\",\"currency\":\"INR\",\"trade_date\":\"2021-06-0$((n % 9 + 1))\"}" \
       "$api/portfolios/$1/transactions"
   done | median | awk '{ print $1 * 1000 }'
 }
@@ -133,6 +136,8 @@ analysis_ms=$(for _ in 1 2 3; do
   curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d "{\"portfolio_id\":\"$portfolio\",\"as_of\":\"2024-12-31\"}" "$api/analyses"
 done | median | awk '{ print $1 * 1000 }')
+# What its metering adds: the analysis's write with and without its two usage records.
+metering_line=$("$bin" bench analysis-metering --tenant consult --portfolio "$portfolio" --analysis-ms "$analysis_ms" --log-level error)
 
 # /healthz alone, then beside a stream of ledger replays (a recompute).
 idle=$(wrk -t1 -c4 -d5s --latency "$base/healthz" | awk '$1 == "99%" { print $2 }')
@@ -149,6 +154,6 @@ printf '  holdings as of      p50 %7.1f ms (target <= 50 ms); portfolio statemen
 awk -v r="$rowwise_ms" -v s="$setwise_ms" -v rr="$rebook_rowwise_ms" -v rs="$rebook_setwise_ms" 'BEGIN {
   printf "  booking 10,000 lots set-based (SQL, FIFO) vs row by row (Swift, average): holdings p50 %.1f vs %.1f ms (%.1fx); back-dated buy p50 %.1f vs %.1f ms (%.1fx; target >= 20)\n", s, r, r / s, rs, rr, rr / rs }'
 printf '  5-year TWR+XIRR     ledger %7.1f ms (target <= 1000)   snapshots %7.1f ms (target <= 50; %s)\n' "$ledger_ms" "$snapshot_ms" "$source_of"
-printf '  analysis (metered)  p50 %7.1f ms\n' "$analysis_ms"
+printf '  analysis (metered)  p50 %7.1f ms; %s\n' "$analysis_ms" "$metering_line"
 awk -v i="$(to_ms "$idle")" -v b="$(to_ms "$busy")" \
   'BEGIN { printf "  /healthz p99        idle %.2f ms   beside replays %.2f ms   ratio %.2f (target <= 2)\n", i, b, b / i }'

@@ -105,15 +105,21 @@ enum SetBasedBook {
     static func statement(_ portfolio: UUID, asOf: String, only symbol: String?, cashAfter: (currency: String, date: String)?, digest: Bool) -> SQL {
         let everything = symbol == nil
         let cashCurrency = cashAfter?.currency ?? ""
+        let read = "id, kind, trade_date, entry_seq, symbol, quantity, price, amount, currency, fee, fx_rate, lots"
+        // The whole ledger, or one instrument's entries and (second branch) its currency's
+        // cash entries when a withdrawal follows the change: two index reads, each left out
+        // of the plan (a constant `true OR`, `false AND`) when it has nothing to add.
         return
             """
             WITH ledger AS MATERIALIZED (
-                SELECT id, kind, trade_date, entry_seq, symbol, quantity, price, amount, currency, fee, fx_rate, lots
-                FROM portfolio_transactions
-                WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
-                  AND (\(everything) OR symbol = \(symbol) OR (currency = \(cashCurrency) AND EXISTS (
+                SELECT \(unescaped: read) FROM portfolio_transactions
+                WHERE portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date AND (\(unescaped: everything ? "true OR " : "")symbol = \(symbol ?? ""))
+                UNION ALL
+                SELECT \(unescaped: read) FROM portfolio_transactions
+                WHERE \(unescaped: everything ? "false AND " : "")portfolio_id = \(portfolio) AND trade_date <= \(asOf)::date
+                  AND symbol IS DISTINCT FROM \(symbol ?? "") AND currency = \(cashCurrency) AND EXISTS (
                       SELECT 1 FROM portfolio_transactions w WHERE w.portfolio_id = \(portfolio) AND w.kind = 'withdrawal'
-                        AND w.currency = \(cashCurrency) AND w.trade_date >= \(cashAfter?.date ?? "9999-12-31")::date)))
+                        AND w.currency = \(cashCurrency) AND w.trade_date >= \(cashAfter?.date ?? "9999-12-31")::date)
             ), spans AS (
                 -- Entries dated before a split and on or after the one before it take the
                 -- product of the ratios from that split on.
