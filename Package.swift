@@ -105,12 +105,28 @@ let package = Package(
             swiftSettings: swiftSettings,
             plugins: ["EmbedSQLPlugin"]
         ),
+        .target(
+            name: "AtriumCrypto",
+            dependencies: [
+                "AtriumCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Modules/Crypto",
+            exclude: ["migrations"],
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedSQLPlugin"]
+        ),
         .executableTarget(
             name: "Atrium",
             dependencies: [
                 "AtriumCore",
                 "AtriumSales",
                 "AtriumPortfolio",
+                "AtriumCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -190,6 +206,22 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/AtriumPortfolioTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AtriumCryptoTests",
+            dependencies: [
+                "AtriumCore",
+                "AtriumCrypto",
+                "AtriumTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/AtriumCryptoTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -287,6 +287,9 @@ enum Battery {
         "POST /v1/tenants/{tenant}/portfolio/portfolios/{id}/withdrawals": Control(body: #"{"amount":"5.00","currency":"USD","trade_date":"2024-01-05"}"#),
         "POST /v1/tenants/{tenant}/portfolio/market/ticks": Control(
             body: "{\"symbol\":\"BAT\",\"price\":\"12.80\",\"date\":\"2024-03-06\"}\n", contentType: "application/x-ndjson"),
+        // A key the exchange simulator knows (the fixture connection holds another).
+        "POST /v1/tenants/{tenant}/crypto/connections": Control(
+            body: #"{"exchange":"binance","label":"Battery wallet","api_key":"\#(BatteryServer.Fixtures.controlKey)","api_secret":"\#(BatteryServer.Fixtures.secret)"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
         "PATCH /v1/tenants/{tenant}/portfolio/conversations/{id}": Control(body: #"{"title":"Renamed chat"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations/{id}/messages": Control(body: #"{"content":"Is BAT too large a part?"}"#),
@@ -533,7 +536,12 @@ final class BatteryServer: @unchecked Sendable {
         var marketImport = ""
         var transactionImport = ""
         var conversation = ""
+        var connection = ""
         static let symbol = "BAT"
+        /// API keys the exchange simulator accepts: the fixture connection's, and the control's.
+        static let fixtureKey = String(repeating: "F", count: 64)
+        static let controlKey = String(repeating: "C", count: 64)
+        static let secret = String(repeating: "s", count: 64)
 
         /// A control's text with the fixtures in place.
         func fill(_ text: String) -> String {
@@ -570,6 +578,7 @@ final class BatteryServer: @unchecked Sendable {
             case "analyses": return analysis
             case "corporate-actions": return corporateAction
             case "conversations": return conversation
+            case "connections": return connection
             // The user-admin operations (disable, roles, sessions) act on a user the
             // battery does not log in as.
             case "users": return spareUser
@@ -581,11 +590,13 @@ final class BatteryServer: @unchecked Sendable {
     let process: RunningProcess
     let port: Int
     let scratch: URL
+    let exchange: ExchangeSimulator
     var fixtures = Fixtures()
     private var sent = 0
     private var tokens: [String: String] = [:]
 
-    private init(process: RunningProcess, port: Int, scratch: URL) {
+    private init(process: RunningProcess, port: Int, scratch: URL, exchange: ExchangeSimulator) {
+        self.exchange = exchange
         self.process = process
         self.port = port
         self.scratch = scratch
@@ -599,13 +610,13 @@ final class BatteryServer: @unchecked Sendable {
             plans:
               unlimited:
                 price: 0
-                modules: [sales, portfolio]
+                modules: [sales, portfolio, crypto]
             """.write(to: tenants.appending(path: "plans.yaml"), atomically: true, encoding: .utf8)
         try """
             slug: battery
             name: Battery
             plan: unlimited
-            modules: [sales, portfolio]
+            modules: [sales, portfolio, crypto]
             users:
               - email: owner@battery.test
                 password: battery-owner-pass
@@ -625,15 +636,19 @@ final class BatteryServer: @unchecked Sendable {
             """.write(to: tenants.appending(path: "battery.yaml"), atomically: true, encoding: .utf8)
         try "slug: spare\nname: Spare\nplan: unlimited\n".write(to: tenants.appending(path: "spare.yaml"), atomically: true, encoding: .utf8)
         let port = try LocalPort.free()
+        let exchange = try await ExchangeSimulator.start()
+        for key in [Fixtures.fixtureKey, Fixtures.controlKey] { try await exchange.account(key: key, secret: Fixtures.secret) }
         let atrium = AtriumBinary(
             dataDirectory: scratch.appending(path: ".atrium"), extra: [
                 "ATRIUM_LOG_LEVEL": "critical", "ATRIUM_OPERATOR_TOKEN": operatorToken,
                 // Each request comes from an address of its own (below), so the login
                 // variants' failures do not lock the address every other request shares.
                 "ATRIUM_TRUSTED_PROXIES": "127.0.0.1",
+                // Crypto asks its exchange before it connects a key: the simulator.
+                "ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback",
             ])
         let process = try atrium.start(["serve", "--port", String(port), "--tenants-dir", tenants.path()])
-        let server = BatteryServer(process: process, port: port, scratch: scratch)
+        let server = BatteryServer(process: process, port: port, scratch: scratch, exchange: exchange)
         try await server.waitUntilReady()
         try await server.createFixtures()
         return server
@@ -641,6 +656,7 @@ final class BatteryServer: @unchecked Sendable {
 
     func stop() {
         process.stop()
+        exchange.stop()
         try? FileManager.default.removeItem(at: scratch)
     }
 
@@ -734,6 +750,14 @@ final class BatteryServer: @unchecked Sendable {
             "PUT", "profile/survey",
             #"{"answers":{"age_band":"45_59","horizon":"3_7y","loss_reaction":"sell_some","income_stability":"stable","experience":"some","goal":"income"}}"#)
         fixtures.conversation = try #require(try await send("POST", "conversations", #"{"title":"Battery chat"}"#)["id"] as? String)
+        var connect = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/crypto/connections"))))
+        connect.httpMethod = "POST"
+        connect.setValue("Bearer \(owner)", forHTTPHeaderField: "Authorization")
+        connect.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        connect.httpBody = Data(#"{"exchange":"binance","label":"Battery","api_key":"\#(Fixtures.fixtureKey)","api_secret":"\#(Fixtures.secret)"}"#.utf8)
+        let connected = try await HTTP.send(connect)
+        fixtures.connection = try #require(
+            (try JSONSerialization.jsonObject(with: connected.body) as? [String: Any])?["id"] as? String, "\(connected.status)")
         _ = try await send("POST", "conversations/\(fixtures.conversation)/messages", #"{"content":"How am I doing?"}"#)
         var upload = URLRequest(url: try #require(URL(string: url("/v1/tenants/battery/portfolio/market/imports?entity=prices"))))
         upload.httpMethod = "POST"

@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumTesting
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import AtriumTesting
 import Foundation
 import Testing
 

@@ -1,0 +1,86 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+
+/// Connections over HTTP. `POST connections` checks the body, then asks the exchange what
+/// the key may do before anything is written (outside any transaction: an exchange can
+/// be slow): a key it refuses is 422 `exchange_rejected_credentials`, one that may
+/// withdraw is 422 `key_permits_withdrawals` (Atrium only reads), an exchange that cannot
+/// answer is 503 `exchange_unavailable` with `Retry-After`; the same key twice is 409
+/// `connection_exists`. The answer never carries the key or secret.
+struct ConnectionRoutes {
+    let adapter: any ExchangeAdapter
+
+    func register(_ routes: ModuleRoutes) {
+        let adapter = adapter
+        let sealer = routes.context.sealer
+        routes.create(
+            "connections", summary: "Connect an exchange account by a read-only API key (checked with the exchange first)", access: CryptoAccess.records,
+            body: ConnectionFields.self, response: Connection.self,
+            prepare: { request, input in
+                let fields = try input.validated()
+                let ownership = try request.requireOwnership()
+                let permissions: KeyPermissions
+                do throws(ExchangeFailure) {
+                    permissions = try await adapter.permissions(of: ExchangeCredentials(apiKey: fields.apiKey, apiSecret: fields.apiSecret))
+                } catch {
+                    throw ConnectionProblems.problem(for: error)
+                }
+                guard !permissions.withdrawals else {
+                    throw AtriumError(
+                        status: .unprocessableContent, code: "key_permits_withdrawals", title: "The key may withdraw funds",
+                        detail: "Atrium only reads an account: create an API key with withdrawals disabled and connect that one.",
+                        fieldErrors: [.init(field: "api_key", message: "permits withdrawals")])
+                }
+                guard permissions.reading else {
+                    throw AtriumError(
+                        status: .unprocessableContent, code: "key_cannot_read", title: "The key cannot read the account",
+                        detail: "Enable reading on the API key, then connect it again.", fieldErrors: [.init(field: "api_key", message: "cannot read")])
+                }
+                return (fields, permissions, ownership.userID)
+            },
+            write: { (_: TenantRequest, transaction: TenantTransaction, prepared: (ConnectionFields, KeyPermissions, UUID)) in
+                let (fields, permissions, owner) = prepared
+                return try await ConnectionStore.insert(id: UUID(), fields, permissions: permissions, owner: owner, sealer: sealer, on: transaction)
+            })
+
+        CryptoAccess.recordRoutes.list(routes, "connections", summary: "Exchange connections you may see", search: "label") { request, page, filter in
+            try await request.transaction { transaction in
+                try await transaction.lastStatement {
+                    try await ConnectionStore.table.page(page, where: filter.conditions(searching: ["label"]), on: transaction)
+                }
+            }
+        }
+        CryptoAccess.recordRoutes.get(routes, "connections/{id}", summary: "One exchange connection", table: ConnectionStore.table)
+        CryptoAccess.recordRoutes.delete(routes, "connections/{id}", summary: "Disconnect an exchange account (its sealed key and secret go with it)", table: ConnectionStore.table)
+    }
+}
+
+/// How an exchange's failure is told to the client.
+enum ConnectionProblems {
+    static func problem(for failure: ExchangeFailure) -> AtriumError {
+        switch failure {
+        case .rejectedCredentials(let code, let message):
+            var error = AtriumError(
+                status: .unprocessableContent, code: "exchange_rejected_credentials", title: "The exchange refused the key",
+                detail: "The exchange refused this API key and secret (\(code): \(message)). Check both, and that the key is enabled.",
+                fieldErrors: [.init(field: "api_key", message: "refused by the exchange")])
+            error.extensions["exchange_code"] = .number(Double(code))
+            return error
+        case .unavailable(let reason, let retryAfter):
+            var error = AtriumError(
+                status: .serviceUnavailable, code: "exchange_unavailable", title: "The exchange is unavailable",
+                detail: "\(reason); nothing was saved. Try again later.")
+            error.headers[.retryAfter] = String(retryAfter ?? 30)
+            return error
+        case .clockSkew(let milliseconds):
+            return AtriumError(
+                status: .serviceUnavailable, code: "clock_skew", title: "The server's clock and the exchange's disagree",
+                detail: "The exchange's clock is \(milliseconds) ms from the server's, beyond what it accepts; nothing was saved.")
+        case .badResponse(let what):
+            return AtriumError(
+                status: .badGateway, code: "bad_exchange_response", title: "The exchange answered what it does not document",
+                detail: "\(what); nothing was saved.")
+        }
+    }
+}

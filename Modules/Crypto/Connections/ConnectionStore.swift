@@ -1,0 +1,37 @@
+import AtriumCore
+import Crypto
+import Foundation
+import PostgresNIO
+
+/// The SQL of connections.
+enum ConnectionStore {
+    static let table = RecordTable<Connection>(
+        "crypto_connections", columns: Connection.columns, noun: "connection", order: .ascending("created_at", time: \.createdAt, id: \.id),
+        decode: Connection.init)
+
+    /// SHA-256 (hex) of an API key: how the same key connected twice is found, and what
+    /// the API shows instead of it.
+    static func fingerprint(of apiKey: String) -> String {
+        SHA256.hash(data: Data(apiKey.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Inserts a checked connection for `owner`, its key and secret sealed under the
+    /// tenant's active data key, bound to this row.
+    static func insert(
+        id: UUID, _ fields: ConnectionFields, permissions: KeyPermissions, owner: UUID, sealer: Sealer, on transaction: TenantTransaction
+    ) async throws -> Connection {
+        let key = try await TenantKeys.active(sealer: sealer, on: transaction)
+        let tenant = transaction.tenantID
+        let sealedKey = try key.seal(fields.apiKey, tenant: tenant, connection: id, field: "api_key")
+        let sealedSecret = try key.seal(fields.apiSecret, tenant: tenant, connection: id, field: "api_secret")
+        let granted = String(decoding: try JSONEncoder().encode(permissions), as: UTF8.self)
+        let sql: SQL = try """
+            INSERT INTO crypto_connections (tenant_id, id, owner_id, exchange, label, api_key_sealed, api_secret_sealed, key_version,
+                key_fingerprint, key_last4, permissions, markets, next_sync_at)
+            VALUES (\(tenant), \(id), \(owner), \(fields.exchange), \(fields.label), \(sealedKey), \(sealedSecret), \(key.version),
+                \(fingerprint(of: fields.apiKey)), \(String(fields.apiKey.suffix(4))), \(granted)::jsonb, \(fields.markets ?? []), now())
+            RETURNING \(unescaped: table.columns)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
+    }
+}

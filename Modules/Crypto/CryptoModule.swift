@@ -1,0 +1,68 @@
+public import AtriumCore
+import Foundation
+
+/// Crypto: users connect exchange accounts by read-only API keys, kept sealed at rest
+/// under a per-tenant data key (itself sealed by the kernel's module key, so a master-key
+/// rotation re-wraps it). Registered through `AtriumModule` like any module; it uses only
+/// AtriumCore's public API.
+///
+/// Access: a `member` keeps their own connections; an `admin` sees everyone's. Another
+/// owner's connection answers 404, as a missing one does (row-level security).
+///
+/// Settings: `ATRIUM_CRYPTO_BINANCE_URL` (default `https://api.binance.com`), the
+/// operator's and never a tenant's; `ATRIUM_CRYPTO_OUTBOUND_ALLOW=loopback` lets it
+/// point at a local simulator.
+public struct CryptoModule: AtriumModule {
+    public init() {}
+
+    public var id: String { "crypto" }
+    public var version: String { "0.1.0" }
+    public var requiredKernelVersion: String { "0.1" }
+
+    public var permissions: [PermissionDefinition] {
+        [
+            .init(CryptoPermission.own, description: "Connect and read your own exchange accounts"),
+            .init(CryptoPermission.any, description: "Read and disconnect every exchange account of the tenant"),
+            .init(CryptoPermission.assign, description: "Give an exchange connection to another owner"),
+        ]
+    }
+
+    public var roleGrants: [String: [String]] {
+        [
+            "member": [CryptoPermission.own],
+            "admin": [CryptoPermission.own, CryptoPermission.any, CryptoPermission.assign],
+        ]
+    }
+
+    public func checkSettings(_ settings: ModuleSettings) throws {
+        _ = try settings.url("binance_url")
+    }
+
+    static func binanceURL(_ settings: ModuleSettings) -> URL {
+        // `checkSettings` refused a malformed value at start.
+        ((try? settings.url("binance_url")) ?? nil) ?? URL(string: "https://api.binance.com")!
+    }
+
+    public func migrations() throws -> [Migration] {
+        try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
+    }
+
+    public func routes(_ routes: ModuleRoutes) {
+        let context = routes.context
+        let binance = BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: BinanceClock(), logger: context.logger)
+        ConnectionRoutes(adapter: binance).register(routes)
+    }
+}
+
+/// The module's permissions.
+public enum CryptoPermission {
+    public static let own = "crypto.connections.own"
+    public static let any = "crypto.connections.any"
+    public static let assign = "crypto.connections.assign"
+}
+
+/// How the module's routes declare access.
+enum CryptoAccess {
+    static let records = RouteAccess.owned("crypto.connections")
+    static let recordRoutes = OwnedRecordRoutes(access: records, assignPermission: CryptoPermission.assign)
+}

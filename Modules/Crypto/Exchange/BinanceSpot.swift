@@ -1,0 +1,127 @@
+import AtriumCore
+import Crypto
+import Foundation
+import HTTPTypes
+import Logging
+
+/// Binance spot REST (binance-spot-api-docs): SIGNED endpoints take the key in
+/// `X-MBX-APIKEY` and `signature`, the hex HMAC-SHA256 of the exact query string under
+/// the secret, with `timestamp` (ours, corrected by the offset measured from
+/// `GET /api/v3/time`) and `recvWindow=5000`. The base URL is the operator's
+/// (`ATRIUM_CRYPTO_BINANCE_URL`), never a tenant's: a tenant-chosen URL would let
+/// requests be aimed at internal addresses.
+struct BinanceSpot: ExchangeAdapter {
+    let baseURL: URL
+    let http: OutboundHTTP
+    let clock: BinanceClock
+    let logger: Logger
+
+    var exchange: String { "binance" }
+
+    static let receiveWindow = 5_000
+    /// Beyond this the offset is not a clock to correct but a broken one.
+    static let maximumSkew: Int64 = 60_000
+
+    /// The hex HMAC-SHA256 of `query` under `secret`: what `signature` carries.
+    static func signature(of query: String, secret: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data(query.utf8), using: SymmetricKey(data: Data(secret.utf8)))
+            .map { String(format: "%02x", $0) }.joined()
+    }
+
+    func permissions(of credentials: ExchangeCredentials) async throws(ExchangeFailure) -> KeyPermissions {
+        let answer = try await signedGET("/sapi/v1/account/apiRestrictions", credentials: credentials)
+        guard let object = answer as? [String: Any], let reading = object["enableReading"] as? Bool else {
+            throw .badResponse("apiRestrictions without enableReading")
+        }
+        return KeyPermissions(
+            reading: reading, spotTrading: object["enableSpotAndMarginTrading"] as? Bool ?? false,
+            withdrawals: object["enableWithdrawals"] as? Bool ?? false)
+    }
+
+    /// A SIGNED GET of `path`: on `-1021` (our timestamp outside the window) the offset is
+    /// measured again and the call made once more.
+    func signedGET(_ path: String, parameters: [(String, String)] = [], credentials: ExchangeCredentials) async throws(ExchangeFailure) -> Any {
+        do {
+            return try await signedGETOnce(path, parameters: parameters, credentials: credentials, remeasure: false)
+        } catch .rejectedCredentials(code: -1021, _) {
+            do {
+                return try await signedGETOnce(path, parameters: parameters, credentials: credentials, remeasure: true)
+            } catch .rejectedCredentials(code: -1021, _) {
+                throw .clockSkew(milliseconds: await clock.lastOffset ?? 0)
+            }
+        }
+    }
+
+    private func signedGETOnce(
+        _ path: String, parameters: [(String, String)], credentials: ExchangeCredentials, remeasure: Bool
+    ) async throws(ExchangeFailure) -> Any {
+        let offset = try await clock.offset(remeasure: remeasure) { () throws(ExchangeFailure) in try await serverTime() }
+        guard abs(offset) <= Self.maximumSkew else { throw .clockSkew(milliseconds: offset) }
+        let timestamp = Int64(Date().timeIntervalSince1970 * 1000) + offset
+        let query = (parameters + [("recvWindow", String(Self.receiveWindow)), ("timestamp", String(timestamp))])
+            .map { "\($0.0)=\(Self.escaped($0.1))" }.joined(separator: "&")
+        let signed = query + "&signature=" + Self.signature(of: query, secret: credentials.apiSecret)
+        return try await call(path, query: signed, apiKey: credentials.apiKey)
+    }
+
+    /// The exchange's clock in milliseconds since 1970.
+    func serverTime() async throws(ExchangeFailure) -> Int64 {
+        let answer = try await call("/api/v3/time", query: nil, apiKey: nil)
+        guard let object = answer as? [String: Any], let time = (object["serverTime"] as? NSNumber)?.int64Value else {
+            throw .badResponse("time without serverTime")
+        }
+        return time
+    }
+
+    private func call(_ path: String, query: String?, apiKey: String?) async throws(ExchangeFailure) -> Any {
+        guard var components = URLComponents(url: baseURL.appending(path: path), resolvingAgainstBaseURL: false) else {
+            throw .badResponse("the base URL does not take a path")
+        }
+        components.percentEncodedQuery = query
+        guard let url = components.url else { throw .badResponse("the request URL could not be made") }
+        let response: OutboundResponse
+        do {
+            response = try await http.send(OutboundRequest(.get, url, headers: apiKey.map { [("X-MBX-APIKEY", $0)] } ?? [], timeout: .seconds(10)))
+        } catch {
+            // The error names host and path, never the query (which carries the signature).
+            logger.warning("exchange call failed", metadata: ["exchange": "binance", "path": "\(path)", "error": "\(error)"])
+            throw .unavailable(reason: "the exchange could not be reached", retryAfter: nil)
+        }
+        let body = try? JSONSerialization.jsonObject(with: response.body)
+        switch response.status {
+        case 200..<300:
+            guard let body else { throw .badResponse("\(path) answered what is not JSON") }
+            return body
+        case 418, 429, 500...:
+            throw .unavailable(reason: "the exchange answered \(response.status)", retryAfter: response.header("Retry-After").flatMap { Int($0) })
+        default:
+            let object = body as? [String: Any]
+            let code = (object?["code"] as? NSNumber)?.intValue ?? 0
+            let message = object?["msg"] as? String ?? "HTTP \(response.status)"
+            throw .rejectedCredentials(code: code, message: message)
+        }
+    }
+
+    /// A query value as Binance reads it: unreserved characters as they are, the rest
+    /// percent-encoded (the signature covers the encoded text).
+    static func escaped(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? value
+    }
+}
+
+/// The offset between our clock and the exchange's, measured once per host from the
+/// round trip's midpoint and again when the exchange refuses a timestamp.
+actor BinanceClock {
+    private var measured: Int64?
+    var lastOffset: Int64? { measured }
+
+    func offset(remeasure: Bool, serverTime: @Sendable () async throws(ExchangeFailure) -> Int64) async throws(ExchangeFailure) -> Int64 {
+        if let measured, !remeasure { return measured }
+        let sent = Int64(Date().timeIntervalSince1970 * 1000)
+        let server = try await serverTime()
+        let received = Int64(Date().timeIntervalSince1970 * 1000)
+        let offset = server - (sent + received) / 2
+        measured = offset
+        return offset
+    }
+}
