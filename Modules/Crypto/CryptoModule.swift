@@ -1,3 +1,4 @@
+public import ArgumentParser
 public import AtriumCore
 import Foundation
 
@@ -42,6 +43,8 @@ public struct CryptoModule: AtriumModule {
         // `checkSettings` refused a malformed value at start.
         ((try? settings.url("binance_url")) ?? nil) ?? URL(string: "https://api.binance.com")!
     }
+
+    public var commands: [any ParsableCommand.Type] { [CryptoCommand.self] }
 
     public func migrations() throws -> [Migration] {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)

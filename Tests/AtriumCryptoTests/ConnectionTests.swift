@@ -139,4 +139,36 @@ import Testing
             #expect(down.headers[.retryAfter] != nil)
         }
     }
+
+    @Test func aConnectionIsRenamedAndGivenNewCredentialsCheckedAsANewOnes() async throws {
+        try await withTeam { simulator, client, _, tokens in
+            try await simulator.account(key: Self.key, secret: Self.secret)
+            let created = json(try await client.send(.post, Self.base + "/connections", token: tokens.ann, json: Self.body()))
+            let id = try #require(created["id"]?.string)
+
+            let renamed = try await client.send(.patch, Self.base + "/connections/\(id)", token: tokens.ann, json: #"{"label":"Savings","markets":null}"#)
+            #expect(renamed.status == .ok, "\(String(buffer: renamed.body))")
+            #expect(json(renamed)["label"]?.string == "Savings")
+            #expect(json(renamed)["markets"]?.array?.isEmpty == true)
+            let refused = try await client.send(.patch, Self.base + "/connections/\(id)", token: tokens.ann, json: #"{"label":null,"markets":["eth"]}"#)
+            #expect(Set(json(refused)["errors"]?.array?.compactMap { $0["field"]?.string } ?? []) == ["label", "markets"])
+            #expect(try await client.send(.patch, Self.base + "/connections/\(id)", token: tokens.bob, json: #"{"label":"Mine"}"#).status == .notFound)
+
+            // A new key for the same account: checked with the exchange, then sealed in place.
+            let rotated = String(repeating: "R", count: 60) + "9z9Z"
+            let credentials = #"{"api_key":"\#(rotated)","api_secret":"\#(Self.secret)"}"#
+            let unknown = try await client.send(.put, Self.base + "/connections/\(id)/credentials", token: tokens.ann, json: credentials)
+            #expect(json(unknown)["code"]?.string == "exchange_rejected_credentials")
+            #expect(json(try await client.send(.get, Self.base + "/connections/\(id)", token: tokens.ann))["key_last4"]?.string == "a1B2", "nothing changed")
+            try await simulator.account(key: rotated, secret: Self.secret)
+            let before = try await simulator.requests().count
+            #expect(try await client.send(.put, Self.base + "/connections/\(id)/credentials", token: tokens.bob, json: credentials).status == .notFound)
+            #expect(try await simulator.requests().count == before, "another owner's connection is not checked with the exchange")
+            let replaced = try await client.send(.put, Self.base + "/connections/\(id)/credentials", token: tokens.ann, json: credentials)
+            #expect(replaced.status == .ok, "\(String(buffer: replaced.body))")
+            #expect(json(replaced)["key_last4"]?.string == "9z9Z")
+            #expect(json(replaced)["key_fingerprint"] != created["key_fingerprint"])
+            #expect(!String(buffer: replaced.body).contains(rotated))
+        }
+    }
 }

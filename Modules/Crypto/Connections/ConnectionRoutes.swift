@@ -20,23 +20,8 @@ struct ConnectionRoutes {
             prepare: { request, input in
                 let fields = try input.validated()
                 let ownership = try request.requireOwnership()
-                let permissions: KeyPermissions
-                do throws(ExchangeFailure) {
-                    permissions = try await adapter.permissions(of: ExchangeCredentials(apiKey: fields.apiKey, apiSecret: fields.apiSecret))
-                } catch {
-                    throw ConnectionProblems.problem(for: error)
-                }
-                guard !permissions.withdrawals else {
-                    throw AtriumError(
-                        status: .unprocessableContent, code: "key_permits_withdrawals", title: "The key may withdraw funds",
-                        detail: "Atrium only reads an account: create an API key with withdrawals disabled and connect that one.",
-                        fieldErrors: [.init(field: "api_key", message: "permits withdrawals")])
-                }
-                guard permissions.reading else {
-                    throw AtriumError(
-                        status: .unprocessableContent, code: "key_cannot_read", title: "The key cannot read the account",
-                        detail: "Enable reading on the API key, then connect it again.", fieldErrors: [.init(field: "api_key", message: "cannot read")])
-                }
+                let permissions = try await ConnectionProblems.readOnlyPermissions(
+                    of: ExchangeCredentials(apiKey: fields.apiKey, apiSecret: fields.apiSecret), at: adapter)
                 return (fields, permissions, ownership.userID)
             },
             write: { (_: TenantRequest, transaction: TenantTransaction, prepared: (ConnectionFields, KeyPermissions, UUID)) in
@@ -52,12 +37,65 @@ struct ConnectionRoutes {
             }
         }
         CryptoAccess.recordRoutes.get(routes, "connections/{id}", summary: "One exchange connection", table: ConnectionStore.table)
+
+        routes.on(
+            .patch, "connections/{id}", summary: "Rename a connection, change the markets it syncs or its owner (JSON Merge Patch)",
+            access: CryptoAccess.records, body: ConnectionChanges.self, response: Connection.self
+        ) { request, input in
+            let id = try request.uuidParameter("id")
+            let changes = try input.validated()
+            var owner: UUID?
+            if let requested = changes.ownerId.value {
+                owner = try request.requireOwnership().owner(for: requested, assignPermission: CryptoPermission.assign)
+            }
+            return try await request.transaction { [owner] in try await ConnectionStore.update(id, changes, owner: owner, on: $0) }
+        }
+
+        // New credentials for a connection: checked as a new connection's are, after the
+        // connection is found (another owner's is a missing one, and the exchange is not asked).
+        routes.on(
+            .put, "connections/{id}/credentials", summary: "Replace a connection's API key and secret (checked with the exchange first)",
+            access: CryptoAccess.records, body: ConnectionFields.Credentials.self, response: Connection.self
+        ) { request, input in
+            let id = try request.uuidParameter("id")
+            let credentials = try input.validated()
+            _ = try await request.transaction { transaction in
+                try await transaction.lastStatement { try await ConnectionStore.table.find(id, on: transaction) }
+            }
+            let permissions = try await ConnectionProblems.readOnlyPermissions(of: credentials.exchangeCredentials, at: adapter)
+            return try await request.transaction { transaction in
+                try await ConnectionStore.replaceCredentials(of: id, with: credentials, permissions: permissions, sealer: sealer, on: transaction)
+            }
+        }
         CryptoAccess.recordRoutes.delete(routes, "connections/{id}", summary: "Disconnect an exchange account (its sealed key and secret go with it)", table: ConnectionStore.table)
     }
 }
 
 /// How an exchange's failure is told to the client.
 enum ConnectionProblems {
+    /// What `credentials` may do, when the exchange accepts them and they only read:
+    /// else the problem to answer (nothing is written either way).
+    static func readOnlyPermissions(of credentials: ExchangeCredentials, at adapter: any ExchangeAdapter) async throws -> KeyPermissions {
+        let permissions: KeyPermissions
+        do throws(ExchangeFailure) {
+            permissions = try await adapter.permissions(of: credentials)
+        } catch {
+            throw problem(for: error)
+        }
+        guard !permissions.withdrawals else {
+            throw AtriumError(
+                status: .unprocessableContent, code: "key_permits_withdrawals", title: "The key may withdraw funds",
+                detail: "Atrium only reads an account: create an API key with withdrawals disabled and connect that one.",
+                fieldErrors: [.init(field: "api_key", message: "permits withdrawals")])
+        }
+        guard permissions.reading else {
+            throw AtriumError(
+                status: .unprocessableContent, code: "key_cannot_read", title: "The key cannot read the account",
+                detail: "Enable reading on the API key, then connect it again.", fieldErrors: [.init(field: "api_key", message: "cannot read")])
+        }
+        return permissions
+    }
+
     static func problem(for failure: ExchangeFailure) -> AtriumError {
         switch failure {
         case .rejectedCredentials(let code, let message):

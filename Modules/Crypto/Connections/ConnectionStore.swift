@@ -34,4 +34,35 @@ enum ConnectionStore {
             """
         return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
+
+    static func update(_ id: UUID, _ changes: ConnectionChanges, owner: UUID?, on transaction: TenantTransaction) async throws -> Connection {
+        let sql: SQL = """
+            UPDATE crypto_connections SET label = coalesce(\(changes.label.value), label),
+                markets = CASE WHEN \(changes.markets.isSet) THEN coalesce(\(changes.markets.value)::text[], '{}') ELSE markets END,
+                owner_id = coalesce(\(owner), owner_id), updated_at = now()
+            WHERE id = \(id)
+            RETURNING \(unescaped: table.columns)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
+    }
+
+    /// Replaces the key and secret of connection `id` (sealed under the active data key),
+    /// with what the exchange said the new key may do; the connection is active again.
+    static func replaceCredentials(
+        of id: UUID, with credentials: ConnectionFields.Credentials, permissions: KeyPermissions, sealer: Sealer, on transaction: TenantTransaction
+    ) async throws -> Connection {
+        let key = try await TenantKeys.active(sealer: sealer, on: transaction)
+        let tenant = transaction.tenantID
+        let sealedKey = try key.seal(credentials.apiKey, tenant: tenant, connection: id, field: "api_key")
+        let sealedSecret = try key.seal(credentials.apiSecret, tenant: tenant, connection: id, field: "api_secret")
+        let granted = String(decoding: try JSONEncoder().encode(permissions), as: UTF8.self)
+        let sql: SQL = try """
+            UPDATE crypto_connections SET api_key_sealed = \(sealedKey), api_secret_sealed = \(sealedSecret), key_version = \(key.version),
+                key_fingerprint = \(fingerprint(of: credentials.apiKey)), key_last4 = \(String(credentials.apiKey.suffix(4))),
+                permissions = \(granted)::jsonb, state = 'active', last_error = NULL, next_sync_at = now(), updated_at = now()
+            WHERE id = \(id)
+            RETURNING \(unescaped: table.columns)
+            """
+        return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
+    }
 }

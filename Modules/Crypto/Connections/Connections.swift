@@ -56,18 +56,64 @@ struct ConnectionFields: Codable, Sendable {
         checks.fail("exchange", "must be binance", when: exchange != "binance")
         checks.record("label", InputDomain.textProblem(label, maximum: 100))
         checks.fail("label", "must not be empty", when: label.trimmingCharacters(in: .whitespaces).isEmpty)
-        checks.fail("api_key", "must be the exchange's API key: 64 letters and digits", when: !Self.isKey(apiKey))
-        checks.fail("api_secret", "must be the key's secret: 64 letters and digits", when: !Self.isKey(apiSecret))
-        let markets = self.markets ?? []
-        checks.fail("markets", "at most 100 markets", when: markets.count > 100)
-        checks.fail(
-            "markets", "each market is a symbol of 5 to 20 capital letters and digits, such as BTCUSDT",
-            when: markets.contains { !(5...20).contains($0.count) || !$0.allSatisfy { $0.isASCII && ($0.isUppercase || $0.isNumber) } })
+        Credentials(apiKey: apiKey, apiSecret: apiSecret).check(&checks)
+        checks.record("markets", Self.marketsProblem(markets ?? []))
         try checks.finish()
         return self
     }
 
+    /// What is wrong with a list of markets to sync, if anything.
+    static func marketsProblem(_ markets: [String]) -> String? {
+        if markets.count > 100 { return "at most 100 markets" }
+        if markets.contains(where: { !(5...20).contains($0.count) || !$0.allSatisfy { $0.isASCII && ($0.isUppercase || $0.isNumber) } }) {
+            return "each market is a symbol of 5 to 20 capital letters and digits, such as BTCUSDT"
+        }
+        return nil
+    }
+
+    /// `PUT connections/{id}/credentials`: a new key and secret for the same account (a
+    /// key rotated at the exchange, or one that stopped working).
+    struct Credentials: Codable, Sendable {
+        var apiKey: String
+        var apiSecret: String
+
+        func check(_ checks: inout FieldChecks) {
+            checks.fail("api_key", "must be the exchange's API key: 64 letters and digits", when: !ConnectionFields.isKey(apiKey))
+            checks.fail("api_secret", "must be the key's secret: 64 letters and digits", when: !ConnectionFields.isKey(apiSecret))
+        }
+
+        func validated() throws -> Credentials {
+            var checks = FieldChecks()
+            check(&checks)
+            try checks.finish()
+            return self
+        }
+
+        var exchangeCredentials: ExchangeCredentials { ExchangeCredentials(apiKey: apiKey, apiSecret: apiSecret) }
+    }
+
     static func isKey(_ text: String) -> Bool {
         text.utf8.count == 64 && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) }
+    }
+}
+
+/// `PATCH connections/{id}` (JSON Merge Patch): the label, the markets to sync beyond those
+/// of the assets held (`null` clears them), and the owner.
+struct ConnectionChanges: Codable, Sendable {
+    var label: Patch<String>
+    var markets: Patch<[String]>
+    var ownerId: Patch<UUID>
+
+    func validated() throws -> ConnectionChanges {
+        var checks = FieldChecks()
+        checks.fail("label", "cannot be cleared (null)", when: label.isCleared)
+        checks.fail("owner_id", "cannot be cleared (null)", when: ownerId.isCleared)
+        if let label = label.value {
+            checks.record("label", InputDomain.textProblem(label, maximum: 100))
+            checks.fail("label", "must not be empty", when: label.trimmingCharacters(in: .whitespaces).isEmpty)
+        }
+        checks.record("markets", markets.value.flatMap(ConnectionFields.marketsProblem))
+        try checks.finish()
+        return self
     }
 }
