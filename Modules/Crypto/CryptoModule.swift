@@ -14,6 +14,9 @@ import Foundation
 /// operator's and never a tenant's; `ATRIUM_CRYPTO_OUTBOUND_ALLOW=loopback` lets it
 /// point at a local simulator.
 public struct CryptoModule: AtriumModule {
+    /// The offset to Binance's clock, measured once for the process.
+    let binanceClock = BinanceClock()
+
     public init() {}
 
     public var id: String { "crypto" }
@@ -50,10 +53,18 @@ public struct CryptoModule: AtriumModule {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
     }
 
+    /// The exchange the module's context points at (its settings and outbound HTTP).
+    func binance(_ context: ModuleContext) -> any ExchangeAdapter {
+        BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: binanceClock, logger: context.logger)
+    }
+
+    public var jobs: [JobDefinition] {
+        [CryptoSync.job(adapter: binance)]
+    }
+
     public func routes(_ routes: ModuleRoutes) {
-        let context = routes.context
-        let binance = BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: BinanceClock(), logger: context.logger)
-        ConnectionRoutes(adapter: binance).register(routes)
+        ConnectionRoutes(adapter: binance(routes.context)).register(routes)
+        SyncRoutes().register(routes)
     }
 }
 

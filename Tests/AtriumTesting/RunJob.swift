@@ -6,25 +6,26 @@ public import Foundation
 /// a module's job tested as a function. The handler's errors are thrown as they are.
 ///
 /// `clock` and `environment` are what the module's context reads (`context.module.clock`,
-/// `context.module.settings`), as `withTestApplication` gives them to routes.
+/// `context.module.settings`), as `withTestApplication` gives them to routes; `masterKey`
+/// is the one its sealer derives from (`db.masterKey` opens what the test application sealed).
 public func runJob(
     _ kind: String, of module: any AtriumModule, tenantID: UUID?, payload: some Encodable, database: Database,
-    clock: any AtriumClock = SystemClock(), environment: [String: String] = [:]
+    clock: any AtriumClock = SystemClock(), environment: [String: String] = [:], masterKey: MasterKey = .generate()
 ) async throws {
     // As `transaction.enqueue(kind, payload:)` stores it: the API's JSON conventions.
     try await runJob(kind, of: module, tenantID: tenantID, payload: try AtriumJSON.encoder.encode(payload), database: database, clock: clock,
-                     environment: environment)
+                     environment: environment, masterKey: masterKey)
 }
 
 private func runJob(
     _ kind: String, of module: any AtriumModule, tenantID: UUID?, payload: Data, database: Database, clock: any AtriumClock,
-    environment: [String: String]
+    environment: [String: String], masterKey: MasterKey
 ) async throws {
     guard let definition = module.jobs.first(where: { $0.kind == kind }) else {
         throw ConfigurationError("module '\(module.id)' declares no job '\(kind)'; it declares \(module.jobs.map(\.kind))")
     }
     let kit = ModuleKit(
-        masterKey: .generate(), publicURL: Identity.defaultAppURL, clock: clock, environment: environment, logger: TestDatabase.logger)
+        masterKey: masterKey, publicURL: Identity.defaultAppURL, clock: clock, environment: environment, logger: TestDatabase.logger)
     let context = JobContext(
         kind: kind, tenantID: tenantID, payload: payload, logger: TestDatabase.logger, database: database,
         metering: Metering(registry: try ModuleRegistry([module]), logger: TestDatabase.logger), channels: Set(module.channels),
@@ -35,9 +36,9 @@ private func runJob(
 /// Runs a typed job (`JobKind`) of `module` with `payload`, as `runJob(_:of:…)` does.
 public func runJob<Payload>(
     _ kind: JobKind<Payload>, of module: any AtriumModule, tenantID: UUID?, payload: Payload, database: Database,
-    clock: any AtriumClock = SystemClock(), environment: [String: String] = [:]
+    clock: any AtriumClock = SystemClock(), environment: [String: String] = [:], masterKey: MasterKey = .generate()
 ) async throws {
     // As `transaction.enqueue(kind, payload)` stores it: Swift's own key names.
     try await runJob(kind.name, of: module, tenantID: tenantID, payload: try JSONEncoder().encode(payload), database: database, clock: clock,
-                     environment: environment)
+                     environment: environment, masterKey: masterKey)
 }

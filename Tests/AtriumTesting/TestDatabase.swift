@@ -14,6 +14,9 @@ public struct TestDatabase: Sendable {
     /// The owner role: migrations, operators' work, tests' setup and inspection.
     public let owner: DatabaseURL
     public let superuser: DatabaseURL
+    /// The master key of everything this database's applications and jobs seal (a
+    /// module's data keys): what the test application seals, a job run on it opens.
+    public let masterKey = MasterKey.generate()
 
     /// Quiet unless `ATRIUM_TEST_LOG_LEVEL` asks for more.
     public static let logger: Logger = {

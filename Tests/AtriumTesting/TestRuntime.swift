@@ -3,7 +3,7 @@ import Testing
 
 extension AtriumRuntime {
     /// The runtime `atrium serve` builds (`prepare`), over `database` of a test database:
-    /// cheap password hashing and a fresh master key, the rest as `configure` leaves it.
+    /// cheap password hashing and the database's master key, the rest as `configure` leaves it.
     public static func prepareForTest(
         _ db: TestDatabase, modules: [any AtriumModule], database: Database, configure: (inout AtriumConfiguration) -> Void = { _ in }
     ) async throws -> AtriumRuntime {
@@ -12,7 +12,7 @@ extension AtriumRuntime {
         configuration.hashing = testHashing
         configure(&configuration)
         return try await prepare(
-            configuration, registry: registry, location: db.location, database: database, masterKey: .generate(), logger: TestDatabase.logger)
+            configuration, registry: registry, location: db.location, database: database, masterKey: db.masterKey, logger: TestDatabase.logger)
     }
 }
 

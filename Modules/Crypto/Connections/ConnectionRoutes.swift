@@ -26,7 +26,10 @@ struct ConnectionRoutes {
             },
             write: { (_: TenantRequest, transaction: TenantTransaction, prepared: (ConnectionFields, KeyPermissions, UUID)) in
                 let (fields, permissions, owner) = prepared
-                return try await ConnectionStore.insert(id: UUID(), fields, permissions: permissions, owner: owner, sealer: sealer, on: transaction)
+                // The first sync is queued with the connection, in the same transaction.
+                let id = UUID()
+                try await transaction.enqueue(CryptoSync.kind, .init(connection: id), uniqueKey: CryptoSync.uniqueKey(id))
+                return try await ConnectionStore.insert(id: id, fields, permissions: permissions, owner: owner, sealer: sealer, on: transaction)
             })
 
         CryptoAccess.recordRoutes.list(routes, "connections", summary: "Exchange connections you may see", search: "label") { request, page, filter in

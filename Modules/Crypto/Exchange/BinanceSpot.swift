@@ -38,6 +38,53 @@ struct BinanceSpot: ExchangeAdapter {
             withdrawals: object["enableWithdrawals"] as? Bool ?? false)
     }
 
+    var pageSize: Int { 1000 }
+
+    func balances(of credentials: ExchangeCredentials) async throws(ExchangeFailure) -> [ExchangeBalance] {
+        let answer = try await signedGET("/api/v3/account", credentials: credentials)
+        guard let balances = (answer as? [String: Any])?["balances"] as? [[String: Any]] else { throw .badResponse("account without balances") }
+        return try balances.map { (balance) throws(ExchangeFailure) -> ExchangeBalance in
+            guard let asset = balance["asset"] as? String, let free = Self.decimal(balance["free"]), let locked = Self.decimal(balance["locked"]) else {
+                throw .badResponse("a balance without its asset, free or locked amount")
+            }
+            return ExchangeBalance(asset: asset, free: free, locked: locked)
+        }
+    }
+
+    func markets() async throws(ExchangeFailure) -> [ExchangeMarket] {
+        let answer = try await call("/api/v3/exchangeInfo", query: nil, apiKey: nil)
+        guard let symbols = (answer as? [String: Any])?["symbols"] as? [[String: Any]] else { throw .badResponse("exchangeInfo without symbols") }
+        return symbols.compactMap { symbol in
+            guard let name = symbol["symbol"] as? String, let base = symbol["baseAsset"] as? String, let quote = symbol["quoteAsset"] as? String else {
+                return nil
+            }
+            return ExchangeMarket(symbol: name, base: base, quote: quote)
+        }
+    }
+
+    func trades(of credentials: ExchangeCredentials, symbol: String, from: Int64, limit: Int) async throws(ExchangeFailure) -> [ExchangeTrade] {
+        let answer = try await signedGET(
+            "/api/v3/myTrades", parameters: [("symbol", symbol), ("fromId", String(from)), ("limit", String(limit))], credentials: credentials)
+        guard let trades = answer as? [[String: Any]] else { throw .badResponse("myTrades answered what is not a list") }
+        return try trades.map { (trade) throws(ExchangeFailure) -> ExchangeTrade in
+            guard trade["symbol"] as? String == symbol, let id = (trade["id"] as? NSNumber)?.int64Value,
+                let order = (trade["orderId"] as? NSNumber)?.int64Value, let price = Self.decimal(trade["price"]),
+                let quantity = Self.decimal(trade["qty"]), let quote = Self.decimal(trade["quoteQty"]),
+                let commission = Self.decimal(trade["commission"]), let asset = trade["commissionAsset"] as? String,
+                let time = (trade["time"] as? NSNumber)?.int64Value, let isBuyer = trade["isBuyer"] as? Bool, let isMaker = trade["isMaker"] as? Bool
+            else { throw .badResponse("a trade of \(symbol) without one of its fields") }
+            return ExchangeTrade(
+                symbol: symbol, id: id, orderId: order, price: price, quantity: quantity, quoteQuantity: quote, commission: commission,
+                commissionAsset: asset, time: time, isBuyer: isBuyer, isMaker: isMaker)
+        }
+    }
+
+    /// Decimal text as the exchange writes it, refused when it is not plain decimal notation.
+    static func decimal(_ value: Any?) -> String? {
+        guard let text = value as? String, DecimalString(text) != nil else { return nil }
+        return text
+    }
+
     /// A SIGNED GET of `path`: on `-1021` (our timestamp outside the window) the offset is
     /// measured again and the call made once more.
     func signedGET(_ path: String, parameters: [(String, String)] = [], credentials: ExchangeCredentials) async throws(ExchangeFailure) -> Any {

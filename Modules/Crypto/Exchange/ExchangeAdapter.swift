@@ -29,6 +29,36 @@ enum ExchangeFailure: Error, Sendable, Equatable {
     case badResponse(String)
 }
 
+/// An asset's balance on the account (decimal text as the exchange wrote it).
+struct ExchangeBalance: Sendable, Equatable {
+    var asset: String
+    var free: String
+    var locked: String
+}
+
+/// A market the exchange lists: `BTCUSDT` trades `BTC` (base) against `USDT` (quote).
+struct ExchangeMarket: Sendable, Equatable {
+    var symbol: String
+    var base: String
+    var quote: String
+}
+
+/// One fill of the account's, as the exchange reports it (decimals as text).
+struct ExchangeTrade: Sendable, Equatable {
+    var symbol: String
+    var id: Int64
+    var orderId: Int64
+    var price: String
+    var quantity: String
+    var quoteQuantity: String
+    var commission: String
+    var commissionAsset: String
+    /// Milliseconds since 1970.
+    var time: Int64
+    var isBuyer: Bool
+    var isMaker: Bool
+}
+
 /// One exchange's REST API, as the module needs it. A second exchange (Kraken: nonce and
 /// HMAC-SHA512) is another conformance; nothing that calls this changes.
 protocol ExchangeAdapter: Sendable {
@@ -36,4 +66,12 @@ protocol ExchangeAdapter: Sendable {
     var exchange: String { get }
     /// What `credentials` may do; `rejectedCredentials` when the exchange refuses them.
     func permissions(of credentials: ExchangeCredentials) async throws(ExchangeFailure) -> KeyPermissions
+    /// The account's balances.
+    func balances(of credentials: ExchangeCredentials) async throws(ExchangeFailure) -> [ExchangeBalance]
+    /// The markets the exchange lists.
+    func markets() async throws(ExchangeFailure) -> [ExchangeMarket]
+    /// The account's trades in `symbol` whose id is `from` or above, in id order, at most `limit`.
+    func trades(of credentials: ExchangeCredentials, symbol: String, from: Int64, limit: Int) async throws(ExchangeFailure) -> [ExchangeTrade]
+    /// The most trades one `trades` call returns: a shorter page is the last.
+    var pageSize: Int { get }
 }

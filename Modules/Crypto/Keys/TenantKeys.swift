@@ -57,11 +57,24 @@ enum TenantKeys {
         return key
     }
 
+    /// The data key of `version`, whatever its state: what a row sealed under it opens with.
+    static func version(_ version: Int, sealer: Sealer, on transaction: TenantTransaction) async throws -> DataKey {
+        let rows = try await transaction.query("SELECT version, wrapped FROM crypto_data_keys WHERE version = \(version)")
+        guard let key = try open(rows.first, sealer: sealer, tenant: transaction.tenantID) else {
+            throw CryptoKeyError("the tenant has no data key version \(version)")
+        }
+        return key
+    }
+
     private static func readActive(sealer: Sealer, on transaction: TenantTransaction) async throws -> DataKey? {
         let rows = try await transaction.query("SELECT version, wrapped FROM crypto_data_keys WHERE state = 'active'")
-        guard let row = rows.first else { return nil }
+        return try open(rows.first, sealer: sealer, tenant: transaction.tenantID)
+    }
+
+    private static func open(_ row: PostgresRow?, sealer: Sealer, tenant: UUID) throws -> DataKey? {
+        guard let row else { return nil }
         let (version, wrapped) = try row.decode((Int, Data).self)
-        let raw = try sealer.open(wrapped, associatedData: Data(associatedData(tenant: transaction.tenantID, version: version).utf8))
+        let raw = try sealer.open(wrapped, associatedData: Data(associatedData(tenant: tenant, version: version).utf8))
         return DataKey(version: version, key: SymmetricKey(data: raw))
     }
 }

@@ -1,0 +1,171 @@
+import AtriumCore
+import Foundation
+import PostgresNIO
+
+/// `crypto.sync`: one connection's balances and trades brought from its exchange.
+///
+/// A run reads the balances (and keeps them), then the trades of every market whose two
+/// assets the account holds or has traded, and of the markets the connection declares,
+/// each from where the last run stopped: pages of `pageSize` from the cursor (the
+/// exchange's `fromId` is inclusive, so the next page starts at the last id + 1), until a
+/// shorter page. Each page lands with one set-based insert that skips trades already
+/// there and moves its market's cursor, in one transaction: a retry, a re-run or a killed
+/// worker neither skips nor repeats a trade. A key the exchange refuses marks the
+/// connection `auth_failed` (with the exchange's reason) and ends the run without a retry:
+/// nothing will change until the user gives new credentials.
+enum CryptoSync {
+    struct Request: Codable, Sendable {
+        var connection: UUID
+    }
+
+    static let kind = JobKind<Request>("crypto.sync")
+
+    /// One queued or running sync per connection.
+    static func uniqueKey(_ connection: UUID) -> String { "crypto.sync:\(connection.uuidString.lowercased())" }
+
+    static func job(adapter: @escaping @Sendable (ModuleContext) -> any ExchangeAdapter) -> JobDefinition {
+        kind.definition(maxAttempts: 4, lease: .seconds(600), backoff: .seconds(30)) { context, request in
+            try await run(request.connection, adapter: adapter(context.module), context: context)
+        }
+    }
+
+    static func run(_ connection: UUID, adapter: any ExchangeAdapter, context: JobContext) async throws {
+        let sealer = context.module.sealer
+        let started = try await context.transaction(seesAllOwners: true) { transaction -> (owner: UUID, markets: [String], run: UUID, ExchangeCredentials)? in
+            let rows = try await transaction.query("SELECT owner_id, state, markets FROM crypto_connections WHERE id = \(connection) FOR UPDATE")
+            guard let row = rows.first else { return nil }
+            let (owner, state, markets) = try row.decode((UUID, String, [String]).self)
+            guard state == "active" else { return nil }
+            let credentials = try await ConnectionStore.credentials(of: connection, sealer: sealer, on: transaction)
+            let run = try await transaction.query(
+                "INSERT INTO crypto_sync_runs (tenant_id, connection_id, owner_id) VALUES (\(transaction.tenantID), \(connection), \(owner)) RETURNING id")
+            return (owner, markets, try run.first.unwrappedRow().decode(UUID.self), credentials)
+        }
+        // Deleted, or waiting for new credentials: nothing to do.
+        guard let (owner, declared, run, credentials) = started else { return }
+        do {
+            let balances = try await adapter.balances(of: credentials)
+            try await keep(balances, of: connection, owner: owner, context: context)
+            let markets = try await adapter.markets()
+            let traded = try await context.transaction(seesAllOwners: true) { transaction in
+                try await transaction.query("SELECT symbol FROM crypto_sync_cursors WHERE connection_id = \(connection)").map { try $0.decode(String.self) }
+            }
+            for symbol in symbols(markets: markets, balances: balances, traded: traded, declared: declared) {
+                try await pages(of: symbol, connection: connection, owner: owner, run: run, credentials: credentials, adapter: adapter, context: context)
+            }
+            try await finish(run, connection: connection, outcome: "succeeded", error: nil, context: context)
+        } catch let failure as ExchangeFailure {
+            switch failure {
+            case .rejectedCredentials(let code, let message):
+                let reason = "the exchange refused the key (\(code): \(message)); give new credentials (PUT connections/{id}/credentials)"
+                try await finish(run, connection: connection, outcome: "auth_failed", error: reason, context: context)
+                context.logger.warning("exchange refused a connection's key", metadata: ["connection": "\(connection)", "exchange.code": "\(code)"])
+            case .unavailable(let reason, _):
+                // Committed pages stay; the job's retries (with backoff) take it up again.
+                try await finish(run, connection: connection, outcome: "exchange_unavailable", error: reason, context: context)
+                throw failure
+            case .clockSkew(let milliseconds):
+                try await finish(run, connection: connection, outcome: "clock_skew", error: "the exchange's clock is \(milliseconds) ms from ours", context: context)
+            case .badResponse(let what):
+                try await finish(run, connection: connection, outcome: "bad_exchange_response", error: what, context: context)
+            }
+        }
+    }
+
+    /// The markets to read: those whose base and quote the account holds or has traded,
+    /// and those the connection declares, that the exchange lists.
+    static func symbols(markets: [ExchangeMarket], balances: [ExchangeBalance], traded: [String], declared: [String]) -> [String] {
+        let listed = Dictionary(markets.map { ($0.symbol, $0) }, uniquingKeysWith: { first, _ in first })
+        var assets = Set(balances.filter { (DecimalString($0.free)?.value ?? 0) + (DecimalString($0.locked)?.value ?? 0) != 0 }.map(\.asset))
+        for symbol in traded { if let market = listed[symbol] { assets.formUnion([market.base, market.quote]) } }
+        let held = markets.filter { assets.contains($0.base) && assets.contains($0.quote) }.map(\.symbol)
+        return Array(Set(held + declared.filter { listed[$0] != nil } + traded.filter { listed[$0] != nil })).sorted()
+    }
+
+    static func keep(_ balances: [ExchangeBalance], of connection: UUID, owner: UUID, context: JobContext) async throws {
+        try await context.transaction(seesAllOwners: true) { transaction in
+            _ = try await transaction.query(
+                """
+                WITH fresh AS (
+                    SELECT * FROM unnest(\(balances.map(\.asset))::text[], \(balances.map(\.free))::numeric[], \(balances.map(\.locked))::numeric[])
+                        AS b (asset, free, locked)
+                ), gone AS (
+                    DELETE FROM crypto_balances WHERE connection_id = \(connection) AND asset NOT IN (SELECT asset FROM fresh)
+                )
+                INSERT INTO crypto_balances (tenant_id, connection_id, owner_id, asset, free, locked)
+                SELECT \(transaction.tenantID), \(connection), \(owner), asset, free, locked FROM fresh
+                ON CONFLICT (tenant_id, connection_id, asset) DO UPDATE SET free = excluded.free, locked = excluded.locked, updated_at = now()
+                """)
+        }
+    }
+
+    /// The trades of `symbol` from its cursor, page by page, each page with its cursor in
+    /// one transaction.
+    static func pages(
+        of symbol: String, connection: UUID, owner: UUID, run: UUID, credentials: ExchangeCredentials, adapter: any ExchangeAdapter, context: JobContext
+    ) async throws {
+        while true {
+            let from = try await context.transaction(seesAllOwners: true) { transaction in
+                try await transaction.query(
+                    "SELECT next_trade_id FROM crypto_sync_cursors WHERE connection_id = \(connection) AND symbol = \(symbol)"
+                ).first?.decode(Int64.self) ?? 0
+            }
+            let page = try await adapter.trades(of: credentials, symbol: symbol, from: from, limit: adapter.pageSize)
+            guard let last = page.last else { return }
+            try await land(page, next: last.id + 1, symbol: symbol, connection: connection, owner: owner, run: run, context: context)
+            if page.count < adapter.pageSize { return }
+        }
+    }
+
+    static func land(
+        _ page: [ExchangeTrade], next: Int64, symbol: String, connection: UUID, owner: UUID, run: UUID, context: JobContext
+    ) async throws {
+        try await context.transaction(seesAllOwners: true) { transaction in
+            _ = try await transaction.query(
+                """
+                WITH landed AS (
+                    INSERT INTO crypto_trades (tenant_id, connection_id, owner_id, symbol, trade_id, order_id, price, quantity, quote_quantity,
+                        commission, commission_asset, traded_at, is_buyer, is_maker)
+                    SELECT \(transaction.tenantID), \(connection), \(owner), \(symbol), t.id, t.order_id, t.price, t.quantity, t.quote_quantity,
+                        t.commission, t.commission_asset, to_timestamp(t.time / 1000.0), t.is_buyer, t.is_maker
+                    FROM unnest(\(page.map(\.id))::int8[], \(page.map(\.orderId))::int8[], \(page.map(\.price))::numeric[], \(page.map(\.quantity))::numeric[],
+                                \(page.map(\.quoteQuantity))::numeric[], \(page.map(\.commission))::numeric[], \(page.map(\.commissionAsset))::text[],
+                                \(page.map(\.time))::int8[], \(page.map(\.isBuyer))::bool[], \(page.map(\.isMaker))::bool[])
+                        AS t (id, order_id, price, quantity, quote_quantity, commission, commission_asset, time, is_buyer, is_maker)
+                    ON CONFLICT DO NOTHING
+                    RETURNING 1
+                ), cursor AS (
+                    INSERT INTO crypto_sync_cursors (tenant_id, connection_id, owner_id, symbol, next_trade_id)
+                    VALUES (\(transaction.tenantID), \(connection), \(owner), \(symbol), \(next))
+                    ON CONFLICT (tenant_id, connection_id, symbol) DO UPDATE SET next_trade_id = greatest(crypto_sync_cursors.next_trade_id, excluded.next_trade_id),
+                        updated_at = now()
+                )
+                UPDATE crypto_sync_runs SET pages = pages + 1, trades_new = trades_new + (SELECT count(*) FROM landed), trades_seen = trades_seen + \(page.count)
+                WHERE id = \(run)
+                """)
+        }
+    }
+
+    static func finish(_ run: UUID, connection: UUID, outcome: String, error: String?, context: JobContext) async throws {
+        try await context.transaction(seesAllOwners: true) { transaction in
+            _ = try await transaction.query(
+                """
+                WITH finished AS (
+                    UPDATE crypto_sync_runs SET outcome = \(outcome), error = \(error), finished_at = now() WHERE id = \(run)
+                )
+                UPDATE crypto_connections SET
+                    state = CASE WHEN \(outcome) = 'auth_failed' THEN 'auth_failed' ELSE state END,
+                    last_error = \(error), updated_at = now()
+                WHERE id = \(connection)
+                """)
+        }
+    }
+}
+
+extension Optional where Wrapped == PostgresRow {
+    /// The row a statement always returns.
+    func unwrappedRow() throws -> PostgresRow {
+        guard let self else { throw CryptoKeyError("a statement returned no row") }
+        return self
+    }
+}

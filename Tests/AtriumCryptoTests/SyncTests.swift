@@ -1,0 +1,106 @@
+import AtriumCore
+import AtriumTesting
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import PostgresNIO
+import Testing
+
+@testable import AtriumCrypto
+
+/// Sync against the simulator: trades land exactly once through pages of 1,000, a re-run
+/// adds only what is new, and a key the exchange stops accepting marks the connection
+/// `auth_failed` without failing the job.
+@Suite struct SyncTests {
+    static let base = "/v1/tenants/coin/crypto"
+    static let key = String(repeating: "S", count: 64)
+    static let secret = String(repeating: "z", count: 64)
+
+    func count(_ db: TestDatabase, _ sql: String) async throws -> Int {
+        try await db.withOwner { connection in
+            try await connection.query(
+                "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'coin'), false), set_config('app.owner_scope', 'any', false)",
+                logger: TestDatabase.logger)
+            return try await connection.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).collect().first?.decode(Int.self) ?? -1
+        }
+    }
+
+    @Test func tradesLandOnceThroughPagesAndAReRunAddsOnlyWhatIsNew() async throws {
+        try await ExchangeSimulator.with { exchange in
+            try await exchange.account(key: Self.key, secret: Self.secret, balances: ["BTC": "50", "ETH": "500", "USDT": "1000000"])
+            // BTCUSDT twice in the cycle: 1,250 of its trades, two pages; ETHUSDT and ETHBTC 625 each.
+            let seeded = try JSONSerialization.data(withJSONObject: ["symbols": ["BTCUSDT", "BTCUSDT", "ETHUSDT", "ETHBTC"], "count": 2500, "seed": 7])
+            #expect(try await exchange.call("POST", "/_sim/accounts/\(Self.key)/trades", body: seeded).status == 201)
+            let db = try await TestDatabase.create(modules: [CryptoModule()])
+            let tenant = try await db.createTenant("coin", modules: ["crypto"])
+            _ = try await db.createUser("ann@coin.test", password: "correct horse battery", roles: ["member"], in: tenant)
+            let environment = ["ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback"]
+            try await withTestApplication(db, modules: [CryptoModule()], environment: environment) { client, _ in
+                let token = try await client.login("coin", "ann@coin.test", "correct horse battery").access
+                let created = try await client.send(
+                    .post, Self.base + "/connections", token: token,
+                    json: #"{"exchange":"binance","label":"Main","api_key":"\#(Self.key)","api_secret":"\#(Self.secret)"}"#)
+                let id = try #require(json(created)["id"]?.string.flatMap(UUID.init(uuidString:)))
+                #expect(try await count(db, "SELECT count(*)::int FROM jobs WHERE kind = 'crypto.sync'") == 1, "the first sync is queued with the connection")
+                func sync() async throws {
+                    try await db.withApp { database in
+                        try await runJob(
+                            CryptoSync.kind, of: CryptoModule(), tenantID: tenant.id, payload: .init(connection: id), database: database,
+                            environment: environment, masterKey: db.masterKey)
+                    }
+                }
+                try await sync()
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_trades") == 2500)
+                #expect(try await count(db, "SELECT count(DISTINCT (symbol, trade_id))::int FROM crypto_trades") == 2500)
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_trades WHERE symbol = 'BTCUSDT'") == 1250)
+                #expect(try await count(db, "SELECT pages FROM crypto_sync_runs") == 4, "two pages of BTCUSDT, one of each other market")
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_balances WHERE asset IN ('BTC', 'ETH', 'USDT')") == 3)
+                let fetched = try await exchange.requests().filter { ($0["path"] as? String) == "/api/v3/myTrades" }
+                #expect(fetched.compactMap { $0["query"] as? String }.filter { $0.contains("symbol=BTCUSDT") }.contains { $0.contains("fromId=2000") },
+                        "the second page starts at the first page's last id + 1 (ids start at 1000)")
+
+                // Again: nothing new; then ten more trades, and only they land.
+                #expect(try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token).status == .accepted)
+                try await sync()
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_trades") == 2500)
+                let more = try JSONSerialization.data(withJSONObject: ["symbols": ["ETHBTC"], "count": 10, "seed": 8])
+                _ = try await exchange.call("POST", "/_sim/accounts/\(Self.key)/trades", body: more)
+                try await sync()
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_trades") == 2510)
+                let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
+                #expect(runs.compactMap { $0["trades_new"] } == [10, 0, 2500], "newest first")
+                #expect(runs.allSatisfy { $0["outcome"]?.string == "succeeded" })
+            }
+        }
+    }
+
+    @Test func aKeyTheExchangeStopsAcceptingMarksTheConnectionAuthFailed() async throws {
+        try await ExchangeSimulator.with { exchange in
+            try await exchange.account(key: Self.key, secret: Self.secret)
+            let db = try await TestDatabase.create(modules: [CryptoModule()])
+            let tenant = try await db.createTenant("coin", modules: ["crypto"])
+            _ = try await db.createUser("ann@coin.test", password: "correct horse battery", roles: ["member"], in: tenant)
+            let environment = ["ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback"]
+            try await withTestApplication(db, modules: [CryptoModule()], environment: environment) { client, _ in
+                let token = try await client.login("coin", "ann@coin.test", "correct horse battery").access
+                let created = try await client.send(
+                    .post, Self.base + "/connections", token: token,
+                    json: #"{"exchange":"binance","label":"Main","api_key":"\#(Self.key)","api_secret":"\#(Self.secret)"}"#)
+                let id = try #require(json(created)["id"]?.string.flatMap(UUID.init(uuidString:)))
+                try await exchange.revoke(key: Self.key)
+                // The job ends without an error: retrying cannot help until the user acts.
+                try await db.withApp { database in
+                    try await runJob(
+                        CryptoSync.kind, of: CryptoModule(), tenantID: tenant.id, payload: .init(connection: id), database: database,
+                        environment: environment, masterKey: db.masterKey)
+                }
+                let connection = json(try await client.send(.get, Self.base + "/connections/\(id)", token: token))
+                #expect(connection["state"]?.string == "auth_failed")
+                #expect(connection["last_error"]?.string?.contains("-2015") == true, "\(connection)")
+                let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
+                #expect(runs.first?["outcome"]?.string == "auth_failed")
+            }
+        }
+    }
+}
