@@ -59,8 +59,10 @@ public struct CryptoModule: AtriumModule {
     }
 
     public var jobs: [JobDefinition] {
-        [CryptoSync.job(adapter: binance)]
+        [CryptoSync.job(adapter: binance), CryptoSync.tickJob]
     }
+
+    public var schedules: [ScheduleDefinition] { [CryptoSync.schedule] }
 
     public func routes(_ routes: ModuleRoutes) {
         ConnectionRoutes(adapter: binance(routes.context)).register(routes)

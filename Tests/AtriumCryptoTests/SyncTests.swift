@@ -17,6 +17,22 @@ import Testing
     static let key = String(repeating: "S", count: 64)
     static let secret = String(repeating: "z", count: 64)
 
+    /// Tenant `coin` with the module and one member, Ann, logged in, on an application
+    /// pointed at `exchange`; `environment` is what a job run beside it needs.
+    static func withAnn(
+        _ exchange: ExchangeSimulator,
+        _ body: @escaping @Sendable (any TestClientProtocol, TestDatabase, Tenant, String, [String: String]) async throws -> Void
+    ) async throws {
+        let db = try await TestDatabase.create(modules: [CryptoModule()])
+        let tenant = try await db.createTenant("coin", modules: ["crypto"])
+        _ = try await db.createUser("ann@coin.test", password: "correct horse battery", roles: ["member"], in: tenant)
+        let environment = ["ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback"]
+        try await withTestApplication(db, modules: [CryptoModule()], environment: environment) { client, _ in
+            let token = try await client.login("coin", "ann@coin.test", "correct horse battery").access
+            try await body(client, db, tenant, token, environment)
+        }
+    }
+
     func count(_ db: TestDatabase, _ sql: String) async throws -> Int {
         try await db.withOwner { connection in
             try await connection.query(
@@ -32,12 +48,7 @@ import Testing
             // BTCUSDT twice in the cycle: 1,250 of its trades, two pages; ETHUSDT and ETHBTC 625 each.
             let seeded = try JSONSerialization.data(withJSONObject: ["symbols": ["BTCUSDT", "BTCUSDT", "ETHUSDT", "ETHBTC"], "count": 2500, "seed": 7])
             #expect(try await exchange.call("POST", "/_sim/accounts/\(Self.key)/trades", body: seeded).status == 201)
-            let db = try await TestDatabase.create(modules: [CryptoModule()])
-            let tenant = try await db.createTenant("coin", modules: ["crypto"])
-            _ = try await db.createUser("ann@coin.test", password: "correct horse battery", roles: ["member"], in: tenant)
-            let environment = ["ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback"]
-            try await withTestApplication(db, modules: [CryptoModule()], environment: environment) { client, _ in
-                let token = try await client.login("coin", "ann@coin.test", "correct horse battery").access
+            try await SyncTests.withAnn(exchange) { client, db, tenant, token, environment in
                 let created = try await client.send(
                     .post, Self.base + "/connections", token: token,
                     json: #"{"exchange":"binance","label":"Main","api_key":"\#(Self.key)","api_secret":"\#(Self.secret)"}"#)
@@ -78,12 +89,7 @@ import Testing
     @Test func aKeyTheExchangeStopsAcceptingMarksTheConnectionAuthFailed() async throws {
         try await ExchangeSimulator.with { exchange in
             try await exchange.account(key: Self.key, secret: Self.secret)
-            let db = try await TestDatabase.create(modules: [CryptoModule()])
-            let tenant = try await db.createTenant("coin", modules: ["crypto"])
-            _ = try await db.createUser("ann@coin.test", password: "correct horse battery", roles: ["member"], in: tenant)
-            let environment = ["ATRIUM_CRYPTO_BINANCE_URL": exchange.url, "ATRIUM_CRYPTO_OUTBOUND_ALLOW": "loopback"]
-            try await withTestApplication(db, modules: [CryptoModule()], environment: environment) { client, _ in
-                let token = try await client.login("coin", "ann@coin.test", "correct horse battery").access
+            try await SyncTests.withAnn(exchange) { client, db, tenant, token, environment in
                 let created = try await client.send(
                     .post, Self.base + "/connections", token: token,
                     json: #"{"exchange":"binance","label":"Main","api_key":"\#(Self.key)","api_secret":"\#(Self.secret)"}"#)
@@ -100,6 +106,52 @@ import Testing
                 #expect(connection["last_error"]?.string?.contains("-2015") == true, "\(connection)")
                 let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
                 #expect(runs.first?["outcome"]?.string == "auth_failed")
+            }
+        }
+    }
+}
+
+/// `crypto.tick` queues a sync for each active connection that is due, and none for one
+/// waiting for its time or for new credentials.
+@Suite struct SyncScheduleTests {
+    @Test func theTickQueuesTheConnectionsThatAreDue() async throws {
+        try await ExchangeSimulator.with { exchange in
+            try await SyncTests.withAnn(exchange) { client, db, tenant, token, environment in
+                var ids: [String] = []
+                for letter in ["D", "L", "F"] {
+                    let key = String(repeating: letter, count: 64)
+                    try await exchange.account(key: key, secret: SyncTests.secret)
+                    let created = try await client.send(
+                        .post, SyncTests.base + "/connections", token: token,
+                        json: #"{"exchange":"binance","label":"\#(letter)","api_key":"\#(key)","api_secret":"\#(SyncTests.secret)"}"#)
+                    ids.append(try #require(json(created)["id"]?.string))
+                }
+                try await db.withOwner { connection in
+                    try await connection.query(
+                        "SELECT set_config('app.tenant_id', \(tenant.id.uuidString), false), set_config('app.owner_scope', 'any', false)", logger: TestDatabase.logger)
+                    // The first syncs ran; one connection is due, one later, one refused.
+                    try await connection.query("DELETE FROM jobs WHERE kind = 'crypto.sync'", logger: TestDatabase.logger)
+                    try await connection.query(
+                        "UPDATE crypto_connections SET next_sync_at = now() - interval '1 minute' WHERE id = \(UUID(uuidString: ids[0]))", logger: TestDatabase.logger)
+                    try await connection.query(
+                        "UPDATE crypto_connections SET next_sync_at = now() + interval '10 minutes' WHERE id = \(UUID(uuidString: ids[1]))", logger: TestDatabase.logger)
+                    try await connection.query(
+                        "UPDATE crypto_connections SET next_sync_at = now() - interval '1 minute', state = 'auth_failed' WHERE id = \(UUID(uuidString: ids[2]))",
+                        logger: TestDatabase.logger)
+                }
+                for _ in 0..<2 {
+                    try await db.withApp { database in
+                        try await runJob(CryptoSync.tick, of: CryptoModule(), tenantID: tenant.id, payload: .init(), database: database, environment: environment)
+                    }
+                }
+                let queued = try await db.withOwner { connection in
+                    try await connection.query(
+                        "SELECT set_config('app.tenant_id', \(tenant.id.uuidString), false)", logger: TestDatabase.logger)
+                    return try await connection.query(
+                        "SELECT payload->>'connection' FROM jobs WHERE kind = 'crypto.sync' AND state = 'pending'", logger: TestDatabase.logger
+                    ).collect().map { try $0.decode(String.self).lowercased() }
+                }
+                #expect(queued == [ids[0]], "once, though the tick ran twice")
             }
         }
     }

@@ -290,6 +290,9 @@ enum Battery {
         // A key the exchange simulator knows (the fixture connection holds another).
         "POST /v1/tenants/{tenant}/crypto/connections": Control(
             body: #"{"exchange":"binance","label":"Battery wallet","api_key":"\#(BatteryServer.Fixtures.controlKey)","api_secret":"\#(BatteryServer.Fixtures.secret)"}"#),
+        // The fixture connection's own key again: the exchange accepts it, the row takes it.
+        "PUT /v1/tenants/{tenant}/crypto/connections/{id}/credentials": Control(
+            body: #"{"api_key":"\#(BatteryServer.Fixtures.fixtureKey)","api_secret":"\#(BatteryServer.Fixtures.secret)"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
         "PATCH /v1/tenants/{tenant}/portfolio/conversations/{id}": Control(body: #"{"title":"Renamed chat"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations/{id}/messages": Control(body: #"{"content":"Is BAT too large a part?"}"#),

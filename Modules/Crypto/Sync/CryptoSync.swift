@@ -29,6 +29,30 @@ enum CryptoSync {
         }
     }
 
+    /// How long after a run's start the next is due.
+    static let interval: Duration = .seconds(900)
+
+    struct Tick: Codable, Sendable {}
+
+    static let tick = JobKind<Tick>("crypto.tick")
+
+    /// Every five minutes for each tenant with the module: a sync queued for every active
+    /// connection that is due (one queued or running per connection whatever the count).
+    static let schedule = ScheduleDefinition(name: "crypto.tick", kind: tick.name, every: .seconds(300), perTenant: true)
+
+    static var tickJob: JobDefinition {
+        tick.definition(maxAttempts: 3, lease: .seconds(120)) { context, _ in
+            try await context.transaction(seesAllOwners: true) { transaction in
+                let due = try await transaction.query(
+                    "SELECT id FROM crypto_connections WHERE state = 'active' AND next_sync_at <= now() ORDER BY next_sync_at LIMIT 1000"
+                ).map { try $0.decode(UUID.self) }
+                for connection in due {
+                    try await transaction.enqueue(kind, .init(connection: connection), uniqueKey: uniqueKey(connection))
+                }
+            }
+        }
+    }
+
     static func run(_ connection: UUID, adapter: any ExchangeAdapter, context: JobContext) async throws {
         let sealer = context.module.sealer
         let started = try await context.transaction(seesAllOwners: true) { transaction -> (owner: UUID, markets: [String], run: UUID, ExchangeCredentials)? in
@@ -155,7 +179,8 @@ enum CryptoSync {
                 )
                 UPDATE crypto_connections SET
                     state = CASE WHEN \(outcome) = 'auth_failed' THEN 'auth_failed' ELSE state END,
-                    last_error = \(error), updated_at = now()
+                    last_error = \(error), updated_at = now(),
+                    next_sync_at = (SELECT started_at FROM crypto_sync_runs WHERE id = \(run)) + make_interval(secs => \(Int(interval.components.seconds)))
                 WHERE id = \(connection)
                 """)
         }
