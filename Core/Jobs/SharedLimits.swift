@@ -31,6 +31,13 @@ extension JobContext {
         SharedLimits(database: database, namespace: "\(module.moduleID):\(tenantID?.uuidString.lowercased() ?? "platform")", clock: module.clock, logger: logger)
     }
 
+    /// The module's budgets shared by every tenant: for what an outside service counts
+    /// across all of them (an exchange weighs requests per IP address, whichever account
+    /// they read), one key is one budget whichever tenant's job spends it.
+    public var limitsAcrossTenants: SharedLimits {
+        SharedLimits(database: database, namespace: "\(module.moduleID):all-tenants", clock: module.clock, logger: logger)
+    }
+
     /// A limit of the tenant's plan by name (`crypto.exchanges`, `portfolio.analyses`),
     /// or nil when the plan sets none: the quotas the serving process published from
     /// `plans.yaml`, read in the job's tenant transaction.

@@ -40,7 +40,12 @@ public struct CryptoModule: AtriumModule {
 
     public func checkSettings(_ settings: ModuleSettings) throws {
         _ = try settings.url("binance_url")
+        _ = try settings.int("binance_weight_per_minute", default: Self.defaultWeightPerMinute, in: 1...6000)
     }
+
+    /// 80 % of Binance's 6,000 a minute per IP address, leaving room for anything else
+    /// calling from the same address.
+    static let defaultWeightPerMinute = 4800
 
     static func binanceURL(_ settings: ModuleSettings) -> URL {
         // `checkSettings` refused a malformed value at start.
@@ -53,13 +58,21 @@ public struct CryptoModule: AtriumModule {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
     }
 
-    /// The exchange the module's context points at (its settings and outbound HTTP).
-    func binance(_ context: ModuleContext) -> any ExchangeAdapter {
-        BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: binanceClock, logger: context.logger)
+    /// The exchange the module's context points at (its settings and outbound HTTP);
+    /// with `weights`, each request spends from the budget every tenant's syncs share.
+    func binance(_ context: ModuleContext, weights: SharedLimits? = nil) -> any ExchangeAdapter {
+        var adapter = BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: binanceClock, logger: context.logger)
+        if let weights {
+            // `checkSettings` refused a malformed value at start.
+            let perMinute = (try? context.settings.int("binance_weight_per_minute", default: Self.defaultWeightPerMinute, in: 1...6000))
+                ?? Self.defaultWeightPerMinute
+            adapter.weights = (weights, Int64(perMinute))
+        }
+        return adapter
     }
 
     public var jobs: [JobDefinition] {
-        [CryptoSync.job(adapter: binance), CryptoSync.tickJob]
+        [CryptoSync.job { context in binance(context.module, weights: context.limitsAcrossTenants) }, CryptoSync.tickJob]
     }
 
     public var schedules: [ScheduleDefinition] { [CryptoSync.schedule] }

@@ -102,6 +102,20 @@ struct TallyModule: AtriumModule {
         #expect(owner == ann)
     }
 
+    /// Two tenants' jobs spend their own budgets apart, and one budget together.
+    @Test func tenantsShareABudgetAcrossTenantsAndKeepTheirOwnApart() async throws {
+        let seen = TallyModule.Seen()
+        let module = SharedBudgetModule(seen: seen)
+        let db = try await TestDatabase.create(modules: [module])
+        let tenants = [try await db.createTenant("acme", modules: ["shared"]), try await db.createTenant("zeta", modules: ["shared"])]
+        try await db.withApp { database in
+            for tenant in tenants {
+                try await runJob("shared.sync", of: module, tenantID: tenant.id, payload: [String: String](), database: database)
+            }
+        }
+        #expect(seen.counts.withLock { $0 } == ["own allowed": 2, "shared allowed": 1, "shared refused": 1])
+    }
+
     /// A job reads its tenant's plan quota and spends a budget every process shares.
     @Test func aJobReadsItsPlanQuotaAndSpendsASharedBudget() async throws {
         let seen = TallyModule.Seen()
@@ -127,6 +141,29 @@ struct TallyModule: AtriumModule {
             #expect(ran == 3)
         }
         #expect(seen.counts.withLock { $0 } == ["quota": 3, "allowed": 2, "refused": 1])
+    }
+}
+
+/// A module whose job spends 6 of a 10-per-minute budget twice: once of the tenant's own
+/// (`limits`), once of the one every tenant shares (`limitsAcrossTenants`).
+struct SharedBudgetModule: AtriumModule {
+    let seen: TallyModule.Seen
+    var id: String { "shared" }
+    var version: String { "1.0.0" }
+    var requiredKernelVersion: String { "0.1" }
+    func routes(_ routes: ModuleRoutes) {}
+
+    var jobs: [JobDefinition] {
+        let seen = seen
+        return [JobDefinition(kind: "shared.sync") { context in
+            let policy = Plan.RateLimit(name: "weight", limit: 10, windowSeconds: 60)
+            let own = try await context.limits.spend(6, of: policy, key: "host")
+            let shared = try await context.limitsAcrossTenants.spend(6, of: policy, key: "host")
+            seen.counts.withLock { counts in
+                counts["own " + (own.allowed ? "allowed" : "refused"), default: 0] += 1
+                counts["shared " + (shared.allowed ? "allowed" : "refused"), default: 0] += 1
+            }
+        }]
     }
 }
 

@@ -86,6 +86,35 @@ import Testing
         }
     }
 
+    /// Every request of a sync takes its Binance weight from one budget per host, which
+    /// every tenant's syncs share: spent, the run ends `exchange_unavailable` before the
+    /// call that would exceed it, and its job tries again later.
+    @Test func aSyncStopsWhereTheSharedWeightBudgetEnds() async throws {
+        try await ExchangeSimulator.with { exchange in
+            try await exchange.account(key: Self.key, secret: Self.secret, balances: ["BTC": "1", "USDT": "100"])
+            try await SyncTests.withAnn(exchange) { client, db, tenant, token, environment in
+                let created = try await client.send(
+                    .post, Self.base + "/connections", token: token,
+                    json: #"{"exchange":"binance","label":"Main","api_key":"\#(Self.key)","api_secret":"\#(Self.secret)"}"#)
+                let id = try #require(json(created)["id"]?.string.flatMap(UUID.init(uuidString:)))
+                // time (1) + account (20) + exchangeInfo (20) fit in 50; myTrades (20) does not.
+                let small = environment.merging(["ATRIUM_CRYPTO_BINANCE_WEIGHT_PER_MINUTE": "50"]) { $1 }
+                await #expect(throws: (any Error).self) {
+                    try await db.withApp { database in
+                        try await runJob(
+                            CryptoSync.kind, of: CryptoModule(), tenantID: tenant.id, payload: .init(connection: id), database: database, environment: small,
+                            masterKey: db.masterKey)
+                    }
+                }
+                let run = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array?.first
+                #expect(run?["outcome"]?.string == "exchange_unavailable")
+                #expect(run?["error"]?.string?.contains("weight") == true, "\(run ?? .null)")
+                let paths = try await exchange.requests().compactMap { $0["path"] as? String }
+                #expect(paths.contains("/api/v3/exchangeInfo") && !paths.contains("/api/v3/myTrades"), "\(paths)")
+            }
+        }
+    }
+
     @Test func aKeyTheExchangeStopsAcceptingMarksTheConnectionAuthFailed() async throws {
         try await ExchangeSimulator.with { exchange in
             try await exchange.account(key: Self.key, secret: Self.secret)

@@ -15,6 +15,9 @@ struct BinanceSpot: ExchangeAdapter {
     let http: OutboundHTTP
     let clock: BinanceClock
     let logger: Logger
+    /// The request weight every tenant's syncs share per host (Binance counts weight per
+    /// IP address), with its per-minute allowance; nil spends none (a connection's check).
+    var weights: (limits: SharedLimits, perMinute: Int64)? = nil
 
     var exchange: String { "binance" }
 
@@ -120,7 +123,33 @@ struct BinanceSpot: ExchangeAdapter {
         return time
     }
 
+    /// Binance's weight of each endpoint the module calls.
+    static func weight(of path: String) -> Int64 {
+        switch path {
+        case "/api/v3/account", "/api/v3/myTrades", "/api/v3/exchangeInfo": 20
+        default: 1
+        }
+    }
+
+    /// Takes `path`'s weight from the shared budget; an exhausted budget is an exchange
+    /// that cannot be called now (the run ends, its job tries again after `retryAfter`).
+    private func spendWeight(of path: String) async throws(ExchangeFailure) {
+        guard let weights else { return }
+        let host = baseURL.host() ?? "exchange"
+        let decision: RateLimitDecision
+        do {
+            decision = try await weights.limits.spend(
+                Self.weight(of: path), of: Plan.RateLimit(name: "weight", limit: weights.perMinute, windowSeconds: 60), key: "crypto-host:\(host)")
+        } catch {
+            throw .unavailable(reason: "the weight budget could not be read", retryAfter: nil)
+        }
+        guard decision.allowed else {
+            throw .unavailable(reason: "the exchange's request weight for this minute is spent", retryAfter: decision.retryAfter.map(Int.init))
+        }
+    }
+
     private func call(_ path: String, query: String?, apiKey: String?) async throws(ExchangeFailure) -> Any {
+        try await spendWeight(of: path)
         guard var components = URLComponents(url: baseURL.appending(path: path), resolvingAgainstBaseURL: false) else {
             throw .badResponse("the base URL does not take a path")
         }

@@ -23,9 +23,9 @@ enum CryptoSync {
     /// One queued or running sync per connection.
     static func uniqueKey(_ connection: UUID) -> String { "crypto.sync:\(connection.uuidString.lowercased())" }
 
-    static func job(adapter: @escaping @Sendable (ModuleContext) -> any ExchangeAdapter) -> JobDefinition {
+    static func job(adapter: @escaping @Sendable (JobContext) -> any ExchangeAdapter) -> JobDefinition {
         kind.definition(maxAttempts: 4, lease: .seconds(600), backoff: .seconds(30)) { context, request in
-            try await run(request.connection, adapter: adapter(context.module), context: context)
+            try await run(request.connection, adapter: adapter(context), context: context)
         }
     }
 
