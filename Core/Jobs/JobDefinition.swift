@@ -94,3 +94,19 @@ public struct ScheduleDefinition: Sendable, Equatable {
         self.perTenant = perTenant
     }
 }
+
+/// Thrown by a job's handler that cannot go on before `delay`: an outside service said
+/// when to come back (`Retry-After`), or a shared budget is spent until then. The job
+/// runs again after `delay` and the attempt is not counted, so waiting as told never
+/// moves a job to the dead letter; `reason` is kept as its last error.
+public struct JobRetryLater: Error, CustomStringConvertible, Sendable {
+    public var delay: Duration
+    public var reason: String
+
+    public init(after delay: Duration, reason: String) {
+        self.delay = delay
+        self.reason = reason
+    }
+
+    public var description: String { "retry in \(delay): \(reason)" }
+}

@@ -188,6 +188,11 @@ public struct JobWorker: Service {
                 guard try await runKeepingLease(definition, context, job, logger: logger) else { return }
                 try await finish(job, state: "succeeded", error: nil, logger: logger)
                 logger.debug("job succeeded")
+            } catch let later as JobRetryLater {
+                // Told when to come back (an outside service's Retry-After): not a failure,
+                // so the attempt is given back and the job never dies of waiting.
+                logger.notice("job waits as told", metadata: ["reason": "\(later.reason)", "job.retry_in": "\(later.delay)"])
+                try await reschedule(job, after: later.delay, error: later.reason, refundingAttempt: true, logger: logger)
             } catch {
                 let message = String(describing: error)
                 if job.attempts >= job.maxAttempts {
@@ -309,14 +314,14 @@ public struct JobWorker: Service {
         }
     }
 
-    private func reschedule(_ job: Claimed, after delay: Duration, error: String, logger: Logger) async throws {
+    private func reschedule(_ job: Claimed, after delay: Duration, error: String, refundingAttempt: Bool = false, logger: Logger) async throws {
         let workerID = configuration.workerID
         let milliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
         try await database.withPlatformTransaction(logger: logger) { connection in
             try await connection.query(
                 """
                 UPDATE jobs SET state = 'pending', last_error = \(error), run_at = now() + make_interval(secs => \(Double(milliseconds) / 1000)),
-                    updated_at = now(), locked_by = NULL, lease_expires_at = NULL
+                    attempts = attempts - \(refundingAttempt ? 1 : 0), updated_at = now(), locked_by = NULL, lease_expires_at = NULL
                 WHERE id = \(job.id) AND state = 'running' AND locked_by = \(workerID)
                 """, logger: logger)
         }

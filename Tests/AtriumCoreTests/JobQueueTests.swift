@@ -111,6 +111,34 @@ struct JobQueueTests {
         }
     }
 
+    /// A handler told to come back later (`JobRetryLater`) runs again after the delay it
+    /// names, however many times: the waits do not count as attempts.
+    @Test func aJobToldToComeBackLaterWaitsWithoutUsingItsAttempts() async throws {
+        let db = try await TestDatabase.create()
+        let runs = Counter()
+        let module = JobsFixture(
+            jobs: [JobDefinition(kind: "fixture.busy", maxAttempts: 2) { _ in
+                if runs.increment() <= 3 { throw JobRetryLater(after: .seconds(120), reason: "the service said Retry-After: 120") }
+            }], schedules: [])
+        try await db.withApp { database in
+            let id = try #require(try await enqueue("fixture.busy", in: database))
+            let worker = try worker(database, module)
+            for _ in 0..<3 {
+                #expect(try await worker.runAvailableJobs() == 1)
+                let waiting = try #require(try await job(id, in: database))
+                #expect(waiting.state == "pending")
+                #expect(waiting.attempts == 0)
+                #expect(waiting.lastError == "the service said Retry-After: 120")
+                let delay = waiting.runAt.timeIntervalSinceNow
+                #expect(delay > 110 && delay < 130, "the delay it named, no jitter")
+                #expect(try await worker.runAvailableJobs() == 0)
+                try await makeDue(id, in: database)
+            }
+            #expect(try await worker.runAvailableJobs() == 1)
+            #expect(try await job(id, in: database)?.state == "succeeded", "more waits than its two attempts, and still alive")
+        }
+    }
+
     /// A job enqueued with a number of attempts of its own keeps it over its kind's.
     @Test func anExplicitNumberOfAttemptsWinsOverTheDeclaredOne() async throws {
         let db = try await TestDatabase.create()

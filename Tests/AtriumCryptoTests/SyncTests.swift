@@ -99,7 +99,7 @@ import Testing
                 let id = try #require(json(created)["id"]?.string.flatMap(UUID.init(uuidString:)))
                 // time (1) + account (20) + exchangeInfo (20) fit in 50; myTrades (20) does not.
                 let small = environment.merging(["ATRIUM_CRYPTO_BINANCE_WEIGHT_PER_MINUTE": "50"]) { $1 }
-                await #expect(throws: (any Error).self) {
+                await #expect(throws: JobRetryLater.self, "the job waits for the budget, without using an attempt") {
                     try await db.withApp { database in
                         try await runJob(
                             CryptoSync.kind, of: CryptoModule(), tenantID: tenant.id, payload: .init(connection: id), database: database, environment: small,

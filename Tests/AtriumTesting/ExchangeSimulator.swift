@@ -1,4 +1,4 @@
-public import AtriumCore
+import AtriumCore
 public import Foundation
 import Synchronization
 import Testing

@@ -84,9 +84,12 @@ enum CryptoSync {
                 let reason = "the exchange refused the key (\(code): \(message)); give new credentials (PUT connections/{id}/credentials)"
                 try await finish(run, connection: connection, outcome: "auth_failed", error: reason, context: context)
                 context.logger.warning("exchange refused a connection's key", metadata: ["connection": "\(connection)", "exchange.code": "\(code)"])
-            case .unavailable(let reason, _):
-                // Committed pages stay; the job's retries (with backoff) take it up again.
+            case .unavailable(let reason, let retryAfter):
+                // Committed pages stay. Told when to come back (the exchange's Retry-After,
+                // or the weight budget's), the job waits that long without using an
+                // attempt; otherwise its retries (with backoff) take it up again.
                 try await finish(run, connection: connection, outcome: "exchange_unavailable", error: reason, context: context)
+                if let retryAfter { throw JobRetryLater(after: .seconds(max(1, retryAfter)), reason: reason) }
                 throw failure
             case .clockSkew(let milliseconds):
                 try await finish(run, connection: connection, outcome: "clock_skew", error: "the exchange's clock is \(milliseconds) ms from ours", context: context)
