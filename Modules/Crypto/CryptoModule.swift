@@ -80,6 +80,7 @@ public struct CryptoModule: AtriumModule {
     public func routes(_ routes: ModuleRoutes) {
         ConnectionRoutes(adapter: binance(routes.context)).register(routes)
         SyncRoutes().register(routes)
+        TradeRoutes().register(routes)
     }
 }
 

@@ -71,6 +71,24 @@ import Testing
                 #expect(fetched.compactMap { $0["query"] as? String }.filter { $0.contains("symbol=BTCUSDT") }.contains { $0.contains("fromId=2000") },
                         "the second page starts at the first page's last id + 1 (ids start at 1000)")
 
+                // The trades list pages through a market exactly once, oldest first.
+                var seen: [Int] = []
+                var times: [String] = []
+                var cursor: String?
+                repeat {
+                    let answer = try await client.send(
+                        .get, Self.base + "/trades?symbol=ETHBTC&limit=200&connection=\(id)" + (cursor.map { "&cursor=\($0)" } ?? ""), token: token)
+                    try #require(answer.status == .ok, "\(String(buffer: answer.body))")
+                    let page = json(answer)
+                    seen += page["data"]?.array?.compactMap { if case .number(let id)? = $0["trade_id"] { Int(id) } else { nil } } ?? []
+                    times += page["data"]?.array?.compactMap { $0["traded_at"]?.string } ?? []
+                    cursor = page["next_cursor"]?.string
+                } while cursor != nil
+                #expect(seen.count == 625 && Set(seen).count == 625, "\(seen.count) \(Set(seen).count) \(times.count)")
+                #expect(times == times.sorted())
+                let junk = try await client.send(.get, Self.base + "/trades?cursor=bm90LW91cnM", token: token)
+                #expect(junk.status == .unprocessableContent)
+
                 // Again: nothing new; then ten more trades, and only they land.
                 #expect(try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token).status == .accepted)
                 try await sync()
