@@ -100,6 +100,12 @@ import Testing
                 let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
                 #expect(runs.compactMap { $0["trades_new"] } == [10, 0, 2500], "newest first")
                 #expect(runs.allSatisfy { $0["outcome"]?.string == "succeeded" })
+
+                // Disconnecting takes the secrets and everything synced with them.
+                #expect(try await client.send(.delete, Self.base + "/connections/\(id)", token: token).status == .noContent)
+                for table in ["crypto_trades", "crypto_balances", "crypto_sync_cursors", "crypto_sync_runs", "crypto_connections"] {
+                    #expect(try await count(db, "SELECT count(*)::int FROM \(table)") == 0, "\(table)")
+                }
             }
         }
     }
