@@ -66,11 +66,11 @@ enum ConnectionStore {
         return try await transaction.lastStatement { try await table.one(sql, on: transaction) }
     }
 
-    /// The key and secret of connection `id`, opened: for a sync run alone.
-    static func credentials(of id: UUID, sealer: Sealer, on transaction: TenantTransaction) async throws -> ExchangeCredentials {
-        let rows = try await transaction.query("SELECT api_key_sealed, api_secret_sealed, key_version FROM crypto_connections WHERE id = \(id)")
-        guard let row = rows.first else { throw AtriumError.notFound("No such connection.") }
-        let (sealedKey, sealedSecret, version) = try row.decode((Data, Data, Int).self)
+    /// The key and secret of connection `id` (its `api_key_sealed`, `api_secret_sealed`,
+    /// sealed under data-key `version`), opened: for a sync run alone.
+    static func credentials(
+        of id: UUID, sealedKey: Data, sealedSecret: Data, version: Int, sealer: Sealer, on transaction: TenantTransaction
+    ) async throws -> ExchangeCredentials {
         let key = try await TenantKeys.version(version, sealer: sealer, on: transaction)
         return ExchangeCredentials(
             apiKey: try key.open(sealedKey, tenant: transaction.tenantID, connection: id, field: "api_key"),

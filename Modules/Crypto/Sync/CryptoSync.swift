@@ -56,14 +56,20 @@ enum CryptoSync {
     static func run(_ connection: UUID, adapter: any ExchangeAdapter, context: JobContext) async throws {
         let sealer = context.module.sealer
         let started = try await context.transaction(seesAllOwners: true) { transaction -> (owner: UUID, markets: [String], run: UUID, ExchangeCredentials)? in
-            let rows = try await transaction.query("SELECT owner_id, state, markets FROM crypto_connections WHERE id = \(connection) FOR UPDATE")
+            let rows = try await transaction.query(
+                """
+                SELECT owner_id, state, markets, api_key_sealed, api_secret_sealed, key_version FROM crypto_connections
+                WHERE id = \(connection) FOR UPDATE
+                """)
             guard let row = rows.first else { return nil }
-            let (owner, state, markets) = try row.decode((UUID, String, [String]).self)
+            let (owner, state, markets, sealedKey, sealedSecret, version) = try row.decode((UUID, String, [String], Data, Data, Int).self)
             guard state == "active" else { return nil }
-            let credentials = try await ConnectionStore.credentials(of: connection, sealer: sealer, on: transaction)
-            let run = try await transaction.query(
+            let credentials = try await ConnectionStore.credentials(
+                of: connection, sealedKey: sealedKey, sealedSecret: sealedSecret, version: version, sealer: sealer, on: transaction)
+            let started = try await transaction.query(
                 "INSERT INTO crypto_sync_runs (tenant_id, connection_id, owner_id) VALUES (\(transaction.tenantID), \(connection), \(owner)) RETURNING id")
-            return (owner, markets, try run.first.unwrappedRow().decode(UUID.self), credentials)
+            guard let run = try started.first?.decode(UUID.self) else { throw AtriumError.internalError() }
+            return (owner, markets, run, credentials)
         }
         // Deleted, or waiting for new credentials: nothing to do.
         guard let (owner, declared, run, credentials) = started else { return }
@@ -187,13 +193,5 @@ enum CryptoSync {
                 WHERE id = \(connection)
                 """)
         }
-    }
-}
-
-extension Optional where Wrapped == PostgresRow {
-    /// The row a statement always returns.
-    func unwrappedRow() throws -> PostgresRow {
-        guard let self else { throw CryptoKeyError("a statement returned no row") }
-        return self
     }
 }
