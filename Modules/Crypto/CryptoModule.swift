@@ -47,6 +47,24 @@ public struct CryptoModule: AtriumModule {
     /// calling from the same address.
     static let defaultWeightPerMinute = 4800
 
+    /// The plan's cap on how many connections a tenant keeps (`quotas: {crypto.exchanges: N}`);
+    /// none when absent.
+    public static let exchangesQuota = "crypto.exchanges"
+    /// Seconds between a connection's scheduled syncs on the plan (at least 300, also the
+    /// value without one); a manual sync inside it answers 429 `sync_too_soon`.
+    public static let syncIntervalQuota = "crypto.sync_interval_seconds"
+    /// One per sync run that reached the exchange.
+    public static let syncsMeter = "crypto.syncs"
+    /// Trades a sync brought in that were not there before.
+    public static let tradesMeter = "crypto.trades_ingested"
+
+    public var meters: [MeterDefinition] {
+        [
+            MeterDefinition(Self.syncsMeter, aggregation: .count, unit: "sync"),
+            MeterDefinition(Self.tradesMeter, aggregation: .sum, unit: "trade"),
+        ]
+    }
+
     static func binanceURL(_ settings: ModuleSettings) -> URL {
         // `checkSettings` refused a malformed value at start.
         ((try? settings.url("binance_url")) ?? nil) ?? URL(string: "https://api.binance.com")!

@@ -12,7 +12,7 @@ struct ShippedConfigurationTests {
         .appending(path: "tenants")
 
     @Test func thePlanCatalogLoadsAndPricesAsDocumented() throws {
-        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio", "crypto"])
         let free = try #require(catalog.plan("free"))
         #expect(free.quotas["api_calls_per_month"] == 1000)
         #expect(free.quotas["seats"] == 3)
@@ -35,8 +35,8 @@ struct ShippedConfigurationTests {
 
     /// The binary carries the shipped catalog, for a server whose folder has none.
     @Test func theBuiltInCatalogIsTheShippedFile() throws {
-        let shipped = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
-        let builtIn = try PlanCatalog.builtIn(knownModules: ["sales", "portfolio"])
+        let shipped = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio", "crypto"])
+        let builtIn = try PlanCatalog.builtIn(knownModules: ["sales", "portfolio", "crypto"])
         #expect(builtIn.plans.keys.sorted() == shipped.plans.keys.sorted())
         for (id, plan) in shipped.plans {
             #expect(builtIn.plan(id)?.quotas == plan.quotas, "\(id)")
@@ -54,7 +54,7 @@ struct ShippedConfigurationTests {
     }
 
     @Test func theDemoTenantsParseAndKeepToTheirPlans() throws {
-        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio"])
+        let catalog = try PlanCatalog.load(Self.tenants.appending(path: "plans.yaml"), knownModules: ["sales", "portfolio", "crypto"])
         let files = try TenantFile.load(directory: Self.tenants)
         #expect(files.map(\.slug).sorted() == ["acme", "consult", "glow"])
         for file in files {

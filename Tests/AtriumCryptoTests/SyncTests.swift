@@ -89,9 +89,18 @@ import Testing
                 let junk = try await client.send(.get, Self.base + "/trades?cursor=bm90LW91cnM", token: token)
                 #expect(junk.status == .unprocessableContent)
 
-                // Again: nothing new; then ten more trades, and only they land.
-                #expect(try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token).status == .accepted)
+                // A manual sync inside the plan's interval (300 s without one) is refused.
+                let early = try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token)
+                #expect(early.status == .tooManyRequests)
+                #expect(json(early)["code"]?.string == "sync_too_soon")
+                #expect(early.headers[.retryAfter].flatMap(Int.init).map { (1...300).contains($0) } == true, "\(early.headers)")
+
+                // Again (as the schedule or the CLI would): no balance moved since the full
+                // pass, so no market is read and nothing lands; then ten more ETHBTC trades,
+                // and only they land.
+                let readBefore = try await exchange.requests().filter { ($0["path"] as? String) == "/api/v3/myTrades" }.count
                 try await sync()
+                #expect(try await exchange.requests().filter { ($0["path"] as? String) == "/api/v3/myTrades" }.count == readBefore)
                 #expect(try await count(db, "SELECT count(*)::int FROM crypto_trades") == 2500)
                 let more = try JSONSerialization.data(withJSONObject: ["symbols": ["ETHBTC"], "count": 10, "seed": 8])
                 _ = try await exchange.call("POST", "/_sim/accounts/\(Self.key)/trades", body: more)
@@ -100,6 +109,15 @@ import Testing
                 let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
                 #expect(runs.compactMap { $0["trades_new"] } == [10, 0, 2500], "newest first")
                 #expect(runs.allSatisfy { $0["outcome"]?.string == "succeeded" })
+                #expect(runs.compactMap { $0["full_pass"]?.bool } == [false, false, true], "the first run reads every market")
+                // Weight: the first run read time (1), account and exchangeInfo (20 each)
+                // and four pages (20 each); the idle one time, account and exchangeInfo (each
+                // run here is a fresh process, which measures the clock offset once).
+                #expect(runs.compactMap { $0["weight"]?.int }.suffix(2) == [41, 121])
+
+                // Metered: one sync per run, the trades that were new.
+                #expect(try await count(db, "SELECT count(*)::int FROM usage_events WHERE meter = 'crypto.syncs'") == 3)
+                #expect(try await count(db, "SELECT sum(quantity)::int FROM usage_events WHERE meter = 'crypto.trades_ingested'") == 2510)
 
                 // Disconnecting takes the secrets and everything synced with them.
                 #expect(try await client.send(.delete, Self.base + "/connections/\(id)", token: token).status == .noContent)

@@ -30,7 +30,7 @@ import Testing
                 .post, "/analyses", team.ann, #"{"portfolio_id":"\#(unpriced)","as_of":"2024-03-04"}"#, expect: .unprocessableContent)
             #expect(refused["code"]?.string == "prices_missing")
 
-            let catalog = try PlanCatalog.load(Self.shippedPlans, knownModules: ["sales", "portfolio"])
+            let catalog = try PlanCatalog.load(Self.shippedPlans, knownModules: ["sales", "portfolio", "crypto"])
             let metering = Metering(registry: try ModuleRegistry([PortfolioModule()]), catalog: catalog, logger: TestDatabase.logger)
             let invoices = Invoices(catalog: catalog, metering: metering, logger: TestDatabase.logger)
             let tenantID = team.tenant.id

@@ -26,4 +26,13 @@ extension JSONValue {
         if case .array(let value) = self { return value }
         return nil
     }
+    public var bool: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+    /// A JSON number that is a whole number, as an `Int`.
+    public var int: Int? {
+        if case .number(let value) = self, value == value.rounded(), abs(value) < 1e15 { return Int(value) }
+        return nil
+    }
 }

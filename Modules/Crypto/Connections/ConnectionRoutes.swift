@@ -26,6 +26,9 @@ struct ConnectionRoutes {
             },
             write: { (_: TenantRequest, transaction: TenantTransaction, prepared: (ConnectionFields, KeyPermissions, UUID)) in
                 let (fields, permissions, owner) = prepared
+                // The plan's count is checked under a lock held to the commit: two creates
+                // cannot both take the last slot.
+                try await transaction.requireCountSlot(CryptoModule.exchangesQuota, counting: "crypto_connections")
                 // The first sync is queued with the connection, in the same transaction.
                 let id = UUID()
                 try await transaction.enqueue(CryptoSync.kind, .init(connection: id), uniqueKey: CryptoSync.uniqueKey(id))

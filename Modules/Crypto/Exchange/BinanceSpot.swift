@@ -18,6 +18,10 @@ struct BinanceSpot: ExchangeAdapter {
     /// The request weight every tenant's syncs share per host (Binance counts weight per
     /// IP address), with its per-minute allowance; nil spends none (a connection's check).
     var weights: (limits: SharedLimits, perMinute: Int64)? = nil
+    /// What this adapter's calls spent (an adapter is made per sync run).
+    let tally = WeightTally()
+
+    func weightSpent() async -> Int64 { await tally.spent }
 
     var exchange: String { "binance" }
 
@@ -146,6 +150,7 @@ struct BinanceSpot: ExchangeAdapter {
         guard decision.allowed else {
             throw .unavailable(reason: "the exchange's request weight for this minute is spent", retryAfter: decision.retryAfter.map(Int.init))
         }
+        await tally.add(Self.weight(of: path))
     }
 
     private func call(_ path: String, query: String?, apiKey: String?) async throws(ExchangeFailure) -> Any {

@@ -74,4 +74,12 @@ protocol ExchangeAdapter: Sendable {
     func trades(of credentials: ExchangeCredentials, symbol: String, from: Int64, limit: Int) async throws(ExchangeFailure) -> [ExchangeTrade]
     /// The most trades one `trades` call returns: a shorter page is the last.
     var pageSize: Int { get }
+    /// The request weight this adapter's calls have spent so far (what a run records).
+    func weightSpent() async -> Int64
+}
+
+/// The request weight an adapter's calls spent: one per sync run.
+actor WeightTally {
+    private(set) var spent: Int64 = 0
+    func add(_ weight: Int64) { spent += weight }
 }

@@ -16,6 +16,9 @@ import PostgresNIO
 enum CryptoSync {
     struct Request: Codable, Sendable {
         var connection: UUID
+        /// Read every market's trades, not only those whose assets' balances moved (a
+        /// full pass also runs when the last is a day old).
+        var full: Bool? = nil
     }
 
     static let kind = JobKind<Request>("crypto.sync")
@@ -25,24 +28,28 @@ enum CryptoSync {
 
     static func job(adapter: @escaping @Sendable (JobContext) -> any ExchangeAdapter) -> JobDefinition {
         kind.definition(maxAttempts: 4, lease: .seconds(600), backoff: .seconds(30)) { context, request in
-            try await run(request.connection, adapter: adapter(context), context: context)
+            try await run(request.connection, full: request.full ?? false, adapter: adapter(context), context: context)
         }
     }
 
-    /// How long after a run's start the next is due.
-    static let interval: Duration = .seconds(900)
+    /// How old the last full pass may be before a run reads every market again: a buy and
+    /// a sell that cancel out move no balance, so only a full pass finds them.
+    static let fullPassEvery: TimeInterval = 86_400
 
     struct Tick: Codable, Sendable {}
 
     static let tick = JobKind<Tick>("crypto.tick")
 
-    /// Every five minutes for each tenant with the module: a sync queued for every active
-    /// connection that is due (one queued or running per connection whatever the count).
+    /// Every five minutes for each tenant with the module: the plan's connection count
+    /// applied (the newest beyond it paused, paused ones within it resumed), then a sync
+    /// queued for every active connection that is due (one queued or running per
+    /// connection whatever the count).
     static let schedule = ScheduleDefinition(name: "crypto.tick", kind: tick.name, every: .seconds(300), perTenant: true)
 
     static var tickJob: JobDefinition {
         tick.definition(maxAttempts: 3, lease: .seconds(120)) { context, _ in
             try await context.transaction(seesAllOwners: true) { transaction in
+                _ = try await transaction.query("SELECT crypto_apply_plan_limit(\(transaction.tenantID))")
                 let due = try await transaction.query(
                     "SELECT id FROM crypto_connections WHERE state = 'active' AND next_sync_at <= now() ORDER BY next_sync_at LIMIT 1000"
                 ).map { try $0.decode(UUID.self) }
@@ -53,54 +60,80 @@ enum CryptoSync {
         }
     }
 
-    static func run(_ connection: UUID, adapter: any ExchangeAdapter, context: JobContext) async throws {
+    /// What a run starts from: the connection's owner, declared markets, the credentials
+    /// opened, the run's row, and whether it reads every market.
+    struct Start: Sendable {
+        var owner: UUID
+        var declared: [String]
+        var run: UUID
+        var credentials: ExchangeCredentials
+        var full: Bool
+    }
+
+    static func run(_ connection: UUID, full requested: Bool, adapter: any ExchangeAdapter, context: JobContext) async throws {
         let sealer = context.module.sealer
-        let started = try await context.transaction(seesAllOwners: true) { transaction -> (owner: UUID, markets: [String], run: UUID, ExchangeCredentials)? in
+        let started = try await context.transaction(seesAllOwners: true) { transaction -> Start? in
+            // A downgrade pauses connections beyond the plan's count even between ticks.
+            _ = try await transaction.query("SELECT crypto_apply_plan_limit(\(transaction.tenantID))")
             let rows = try await transaction.query(
                 """
-                SELECT owner_id, state, markets, api_key_sealed, api_secret_sealed, key_version FROM crypto_connections
-                WHERE id = \(connection) FOR UPDATE
+                SELECT owner_id, state, markets, api_key_sealed, api_secret_sealed, key_version,
+                    coalesce(last_full_sync_at < now() - make_interval(secs => \(fullPassEvery)), true)
+                FROM crypto_connections WHERE id = \(connection) FOR UPDATE
                 """)
             guard let row = rows.first else { return nil }
-            let (owner, state, markets, sealedKey, sealedSecret, version) = try row.decode((UUID, String, [String], Data, Data, Int).self)
+            let (owner, state, markets, sealedKey, sealedSecret, version, fullDue) = try row.decode((UUID, String, [String], Data, Data, Int, Bool).self)
             guard state == "active" else { return nil }
             let credentials = try await ConnectionStore.credentials(
                 of: connection, sealedKey: sealedKey, sealedSecret: sealedSecret, version: version, sealer: sealer, on: transaction)
+            let full = requested || fullDue
             let started = try await transaction.query(
-                "INSERT INTO crypto_sync_runs (tenant_id, connection_id, owner_id) VALUES (\(transaction.tenantID), \(connection), \(owner)) RETURNING id")
+                """
+                INSERT INTO crypto_sync_runs (tenant_id, connection_id, owner_id, full_pass)
+                VALUES (\(transaction.tenantID), \(connection), \(owner), \(full)) RETURNING id
+                """)
             guard let run = try started.first?.decode(UUID.self) else { throw AtriumError.internalError() }
-            return (owner, markets, run, credentials)
+            return Start(owner: owner, declared: markets, run: run, credentials: credentials, full: full)
         }
-        // Deleted, or waiting for new credentials: nothing to do.
-        guard let (owner, declared, run, credentials) = started else { return }
+        // Deleted, paused, or waiting for new credentials: nothing to do.
+        guard let start = started else { return }
+        let (owner, run, credentials) = (start.owner, start.run, start.credentials)
         do {
             let balances = try await adapter.balances(of: credentials)
-            try await keep(balances, of: connection, owner: owner, context: context)
+            let moved = try await keep(balances, of: connection, owner: owner, context: context)
             let markets = try await adapter.markets()
             let traded = try await context.transaction(seesAllOwners: true) { transaction in
                 try await transaction.query("SELECT symbol FROM crypto_sync_cursors WHERE connection_id = \(connection)").map { try $0.decode(String.self) }
             }
-            for symbol in symbols(markets: markets, balances: balances, traded: traded, declared: declared) {
+            var candidates = symbols(markets: markets, balances: balances, traded: traded, declared: start.declared)
+            if !start.full {
+                // Between full passes, only markets one of whose assets moved can have new trades.
+                let listed = Dictionary(markets.map { ($0.symbol, $0) }, uniquingKeysWith: { first, _ in first })
+                candidates = candidates.filter { symbol in listed[symbol].map { moved.contains($0.base) || moved.contains($0.quote) } ?? false }
+            }
+            for symbol in candidates {
                 try await pages(of: symbol, connection: connection, owner: owner, run: run, credentials: credentials, adapter: adapter, context: context)
             }
-            try await finish(run, connection: connection, outcome: "succeeded", error: nil, context: context)
+            try await finish(run, connection: connection, outcome: "succeeded", error: nil, weight: await adapter.weightSpent(), context: context)
         } catch let failure as ExchangeFailure {
+            let weight = await adapter.weightSpent()
             switch failure {
             case .rejectedCredentials(let code, let message):
                 let reason = "the exchange refused the key (\(code): \(message)); give new credentials (PUT connections/{id}/credentials)"
-                try await finish(run, connection: connection, outcome: "auth_failed", error: reason, context: context)
+                try await finish(run, connection: connection, outcome: "auth_failed", error: reason, weight: weight, context: context)
                 context.logger.warning("exchange refused a connection's key", metadata: ["connection": "\(connection)", "exchange.code": "\(code)"])
             case .unavailable(let reason, let retryAfter):
                 // Committed pages stay. Told when to come back (the exchange's Retry-After,
                 // or the weight budget's), the job waits that long without using an
                 // attempt; otherwise its retries (with backoff) take it up again.
-                try await finish(run, connection: connection, outcome: "exchange_unavailable", error: reason, context: context)
+                try await finish(run, connection: connection, outcome: "exchange_unavailable", error: reason, weight: weight, context: context)
                 if let retryAfter { throw JobRetryLater(after: .seconds(max(1, retryAfter)), reason: reason) }
                 throw failure
             case .clockSkew(let milliseconds):
-                try await finish(run, connection: connection, outcome: "clock_skew", error: "the exchange's clock is \(milliseconds) ms from ours", context: context)
+                try await finish(
+                    run, connection: connection, outcome: "clock_skew", error: "the exchange's clock is \(milliseconds) ms from ours", weight: weight, context: context)
             case .badResponse(let what):
-                try await finish(run, connection: connection, outcome: "bad_exchange_response", error: what, context: context)
+                try await finish(run, connection: connection, outcome: "bad_exchange_response", error: what, weight: weight, context: context)
             }
         }
     }
@@ -115,20 +148,28 @@ enum CryptoSync {
         return Array(Set(held + declared.filter { listed[$0] != nil } + traded.filter { listed[$0] != nil })).sorted()
     }
 
-    static func keep(_ balances: [ExchangeBalance], of connection: UUID, owner: UUID, context: JobContext) async throws {
+    /// Stores the account's balances; returns the assets whose balance changed, appeared
+    /// or went since the last run.
+    static func keep(_ balances: [ExchangeBalance], of connection: UUID, owner: UUID, context: JobContext) async throws -> Set<String> {
         try await context.transaction(seesAllOwners: true) { transaction in
-            _ = try await transaction.query(
+            let moved = try await transaction.query(
                 """
                 WITH fresh AS (
                     SELECT * FROM unnest(\(balances.map(\.asset))::text[], \(balances.map(\.free))::numeric[], \(balances.map(\.locked))::numeric[])
                         AS b (asset, free, locked)
                 ), gone AS (
                     DELETE FROM crypto_balances WHERE connection_id = \(connection) AND asset NOT IN (SELECT asset FROM fresh)
+                    RETURNING asset
+                ), kept AS (
+                    INSERT INTO crypto_balances (tenant_id, connection_id, owner_id, asset, free, locked)
+                    SELECT \(transaction.tenantID), \(connection), \(owner), asset, free, locked FROM fresh
+                    ON CONFLICT (tenant_id, connection_id, asset) DO UPDATE SET free = excluded.free, locked = excluded.locked, updated_at = now()
+                    WHERE (crypto_balances.free, crypto_balances.locked) IS DISTINCT FROM (excluded.free, excluded.locked)
+                    RETURNING asset
                 )
-                INSERT INTO crypto_balances (tenant_id, connection_id, owner_id, asset, free, locked)
-                SELECT \(transaction.tenantID), \(connection), \(owner), asset, free, locked FROM fresh
-                ON CONFLICT (tenant_id, connection_id, asset) DO UPDATE SET free = excluded.free, locked = excluded.locked, updated_at = now()
+                SELECT asset FROM gone UNION SELECT asset FROM kept
                 """)
+            return Set(try moved.map { try $0.decode(String.self) })
         }
     }
 
@@ -150,11 +191,13 @@ enum CryptoSync {
         }
     }
 
+    /// Lands a page with its market's cursor and the run's counts, and meters the trades
+    /// that were new (once per run and page, whatever the retries).
     static func land(
         _ page: [ExchangeTrade], next: Int64, symbol: String, connection: UUID, owner: UUID, run: UUID, context: JobContext
     ) async throws {
         try await context.transaction(seesAllOwners: true) { transaction in
-            _ = try await transaction.query(
+            let landed = try await transaction.query(
                 """
                 WITH landed AS (
                     INSERT INTO crypto_trades (tenant_id, connection_id, owner_id, symbol, trade_id, order_id, price, quantity, quote_quantity,
@@ -175,23 +218,36 @@ enum CryptoSync {
                 )
                 UPDATE crypto_sync_runs SET pages = pages + 1, trades_new = trades_new + (SELECT count(*) FROM landed), trades_seen = trades_seen + \(page.count)
                 WHERE id = \(run)
+                RETURNING (SELECT count(*) FROM landed)
                 """)
+            let new = try landed.first?.decode(Int64.self) ?? 0
+            if new > 0 {
+                _ = try await transaction.recordUsage(
+                    CryptoModule.tradesMeter, quantity: new, idempotencyKey: "crypto.trades:\(run.uuidString.lowercased()):\(symbol):\(next)")
+            }
         }
     }
 
-    static func finish(_ run: UUID, connection: UUID, outcome: String, error: String?, context: JobContext) async throws {
+    /// Ends a run with its outcome and the weight it spent; the connection's next sync is
+    /// due the plan's interval after the run started. Metered once per run.
+    static func finish(_ run: UUID, connection: UUID, outcome: String, error: String?, weight: Int64, context: JobContext) async throws {
         try await context.transaction(seesAllOwners: true) { transaction in
             _ = try await transaction.query(
                 """
                 WITH finished AS (
-                    UPDATE crypto_sync_runs SET outcome = \(outcome), error = \(error), finished_at = now() WHERE id = \(run)
+                    UPDATE crypto_sync_runs SET outcome = \(outcome), error = \(error), finished_at = now(), weight = \(weight)
+                    WHERE id = \(run)
+                    RETURNING started_at, full_pass
                 )
                 UPDATE crypto_connections SET
                     state = CASE WHEN \(outcome) = 'auth_failed' THEN 'auth_failed' ELSE state END,
                     last_error = \(error), updated_at = now(),
-                    next_sync_at = (SELECT started_at FROM crypto_sync_runs WHERE id = \(run)) + make_interval(secs => \(Int(interval.components.seconds)))
+                    last_full_sync_at = CASE WHEN \(outcome) = 'succeeded' AND finished.full_pass THEN finished.started_at ELSE last_full_sync_at END,
+                    next_sync_at = finished.started_at + make_interval(secs => crypto_sync_interval(\(transaction.tenantID)))
+                FROM finished
                 WHERE id = \(connection)
                 """)
+            _ = try await transaction.recordUsage(CryptoModule.syncsMeter, idempotencyKey: "crypto.sync:\(run.uuidString.lowercased())")
         }
     }
 }
