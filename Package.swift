@@ -159,6 +159,7 @@ let package = Package(
                 "AtriumTesting",
                 "AtriumSales",
                 "AtriumPortfolio",
+                "AtriumCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

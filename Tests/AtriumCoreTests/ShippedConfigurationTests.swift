@@ -1,4 +1,5 @@
 import AtriumCore
+import AtriumCrypto
 import AtriumPortfolio
 import AtriumSales
 import Foundation
@@ -48,7 +49,7 @@ struct ShippedConfigurationTests {
     @Test func aServerWithoutAPlansFileUsesTheBuiltInCatalog() throws {
         let empty = FileManager.default.temporaryDirectory.appending(path: "atrium-no-plans-\(UUID().uuidString)")
         let configuration = try AtriumConfiguration(
-            environment: [:], registry: try ModuleRegistry([SalesModule(), PortfolioModule()]), dataDirectory: empty, plansFile: empty.appending(path: "plans.yaml"))
+            environment: [:], registry: try ModuleRegistry([SalesModule(), PortfolioModule(), CryptoModule()]), dataDirectory: empty, plansFile: empty.appending(path: "plans.yaml"))
         #expect(configuration.plansSource == PlanCatalog.builtInSource)
         #expect(configuration.plans?.plan("free")?.quotas["api_calls_per_month"] == 1000)
     }
