@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Logging
 import PostgresNIO
 
@@ -22,6 +22,14 @@ public struct SharedLimits: Sendable {
     /// A cost above the quota takes the whole quota, when it is whole.
     public func spend(_ cost: Int64 = 1, of policy: Plan.RateLimit, key: String) async throws -> RateLimitDecision {
         try await store.check([RateLimitRule(key: "\(namespace):\(key)", policy: policy, cost: cost)], now: clock.now)
+    }
+
+    /// No spend of `policy` on `key` before `until`, in any process; after it the quota
+    /// refills from empty. For a service that answered "come back later" (429 or 418
+    /// with `Retry-After`, or a used-weight header past the budget): every worker waits,
+    /// not only the one that was told.
+    public func hold(_ policy: Plan.RateLimit, key: String, until: Date) async throws {
+        try await store.hold(RateLimitRule(key: "\(namespace):\(key)", policy: policy), until: until)
     }
 }
 

@@ -52,4 +52,21 @@ public struct PostgresRateLimitStore: RateLimitStore {
             return decision
         }
     }
+
+    /// Refuses every spend of `rule` until `until`, and refills its quota from empty
+    /// after (the state is as if the whole quota had been spent at `until`): for a
+    /// service that said to come back later (HTTP 429 with `Retry-After`), so that no
+    /// process calls before then, nor bursts at once after. A hold never shortens one
+    /// already longer.
+    public func hold(_ rule: RateLimitRule, until: Date) async throws {
+        let arrival = until.timeIntervalSince1970 + Double(rule.policy.windowSeconds)
+        let logger = logger
+        try await database.withPlatformTransaction(logger: logger) { connection in
+            try await connection.query(
+                """
+                INSERT INTO rate_limit_state (slot, theoretical_arrival) VALUES (\(rule.slot), \(arrival))
+                ON CONFLICT (slot) DO UPDATE SET theoretical_arrival = greatest(rate_limit_state.theoretical_arrival, excluded.theoretical_arrival)
+                """, logger: logger)
+        }
+    }
 }

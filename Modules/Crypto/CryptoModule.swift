@@ -12,7 +12,9 @@ import Foundation
 ///
 /// Settings: `ATRIUM_CRYPTO_BINANCE_URL` (default `https://api.binance.com`), the
 /// operator's and never a tenant's; `ATRIUM_CRYPTO_OUTBOUND_ALLOW=loopback` lets it
-/// point at a local simulator.
+/// point at a local simulator; `ATRIUM_CRYPTO_BINANCE_WEIGHT_PER_MINUTE` (4800),
+/// `ATRIUM_CRYPTO_EXCHANGE_TIMEOUT_SECONDS` (10), `ATRIUM_CRYPTO_EXCHANGE_BACKOFF_MS` (500,
+/// the first retry's wait after a 5xx or timeout).
 public struct CryptoModule: AtriumModule {
     /// The offset to Binance's clock, measured once for the process.
     let binanceClock = BinanceClock()
@@ -41,6 +43,8 @@ public struct CryptoModule: AtriumModule {
     public func checkSettings(_ settings: ModuleSettings) throws {
         _ = try settings.url("binance_url")
         _ = try settings.int("binance_weight_per_minute", default: Self.defaultWeightPerMinute, in: 1...6000)
+        _ = try settings.int("exchange_timeout_seconds", default: 10, in: 1...120)
+        _ = try settings.int("exchange_backoff_ms", default: 500, in: 1...60_000)
     }
 
     /// 80 % of Binance's 6,000 a minute per IP address, leaving room for anything else
@@ -80,6 +84,9 @@ public struct CryptoModule: AtriumModule {
     /// with `weights`, each request spends from the budget every tenant's syncs share.
     func binance(_ context: ModuleContext, weights: SharedLimits? = nil) -> any ExchangeAdapter {
         var adapter = BinanceSpot(baseURL: Self.binanceURL(context.settings), http: context.http, clock: binanceClock, logger: context.logger)
+        // `checkSettings` refused malformed values at start.
+        adapter.timeout = .seconds((try? context.settings.int("exchange_timeout_seconds", default: 10, in: 1...120)) ?? 10)
+        adapter.backoff = .milliseconds((try? context.settings.int("exchange_backoff_ms", default: 500, in: 1...60_000)) ?? 500)
         if let weights {
             // `checkSettings` refused a malformed value at start.
             let perMinute = (try? context.settings.int("binance_weight_per_minute", default: Self.defaultWeightPerMinute, in: 1...6000))

@@ -215,6 +215,28 @@ struct RateLimitScopeTests {
         #expect(later.allowed)
         #expect(later.policies.first?.remaining == 0)
     }
+
+    /// A hold (a service's Retry-After) refuses every store's spends until it ends, then
+    /// the quota refills from empty; a shorter hold does not shorten it.
+    @Test func aHoldRefusesEverySpendUntilItEndsThenRefillsFromEmpty() async throws {
+        let db = try await TestDatabase.create()
+        let policy = Plan.RateLimit(name: "weight", limit: 10, windowSeconds: 60)
+        let rule = RateLimitRule(key: "host:x", policy: policy)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        try await db.withApp { database in
+            let (first, second) = (PostgresRateLimitStore(database: database, logger: TestDatabase.logger),
+                                   PostgresRateLimitStore(database: database, logger: TestDatabase.logger))
+            #expect(try await first.check([rule], now: start).allowed)
+            try await first.hold(rule, until: start.addingTimeInterval(30))
+            try await first.hold(rule, until: start.addingTimeInterval(5))
+            let held = try await second.check([rule], now: start.addingTimeInterval(1))
+            #expect(!held.allowed)
+            #expect(held.retryAfter == 35, "30 s of hold, then one request's refill (6 s) less the second waited")
+            #expect(try await second.check([rule], now: start.addingTimeInterval(35)).allowed == false)
+            let after = try await second.check([rule], now: start.addingTimeInterval(36))
+            #expect(after.allowed && after.policies.first?.remaining == 0, "one request's worth refilled, no burst")
+        }
+    }
 }
 
 @Suite("Per-IP limits on modules' public routes")

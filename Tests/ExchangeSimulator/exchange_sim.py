@@ -14,11 +14,18 @@ account's secret; `timestamp` must fall within `recvWindow` (default 5000 ms, at
   -1100  Illegal characters or value in a parameter   (400)
   -1121  Invalid symbol                               (400)
 
+Request weight is counted per client address and minute, as Binance does, and every
+answer carries X-MBX-USED-WEIGHT-1M; past the limit (6000, settable) the answer is 429
+with Retry-After, and a client that calls again before then is banned: 418.
+
 A control API under /_sim/ (unsigned; the simulator binds to loopback only) creates
-accounts, revokes keys, moves the clock and lists the requests it served.
+accounts, revokes keys, moves the clock, sets prices and the weight limit, injects
+faults per path (a status with Retry-After, a delay, a garbled body, for the next
+`count` calls) and lists the requests it served.
 """
 
 import argparse
+import asyncio
 import hashlib
 import hmac
 import json
@@ -35,14 +42,70 @@ MARKETS = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "ETHBTC": ("E
            "BNBBTC": ("BNB", "BTC"), "SOLUSDT": ("SOL", "USDT"), "XRPUSDT": ("XRP", "USDT")}
 
 
+# Weight of each endpoint (binance-spot-api-docs, current values).
+WEIGHTS = {"/api/v3/time": 1, "/api/v3/exchangeInfo": 20, "/api/v3/account": 20, "/api/v3/myTrades": 20,
+           "/api/v3/ticker/price": 4, "/api/v3/klines": 2, "/sapi/v1/account/apiRestrictions": 1}
+# Last prices of the listed markets (ticker/price), settable through /_sim/prices.
+PRICES = {"BTCUSDT": "60000.00000000", "ETHUSDT": "3000.00000000", "ETHBTC": "0.05000000", "BNBUSDT": "600.00000000",
+          "BNBBTC": "0.01000000", "SOLUSDT": "150.00000000", "XRPUSDT": "0.50000000"}
+
+
 class Exchange:
     def __init__(self):
         self.accounts = {}  # api_key -> account
         self.clock_offset_ms = 0
         self.requests = []
+        self.faults = []
+        self.prices = dict(PRICES)
+        self.weight_limit = 6000
+        self.weight_used = {}  # (address, minute) -> weight
+        self.blocked_until = {}  # address -> (seconds since 1970, status)
 
     def now_ms(self):
         return int(time.time() * 1000) + self.clock_offset_ms
+
+
+@web.middleware
+async def exchange_rules(request, handler):
+    """Logs every API request, applies injected faults, then counts weight per address."""
+    exchange = request.app["exchange"]
+    if request.path.startswith("/_sim/"):
+        return await handler(request)
+    exchange.requests.append({"method": request.method, "path": request.path, "query": request.query_string,
+                              "api_key": request.headers.get("X-MBX-APIKEY"), "time_ms": int(time.time() * 1000)})
+    fault = next((f for f in exchange.faults if f["path"] == request.path and f["count"] > 0), None)
+    if fault is not None:
+        fault["count"] -= 1
+        if fault.get("delay_ms"):
+            await asyncio.sleep(fault["delay_ms"] / 1000)
+        if fault.get("status"):
+            headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+            return web.json_response({"code": -1003 if fault["status"] in (418, 429) else -1000, "msg": "Injected fault."},
+                                     status=fault["status"], headers=headers)
+    address = request.remote or "unknown"
+    now = time.time()
+    blocked = exchange.blocked_until.get(address)
+    if blocked is not None and now < blocked[0]:
+        # Called again while told to wait: banned (418), as Binance does.
+        until = max(blocked[0], now + 120) if blocked[1] == 429 else blocked[0]
+        exchange.blocked_until[address] = (until, 418)
+        return web.json_response({"code": -1003, "msg": "Way too many requests; IP banned."}, status=418,
+                                 headers={"Retry-After": str(int(until - now) + 1)})
+    minute = int(now // 60)
+    used = exchange.weight_used.get((address, minute), 0) + WEIGHTS.get(request.path, 1)
+    exchange.weight_used[(address, minute)] = used
+    if used > exchange.weight_limit:
+        retry = (minute + 1) * 60 - now
+        exchange.blocked_until[address] = (now + retry, 429)
+        return web.json_response({"code": -1003, "msg": "Too much request weight used."}, status=429,
+                                 headers={"Retry-After": str(int(retry) + 1), "X-MBX-USED-WEIGHT-1M": str(used)})
+    response = await handler(request)
+    response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+    if fault is not None and fault.get("garbled"):
+        body = response.body if isinstance(response.body, bytes) else b"{}"
+        return web.Response(body=body[: max(1, len(body) // 2)], status=200, content_type="application/json",
+                            headers={"X-MBX-USED-WEIGHT-1M": str(used)})
+    return response
 
 
 def error(status, code, message):
@@ -55,8 +118,6 @@ def signed(handler):
     async def check(request):
         exchange = request.app["exchange"]
         query = request.query_string
-        exchange.requests.append({"method": request.method, "path": request.path, "query": query,
-                                  "api_key": request.headers.get("X-MBX-APIKEY")})
         key = request.headers.get("X-MBX-APIKEY")
         if key is None or len(key) != API_KEY_LENGTH or not key.isalnum():
             return error(401, -2014, "API-key format invalid.")
@@ -87,7 +148,6 @@ def signed(handler):
 
 async def server_time(request):
     exchange = request.app["exchange"]
-    exchange.requests.append({"method": request.method, "path": request.path, "query": request.query_string, "api_key": None})
     return web.json_response({"serverTime": exchange.now_ms()})
 
 
@@ -124,7 +184,6 @@ async def account_info(request, account, params):
 
 async def exchange_info(request):
     exchange = request.app["exchange"]
-    exchange.requests.append({"method": request.method, "path": request.path, "query": request.query_string, "api_key": None})
     symbols = [{"symbol": symbol, "status": "TRADING", "baseAsset": base, "quoteAsset": quote, "isSpotTradingAllowed": True}
                for symbol, (base, quote) in sorted(MARKETS.items())]
     return web.json_response({"timezone": "UTC", "serverTime": exchange.now_ms(), "rateLimits": [], "symbols": symbols})
@@ -148,6 +207,40 @@ async def my_trades(request, account, params):
     else:
         page = trades[-limit:]
     return web.json_response(page)
+
+
+async def ticker_price(request):
+    """Last prices: one symbol's object with `symbol`, else every listed market's."""
+    prices = request.app["exchange"].prices
+    symbol = request.query.get("symbol")
+    if symbol is not None:
+        if symbol not in prices:
+            return error(400, -1121, "Invalid symbol.")
+        return web.json_response({"symbol": symbol, "price": prices[symbol]})
+    return web.json_response([{"symbol": name, "price": price} for name, price in sorted(prices.items())])
+
+
+async def klines(request):
+    """Daily candles of a market; each day's close is the market's current price."""
+    exchange = request.app["exchange"]
+    symbol = request.query.get("symbol")
+    if not symbol:
+        return error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+    if symbol not in exchange.prices:
+        return error(400, -1121, "Invalid symbol.")
+    if request.query.get("interval") != "1d":
+        return error(400, -1120, "Invalid interval.")
+    day = 86_400_000
+    end = int(request.query.get("endTime", exchange.now_ms()))
+    start = int(request.query.get("startTime", end - 499 * day))
+    limit = min(int(request.query.get("limit", "500")), 1000)
+    price = exchange.prices[symbol]
+    candles = []
+    opened = start - start % day
+    while opened <= end and len(candles) < limit:
+        candles.append([opened, price, price, price, price, "1.00000000", opened + day - 1, price, 1, "0", "0", "0"])
+        opened += day
+    return web.json_response(candles)
 
 
 async def create_account(request):
@@ -223,14 +316,49 @@ async def list_requests(request):
     return web.json_response(request.app["exchange"].requests)
 
 
+async def add_fault(request):
+    """`{"path", "status"?, "retry_after"?, "count", "delay_ms"?, "garbled"?}`: the next
+    `count` calls of `path` fail so (faults of a path apply in the order added)."""
+    body = await request.json()
+    fault = {"path": body["path"], "status": body.get("status"), "retry_after": body.get("retry_after"),
+             "count": int(body.get("count", 1)), "delay_ms": body.get("delay_ms"), "garbled": bool(body.get("garbled", False))}
+    request.app["exchange"].faults.append(fault)
+    return web.json_response(fault, status=201)
+
+
+async def set_prices(request):
+    body = await request.json()
+    exchange = request.app["exchange"]
+    for symbol, price in body.items():
+        exchange.prices[symbol] = f"{Decimal(str(price)):.8f}"
+    return web.json_response(exchange.prices)
+
+
+async def set_weight(request):
+    """`{"limit"?: N, "used"?: N}`: the per-minute weight limit, and weight already used
+    by this minute's callers (another client on the same address)."""
+    body = await request.json()
+    exchange = request.app["exchange"]
+    if "limit" in body:
+        exchange.weight_limit = int(body["limit"])
+    if "used" in body:
+        exchange.weight_used[("127.0.0.1", int(time.time() // 60))] = int(body["used"])
+    return web.json_response({"limit": exchange.weight_limit})
+
+
 def application():
-    app = web.Application()
+    app = web.Application(middlewares=[exchange_rules])
     app["exchange"] = Exchange()
     app.router.add_get("/api/v3/time", server_time)
     app.router.add_get("/sapi/v1/account/apiRestrictions", api_restrictions)
     app.router.add_get("/api/v3/account", account_info)
     app.router.add_get("/api/v3/exchangeInfo", exchange_info)
     app.router.add_get("/api/v3/myTrades", my_trades)
+    app.router.add_get("/api/v3/ticker/price", ticker_price)
+    app.router.add_get("/api/v3/klines", klines)
+    app.router.add_post("/_sim/faults", add_fault)
+    app.router.add_put("/_sim/prices", set_prices)
+    app.router.add_put("/_sim/weight", set_weight)
     app.router.add_post("/_sim/accounts", create_account)
     app.router.add_post("/_sim/accounts/{api_key}/trades", seed_trades)
     app.router.add_post("/_sim/accounts/{api_key}/revoke", revoke)

@@ -20,6 +20,12 @@ struct BinanceSpot: ExchangeAdapter {
     var weights: (limits: SharedLimits, perMinute: Int64)? = nil
     /// What this adapter's calls spent (an adapter is made per sync run).
     let tally = WeightTally()
+    /// How long one call may take before it counts as failed.
+    var timeout: Duration = .seconds(10)
+    /// The first retry's wait after a 5xx, timeout or reset; each next doubles, plus jitter.
+    var backoff: Duration = .milliseconds(500)
+    /// Tries of one call before the exchange counts as unavailable.
+    static let tries = 4
 
     func weightSpent() async -> Int64 { await tally.spent }
 
@@ -131,7 +137,25 @@ struct BinanceSpot: ExchangeAdapter {
     static func weight(of path: String) -> Int64 {
         switch path {
         case "/api/v3/account", "/api/v3/myTrades", "/api/v3/exchangeInfo": 20
+        case "/api/v3/ticker/price": 4
         default: 1
+        }
+    }
+
+    /// The shared budget's policy and key for this host.
+    private func budget(_ weights: (limits: SharedLimits, perMinute: Int64)) -> (Plan.RateLimit, String) {
+        (Plan.RateLimit(name: "weight", limit: weights.perMinute, windowSeconds: 60), "crypto-host:\(baseURL.host() ?? "exchange")")
+    }
+
+    /// No worker of any process calls this host before `until` (the exchange's
+    /// Retry-After, or the minute's end when its used-weight header passes the budget).
+    private func holdHost(until: Date) async {
+        guard let weights else { return }
+        let (policy, key) = budget(weights)
+        do {
+            try await weights.limits.hold(policy, key: key, until: until)
+        } catch {
+            logger.warning("could not record the exchange's hold", metadata: ["exchange": "binance", "error": "\(error)"])
         }
     }
 
@@ -139,11 +163,10 @@ struct BinanceSpot: ExchangeAdapter {
     /// that cannot be called now (the run ends, its job tries again after `retryAfter`).
     private func spendWeight(of path: String) async throws(ExchangeFailure) {
         guard let weights else { return }
-        let host = baseURL.host() ?? "exchange"
+        let (policy, key) = budget(weights)
         let decision: RateLimitDecision
         do {
-            decision = try await weights.limits.spend(
-                Self.weight(of: path), of: Plan.RateLimit(name: "weight", limit: weights.perMinute, windowSeconds: 60), key: "crypto-host:\(host)")
+            decision = try await weights.limits.spend(Self.weight(of: path), of: policy, key: key)
         } catch {
             throw .unavailable(reason: "the weight budget could not be read", retryAfter: nil)
         }
@@ -153,34 +176,73 @@ struct BinanceSpot: ExchangeAdapter {
         await tally.add(Self.weight(of: path))
     }
 
+    /// One call: its weight taken from the shared budget first; a 5xx, a timeout or a
+    /// reset tried again (four tries, doubling waits with jitter), then `unavailable`;
+    /// 429 or 418 holds the host for every worker until its `Retry-After`.
     private func call(_ path: String, query: String?, apiKey: String?) async throws(ExchangeFailure) -> Any {
-        try await spendWeight(of: path)
         guard var components = URLComponents(url: baseURL.appending(path: path), resolvingAgainstBaseURL: false) else {
             throw .badResponse("the base URL does not take a path")
         }
         components.percentEncodedQuery = query
         guard let url = components.url else { throw .badResponse("the request URL could not be made") }
-        let response: OutboundResponse
+        var attempt = 1
+        while true {
+            try await spendWeight(of: path)
+            let response: OutboundResponse
+            do {
+                response = try await http.send(OutboundRequest(.get, url, headers: apiKey.map { [("X-MBX-APIKEY", $0)] } ?? [], timeout: timeout))
+            } catch {
+                // The error names host and path, never the query (which carries the signature).
+                logger.warning("exchange call failed", metadata: ["exchange": "binance", "path": "\(path)", "attempt": "\(attempt)", "error": "\(error)"])
+                if error is CancellationError { throw .unavailable(reason: "the run was cancelled", retryAfter: nil) }
+                guard attempt < Self.tries else { throw .unavailable(reason: "the exchange could not be reached (\(Self.tries) tries)", retryAfter: nil) }
+                attempt += 1
+                try await wait(before: attempt)
+                continue
+            }
+            await noteUsedWeight(response)
+            switch response.status {
+            case 200..<300:
+                guard let body = try? JSONSerialization.jsonObject(with: response.body) else { throw .badResponse("\(path) answered what is not JSON") }
+                return body
+            case 418, 429:
+                // Binance: 429 warns, 418 bans the address for a while; either way nobody
+                // calls before Retry-After (a minute when it does not say).
+                let seconds = response.header("Retry-After").flatMap { Int($0) }.map { max(1, $0) } ?? 60
+                await holdHost(until: Date().addingTimeInterval(Double(seconds)))
+                logger.warning("exchange asked to back off", metadata: ["exchange": "binance", "path": "\(path)", "status": "\(response.status)", "retry_after": "\(seconds)"])
+                throw .unavailable(reason: "the exchange answered \(response.status) (too many requests)", retryAfter: seconds)
+            case 500...:
+                guard attempt < Self.tries else { throw .unavailable(reason: "the exchange answered \(response.status) (\(Self.tries) tries)", retryAfter: nil) }
+                attempt += 1
+                try await wait(before: attempt)
+            default:
+                let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any]
+                let code = (object?["code"] as? NSNumber)?.intValue ?? 0
+                let message = object?["msg"] as? String ?? "HTTP \(response.status)"
+                throw .rejectedCredentials(code: code, message: message)
+            }
+        }
+    }
+
+    /// The wait before try `attempt` (2, 3, 4): the backoff doubled each time, plus up to
+    /// as much again at random, so workers that failed together do not retry together.
+    private func wait(before attempt: Int) async throws(ExchangeFailure) {
+        let base = backoff * (1 << (attempt - 2))
+        let jitter = Double.random(in: 0..<1)
         do {
-            response = try await http.send(OutboundRequest(.get, url, headers: apiKey.map { [("X-MBX-APIKEY", $0)] } ?? [], timeout: .seconds(10)))
+            try await Task.sleep(for: base + base * jitter)
         } catch {
-            // The error names host and path, never the query (which carries the signature).
-            logger.warning("exchange call failed", metadata: ["exchange": "binance", "path": "\(path)", "error": "\(error)"])
-            throw .unavailable(reason: "the exchange could not be reached", retryAfter: nil)
+            throw .unavailable(reason: "the run was cancelled", retryAfter: nil)
         }
-        let body = try? JSONSerialization.jsonObject(with: response.body)
-        switch response.status {
-        case 200..<300:
-            guard let body else { throw .badResponse("\(path) answered what is not JSON") }
-            return body
-        case 418, 429, 500...:
-            throw .unavailable(reason: "the exchange answered \(response.status)", retryAfter: response.header("Retry-After").flatMap { Int($0) })
-        default:
-            let object = body as? [String: Any]
-            let code = (object?["code"] as? NSNumber)?.intValue ?? 0
-            let message = object?["msg"] as? String ?? "HTTP \(response.status)"
-            throw .rejectedCredentials(code: code, message: message)
-        }
+    }
+
+    /// `X-MBX-USED-WEIGHT-1M` is what the exchange counted for this address in the current
+    /// minute, whoever spent it: at or past the budget, nobody calls until the minute ends.
+    private func noteUsedWeight(_ response: OutboundResponse) async {
+        guard let weights, let used = response.header("X-MBX-USED-WEIGHT-1M").flatMap({ Int64($0) }), used >= weights.perMinute else { return }
+        let now = Date().timeIntervalSince1970
+        await holdHost(until: Date(timeIntervalSince1970: (now / 60).rounded(.down) * 60 + 60))
     }
 
     /// A query value as Binance reads it: unreserved characters as they are, the rest

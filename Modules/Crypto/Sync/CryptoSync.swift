@@ -44,7 +44,8 @@ enum CryptoSync {
     /// applied (the newest beyond it paused, paused ones within it resumed), then a sync
     /// queued for every active connection that is due (one queued or running per
     /// connection whatever the count).
-    static let schedule = ScheduleDefinition(name: "crypto.tick", kind: tick.name, every: .seconds(300), perTenant: true)
+    static let schedule = ScheduleDefinition(name: "crypto.tick", kind: tick.name, every: .seconds(tickSeconds), perTenant: true)
+    static let tickSeconds: Int64 = 300
 
     static var tickJob: JobDefinition {
         tick.definition(maxAttempts: 3, lease: .seconds(120)) { context, _ in
@@ -125,10 +126,13 @@ enum CryptoSync {
             case .unavailable(let reason, let retryAfter):
                 // Committed pages stay. Told when to come back (the exchange's Retry-After,
                 // or the weight budget's), the job waits that long without using an
-                // attempt; otherwise its retries (with backoff) take it up again.
-                try await finish(run, connection: connection, outcome: "exchange_unavailable", error: reason, weight: weight, context: context)
+                // attempt. Otherwise the adapter already tried four times: the run ends and
+                // the schedule takes the connection up again within minutes. Either way no
+                // job dies and nothing retries in a storm.
+                try await finish(
+                    run, connection: connection, outcome: "exchange_unavailable", error: reason, weight: weight,
+                    retryIn: retryAfter == nil ? Int(tickSeconds) : nil, context: context)
                 if let retryAfter { throw JobRetryLater(after: .seconds(max(1, retryAfter)), reason: reason) }
-                throw failure
             case .clockSkew(let milliseconds):
                 try await finish(
                     run, connection: connection, outcome: "clock_skew", error: "the exchange's clock is \(milliseconds) ms from ours", weight: weight, context: context)
@@ -229,8 +233,11 @@ enum CryptoSync {
     }
 
     /// Ends a run with its outcome and the weight it spent; the connection's next sync is
-    /// due the plan's interval after the run started. Metered once per run.
-    static func finish(_ run: UUID, connection: UUID, outcome: String, error: String?, weight: Int64, context: JobContext) async throws {
+    /// due the plan's interval after the run started (or `retryIn` seconds from now, for
+    /// a run the exchange cut short). Metered once per run.
+    static func finish(
+        _ run: UUID, connection: UUID, outcome: String, error: String?, weight: Int64, retryIn: Int? = nil, context: JobContext
+    ) async throws {
         try await context.transaction(seesAllOwners: true) { transaction in
             _ = try await transaction.query(
                 """
@@ -243,7 +250,8 @@ enum CryptoSync {
                     state = CASE WHEN \(outcome) = 'auth_failed' THEN 'auth_failed' ELSE state END,
                     last_error = \(error), updated_at = now(),
                     last_full_sync_at = CASE WHEN \(outcome) = 'succeeded' AND finished.full_pass THEN finished.started_at ELSE last_full_sync_at END,
-                    next_sync_at = finished.started_at + make_interval(secs => crypto_sync_interval(\(transaction.tenantID)))
+                    next_sync_at = coalesce(now() + make_interval(secs => \(retryIn)),
+                        finished.started_at + make_interval(secs => crypto_sync_interval(\(transaction.tenantID))))
                 FROM finished
                 WHERE id = \(connection)
                 """)
