@@ -18,6 +18,8 @@ import Foundation
 public struct CryptoModule: AtriumModule {
     /// The offset to Binance's clock, measured once for the process.
     let binanceClock = BinanceClock()
+    /// Markets and prices for this process, at most five minutes old.
+    let marketData = MarketData()
 
     public init() {}
 
@@ -97,7 +99,11 @@ public struct CryptoModule: AtriumModule {
     }
 
     public var jobs: [JobDefinition] {
-        [CryptoSync.job { context in binance(context.module, weights: context.limitsAcrossTenants) }, CryptoSync.tickJob]
+        [
+            CryptoSync.job { context in binance(context.module, weights: context.limitsAcrossTenants) },
+            CryptoSync.tickJob,
+            Snapshots.job(adapter: { context in binance(context.module, weights: context.limitsAcrossTenants) }, marketData: marketData),
+        ]
     }
 
     public var schedules: [ScheduleDefinition] { [CryptoSync.schedule] }
@@ -106,6 +112,9 @@ public struct CryptoModule: AtriumModule {
         ConnectionRoutes(adapter: binance(routes.context)).register(routes)
         SyncRoutes().register(routes)
         TradeRoutes().register(routes)
+        HoldingsRoutes(adapter: binance(routes.context), marketData: marketData).register(routes)
+        SnapshotRoutes().register(routes)
+        SettingsRoutes().register(routes)
     }
 }
 

@@ -39,7 +39,7 @@ from aiohttp import web
 API_KEY_LENGTH = 64
 # The markets exchangeInfo lists (base, quote); seeded trades add theirs.
 MARKETS = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "ETHBTC": ("ETH", "BTC"), "BNBUSDT": ("BNB", "USDT"),
-           "BNBBTC": ("BNB", "BTC"), "SOLUSDT": ("SOL", "USDT"), "XRPUSDT": ("XRP", "USDT")}
+           "BNBBTC": ("BNB", "BTC"), "SOLUSDT": ("SOL", "USDT"), "XRPUSDT": ("XRP", "USDT"), "LINKBTC": ("LINK", "BTC")}
 
 
 # Weight of each endpoint (binance-spot-api-docs, current values).
@@ -47,7 +47,7 @@ WEIGHTS = {"/api/v3/time": 1, "/api/v3/exchangeInfo": 20, "/api/v3/account": 20,
            "/api/v3/ticker/price": 4, "/api/v3/klines": 2, "/sapi/v1/account/apiRestrictions": 1}
 # Last prices of the listed markets (ticker/price), settable through /_sim/prices.
 PRICES = {"BTCUSDT": "60000.00000000", "ETHUSDT": "3000.00000000", "ETHBTC": "0.05000000", "BNBUSDT": "600.00000000",
-          "BNBBTC": "0.01000000", "SOLUSDT": "150.00000000", "XRPUSDT": "0.50000000"}
+          "BNBBTC": "0.01000000", "SOLUSDT": "150.00000000", "XRPUSDT": "0.50000000", "LINKBTC": "0.00050000"}
 
 
 class Exchange:

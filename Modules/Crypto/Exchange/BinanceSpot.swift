@@ -92,6 +92,41 @@ struct BinanceSpot: ExchangeAdapter {
         }
     }
 
+    func prices() async throws(ExchangeFailure) -> [String: Decimal] {
+        let answer = try await call("/api/v3/ticker/price", query: nil, apiKey: nil)
+        guard let tickers = answer as? [[String: Any]] else { throw .badResponse("ticker/price answered what is not a list") }
+        var prices: [String: Decimal] = [:]
+        for ticker in tickers {
+            guard let symbol = ticker["symbol"] as? String, let price = Self.decimal(ticker["price"]).flatMap(DecimalString.init) else {
+                throw .badResponse("a ticker without its symbol or price")
+            }
+            prices[symbol] = price.value
+        }
+        return prices
+    }
+
+    func dailyCloses(of symbol: String, from: Date, to: Date) async throws(ExchangeFailure) -> [Int64: Decimal] {
+        let day: Int64 = 86_400_000
+        let start = Int64(from.timeIntervalSince1970 * 1000) / day * day
+        let end = Int64(to.timeIntervalSince1970 * 1000)
+        var closes: [Int64: Decimal] = [:]
+        var next = start
+        while next <= end {
+            let query = "symbol=\(Self.escaped(symbol))&interval=1d&startTime=\(next)&endTime=\(end)&limit=1000"
+            let answer = try await call("/api/v3/klines", query: query, apiKey: nil)
+            guard let candles = answer as? [[Any]] else { throw .badResponse("klines answered what is not a list of candles") }
+            for candle in candles {
+                guard candle.count > 4, let opened = (candle[0] as? NSNumber)?.int64Value, let close = Self.decimal(candle[4]).flatMap(DecimalString.init) else {
+                    throw .badResponse("a candle of \(symbol) without its open time or close")
+                }
+                closes[opened] = close.value
+            }
+            guard candles.count == 1000, let last = closes.keys.max() else { break }
+            next = last + day
+        }
+        return closes
+    }
+
     /// Decimal text as the exchange writes it, refused when it is not plain decimal notation.
     static func decimal(_ value: Any?) -> String? {
         guard let text = value as? String, DecimalString(text) != nil else { return nil }
@@ -138,6 +173,7 @@ struct BinanceSpot: ExchangeAdapter {
         switch path {
         case "/api/v3/account", "/api/v3/myTrades", "/api/v3/exchangeInfo": 20
         case "/api/v3/ticker/price": 4
+        case "/api/v3/klines": 2
         default: 1
         }
     }

@@ -74,6 +74,11 @@ protocol ExchangeAdapter: Sendable {
     func trades(of credentials: ExchangeCredentials, symbol: String, from: Int64, limit: Int) async throws(ExchangeFailure) -> [ExchangeTrade]
     /// The most trades one `trades` call returns: a shorter page is the last.
     var pageSize: Int { get }
+    /// The last price of every market, by symbol (one call).
+    func prices() async throws(ExchangeFailure) -> [String: Decimal]
+    /// A market's daily closes (UTC days, as the start of the day in milliseconds since
+    /// 1970) from `from` through `to`.
+    func dailyCloses(of symbol: String, from: Date, to: Date) async throws(ExchangeFailure) -> [Int64: Decimal]
     /// The request weight this adapter's calls have spent so far (what a run records).
     func weightSpent() async -> Int64
 }

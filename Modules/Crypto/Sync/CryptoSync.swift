@@ -43,7 +43,7 @@ enum CryptoSync {
     /// Every five minutes for each tenant with the module: the plan's connection count
     /// applied (the newest beyond it paused, paused ones within it resumed), then a sync
     /// queued for every active connection that is due (one queued or running per
-    /// connection whatever the count).
+    /// connection whatever the count), and the snapshot job when a user's is due.
     static let schedule = ScheduleDefinition(name: "crypto.tick", kind: tick.name, every: .seconds(tickSeconds), perTenant: true)
     static let tickSeconds: Int64 = 300
 
@@ -57,6 +57,8 @@ enum CryptoSync {
                 for connection in due {
                     try await transaction.enqueue(kind, .init(connection: connection), uniqueKey: uniqueKey(connection))
                 }
+                let snapshotDue = try await transaction.query("SELECT \(unescaped: Snapshots.dueCondition)").first?.decode(Bool.self) ?? false
+                if snapshotDue { try await transaction.enqueue(Snapshots.kind, .init(), uniqueKey: Snapshots.uniqueKey) }
             }
         }
     }

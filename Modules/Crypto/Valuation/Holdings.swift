@@ -1,0 +1,100 @@
+import AtriumCore
+import Foundation
+import HTTPTypes
+import PostgresNIO
+
+/// What the synced balances hold and are worth now: the balances of every active
+/// connection the caller may see (their own; an admin's `?owner=` narrows to one user),
+/// summed per asset and valued at the exchange's last prices (at most five minutes old).
+struct Holdings: Codable, Sendable {
+    struct Line: Codable, Sendable {
+        var asset: String
+        var quantity: DecimalString
+        /// One unit's worth in the valuation asset; null when no market prices it.
+        var price: DecimalString?
+        var value: DecimalString?
+    }
+
+    var valuationAsset: String
+    var pricedAt: Date
+    /// The sum of the priced lines, rounded half-even to 8 places once.
+    var totalValue: DecimalString
+    var assets: [Line]
+    /// Assets held that no direct, inverse or BTC-bridged market prices: left out of the
+    /// total, never counted as 0.
+    var unpricedAssets: [String]
+
+    /// Values `quantities` (asset → amount) at `quotes`.
+    init(_ quantities: [(asset: String, quantity: Decimal)], in valuation: String, at quotes: Quotes) {
+        let rates = quotes.rates(of: quantities.map(\.asset), in: valuation)
+        var total: Decimal = 0
+        var lines: [Line] = []
+        var unpriced: [String] = []
+        for (asset, quantity) in quantities {
+            guard let rate = rates[asset] else {
+                unpriced.append(asset)
+                lines.append(Line(asset: asset, quantity: DecimalString(quantity), price: nil, value: nil))
+                continue
+            }
+            let value = quantity * rate
+            total += value
+            lines.append(Line(
+                asset: asset, quantity: DecimalString(quantity), price: DecimalString(DecimalString.rounded(rate, scale: 18)),
+                value: DecimalString(value, scale: 8)))
+        }
+        valuationAsset = valuation
+        pricedAt = quotes.pricedAt
+        totalValue = DecimalString(total, scale: 8)
+        assets = lines
+        unpricedAssets = unpriced
+    }
+}
+
+struct HoldingsRoutes {
+    let adapter: any ExchangeAdapter
+    let marketData: MarketData
+
+    func register(_ routes: ModuleRoutes) {
+        let (adapter, marketData) = (adapter, marketData)
+        routes.on(
+            .get, "holdings", summary: "What your connected accounts hold, valued at the exchange's prices (at most five minutes old)",
+            access: CryptoAccess.records,
+            query: [
+                .init("owner", "Only this user's connections (for those who may see everyone's)."), .init("connection", "Only this connection."),
+                .init("valuation_asset", "The asset to value in (default: the owner's setting, else USDT)."),
+            ],
+            response: Holdings.self
+        ) { request in
+            let filter = try ListFilter(request)
+            let connection = try request.uuidQuery("connection")
+            let asked = request.query("valuation_asset")
+            if let asked, !CryptoSettings.isAsset(asked) { throw AtriumError.validation(field: "valuation_asset", "must be an asset such as USDT or BTC") }
+            let caller = try request.requireOwnership().userID
+            let (valuation, quantities) = try await request.transaction { transaction in
+                var valuation = asked ?? CryptoSettings.defaultValuationAsset
+                if asked == nil { valuation = try await CryptoSettings.valuationAsset(of: filter.owner ?? caller, on: transaction) }
+                let rows = try await transaction.lastStatement {
+                    try await transaction.query(
+                        """
+                        SELECT b.asset, sum(b.free + b.locked)::text FROM crypto_balances b
+                        JOIN crypto_connections c ON c.tenant_id = b.tenant_id AND c.id = b.connection_id AND c.state = 'active'
+                        WHERE (\(filter.owner)::uuid IS NULL OR b.owner_id = \(filter.owner))
+                          AND (\(connection)::uuid IS NULL OR b.connection_id = \(connection))
+                        GROUP BY b.asset HAVING sum(b.free + b.locked) <> 0 ORDER BY b.asset
+                        """)
+                }
+                return (valuation, try rows.map { row in
+                    let (asset, quantity) = try row.decode((String, String).self)
+                    return (asset: asset, quantity: DecimalString(quantity)?.value ?? 0)
+                })
+            }
+            let quotes: Quotes
+            do throws(ExchangeFailure) {
+                quotes = try await marketData.quotes(from: adapter)
+            } catch {
+                throw ConnectionProblems.problem(for: error)
+            }
+            return Holdings(quantities, in: valuation, at: quotes)
+        }
+    }
+}
