@@ -114,6 +114,7 @@ public struct CryptoModule: AtriumModule {
         TradeRoutes().register(routes)
         HoldingsRoutes(adapter: binance(routes.context), marketData: marketData).register(routes)
         SnapshotRoutes().register(routes)
+        ProfitAndLossRoutes(adapter: binance(routes.context), marketData: marketData).register(routes)
         SettingsRoutes().register(routes)
     }
 }

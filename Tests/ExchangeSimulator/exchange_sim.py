@@ -57,6 +57,7 @@ class Exchange:
         self.requests = []
         self.faults = []
         self.prices = dict(PRICES)
+        self.closes = {}  # symbol -> {UTC day start in ms: close}
         self.weight_limit = 6000
         self.weight_used = {}  # (address, minute) -> weight
         self.blocked_until = {}  # address -> (seconds since 1970, status)
@@ -221,7 +222,8 @@ async def ticker_price(request):
 
 
 async def klines(request):
-    """Daily candles of a market; each day's close is the market's current price."""
+    """Daily candles of a market; a day's close is the one set through /_sim/closes, else
+    the market's current price."""
     exchange = request.app["exchange"]
     symbol = request.query.get("symbol")
     if not symbol:
@@ -234,10 +236,10 @@ async def klines(request):
     end = int(request.query.get("endTime", exchange.now_ms()))
     start = int(request.query.get("startTime", end - 499 * day))
     limit = min(int(request.query.get("limit", "500")), 1000)
-    price = exchange.prices[symbol]
     candles = []
     opened = start - start % day
     while opened <= end and len(candles) < limit:
+        price = exchange.closes.get(symbol, {}).get(opened, exchange.prices[symbol])
         candles.append([opened, price, price, price, price, "1.00000000", opened + day - 1, price, 1, "0", "0", "0"])
         opened += day
     return web.json_response(candles)
@@ -266,6 +268,8 @@ async def seed_trades(request):
     if account is None:
         return web.json_response({"error": "no such account"}, status=404)
     body = await request.json()
+    if "trades" in body:
+        return explicit_trades(exchange, account, body["trades"])
     generator = random.Random(body.get("seed", 1))
     symbols = body["symbols"]
     clock = exchange.now_ms() - 86_400_000
@@ -295,6 +299,35 @@ async def seed_trades(request):
             move(base, -quantity)
             move(quote, price * quantity - commission)
     return web.json_response({"trades": sum(len(trades) for trades in account["trades"].values())}, status=201)
+
+
+def explicit_trades(exchange, account, trades):
+    """Trades as given (`symbol`, `price`, `qty`, `is_buyer`, `commission`,
+    `commission_asset`, `days_ago`), each moving the balances as the fill would."""
+    balances = account["balances"]
+
+    def move(asset, amount):
+        balances[asset] = f"{Decimal(balances.get(asset, '0')) + amount:.8f}"
+
+    for given in trades:
+        symbol = given["symbol"]
+        base, quote = MARKETS[symbol]
+        listed = account["trades"].setdefault(symbol, [])
+        trade_id = (listed[-1]["id"] + 1) if listed else 1000
+        price, quantity, commission = Decimal(given["price"]), Decimal(given["qty"]), Decimal(given.get("commission", "0"))
+        fee_asset = given.get("commission_asset", base)
+        is_buyer = bool(given["is_buyer"])
+        quote_quantity = price * quantity
+        listed.append({
+            "symbol": symbol, "id": trade_id, "orderId": 10_000 + trade_id, "orderListId": -1, "price": f"{price:.8f}",
+            "qty": f"{quantity:.8f}", "quoteQty": f"{quote_quantity:.8f}", "commission": f"{commission:.8f}",
+            "commissionAsset": fee_asset, "time": exchange.now_ms() - int(given.get("days_ago", 0) * 86_400_000),
+            "isBuyer": is_buyer, "isMaker": False, "isBestMatch": True,
+        })
+        move(base, quantity if is_buyer else -quantity)
+        move(quote, -quote_quantity if is_buyer else quote_quantity)
+        move(fee_asset, -commission)
+    return web.json_response({"trades": sum(len(listed) for listed in account["trades"].values())}, status=201)
 
 
 async def revoke(request):
@@ -334,6 +367,18 @@ async def set_prices(request):
     return web.json_response(exchange.prices)
 
 
+async def set_closes(request):
+    """`{"BTCUSDT": {"1": "40000"}}`: the market's close on the UTC day that many days ago."""
+    body = await request.json()
+    exchange = request.app["exchange"]
+    day = 86_400_000
+    today = exchange.now_ms() // day * day
+    for symbol, closes in body.items():
+        for days_ago, close in closes.items():
+            exchange.closes.setdefault(symbol, {})[today - int(days_ago) * day] = f"{Decimal(str(close)):.8f}"
+    return web.json_response({"symbols": sorted(exchange.closes)})
+
+
 async def set_weight(request):
     """`{"limit"?: N, "used"?: N}`: the per-minute weight limit, and weight already used
     by this minute's callers (another client on the same address)."""
@@ -359,6 +404,7 @@ def application():
     app.router.add_post("/_sim/faults", add_fault)
     app.router.add_put("/_sim/prices", set_prices)
     app.router.add_put("/_sim/weight", set_weight)
+    app.router.add_put("/_sim/closes", set_closes)
     app.router.add_post("/_sim/accounts", create_account)
     app.router.add_post("/_sim/accounts/{api_key}/trades", seed_trades)
     app.router.add_post("/_sim/accounts/{api_key}/revoke", revoke)
