@@ -8,7 +8,62 @@ import PostgresNIO
 /// module's `commands`.
 struct CryptoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "crypto", abstract: "The crypto module's operator commands.", subcommands: [Connections.self])
+        commandName: "crypto", abstract: "The crypto module's operator commands.", subcommands: [Connections.self, RotateKeys.self])
+
+    struct RotateKeys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-keys",
+            abstract: "Rotate tenants' data keys: a new version, every exchange secret re-sealed under it, the old one destroyed.",
+            discussion: """
+                Secrets are re-sealed in batches of 500 connections, a transaction each, while syncs and new connections go \
+                on. A run that finds a rotation unfinished (killed, or a secret that would not open) finishes it rather than \
+                start another. --rewrap-only leaves the secrets alone and re-wraps the data keys under the current master \
+                key. A secret that does not open is named by its connection, and the exit status is 1. Audited per tenant.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Only this tenant (default: every tenant).") var tenant: String?
+        @Flag(help: "Only re-wrap the data keys under the current master key.") var rewrapOnly = false
+        @Flag(help: "Say what would change; change nothing.") var dryRun = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let logger = global.logger(defaultLevel: .warning)
+            let (rewrapOnly, dryRun) = (self.rewrapOnly, self.dryRun)
+            let slugs: [String]
+            if let tenant {
+                slugs = [tenant]
+            } else {
+                slugs = try await global.withDatabase(logger: logger) { location in
+                    try await withPostgresConnection(location.app, logger: logger) { connection in
+                        try await connection.query("SELECT slug FROM tenants ORDER BY slug", logger: logger).collect().map { try $0.decode(String.self) }
+                    }
+                }
+            }
+            var reports: [KeyRotation.Report] = []
+            for slug in slugs {
+                reports.append(try await global.withJobContext(of: CryptoModule(), tenant: slug, logger: logger) { context in
+                    try await KeyRotation.run(tenant: slug, rewrapOnly: rewrapOnly, dryRun: dryRun, context: context)
+                })
+            }
+            if json {
+                try Console.json(reports)
+            } else {
+                Console.table(
+                    ["TENANT", "REWRAPPED", "VERSION", "RESEALED", "DELETED", "FAILED"],
+                    reports.map { report in
+                        [report.tenant, String(report.rewrapped), report.activeVersion.map { "\($0)\(report.addedVersion ? " (new)" : "")" } ?? "-",
+                         String(report.resealed), report.deletedVersions.map(String.init).joined(separator: ","),
+                         report.failed.map { $0.uuidString.lowercased() }.joined(separator: " ")]
+                    })
+                if dryRun { Console.note("dry run: nothing was changed") }
+            }
+            let failed = reports.flatMap(\.failed)
+            if !failed.isEmpty {
+                Console.error("secrets of \(failed.count) connection(s) did not open: \(failed.map { $0.uuidString.lowercased() }.joined(separator: ", "))")
+                throw ExitCode(1)
+            }
+        }
+    }
 
     struct Connections: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

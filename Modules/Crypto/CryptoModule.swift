@@ -78,6 +78,12 @@ public struct CryptoModule: AtriumModule {
 
     public var commands: [any ParsableCommand.Type] { [CryptoCommand.self] }
 
+    /// The tenant's data keys, re-wrapped under the module's current key (`atrium keys
+    /// rotate-master`); the secrets sealed under them do not change.
+    public func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int {
+        try await KeyRotation.rewrap(sealer: sealer, on: transaction)
+    }
+
     public func migrations() throws -> [Migration] {
         try Migration.fromFiles(EmbeddedMigrations.files, owner: id)
     }

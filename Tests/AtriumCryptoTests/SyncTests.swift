@@ -177,6 +177,8 @@ import Testing
                 #expect(connection["last_error"]?.string?.contains("-2015") == true, "\(connection)")
                 let runs = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array ?? []
                 #expect(runs.first?["outcome"]?.string == "auth_failed")
+                #expect(try await count(db, "SELECT count(*)::int FROM audit_events WHERE action = 'crypto.connection.auth_failed'") == 1, "audited")
+                #expect(try await count(db, "SELECT count(*)::int FROM jobs WHERE state = 'dead'") == 0)
             }
         }
     }

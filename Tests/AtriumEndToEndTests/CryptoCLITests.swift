@@ -157,6 +157,15 @@ struct CryptoCLITests {
             for output in [list.stdout, list.stderr, listed.stdout, listed.stderr] {
                 #expect(!output.contains(key) && !output.contains(secret))
             }
+            // The operator rotates every tenant's data key: a dry run first, then for real.
+            let dry = try await atrium.run("crypto", "rotate-keys", "--dry-run", "--json")
+            #expect(dry.status == 0 && dry.stdout.contains(#""resealed" : 1"#) && dry.stdout.contains(#""dry_run" : true"#), "\(dry.stdout) \(dry.stderr)")
+            let rotated = try await atrium.run("crypto", "rotate-keys", "--tenant", "coin")
+            #expect(rotated.status == 0 && rotated.stdout.contains("2 (new)"), "\(rotated.stdout) \(rotated.stderr)")
+            let rewrapped = try await atrium.run("crypto", "rotate-keys", "--rewrap-only")
+            #expect(rewrapped.status == 0, "\(rewrapped.stdout) \(rewrapped.stderr)")
+            for output in [dry.stdout, dry.stderr, rotated.stdout, rotated.stderr] { #expect(!output.contains(secret)) }
+
             let unknown = try await atrium.run("crypto", "connections", "list", "--tenant", "nope")
             #expect(unknown.status != 0 && unknown.stderr.contains("no tenant named 'nope'"), "\(unknown.stderr)")
         }

@@ -24,13 +24,22 @@ private func runJob(
     guard let definition = module.jobs.first(where: { $0.kind == kind }) else {
         throw ConfigurationError("module '\(module.id)' declares no job '\(kind)'; it declares \(module.jobs.map(\.kind))")
     }
+    try await definition.handler(
+        try jobContext(kind, of: module, tenantID: tenantID, payload: payload, database: database, clock: clock, environment: environment, masterKey: masterKey))
+}
+
+/// A job's context as a worker builds it, for code that takes one (a module's operator
+/// routines, `GlobalOptions.withJobContext` in a command) run from a test.
+public func jobContext(
+    _ kind: String, of module: any AtriumModule, tenantID: UUID?, payload: Data = Data("{}".utf8), database: Database,
+    clock: any AtriumClock = SystemClock(), environment: [String: String] = [:], masterKey: MasterKey
+) throws -> JobContext {
     let kit = ModuleKit(
         masterKey: masterKey, publicURL: Identity.defaultAppURL, clock: clock, environment: environment, logger: TestDatabase.logger)
-    let context = JobContext(
+    return JobContext(
         kind: kind, tenantID: tenantID, payload: payload, logger: TestDatabase.logger, database: database,
         metering: Metering(registry: try ModuleRegistry([module]), logger: TestDatabase.logger), channels: Set(module.channels),
         module: kit.context(for: module.id))
-    try await definition.handler(context)
 }
 
 /// Runs a typed job (`JobKind`) of `module` with `payload`, as `runJob(_:of:…)` does.

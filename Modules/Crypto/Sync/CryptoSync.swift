@@ -258,6 +258,12 @@ enum CryptoSync {
                 WHERE id = \(connection)
                 """)
             _ = try await transaction.recordUsage(CryptoModule.syncsMeter, idempotencyKey: "crypto.sync:\(run.uuidString.lowercased())")
+            if outcome == "auth_failed" {
+                // Security-relevant: a key stopped working (revoked, or not the user's any more).
+                try await AuditLog(logger: transaction.logger).record(
+                    "crypto.connection.auth_failed", tenantID: transaction.tenantID, actor: .init(type: .system),
+                    subject: "connection:\(connection.uuidString.lowercased())", details: ["reason": .string(error ?? "")], on: transaction.connection)
+            }
         }
     }
 }
