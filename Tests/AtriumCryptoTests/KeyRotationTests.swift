@@ -133,6 +133,26 @@ import Testing
                 }
                 let last = json(try await client.send(.get, Self.base + "/connections/\(ids[2])/runs", token: token))["data"]?.array?.first
                 #expect(last?["outcome"]?.string == "succeeded", "opens under the new master key alone")
+
+                // After connecting, syncing, failing and rotating: no key or secret as text
+                // in any row of any table (job payloads, audit, runs, usage included).
+                let everything = try await db.withOwner { connection in
+                    try await connection.query(
+                        "SELECT set_config('app.tenant_id', \(tenant.id.uuidString), false), set_config('app.owner_scope', 'any', false)", logger: TestDatabase.logger)
+                    let tables = try await connection.query(
+                        "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", logger: TestDatabase.logger
+                    ).collect().map { try $0.decode(String.self) }
+                    var text = ""
+                    for table in tables {
+                        let rows = try await connection.query(
+                            PostgresQuery(unsafeSQL: "SELECT coalesce(string_agg(t::text, ' '), '') FROM \(table) t"), logger: TestDatabase.logger)
+                        text += try await rows.collect().first?.decode(String.self) ?? ""
+                    }
+                    return (tables.count, text)
+                }
+                #expect(everything.0 > 30 && everything.1.contains("crypto.keys.rotated"), "the scan reads the audit log too")
+                for letter in letters { #expect(!everything.1.contains(String(repeating: letter, count: 64))) }
+                #expect(!everything.1.contains(SyncTests.secret))
             }
         }
     }
