@@ -89,6 +89,17 @@ import Testing
                 let junk = try await client.send(.get, Self.base + "/trades?cursor=bm90LW91cnM", token: token)
                 #expect(junk.status == .unprocessableContent)
 
+                // The same trades as CSV, and the time filter.
+                let export = try await client.send(.get, Self.base + "/trades/export?symbol=ETHBTC&connection=\(id)", token: token)
+                #expect(export.status == .ok && export.headers[.contentType]?.hasPrefix("text/csv") == true)
+                let csv = String(buffer: export.body).split(separator: "\r\n")
+                #expect(csv.first?.hasPrefix("traded_at,connection_id,symbol,trade_id") == true)
+                #expect(csv.count == 626 && Set(csv.dropFirst().map { $0.split(separator: ",")[3] }).count == 625, "\(csv.count)")
+                let lastTime = try #require(times.last)
+                let since = try await client.send(
+                    .get, Self.base + "/trades?symbol=ETHBTC&since=\(lastTime.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")", token: token)
+                #expect(json(since)["data"]?.array?.count == 1, "only the last trade is at or after its own time: \(String(buffer: since.body).prefix(300))")
+
                 // A manual sync inside the plan's interval (300 s without one) is refused.
                 let early = try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token)
                 #expect(early.status == .tooManyRequests)
