@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check openapi-spec-validator==0.9.0 aiosmtpd==1.4.6 oidc-provider-mock==0.3.4 \
-  schemathesis==4.32.5 aiohttp==3.12.15 ccxt==4.4.50
+  schemathesis==4.32.5 aiohttp==3.12.15 ccxt==4.5.6
 
 scratch="$(mktemp -d /tmp/atrium-test.XXXXXX)"
 chmod 755 "$scratch"

@@ -8,7 +8,7 @@ import PostgresNIO
 /// module's `commands`.
 struct CryptoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "crypto", abstract: "The crypto module's operator commands.", subcommands: [Connections.self, RotateKeys.self])
+        commandName: "crypto", abstract: "The crypto module's operator commands.", subcommands: [Connections.self, RotateKeys.self, CryptoBenchCommand.self])
 
     struct RotateKeys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -367,6 +367,16 @@ async def set_prices(request):
     return web.json_response(exchange.prices)
 
 
+async def add_markets(request):
+    """`{"ADAUSDT": {"base": "ADA", "quote": "USDT", "price": "0.40"}}`: markets listed from now on."""
+    body = await request.json()
+    exchange = request.app["exchange"]
+    for symbol, market in body.items():
+        MARKETS[symbol] = (market["base"], market["quote"])
+        exchange.prices[symbol] = f"{Decimal(str(market.get('price', '1'))):.8f}"
+    return web.json_response({"markets": len(MARKETS)}, status=201)
+
+
 async def set_closes(request):
     """`{"BTCUSDT": {"1": "40000"}}`: the market's close on the UTC day that many days ago."""
     body = await request.json()
@@ -405,6 +415,7 @@ def application():
     app.router.add_put("/_sim/prices", set_prices)
     app.router.add_put("/_sim/weight", set_weight)
     app.router.add_put("/_sim/closes", set_closes)
+    app.router.add_post("/_sim/markets", add_markets)
     app.router.add_post("/_sim/accounts", create_account)
     app.router.add_post("/_sim/accounts/{api_key}/trades", seed_trades)
     app.router.add_post("/_sim/accounts/{api_key}/revoke", revoke)
