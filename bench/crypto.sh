@@ -78,7 +78,7 @@ YAML
 done
 export ATRIUM_CRYPTO_BINANCE_URL="$sim" ATRIUM_CRYPTO_OUTBOUND_ALLOW=loopback ATRIUM_CRYPTO_BINANCE_WEIGHT_PER_MINUTE=6000
 # No workers: the first syncs the connections queue are the bench's to run.
-"$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --no-worker --log-level error &
+"$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --no-worker --log-level error >/dev/null &
 server=$!
 bench_wait_ready "$base"
 sql() { "$bin" db shell --role owner --command "$1" | sed -n '3,$p' | sed '/^(/d;/^$/d'; }
@@ -99,7 +99,8 @@ commits_before="$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = 
 synced="$("$bin" crypto bench sync --tenant coin --connection "$c1" --mode sync)"
 sleep 1
 commits_after="$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()" | tr -d ' ')"
-inserts="$(sql "SELECT coalesce(sum(calls), 0) || ' statements, ' || coalesce(sum(rows), 0) || ' rows' FROM pg_stat_statements WHERE query ILIKE '%INSERT INTO crypto_trades%'" 2>/dev/null | tr -d '\n' || echo '?')"
+statements="$(sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE '%crypto_%'" 2>/dev/null | tr -d ' \n' || echo '?')"
+inserts="$(sql "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query ILIKE '%INSERT INTO crypto_trades%'" 2>/dev/null | tr -d ' \n' || echo '?')"
 rows="$("$bin" crypto bench sync --tenant coin --connection "$c2" --mode rows)"
 printf '  fetch and parse only      %8s trades/s\n' "$(field trades_per_second "$fetch")"
 printf '  sync (set-based)          %8s trades/s   %.2fx of fetching alone (target >= 0.5)\n' \
@@ -108,7 +109,8 @@ printf '  one INSERT per trade      %8s trades/s   set-based is %.1fx faster\n' 
   "$(field trades_per_second "$rows")" "$(awk -v a="$(field trades_per_second "$synced")" -v b="$(field trades_per_second "$rows")" 'BEGIN { print a / b }')"
 printf '  sync resident memory      %s MB at start, %s MB at most (flat: pages of 1,000 whatever the total)\n' \
   "$(field rss_start_mb "$synced")" "$(field rss_max_mb "$synced")"
-printf '  PostgreSQL for the sync   %s commits; trade inserts: %s\n' "$((commits_after - commits_before))" "$inserts"
+printf '  PostgreSQL for the sync   %s commits, %s statements on crypto tables, %s of them trade inserts (one per page)\n' \
+  "$((commits_after - commits_before))" "$statements" "$inserts"
 
 echo
 echo "crypto snapshot (100 tenants x 10 connections x 20 assets)"

@@ -105,17 +105,24 @@ enum CryptoSync {
             let balances = try await adapter.balances(of: credentials)
             let moved = try await keep(balances, of: connection, owner: owner, context: context)
             let markets = try await adapter.markets()
-            let traded = try await context.transaction(seesAllOwners: true) { transaction in
-                try await transaction.query("SELECT symbol FROM crypto_sync_cursors WHERE connection_id = \(connection)").map { try $0.decode(String.self) }
+            // Where each market's trades were read up to (read once: a run is the only
+            // writer of its connection's cursors, one sync per connection at a time).
+            let cursors = try await context.transaction(seesAllOwners: true) { transaction in
+                Dictionary(
+                    try await transaction.query("SELECT symbol, next_trade_id FROM crypto_sync_cursors WHERE connection_id = \(connection)")
+                        .map { try $0.decode((String, Int64).self) },
+                    uniquingKeysWith: max)
             }
-            var candidates = symbols(markets: markets, balances: balances, traded: traded, declared: start.declared)
+            var candidates = symbols(markets: markets, balances: balances, traded: Array(cursors.keys), declared: start.declared)
             if !start.full {
                 // Between full passes, only markets one of whose assets moved can have new trades.
                 let listed = Dictionary(markets.map { ($0.symbol, $0) }, uniquingKeysWith: { first, _ in first })
                 candidates = candidates.filter { symbol in listed[symbol].map { moved.contains($0.base) || moved.contains($0.quote) } ?? false }
             }
             for symbol in candidates {
-                try await pages(of: symbol, connection: connection, owner: owner, run: run, credentials: credentials, adapter: adapter, context: context)
+                try await pages(
+                    of: symbol, from: cursors[symbol] ?? 0, connection: connection, owner: owner, run: run, credentials: credentials, adapter: adapter,
+                    context: context)
             }
             try await finish(run, connection: connection, outcome: "succeeded", error: nil, weight: await adapter.weightSpent(), context: context)
         } catch let failure as ExchangeFailure {
@@ -179,21 +186,21 @@ enum CryptoSync {
         }
     }
 
-    /// The trades of `symbol` from its cursor, page by page, each page with its cursor in
-    /// one transaction.
+    /// The trades of `symbol` from its cursor `from`, page by page, each page with its
+    /// cursor in one transaction. The next page is asked for while one lands (it starts
+    /// after this page's last id whatever the landing does), so the exchange's time and
+    /// the database's overlap; a page only counts once it has landed with its cursor.
     static func pages(
-        of symbol: String, connection: UUID, owner: UUID, run: UUID, credentials: ExchangeCredentials, adapter: any ExchangeAdapter, context: JobContext
+        of symbol: String, from: Int64, connection: UUID, owner: UUID, run: UUID, credentials: ExchangeCredentials, adapter: any ExchangeAdapter,
+        context: JobContext
     ) async throws {
-        while true {
-            let from = try await context.transaction(seesAllOwners: true) { transaction in
-                try await transaction.query(
-                    "SELECT next_trade_id FROM crypto_sync_cursors WHERE connection_id = \(connection) AND symbol = \(symbol)"
-                ).first?.decode(Int64.self) ?? 0
-            }
-            let page = try await adapter.trades(of: credentials, symbol: symbol, from: from, limit: adapter.pageSize)
-            guard let last = page.last else { return }
-            try await land(page, next: last.id + 1, symbol: symbol, connection: connection, owner: owner, run: run, context: context)
-            if page.count < adapter.pageSize { return }
+        let size = adapter.pageSize
+        var page = try await adapter.trades(of: credentials, symbol: symbol, from: from, limit: size)
+        while let last = page.last {
+            let (full, landing) = (page.count == size, page)
+            async let next = full ? adapter.trades(of: credentials, symbol: symbol, from: last.id + 1, limit: size) : []
+            try await land(landing, next: last.id + 1, symbol: symbol, connection: connection, owner: owner, run: run, context: context)
+            page = try await next
         }
     }
 
