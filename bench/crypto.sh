@@ -134,5 +134,6 @@ echo
 echo "crypto data-key rotation (10,000 connections)"
 rotation="$("$bin" crypto bench rotation --tenant coin --connection "$c1" --connections 10000)"
 printf '  %s connections re-sealed in %s s: %s rows/s\n' "$(field connections "$rotation")" "$(field rotation_seconds "$rotation")" "$(field rows_per_second "$rotation")"
-printf '  sync p99 %s ms without, %s ms during: %sx (target <= 2)\n' \
-  "$(field sync_p99_ms "$rotation")" "$(field sync_p99_during_ms "$rotation")" "$(field ratio "$rotation")"
+printf '  sync p99 %s ms without (%s syncs), %s ms during (the %s syncs that started while it ran): %sx (target <= 2)\n' \
+  "$(field sync_p99_ms "$rotation")" "$(field syncs "$rotation")" "$(field sync_p99_during_ms "$rotation")" "$(field syncs_during "$rotation")" \
+  "$(field ratio "$rotation")"

@@ -22,6 +22,8 @@ bench/tls-path.sh
 echo
 bench/portfolio.sh
 echo
+bench/crypto.sh
+echo
 
 scratch="$(mktemp -d /tmp/atrium-bench.XXXXXX)"
 chmod 755 "$scratch"

@@ -3,6 +3,7 @@ import AtriumCore
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// `atrium crypto bench …`: the measurements `bench/crypto.sh` prints (hidden from help;
 /// not an operator's tool). Each runs in one process against the database and the
@@ -153,17 +154,21 @@ struct CryptoBenchCommand: AsyncParsableCommand {
             let line = try await global.withJobContext(of: CryptoModule(), tenant: slug, logger: logger) { context in
                 let module = CryptoModule()
                 try await Self.fill(count, context: context)
-                func timedSyncs(while running: (@Sendable () async throws -> Void)?) async throws -> (p99: Double, rotation: Double?) {
-                    try await withThrowingTaskGroup(of: Double?.self) { group in
+                // Syncs one after another: `syncs` of them, or with `running`, as many as
+                // start while it runs (so that every timed sync overlaps it).
+                func timedSyncs(while running: (@Sendable () async throws -> Void)?) async throws -> (p99: Double, rotation: Double?, count: Int) {
+                    let done = ManagedAtomicFlag()
+                    return try await withThrowingTaskGroup(of: Double?.self) { group in
                         if let running {
                             group.addTask {
                                 let start = ContinuousClock.now
                                 try await running()
+                                done.set()
                                 return (ContinuousClock.now - start).seconds
                             }
                         }
                         var times: [Double] = []
-                        for _ in 0..<syncs {
+                        while times.isEmpty || (running == nil ? times.count < syncs : !done.isSet) {
                             let start = ContinuousClock.now
                             try await CryptoSync.run(id, full: false, adapter: module.binance(context.module), context: context)
                             times.append((ContinuousClock.now - start).seconds * 1000)
@@ -171,7 +176,7 @@ struct CryptoBenchCommand: AsyncParsableCommand {
                         var rotation: Double?
                         for try await result in group { rotation = result ?? rotation }
                         times.sort()
-                        return (times[min(times.count - 1, Int(Double(times.count) * 0.99))], rotation)
+                        return (times[min(times.count - 1, Int(Double(times.count) * 0.99))], rotation, times.count)
                     }
                 }
                 let idle = try await timedSyncs(while: nil)
@@ -180,8 +185,9 @@ struct CryptoBenchCommand: AsyncParsableCommand {
                 }
                 let rotated = count + 1
                 return String(
-                    format: #"{"connections":%d,"rotation_seconds":%.3f,"rows_per_second":%.0f,"sync_p99_ms":%.2f,"sync_p99_during_ms":%.2f,"ratio":%.2f}"#,
-                    rotated, during.rotation ?? 0, Double(rotated) / (during.rotation ?? 1), idle.p99, during.p99, during.p99 / idle.p99)
+                    format: #"{"connections":%d,"rotation_seconds":%.3f,"rows_per_second":%.0f,"syncs":%d,"sync_p99_ms":%.2f,"syncs_during":%d,"sync_p99_during_ms":%.2f,"ratio":%.2f}"#,
+                    rotated, during.rotation ?? 0, Double(rotated) / (during.rotation ?? 1), idle.count, idle.p99, during.count, during.p99,
+                    during.p99 / idle.p99)
             }
             Console.line(line)
         }
@@ -220,6 +226,13 @@ struct CryptoBenchCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// A flag one task sets and another polls.
+final class ManagedAtomicFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }
 
 extension Duration {

@@ -32,8 +32,17 @@ enum KeyRotation {
 
     static let batchSize = 500
 
+    /// Lowercase hex, as `decode(…, 'hex')` reads it (a table lookup: a rotation writes
+    /// two per connection).
     static func hex(_ data: Data) -> String {
-        data.map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(data.count * 2)
+        for byte in data {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Re-wraps every data key of the transaction's tenant not under `sealer`'s current

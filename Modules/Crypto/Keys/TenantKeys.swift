@@ -74,6 +74,11 @@ enum TenantKeys {
     private static func open(_ row: PostgresRow?, sealer: Sealer, tenant: UUID) throws -> DataKey? {
         guard let row else { return nil }
         let (version, wrapped) = try row.decode((Int, Data).self)
+        return try open(version: version, wrapped: wrapped, sealer: sealer, tenant: tenant)
+    }
+
+    /// The data key of `version` from its wrapped bytes (read with the row it seals).
+    static func open(version: Int, wrapped: Data, sealer: Sealer, tenant: UUID) throws -> DataKey {
         let raw = try sealer.open(wrapped, associatedData: Data(associatedData(tenant: tenant, version: version).utf8))
         return DataKey(version: version, key: SymmetricKey(data: raw))
     }

@@ -78,17 +78,25 @@ enum CryptoSync {
         let started = try await context.transaction(seesAllOwners: true) { transaction -> Start? in
             // A downgrade pauses connections beyond the plan's count even between ticks.
             _ = try await transaction.query("SELECT crypto_apply_plan_limit(\(transaction.tenantID))")
+            // The row with the data key it is sealed under, in one statement (one snapshot):
+            // a rotation re-sealing it meanwhile cannot leave a version that is gone, and no
+            // row lock is needed (one sync per connection runs at a time), so a rotation's
+            // batch holding the row does not hold up the sync.
             let rows = try await transaction.query(
                 """
-                SELECT owner_id, state, markets, api_key_sealed, api_secret_sealed, key_version,
-                    coalesce(last_full_sync_at < now() - make_interval(secs => \(fullPassEvery)), true)
-                FROM crypto_connections WHERE id = \(connection) FOR UPDATE
+                SELECT c.owner_id, c.state, c.markets, c.api_key_sealed, c.api_secret_sealed, c.key_version, k.wrapped,
+                    coalesce(c.last_full_sync_at < now() - make_interval(secs => \(fullPassEvery)), true)
+                FROM crypto_connections c JOIN crypto_data_keys k ON k.tenant_id = c.tenant_id AND k.version = c.key_version
+                WHERE c.id = \(connection)
                 """)
             guard let row = rows.first else { return nil }
-            let (owner, state, markets, sealedKey, sealedSecret, version, fullDue) = try row.decode((UUID, String, [String], Data, Data, Int, Bool).self)
+            let (owner, state, markets, sealedKey, sealedSecret, version, wrapped, fullDue) = try row.decode(
+                (UUID, String, [String], Data, Data, Int, Data, Bool).self)
             guard state == "active" else { return nil }
-            let credentials = try await ConnectionStore.credentials(
-                of: connection, sealedKey: sealedKey, sealedSecret: sealedSecret, version: version, sealer: sealer, on: transaction)
+            let key = try TenantKeys.open(version: version, wrapped: wrapped, sealer: sealer, tenant: transaction.tenantID)
+            let credentials = ExchangeCredentials(
+                apiKey: try key.open(sealedKey, tenant: transaction.tenantID, connection: connection, field: "api_key"),
+                apiSecret: try key.open(sealedSecret, tenant: transaction.tenantID, connection: connection, field: "api_secret"))
             let full = requested || fullDue
             let started = try await transaction.query(
                 """
