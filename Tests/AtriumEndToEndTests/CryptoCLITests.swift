@@ -104,6 +104,12 @@ struct CryptoCLITests {
             } while cursor != nil
             #expect(total == 2500 && seen.count == 2500, "\(total) \(seen.count)")
 
+            // The operator takes the due snapshots now: Ann's, valued at the exchange's prices.
+            let snapshot = try await atrium.run("crypto", "connections", "snapshot", "--tenant", "coin")
+            #expect(snapshot.status == 0 && snapshot.stdout.contains("took 1 snapshot"), "\(snapshot.stdout) \(snapshot.stderr)")
+            let secondSnapshot = try await atrium.run("crypto", "connections", "snapshot", "--tenant", "coin")
+            #expect(secondSnapshot.stdout.contains("took 0 snapshots"), "one per plan interval: \(secondSnapshot.stdout)")
+
             let unknown = try await atrium.run("crypto", "connections", "sync", "--tenant", "coin", "--connection", UUID().uuidString, "--wait")
             #expect(unknown.status != 0 && unknown.stderr.contains("has no connection"), "\(unknown.stderr)")
         }
