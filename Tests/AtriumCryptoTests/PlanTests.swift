@@ -57,12 +57,15 @@ import Testing
                 }
                 #expect(statuses.filter { $0 == .created }.count == 2, "\(statuses)")
                 #expect(statuses.filter { $0 == .forbidden }.count == 2, "\(statuses)")
+                let asked = try await exchange.requests().filter { ($0["path"] as? String) == "/sapi/v1/account/apiRestrictions" }.count
                 let full = try await client.send(
                     .post, Self.base + "/connections", token: token,
                     json: #"{"exchange":"binance","label":"E","api_key":"\#(Self.key("A"))","api_secret":"\#(SyncTests.secret)"}"#)
                 #expect(json(full)["code"]?.string == "plan_upgrade_required")
                 #expect(json(full)["quota"]?.string == "crypto.exchanges")
                 #expect(json(full)["limit"]?.int == 2 && json(full)["used"]?.int == 2)
+                #expect(try await exchange.requests().filter { ($0["path"] as? String) == "/sapi/v1/account/apiRestrictions" }.count == asked,
+                        "a tenant at its count is refused before the exchange is asked")
 
                 let listed = json(try await client.send(.get, Self.base + "/connections", token: token))["data"]?.array ?? []
                 let ids = listed.compactMap { $0["id"]?.string.flatMap(UUID.init(uuidString:)) }

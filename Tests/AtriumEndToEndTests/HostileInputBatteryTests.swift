@@ -224,6 +224,8 @@ enum Battery {
         "POST /v1/tenants/{tenant}/auth/resend-verification": "the owner's email is verified already",
         "GET /v1/tenants/{tenant}/billing/invoices/{id}": "no invoice exists before a billing period closes",
         "GET /v1/tenants/{tenant}/billing/webhook": "no webhook is set when it runs (PUT comes after GET)",
+        "POST /v1/tenants/{tenant}/crypto/connections/{id}/sync":
+            "the fixture connection synced when it was made, and a manual sync inside the plan's interval (300 s at least) is 429 sync_too_soon",
     ]
 
     /// A request that succeeds, where the plausible values do not: `{contact}`, `{deal}`,
@@ -293,6 +295,7 @@ enum Battery {
         // The fixture connection's own key again: the exchange accepts it, the row takes it.
         "PUT /v1/tenants/{tenant}/crypto/connections/{id}/credentials": Control(
             body: #"{"api_key":"\#(BatteryServer.Fixtures.fixtureKey)","api_secret":"\#(BatteryServer.Fixtures.secret)"}"#),
+        "PUT /v1/tenants/{tenant}/crypto/settings": Control(body: #"{"valuation_asset":"BTC"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations": Control(body: #"{"title":"Other chat","portfolio_id":"{portfolio}"}"#),
         "PATCH /v1/tenants/{tenant}/portfolio/conversations/{id}": Control(body: #"{"title":"Renamed chat"}"#),
         "POST /v1/tenants/{tenant}/portfolio/conversations/{id}/messages": Control(body: #"{"content":"Is BAT too large a part?"}"#),
@@ -540,6 +543,7 @@ final class BatteryServer: @unchecked Sendable {
         var transactionImport = ""
         var conversation = ""
         var connection = ""
+        var snapshot = ""
         static let symbol = "BAT"
         /// API keys the exchange simulator accepts: the fixture connection's, and the control's.
         static let fixtureKey = String(repeating: "F", count: 64)
@@ -582,6 +586,7 @@ final class BatteryServer: @unchecked Sendable {
             case "corporate-actions": return corporateAction
             case "conversations": return conversation
             case "connections": return connection
+            case "snapshots": return snapshot
             // The user-admin operations (disable, roles, sessions) act on a user the
             // battery does not log in as.
             case "users": return spareUser
@@ -654,6 +659,14 @@ final class BatteryServer: @unchecked Sendable {
         let server = BatteryServer(process: process, port: port, scratch: scratch, exchange: exchange)
         try await server.waitUntilReady()
         try await server.createFixtures()
+        // A holdings snapshot for the snapshot routes, taken by the operator's command as
+        // the schedule would take it.
+        let taken = try await atrium.run("crypto", "connections", "snapshot", "--tenant", "battery")
+        try #require(taken.status == 0, "\(taken.stdout) \(taken.stderr)")
+        let snapshots = try await HTTP.get(server.url("/v1/tenants/battery/crypto/snapshots"), bearer: try await server.token(.owner))
+        server.fixtures.snapshot = try #require(
+            ((try JSONSerialization.jsonObject(with: snapshots.body) as? [String: Any])?["data"] as? [[String: Any]])?.first?["id"] as? String,
+            "\(String(decoding: snapshots.body, as: UTF8.self))")
         return server
     }
 

@@ -20,6 +20,9 @@ struct ConnectionRoutes {
             prepare: { request, input in
                 let fields = try input.validated()
                 let ownership = try request.requireOwnership()
+                // A tenant at its plan's count is told so before the exchange is asked (the
+                // write checks again, under the lock that settles a race for the last slot).
+                try await request.transaction { try await $0.requireCountSlot(CryptoModule.exchangesQuota, counting: "crypto_connections") }
                 let permissions = try await ConnectionProblems.readOnlyPermissions(
                     of: ExchangeCredentials(apiKey: fields.apiKey, apiSecret: fields.apiSecret), at: adapter)
                 return (fields, permissions, ownership.userID)
