@@ -106,6 +106,11 @@ import Testing
                 let broken = try await rotate()
                 #expect(broken.failed == [ids[0]] && broken.resealed == 2 && broken.deletedVersions.isEmpty, "\(broken)")
                 #expect(try await versions(db, tenant) == ["2:retired", "3:active"])
+                // A sync meanwhile cannot open it either: the connection waits for new
+                // credentials and the job ends (no retries, no dead job).
+                try await sync(ids[0])
+                let waiting = json(try await client.send(.get, Self.base + "/connections/\(ids[0])", token: token))
+                #expect(waiting["state"]?.string == "auth_failed" && waiting["last_error"]?.string?.contains("does not open") == true, "\(waiting)")
 
                 // Put right, the next run finishes the rotation instead of starting another.
                 try await db.withOwner { connection in

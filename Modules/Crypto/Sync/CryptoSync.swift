@@ -93,10 +93,23 @@ enum CryptoSync {
             let (owner, state, markets, sealedKey, sealedSecret, version, wrapped, fullDue) = try row.decode(
                 (UUID, String, [String], Data, Data, Int, Data, Bool).self)
             guard state == "active" else { return nil }
-            let key = try TenantKeys.open(version: version, wrapped: wrapped, sealer: sealer, tenant: transaction.tenantID)
-            let credentials = ExchangeCredentials(
-                apiKey: try key.open(sealedKey, tenant: transaction.tenantID, connection: connection, field: "api_key"),
-                apiSecret: try key.open(sealedSecret, tenant: transaction.tenantID, connection: connection, field: "api_secret"))
+            let credentials: ExchangeCredentials
+            do {
+                let key = try TenantKeys.open(version: version, wrapped: wrapped, sealer: sealer, tenant: transaction.tenantID)
+                credentials = ExchangeCredentials(
+                    apiKey: try key.open(sealedKey, tenant: transaction.tenantID, connection: connection, field: "api_key"),
+                    apiSecret: try key.open(sealedSecret, tenant: transaction.tenantID, connection: connection, field: "api_secret"))
+            } catch let error as CryptoKeyError {
+                // Damaged or moved: no retry can help, new credentials can (not a dead job).
+                context.logger.error("a connection's stored key does not open", metadata: ["connection": "\(connection)", "error": "\(error)"])
+                try await transaction.query(
+                    """
+                    UPDATE crypto_connections SET state = 'auth_failed', updated_at = now(),
+                        last_error = 'the stored key does not open; give new credentials (PUT connections/{id}/credentials)'
+                    WHERE id = \(connection)
+                    """)
+                return nil
+            }
             let full = requested || fullDue
             let started = try await transaction.query(
                 """
