@@ -190,6 +190,22 @@ import Testing
                 #expect(runs.first?["outcome"]?.string == "auth_failed")
                 #expect(try await count(db, "SELECT count(*)::int FROM audit_events WHERE action = 'crypto.connection.auth_failed'") == 1, "audited")
                 #expect(try await count(db, "SELECT count(*)::int FROM jobs WHERE state = 'dead'") == 0)
+
+                // Not scheduled while it waits; a new key (rotated at the exchange) recovers it.
+                #expect(try await client.send(.post, Self.base + "/connections/\(id)/sync", token: token).status == .conflict)
+                let newKey = String(repeating: "N", count: 64)
+                try await exchange.account(key: newKey, secret: Self.secret, balances: ["BTC": "3"])
+                let replaced = try await client.send(
+                    .put, Self.base + "/connections/\(id)/credentials", token: token, json: #"{"api_key":"\#(newKey)","api_secret":"\#(Self.secret)"}"#)
+                #expect(replaced.status == .ok && json(replaced)["state"]?.string == "active" && json(replaced)["key_last4"]?.string == "NNNN")
+                try await db.withApp { database in
+                    try await runJob(
+                        CryptoSync.kind, of: CryptoModule(), tenantID: tenant.id, payload: .init(connection: id), database: database,
+                        environment: environment, masterKey: db.masterKey)
+                }
+                let recovered = json(try await client.send(.get, Self.base + "/connections/\(id)/runs", token: token))["data"]?.array?.first
+                #expect(recovered?["outcome"]?.string == "succeeded")
+                #expect(try await count(db, "SELECT count(*)::int FROM crypto_balances WHERE asset = 'BTC' AND free = 3") == 1)
             }
         }
     }

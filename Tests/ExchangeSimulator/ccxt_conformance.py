@@ -37,6 +37,13 @@ def main():
                       "cost": trade["cost"], "fee": trade["fee"]["cost"], "fee_currency": trade["fee"]["currency"]} for trade in trades]
     out["ticker"] = exchange.fetch_last_prices(["ETH/BTC"])["ETH/BTC"]["price"]
     out["restrictions"] = exchange.sapi_get_account_apirestrictions()["enableWithdrawals"]
+    # A window of trades longer than Binance's 24 hours is refused (-1127).
+    now = exchange.milliseconds()
+    try:
+        exchange.private_get_mytrades({"symbol": "BTCUSDT", "startTime": now - 3 * 86_400_000, "endTime": now})
+        out["long_window"] = "accepted"
+    except ccxt.BaseError as error:
+        out["long_window"] = str(error).split(" ", 1)[-1][-120:]
     # Signed with another secret: Binance answers -1022, which ccxt maps to its own error.
     wrong = client(base, key, "x" * 64)
     try:

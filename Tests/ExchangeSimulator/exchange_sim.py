@@ -13,6 +13,8 @@ account's secret; `timestamp` must fall within `recvWindow` (default 5000 ms, at
   -1102  Mandatory parameter was not sent             (400)
   -1100  Illegal characters or value in a parameter   (400)
   -1121  Invalid symbol                               (400)
+  -1127  More than 24 hours between startTime and endTime (400)
+  -1003  Too much request weight used                 (429, then 418 when called again too soon)
 
 Request weight is counted per client address and minute, as Binance does, and every
 answer carries X-MBX-USED-WEIGHT-1M; past the limit (6000, settable) the answer is 429
@@ -201,7 +203,13 @@ async def my_trades(request, account, params):
     limit = int(params.get("limit", "500"))
     if not 1 <= limit <= 1000:
         return error(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '1 - 1000'.")
+    if "startTime" in params and "endTime" in params and int(params["endTime"]) - int(params["startTime"]) > 86_400_000:
+        return error(400, -1127, "More than 24 hours between startTime and endTime.")
     trades = account["trades"].get(symbol, [])
+    if "startTime" in params:
+        trades = [trade for trade in trades if trade["time"] >= int(params["startTime"])]
+    if "endTime" in params:
+        trades = [trade for trade in trades if trade["time"] <= int(params["endTime"])]
     if "fromId" in params:
         start = int(params["fromId"])
         page = [trade for trade in trades if trade["id"] >= start][:limit]
