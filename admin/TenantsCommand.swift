@@ -41,7 +41,7 @@ struct TenantsCommand: AsyncParsableCommand {
             if let trialDays, !(1...365).contains(trialDays) { throw ValidationFailure("--trial-days must be 1 to 365") }
             let outcome = try await withOwner(global, logger: logger) { connection, _ in
                 try await catalog.publishQuotas(on: connection, logger: logger)
-                return try await PlanChange(catalog: catalog, logger: logger).change(
+                return try await PlanChange(catalog: catalog, modules: registry.modules, logger: logger).change(
                     slug: slug, to: plan, trialDays: trialDays, actor: .init(type: .operator, id: Operator.name), on: connection)
             }
             if json {

@@ -3,7 +3,8 @@ public import Logging
 public import PostgresNIO
 
 /// Moves a tenant to another plan at once: modules the new plan lacks are disabled
-/// (their data is kept, ready for an upgrade back), and the change is audited.
+/// (their data is kept, ready for an upgrade back), the modules it keeps are told
+/// (`AtriumModule.planChanged`, in the same transaction), and the change is audited.
 public struct PlanChange: Sendable {
     public struct Outcome: Sendable, Codable, Equatable {
         public var tenant: String
@@ -13,10 +14,13 @@ public struct PlanChange: Sendable {
     }
 
     let catalog: PlanCatalog
+    let modules: [any AtriumModule]
     let logger: Logger
 
-    public init(catalog: PlanCatalog, logger: Logger) {
+    /// `modules` are the installed ones, told of the change when the tenant keeps them.
+    public init(catalog: PlanCatalog, modules: [any AtriumModule] = [], logger: Logger) {
         self.catalog = catalog
+        self.modules = modules
         self.logger = logger
     }
 
@@ -37,6 +41,15 @@ public struct PlanChange: Sendable {
             let enablement = ModuleEnablement(logger: logger)
             let dropped = try await enablement.enabledModules(on: connection).subtracting(plan.modules).sorted()
             for module in dropped { try await enablement.disable(module, on: connection) }
+            let kept = try await enablement.enabledModules(on: connection)
+            let told = modules.filter { kept.contains($0.id) }
+            if !told.isEmpty {
+                try await connection.scopeToAllOwners(logger: logger)
+                let transaction = TenantTransaction(
+                    connection: connection, tenantID: before.id, principalID: nil, logger: logger, jobs: JobQueue(logger: logger),
+                    metering: Metering(registry: try ModuleRegistry(modules), logger: logger), channels: [])
+                for module in told { try await module.planChanged(to: planID, on: transaction) }
+            }
             let subscriptions = Subscriptions(logger: logger)
             if let trialDays {
                 try await subscriptions.startTrial(days: trialDays, on: connection)

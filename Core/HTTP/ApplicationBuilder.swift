@@ -93,7 +93,7 @@ public func buildRouter(_ dependencies: ApplicationDependencies, server: ServerC
         EmailLinkPages().register(on: router)
     }
     if let access = dependencies.operatorAccess {
-        OperatorRoutes(access: access, plans: dependencies.plans, collector: collector).register(on: router)
+        OperatorRoutes(access: access, plans: dependencies.plans, modules: dependencies.registry.modules, collector: collector).register(on: router)
     }
 
     let tenantGroup = router.group("v1/tenants/:tenant")

@@ -42,6 +42,13 @@ public protocol AtriumModule: Sendable {
     /// sees every owner's rows; returns how many it changed. `atrium keys rotate-master`
     /// calls it for every tenant; it must be safe to run again.
     func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int
+    /// Called when the tenant moves to another plan, in the plan change's transaction,
+    /// for each installed module the tenant keeps enabled: the tenant's plan (and its
+    /// quotas, `plan_quotas`) are the new ones already, and `transaction` sees every
+    /// owner's rows. For data the plan limits, so that a downgrade takes effect with the
+    /// change rather than at the next scheduled job (pausing connections beyond a new
+    /// count; an upgrade resuming them). A thrown error rolls the plan change back.
+    func planChanged(to plan: String, on transaction: TenantTransaction) async throws
     /// The module's operator commands: at most one, named after the module, which
     /// `atrium` mounts as `atrium <id> …` (its subcommands take `GlobalOptions`).
     var commands: [any ParsableCommand.Type] { get }
@@ -65,6 +72,7 @@ extension AtriumModule {
     public var commands: [any ParsableCommand.Type] { [] }
     public func checkSettings(_ settings: ModuleSettings) throws {}
     public func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int { 0 }
+    public func planChanged(to plan: String, on transaction: TenantTransaction) async throws {}
 }
 
 /// A permission in the catalog that tenant admins build roles from.

@@ -48,10 +48,12 @@ struct OperatorRoutes {
 
     let access: OperatorAccess
     let plans: PlanCatalog?
+    /// The installed modules, told when a tenant's plan changes.
+    let modules: [any AtriumModule]
     let collector: OperationCollector
 
     func register(on router: Router<AtriumRequestContext>) {
-        let (access, plans) = (access, plans)
+        let (access, plans, modules) = (access, plans, modules)
         let group = router.group("v1/operator")
         document(.get, "/v1/operator/tenants", "Every tenant with its plan and subscription status", body: nil, response: TenantList.self)
         group.get("tenants") { request, context -> Response in
@@ -83,7 +85,7 @@ struct OperatorRoutes {
             let input = try await request.decode(as: PlanInput.self, context: context)
             if let days = input.trialDays, !(1...365).contains(days) { throw AtriumError.validation(field: "trial_days", "must be 1 to 365") }
             let outcome = try await Self.withOwner(access, context) { connection in
-                try await PlanChange(catalog: plans, logger: context.logger).change(
+                try await PlanChange(catalog: plans, modules: modules, logger: context.logger).change(
                     slug: slug, to: input.plan, trialDays: input.trialDays, actor: .init(type: .operator, id: "operator-api"), on: connection)
             }
             return try context.responseEncoder.encode(outcome, from: request, context: context)

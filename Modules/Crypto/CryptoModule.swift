@@ -78,6 +78,12 @@ public struct CryptoModule: AtriumModule {
 
     public var commands: [any ParsableCommand.Type] { [CryptoCommand.self] }
 
+    /// A downgrade pauses the newest connections beyond the new plan's count, an upgrade
+    /// resumes them: with the plan change, not at the next tick.
+    public func planChanged(to plan: String, on transaction: TenantTransaction) async throws {
+        _ = try await transaction.query("SELECT crypto_apply_plan_limit(\(transaction.tenantID))")
+    }
+
     /// The tenant's data keys, re-wrapped under the module's current key (`atrium keys
     /// rotate-master`); the secrets sealed under them do not change.
     public func rewrapSecrets(_ sealer: Sealer, on transaction: TenantTransaction) async throws -> Int {

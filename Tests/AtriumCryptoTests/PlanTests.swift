@@ -132,4 +132,37 @@ import Testing
             }
         }
     }
+
+    /// With the operator's plan change (not at the next tick): a downgrade pauses the
+    /// newest connection, an upgrade resumes it.
+    @Test func aPlanChangePausesAndResumesAtOnce() async throws {
+        try await ExchangeSimulator.with { exchange in
+            for letter in ["A", "B"] { try await exchange.account(key: Self.key(letter), secret: SyncTests.secret) }
+            try await SyncTests.withAnn(exchange) { client, db, tenant, token, environment in
+                let catalog = try PlanCatalog.parse(
+                    """
+                    plans:
+                      free: { modules: [crypto], quotas: { crypto.exchanges: 2 } }
+                      solo: { modules: [crypto], quotas: { crypto.exchanges: 1 } }
+                    """, path: "plans.yaml", knownModules: ["crypto"])
+                try await db.withOwner { try await catalog.publishQuotas(on: $0, logger: TestDatabase.logger) }
+                for letter in ["A", "B"] {
+                    let created = try await client.send(
+                        .post, Self.base + "/connections", token: token,
+                        json: #"{"exchange":"binance","label":"\#(letter)","api_key":"\#(Self.key(letter))","api_secret":"\#(SyncTests.secret)"}"#)
+                    #expect(created.status == .created)
+                }
+                func change(to plan: String) async throws {
+                    _ = try await db.withOwner {
+                        try await PlanChange(catalog: catalog, modules: [CryptoModule()], logger: TestDatabase.logger)
+                            .change(slug: "coin", to: plan, actor: .init(type: .operator), on: $0)
+                    }
+                }
+                try await change(to: "solo")
+                #expect(try await states(db) == ["A": "active", "B": "paused_plan_limit"])
+                try await change(to: "free")
+                #expect(try await states(db) == ["A": "active", "B": "active"])
+            }
+        }
+    }
 }
