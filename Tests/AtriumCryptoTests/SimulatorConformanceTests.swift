@@ -35,6 +35,9 @@ import Testing
             // 2 + 0.5 − 0.0005 − 0.25 BTC; 1000 − 15,000 + 7,750 − 7.75 USDT.
             #expect((out["balance"] as? [String: String])?["BTC"] == "2.2495")
             #expect(out["ticker"] as? Double == 0.05)
+            // Daily candles as ccxt reads them: opened at UTC midnight, closing at the price.
+            let candles = out["candles"] as? [[Double]] ?? []
+            #expect(candles.count == 3 && candles.allSatisfy { $0 == [0, 0.05] }, "\(candles)")
             #expect(out["restrictions"] as? Bool == false)
             #expect(out["wrong_secret"] as? String == "AuthenticationError")
             #expect((out["long_window"] as? String)?.contains("-1127") == true, "\(out["long_window"] ?? "")")

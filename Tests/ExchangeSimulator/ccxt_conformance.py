@@ -37,6 +37,9 @@ def main():
                       "cost": trade["cost"], "fee": trade["fee"]["cost"], "fee_currency": trade["fee"]["currency"]} for trade in trades]
     out["ticker"] = exchange.fetch_last_prices(["ETH/BTC"])["ETH/BTC"]["price"]
     out["restrictions"] = exchange.sapi_get_account_apirestrictions()["enableWithdrawals"]
+    midnight = exchange.milliseconds() // 86_400_000 * 86_400_000
+    candles = exchange.fetch_ohlcv("ETH/BTC", "1d", since=midnight - 3 * 86_400_000, limit=3)
+    out["candles"] = [[candle[0] % 86_400_000, candle[4]] for candle in candles]
     # A window of trades longer than Binance's 24 hours is refused (-1127).
     now = exchange.milliseconds()
     try:
