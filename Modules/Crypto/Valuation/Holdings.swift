@@ -59,27 +59,18 @@ struct HoldingsRoutes {
         routes.on(
             .get, "holdings", summary: "What your connected accounts hold, valued at the exchange's prices (at most five minutes old)",
             access: CryptoAccess.records,
-            query: [
-                .init("owner", "Only this user's connections (for those who may see everyone's)."), .init("connection", "Only this connection."),
-                .init("valuation_asset", "The asset to value in (default: the owner's setting, else USDT)."),
-            ],
-            response: Holdings.self
+            query: ValuationScope.parameters, response: Holdings.self
         ) { request in
-            let filter = try ListFilter(request)
-            let connection = try request.uuidQuery("connection")
-            let asked = request.query("valuation_asset")
-            if let asked, !CryptoSettings.isAsset(asked) { throw AtriumError.validation(field: "valuation_asset", "must be an asset such as USDT or BTC") }
-            let caller = try request.requireOwnership().userID
+            let scope = try ValuationScope(request)
             let (valuation, quantities) = try await request.transaction { transaction in
-                var valuation = asked ?? CryptoSettings.defaultValuationAsset
-                if asked == nil { valuation = try await CryptoSettings.valuationAsset(of: filter.owner ?? caller, on: transaction) }
+                let valuation = try await scope.valuationAsset(on: transaction)
                 let rows = try await transaction.lastStatement {
                     try await transaction.query(
                         """
                         SELECT b.asset, sum(b.free + b.locked)::text FROM crypto_balances b
                         JOIN crypto_connections c ON c.tenant_id = b.tenant_id AND c.id = b.connection_id AND c.state = 'active'
-                        WHERE (\(filter.owner)::uuid IS NULL OR b.owner_id = \(filter.owner))
-                          AND (\(connection)::uuid IS NULL OR b.connection_id = \(connection))
+                        WHERE (\(scope.owner)::uuid IS NULL OR b.owner_id = \(scope.owner))
+                          AND (\(scope.connection)::uuid IS NULL OR b.connection_id = \(scope.connection))
                         GROUP BY b.asset HAVING sum(b.free + b.locked) <> 0 ORDER BY b.asset
                         """)
                 }

@@ -128,26 +128,17 @@ struct ProfitAndLossRoutes {
         routes.on(
             .get, "pnl", summary: "Realized and unrealized profit and loss per asset, at average cost in the valuation asset",
             access: CryptoAccess.records,
-            query: [
-                .init("owner", "Only this user's connections (for those who may see everyone's)."), .init("connection", "Only this connection."),
-                .init("valuation_asset", "The asset to value in (default: the owner's setting, else USDT)."),
-            ],
-            response: ProfitAndLoss.self
+            query: ValuationScope.parameters, response: ProfitAndLoss.self
         ) { request in
-            let filter = try ListFilter(request)
-            let connection = try request.uuidQuery("connection")
-            let asked = request.query("valuation_asset")
-            if let asked, !CryptoSettings.isAsset(asked) { throw AtriumError.validation(field: "valuation_asset", "must be an asset such as USDT or BTC") }
-            let caller = try request.requireOwnership().userID
+            let scope = try ValuationScope(request)
             let (valuation, trades, balances) = try await request.transaction { transaction in
-                var valuation = asked ?? CryptoSettings.defaultValuationAsset
-                if asked == nil { valuation = try await CryptoSettings.valuationAsset(of: filter.owner ?? caller, on: transaction) }
+                let valuation = try await scope.valuationAsset(on: transaction)
                 let trades = try await transaction.query(
                     """
                     SELECT symbol, is_buyer, quantity::text, quote_quantity::text, commission::text, commission_asset,
                         (extract(epoch FROM date_trunc('day', traded_at AT TIME ZONE 'UTC')) * 1000)::int8
                     FROM crypto_trades
-                    WHERE (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner)) AND (\(connection)::uuid IS NULL OR connection_id = \(connection))
+                    WHERE (\(scope.owner)::uuid IS NULL OR owner_id = \(scope.owner)) AND (\(scope.connection)::uuid IS NULL OR connection_id = \(scope.connection))
                     ORDER BY traded_at, connection_id, symbol, trade_id
                     """
                 ).map { row in
@@ -160,7 +151,7 @@ struct ProfitAndLossRoutes {
                     try await transaction.query(
                         """
                         SELECT asset, sum(free + locked)::text FROM crypto_balances
-                        WHERE (\(filter.owner)::uuid IS NULL OR owner_id = \(filter.owner)) AND (\(connection)::uuid IS NULL OR connection_id = \(connection))
+                        WHERE (\(scope.owner)::uuid IS NULL OR owner_id = \(scope.owner)) AND (\(scope.connection)::uuid IS NULL OR connection_id = \(scope.connection))
                         GROUP BY asset
                         """
                     ).map { try $0.decode((String, String).self) }
