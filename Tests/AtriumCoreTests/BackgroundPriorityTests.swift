@@ -2,6 +2,8 @@
 import AtriumTesting
 import Foundation
 import HTTPTypes
+import Hummingbird
+import ServiceLifecycle
 import HummingbirdTesting
 import NIOCore
 import PostgresNIO
@@ -73,6 +75,56 @@ struct BackgroundPriorityTests {
         #expect(PriorityProbeModule.checkedAtNiceness.load(ordering: .relaxed) == BackgroundLane.niceness)
     }
 
+    /// A report read behind the request path (`TenantRequest.readBehindRequests`) runs on
+    /// the niced thread with a niced backend, sees what the caller's `transaction` sees
+    /// (this tenant, this owner) and writes nothing.
+    @Test func aReadBehindRequestsRunsOnTheBackgroundLaneReadOnlyAndScoped() async throws {
+        let db = try await TestDatabase.create(modules: [PriorityProbeModule()])
+        let tenant = try await db.createTenant("acme", modules: ["probe"])
+        let ann = try await db.createUser("ann@acme.test", password: "correct horse battery", roles: ["member"], in: tenant)
+        let bob = try await db.createUser("bob@acme.test", password: "correct horse battery", roles: ["member"], in: tenant)
+        let other = try await db.createTenant("other", modules: ["probe"])
+        for (tenantID, owner, ref) in [(tenant.id, ann.id, "ANN-1"), (tenant.id, bob.id, "BOB-1"), (other.id, ann.id, "OTHER-1")] {
+            _ = try await Self.everyOwner(of: tenantID, in: db) { connection in
+                try await connection.query(
+                    "INSERT INTO probe_items (tenant_id, owner_id, ref) VALUES (\(tenantID), \(owner), \(ref))", logger: TestDatabase.logger)
+            }
+        }
+        let database = try Database.pooled(db.app, size: 2, embedded: try TestDatabase.cluster(), logger: TestDatabase.logger)
+        let report = try await withThrowingTaskGroup(of: PriorityProbeModule.Behind?.self) { group in
+            // The request connections too (`services`): they close when the group is cancelled.
+            for service in database.services { group.addTask { try? await service.run(); return nil } }
+            let runtime = try await AtriumRuntime.prepareForTest(db, modules: [PriorityProbeModule()], database: database)
+            let report = try await Application(router: runtime.router, logger: TestDatabase.logger).test(.router) { client in
+                let token = try await client.login("acme", "ann@acme.test", "correct horse battery").access
+                let response = try await client.send(.get, "/v1/tenants/acme/probe/behind", token: token)
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                return try decoder.decode(PriorityProbeModule.Behind.self, from: Data(String(buffer: response.body).utf8))
+            }
+            group.cancelAll()
+            return report
+        }
+        #expect(report.thread == BackgroundLane.niceness)
+        #expect(report.backend == BackgroundLane.niceness)
+        #expect(report.refs == ["ANN-1"])
+        #expect(report.writeRefused)
+        let count = try await Self.everyOwner(of: tenant.id, in: db) { connection in
+            try await connection.query("SELECT count(*)::int8 FROM probe_items", logger: TestDatabase.logger).first().decode(Int64.self)
+        }
+        #expect(count == 2)
+    }
+
+    static func everyOwner<Result: Sendable>(of tenantID: UUID, in db: TestDatabase, _ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+        try await db.withOwner { connection in
+            try await connection.withTenantTransaction(tenantID, logger: TestDatabase.logger) { connection in
+                try await connection.scopeToAllOwners(logger: TestDatabase.logger)
+                return try await body(connection)
+            }
+        }
+    }
+
     static func niceness(ofBackendOf connection: PostgresConnection) async throws -> Int32 {
         let pid = try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).first().decode(Int32.self)
         errno = 0
@@ -128,6 +180,31 @@ struct PriorityProbeModule: AtriumModule {
 
     func routes(_ routes: ModuleRoutes) {
         Self.imports.register(routes, owned: "probe.items", requiring: "probe.items.import")
+        routes.on(.get, "behind", summary: "A read behind the request path", access: .owned("probe.items"), response: Behind.self) { request in
+            try await request.readBehindRequests { transaction in
+                let thread = ThreadPriority.callingThread
+                let backend = try await BackgroundPriorityTests.niceness(ofBackendOf: transaction.connection)
+                let refs = try await transaction.query("SELECT ref FROM probe_items ORDER BY ref").map { row in
+                    var columns = RowReader(row)
+                    return try columns.next() as String
+                }
+                var writeRefused = false
+                do {
+                    try await transaction.query("INSERT INTO probe_items (tenant_id, owner_id, ref) VALUES (\(transaction.tenantID), \(transaction.principalID), 'NEW')")
+                } catch {
+                    writeRefused = String(reflecting: error).contains("read-only transaction")
+                }
+                return Behind(thread: thread, backend: backend, refs: refs, writeRefused: writeRefused)
+            }
+        }
+    }
+
+    /// What the `behind` route saw.
+    struct Behind: Codable, Sendable {
+        var thread: Int32
+        var backend: Int32
+        var refs: [String]
+        var writeRefused: Bool
     }
 
     var jobs: [JobDefinition] { [Self.imports.job] }

@@ -65,7 +65,9 @@ import Testing
                 // Closes with gaps, some before the ledger starts.
                 var day = start - 5
                 while day <= end {
-                    closes[symbol, default: []].append((day, LedgerPropertyTests.decimal(&generator, below: 200, places: 2)))
+                    // Every fifth round a close with twelve places, which fixed point cannot hold.
+                    let places = round % 5 == 4 && Int.random(in: 0..<3, using: &generator) == 0 ? 12 : 2
+                    closes[symbol, default: []].append((day, LedgerPropertyTests.decimal(&generator, below: 200, places: places)))
                     day += Int.random(in: 1...4, using: &generator)
                 }
             }
@@ -107,6 +109,32 @@ import Testing
             let expected = Self.reference(entries: ordered, splits: splits, base: "USD", closes: closes, manual: manual, rates: rates, end: end)
             #expect(days.map(\.value) == expected, "round \(round)")
             #expect(days.count == expected.count && !days.isEmpty, "round \(round)")
+            // Fixed point (where the figures allow it) and Decimal give the same days.
+            let exact = try PerformanceReport.daily(
+                ExactWorth(), entries: ordered, splits: splits, method: .fifo, base: "USD", closes: closes, manual: manual, rates: rates, through: end)
+            #expect(exact.map(\.value) == expected, "round \(round)")
+            let fixed = try? PerformanceReport.daily(
+                FixedWorth(), entries: ordered, splits: splits, method: .fifo, base: "USD",
+                closes: closes.mapValues { points in points.compactMap { point in FixedWorth.parse(point.value.description).map { (point.day, $0) } } },
+                manual: manual, rates: rates, through: end)
+            if round % 5 != 4 { #expect(fixed?.map(\.value) == expected, "round \(round)") }
         }
+    }
+
+    @Test func fixedPointTakesTenPlacesAndRefusesWhatItCannotHold() {
+        #expect(FixedWorth.parse("12.5") == 125_000_000_000)
+        #expect(FixedWorth.parse("-0.0000000001") == -1)
+        #expect(FixedWorth.parse("0") == 0)
+        #expect(FixedWorth.parse("999999999999999999.9999999999") == Int128("9999999999999999999999999999"))
+        #expect(FixedWorth.parse("0.00000000001") == nil)
+        #expect(FixedWorth.parse("1000000000000000000") == nil)
+        #expect(FixedWorth.parse("1e5") == nil)
+        #expect(FixedWorth.parse("") == nil)
+        #expect(FixedWorth.parse("-") == nil)
+        #expect(FixedWorth.parse("1.2.3") == nil)
+        let model = FixedWorth()
+        #expect((try? model.decimal(model.worth(model.held(Decimal(string: "2.5") ?? 0), at: model.price(Decimal(string: "0.1") ?? 0)))) == Decimal(string: "0.25"))
+        #expect(throws: FixedWorth.Inexact.self) { try model.worth(Int128.max / 2, at: 3) }
+        #expect(throws: FixedWorth.Inexact.self) { try model.adding(Int128.max, to: 1) }
     }
 }

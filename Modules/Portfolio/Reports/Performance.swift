@@ -25,8 +25,38 @@ struct Performance: Codable, Sendable {
 }
 
 enum PerformanceReport {
-    static func performance(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws -> Performance {
+    /// The period's returns from the nightly valuations when they cover it (a read of
+    /// a few rows), else nil: the ledger is to be replayed (`replay`).
+    static func fromSnapshots(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws -> Performance? {
         let portfolio = try await PortfolioStore.table.find(id, on: transaction)
+        let (start, end, firstEntry) = try await period(of: id, from: requestedFrom, to: to, on: transaction)
+        guard let firstEntry, let snapshots = try await ValuationStore.days(of: id, firstDay: firstEntry, from: start, to: end, on: transaction) else {
+            return nil
+        }
+        return summarize(snapshots, from: start, to: end, base: portfolio.baseCurrency, source: "snapshots")
+    }
+
+    /// The period's returns from the ledger replayed day by day: five years of 500
+    /// instruments' closes read, so the route runs it behind the request path
+    /// (`readBehindRequests`) and values the days on the compute pool.
+    static func replay(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws -> Performance {
+        let portfolio = try await PortfolioStore.table.find(id, on: transaction)
+        let (start, end, _) = try await period(of: id, from: requestedFrom, to: to, on: transaction)
+        let inputs = try await inputs(of: portfolio, through: to, on: transaction)
+        let base = portfolio.baseCurrency
+        let all = try await ComputePool.shared.run {
+            try daily(
+                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closeRows: inputs.closes,
+                manual: try series(inputs.manual), rates: try series(inputs.rates), through: end)
+        }
+        return summarize(all, from: start, to: end, base: base, source: "ledger")
+    }
+
+    /// The period's first and last day numbers (from: the ledger's first entry unless
+    /// given) and the ledger's first entry's date.
+    static func period(of id: UUID, from requestedFrom: String?, to: String, on transaction: TenantTransaction) async throws
+        -> (start: Int, end: Int, firstEntry: String?)
+    {
         guard let end = DayNumber.of(to) else { throw AtriumError.validation(field: "to", "must be a date written YYYY-MM-DD") }
         let firstEntry = try await transaction.query("SELECT min(trade_date)::text FROM portfolio_transactions WHERE portfolio_id = \(id)").first
             .flatMap { row -> String? in
@@ -35,17 +65,7 @@ enum PerformanceReport {
             }
         let start = requestedFrom.flatMap(DayNumber.of) ?? firstEntry.flatMap(DayNumber.of) ?? end
         guard start <= end else { throw AtriumError.validation(field: "from", "must be on or before to") }
-        if let firstEntry, let snapshots = try await ValuationStore.days(of: id, firstDay: firstEntry, from: start, to: end, on: transaction) {
-            return summarize(snapshots, from: start, to: end, base: portfolio.baseCurrency, source: "snapshots")
-        }
-        let inputs = try await inputs(of: portfolio, through: to, on: transaction)
-        let base = portfolio.baseCurrency
-        let all = try await ComputePool.shared.run {
-            try daily(
-                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closes: try series(inputs.closes),
-                manual: try series(inputs.manual), rates: try series(inputs.rates), through: end)
-        }
-        return summarize(all, from: start, to: end, base: base, source: "ledger")
+        return (start, end, firstEntry)
     }
 
     typealias Series = [String: [(day: Int, value: Decimal)]]
@@ -61,8 +81,22 @@ enum PerformanceReport {
         let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
         let base = portfolio.baseCurrency
         let currencies = Array(Set(entries.map(\.currency)).subtracting([base])).sorted()
+        // A row per instrument, its closes as two arrays: 500 rows cross the wire and the
+        // event loop, not 650,000 (received row by row there, they took it longer than
+        // the valuation took the compute pool).
+        // Each instrument's closes are one range of the key's index, read in day order
+        // and gathered as they come (an `ORDER BY` inside `array_agg`, or rows of every
+        // instrument in one scan, had PostgreSQL sort all 650,000 first).
         let closes = try await transaction.query(
-            "SELECT symbol, (on_date - DATE '1970-01-01')::int4, close::text FROM portfolio_prices WHERE symbol = ANY(\(symbols)) AND on_date <= \(to)::date ORDER BY symbol, on_date")
+            """
+            SELECT held.symbol, closes.days, closes.values FROM unnest(\(symbols)::text[]) AS held (symbol)
+            CROSS JOIN LATERAL (
+                SELECT array_agg(day) AS days, array_agg(close) AS values FROM (
+                    SELECT (on_date - DATE '1970-01-01')::int4 AS day, close::text AS close FROM portfolio_prices
+                    WHERE symbol = held.symbol AND on_date <= \(to)::date ORDER BY on_date) in_order
+            ) closes
+            WHERE closes.days IS NOT NULL
+            """)
         // The portfolio's own prices win from their date on, as in holdings.
         let manual = try await transaction.query(
             """
@@ -79,6 +113,29 @@ enum PerformanceReport {
             ORDER BY 1, 2, (base = \(base)) DESC
             """)
         return (entries, splits, closes, manual, rates)
+    }
+
+    /// Rows of (key, day numbers as `int4[]`, decimals as `text[]`, in day order) as a
+    /// forward-fillable series per key, each decimal read by `parse`; nil as soon as
+    /// `parse` returns nil for one (fixed point that cannot hold it).
+    static func series<Value>(ofArrays rows: [PostgresRow], _ parse: (String) throws -> Value?) throws -> [String: [(day: Int, value: Value)]]? {
+        var result: [String: [(day: Int, value: Value)]] = [:]
+        for row in rows {
+            var columns = RowReader(row)
+            let key: String = try columns.next()
+            let days: [Int32] = try columns.next()
+            let values: [String] = try columns.next()
+            guard days.count == values.count else { throw PortfolioDataError("\(key): \(days.count) days for \(values.count) closes") }
+            var points: [(day: Int, value: Value)] = []
+            points.reserveCapacity(days.count)
+            for (day, text) in zip(days, values) {
+                guard let value = try parse(text) else { return nil }
+                guard points.last.map({ $0.day < Int(day) }) ?? true else { throw PortfolioDataError("\(key): closes out of day order") }
+                points.append((Int(day), value))
+            }
+            result[key] = points
+        }
+        return result
     }
 
     /// Rows of (key, day number as `int4`, decimal as text) as a forward-fillable series
@@ -107,9 +164,44 @@ enum PerformanceReport {
     }
 
     /// Every day's value and flows from the ledger's first day through `end`: no
-    /// database here, so it runs on the compute pool.
+    /// database here, so it runs on the compute pool. Positions are valued in fixed
+    /// point (`FixedWorth`) when their figures allow it, else in `Decimal`.
     static func daily(
         entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: Series, manual: Series, rates: Series, through end: Int
+    ) throws -> [Returns.Day] {
+        let fixed = FixedWorth()
+        var fixedCloses: [String: [(day: Int, value: Int128)]] = [:]
+        do {
+            for (symbol, points) in closes { fixedCloses[symbol] = try points.map { ($0.day, try fixed.price($0.value)) } }
+            return try daily(
+                fixed, entries: entries, splits: splits, method: method, base: base, closes: fixedCloses, manual: manual, rates: rates, through: end)
+        } catch is FixedWorth.Inexact {
+            return try daily(ExactWorth(), entries: entries, splits: splits, method: method, base: base, closes: closes, manual: manual, rates: rates, through: end)
+        }
+    }
+
+    /// The same from closes read as text (`series(ofArrays:)`'s rows), parsed straight
+    /// into fixed point when every one fits.
+    static func daily(
+        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closeRows: [PostgresRow], manual: Series, rates: Series,
+        through end: Int
+    ) throws -> [Returns.Day] {
+        if let fixedCloses = try series(ofArrays: closeRows, FixedWorth.parse) {
+            do {
+                return try daily(
+                    FixedWorth(), entries: entries, splits: splits, method: method, base: base, closes: fixedCloses, manual: manual, rates: rates,
+                    through: end)
+            } catch is FixedWorth.Inexact {}
+        }
+        return try daily(
+            ExactWorth(), entries: entries, splits: splits, method: method, base: base, closes: try series(ofArrays: closeRows) { try LedgerTransaction.decimal($0)?.value } ?? [:], manual: manual,
+            rates: rates, through: end)
+    }
+
+    /// Every day's value and flows, positions valued by `model`.
+    static func daily<Model: PositionWorth>(
+        _ model: Model, entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String,
+        closes: [String: [(day: Int, value: Model.Price)]], manual: Series, rates: Series, through end: Int
     ) throws -> [Returns.Day] {
         // Refused bookings (a sell of more than was held) are the ledger's to report.
         do {
@@ -130,7 +222,7 @@ enum PerformanceReport {
         let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
         let index = Dictionary(uniqueKeysWithValues: symbols.enumerated().map { ($1, $0) })
         let closeSeries = symbols.map { closes[$0] ?? [] }
-        let manualSeries = symbols.map { manual[$0] ?? [] }
+        let manualSeries = try symbols.map { symbol in try (manual[symbol] ?? []).map { ($0.day, try model.price($0.value)) } }
         var closeCursor = [Int](repeating: -1, count: symbols.count)
         var manualCursor = [Int](repeating: -1, count: symbols.count)
         var priceChanges: [Int: [Int]] = [:]
@@ -140,10 +232,13 @@ enum PerformanceReport {
             }
         }
         var held = [Decimal](repeating: 0, count: symbols.count)
-        var lastTrade = [(price: Decimal, currency: String)?](repeating: nil, count: symbols.count)
-        var worth = [Decimal](repeating: 0, count: symbols.count)
-        var worthCurrency = [String?](repeating: nil, count: symbols.count)
-        var subtotal: [String: Decimal] = [:]
+        var heldWorth = [Model.Held](repeating: try model.held(0), count: symbols.count)
+        var lastTrade = [(price: Model.Price, currency: String)?](repeating: nil, count: symbols.count)
+        var worth = [Model.Amount](repeating: model.zero, count: symbols.count)
+        // Subtotals per currency, by the currency's place in `currencies`.
+        var currencies: [String] = []
+        var worthCurrency = [Int?](repeating: nil, count: symbols.count)
+        var subtotal: [Model.Amount] = []
         var touchedOn = [Int](repeating: Int.min, count: symbols.count)
         var cash: [String: Decimal] = [:]
         var rateCursors: [String: Int] = [:]
@@ -154,7 +249,7 @@ enum PerformanceReport {
             rateCursors[currency] = cursor
             return cursor >= 0 ? series[cursor].value : 0
         }
-        func advance(_ cursor: inout Int, in series: [(day: Int, value: Decimal)], to day: Int) -> Decimal? {
+        func advance<Value>(_ cursor: inout Int, in series: [(day: Int, value: Value)], to day: Int) -> Value? {
             while cursor + 1 < series.count, series[cursor + 1].day <= day { cursor += 1 }
             return cursor >= 0 ? series[cursor].value : nil
         }
@@ -174,6 +269,7 @@ enum PerformanceReport {
                     held[position] -= fraction
                     cash[lastTrade[position]?.currency ?? base, default: 0] += fraction * price
                 }
+                heldWorth[position] = try model.held(held[position])
             }
             for entry in byDay[day] ?? [] {
                 func take(_ amount: Decimal) {
@@ -185,7 +281,8 @@ enum PerformanceReport {
                 case .buy, .sell:
                     guard let position = entry.symbol.flatMap({ index[$0] }) else { continue }
                     held[position] += entry.kind == .buy ? entry.quantity : -entry.quantity
-                    lastTrade[position] = (entry.price, entry.currency)
+                    heldWorth[position] = try model.held(held[position])
+                    lastTrade[position] = (try model.price(entry.price), entry.currency)
                     touched.append(position)
                     if entry.kind == .buy {
                         take(entry.quantity * entry.price + entry.fee)
@@ -209,15 +306,25 @@ enum PerformanceReport {
                 // The portfolio's own price wins, then the close, then the last trade's price.
                 let ownPrice = advance(&manualCursor[position], in: manualSeries[position], to: day)
                 let close = advance(&closeCursor[position], in: closeSeries[position], to: day)
-                let price = ownPrice ?? close ?? lastTrade[position]?.price ?? 0
                 let currency = lastTrade[position]?.currency ?? base
-                if let previous = worthCurrency[position] { subtotal[previous, default: 0] -= worth[position] }
-                worth[position] = held[position] * price
-                worthCurrency[position] = currency
-                subtotal[currency, default: 0] += worth[position]
+                if let previous = worthCurrency[position] { subtotal[previous] = try model.subtracting(worth[position], from: subtotal[previous]) }
+                if let price = ownPrice ?? close ?? lastTrade[position]?.price {
+                    worth[position] = try model.worth(heldWorth[position], at: price)
+                } else {
+                    worth[position] = model.zero
+                }
+                let place = currencies.firstIndex(of: currency) ?? {
+                    currencies.append(currency)
+                    subtotal.append(model.zero)
+                    return currencies.count - 1
+                }()
+                worthCurrency[position] = place
+                subtotal[place] = try model.adding(worth[position], to: subtotal[place])
             }
             var value: Decimal = 0
-            for (currency, amount) in subtotal where amount != 0 { value += amount * rate(currency, on: day) }
+            for (place, amount) in subtotal.enumerated() where !model.isZero(amount) {
+                value += try model.decimal(amount) * rate(currencies[place], on: day)
+            }
             for (currency, amount) in cash { value += amount * rate(currency, on: day) }
             days.append(Returns.Day(day: day, value: value, inflow: inflow, outflow: outflow))
         }

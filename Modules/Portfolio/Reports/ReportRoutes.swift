@@ -68,7 +68,10 @@ struct ReportRoutes {
             checks.record("from", from.flatMap(TradeDate.problem))
             checks.record("to", TradeDate.problem(to))
             try checks.finish()
-            return try await request.transaction { try await PerformanceReport.performance(of: id, from: from, to: to, on: $0) }
+            if let stored = try await request.transaction({ try await PerformanceReport.fromSnapshots(of: id, from: from, to: to, on: $0) }) {
+                return stored
+            }
+            return try await request.readBehindRequests { try await PerformanceReport.replay(of: id, from: from, to: to, on: $0) }
         }
     }
 
