@@ -13,12 +13,14 @@ bench_tenants() {
   bench_unlimited_plans "$1"
 }
 
-# Writes $1/plans.yaml: the demo tenants' plans, with the sales module and no limits.
+# Writes $1/plans.yaml: the demo tenants' plans (every plan a file in tenants/ names),
+# with the sales module and no limits.
 bench_unlimited_plans() {
   cat >"$1/plans.yaml" <<'YAML'
 plans:
   free: { modules: [sales] }
   pro: { modules: [sales] }
+  consultant: { modules: [sales, portfolio] }
 YAML
 }
 

@@ -24,8 +24,12 @@ export ATRIUM_DATA_DIR="$data"
 bench_tenants "$scratch/tenants"
 servers=()
 cleanup() {
-  for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${servers[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Last started first: the first server runs the embedded cluster, which the others
+  # still need to flush their API-call counts as they stop.
+  for ((i = ${#servers[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${servers[$i]}" 2>/dev/null || true
+    wait "${servers[$i]}" 2>/dev/null || true
+  done
   rm -rf "$scratch"
 }
 trap cleanup EXIT

@@ -81,12 +81,11 @@ enum PerformanceReport {
         let symbols = Array(Set(entries.compactMap(\.symbol))).sorted()
         let base = portfolio.baseCurrency
         let currencies = Array(Set(entries.map(\.currency)).subtracting([base])).sorted()
-        // A row per instrument, its closes as two arrays: 500 rows cross the wire and the
-        // event loop, not 650,000 (received row by row there, they took it longer than
-        // the valuation took the compute pool).
-        // Each instrument's closes are one range of the key's index, read in day order
-        // and gathered as they come (an `ORDER BY` inside `array_agg`, or rows of every
-        // instrument in one scan, had PostgreSQL sort all 650,000 first).
+        // A row per instrument, its closes as two arrays: 500 rows to receive and decode,
+        // not 650,000 (row by row, that took longer than the valuation itself). Each
+        // instrument's closes are one range of the key's index, read in day order and
+        // gathered as they come (an `ORDER BY` inside `array_agg`, or one scan of every
+        // instrument, had PostgreSQL sort all 650,000 first).
         let closes = try await transaction.query(
             """
             SELECT held.symbol, closes.days, closes.values FROM unnest(\(symbols)::text[]) AS held (symbol)
