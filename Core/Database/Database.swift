@@ -34,6 +34,8 @@ public struct Database: Sendable {
         let client: PostgresClient
         /// Set for the embedded cluster, whose backends this process can renice.
         let backends: BackendPriority?
+        /// What bulk work may hold of the pool: all but one connection.
+        let bulk: BulkPermits
     }
 
     public init(client: PostgresClient, maximumConnections: Int = 20) {
@@ -133,7 +135,7 @@ extension Database {
             client: PostgresClient(
                 configuration: try url.clientConfiguration(maximumConnections: budget.background), eventLoopGroup: BackgroundLane.eventLoop,
                 backgroundLogger: logger),
-            backends: embedded.map { BackendPriority(cluster: $0) })
+            backends: embedded.map { BackendPriority(cluster: $0) }, bulk: BulkPermits(connections: budget.background))
         return Database(
             shared: PostgresClient(configuration: try url.clientConfiguration(maximumConnections: budget.shared), backgroundLogger: logger),
             loopPools: loopPools, background: background, requests: requests, maximumConnections: budget.total)
@@ -190,16 +192,23 @@ extension Database {
     /// embedded cluster's. What `body` runs on `self` meanwhile (side writes such as an
     /// import's progress) takes the shared pool as usual. Without a background pool,
     /// `body` gets a connection of the shared pool at normal priority.
+    ///
+    /// `bulk` work (an import, holding its connection for minutes) takes one of the pool's
+    /// `BulkPermits` first, so it never holds the last connection a report read needs.
     func withBackgroundConnection<Result: Sendable>(
-        logger: Logger, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> Result
+        logger: Logger, bulk: Bool = true, isolation: isolated (any Actor)? = #isolation, _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         guard let background else { return try await shared.withConnection(isolation: isolation) { connection in try await body(connection) } }
-        return try await EventLoopTaskExecutor.run(on: BackgroundLane.eventLoop, isolation: isolation) {
-            try await background.client.withConnection(isolation: isolation) { connection in
-                await background.backends?.lower(connection, logger: logger)
-                return try await body(connection)
+        func run() async throws -> Result {
+            try await EventLoopTaskExecutor.run(on: BackgroundLane.eventLoop, isolation: isolation) {
+                try await background.client.withConnection(isolation: isolation) { connection in
+                    await background.backends?.lower(connection, logger: logger)
+                    return try await body(connection)
+                }
             }
         }
+        guard bulk else { return try await run() }
+        return try await background.bulk.withPermit(isolation: isolation) { try await run() }
     }
 }
 

@@ -15,15 +15,18 @@ extension TenantRequest {
     /// runs as fast and on a busy one it slows itself down, not everyone else.
     ///
     /// The transaction is its own (its own snapshot, not the request's), and read-only:
-    /// a write, `enqueue` or `recordUsage` in it fails. Without a background pool (a
-    /// process that made none) it runs on the shared pool at normal priority.
+    /// a write, `enqueue` or `recordUsage` in it fails. Imports hold at most all but one
+    /// of the background pool's connections (`BulkPermits`), so a report does not wait
+    /// for them; reports share what is left, one heavy read after another. Without a
+    /// background pool (a process that made none) it runs on the shared pool at normal
+    /// priority.
     public func readBehindRequests<Result: Sendable>(
         isolation: isolated (any Actor)? = #isolation, _ body: (TenantTransaction) async throws -> Result
     ) async throws -> Result {
         let (tenantID, principalID, logger) = (tenant.id, principal?.databaseID, logger)
         let (jobs, metering, channels) = (services.jobs, services.metering, services.channels)
         let (seesAllOwned, ownerFilter) = (ownership?.seesAll == true, ownership?.ownerFilter)
-        return try await services.database.withBackgroundConnection(logger: logger, isolation: isolation) { connection in
+        return try await services.database.withBackgroundConnection(logger: logger, bulk: false, isolation: isolation) { connection in
             try await connection.withTenantTransaction(tenantID, principal: principalID, logger: logger, isolation: isolation) { connection in
                 try await connection.query("SET TRANSACTION READ ONLY", logger: logger)
                 try await Self.scopeOwnership(seesAllOwned, connection, logger)

@@ -125,6 +125,73 @@ struct BackgroundPriorityTests {
         }
     }
 
+    /// Imports hold at most all but one of the background pool's connections: a report
+    /// read gets the last one while they run, and a further import waits its turn.
+    @Test func bulkWorkLeavesOneBackgroundConnectionForReads() async throws {
+        let db = try await TestDatabase.create()
+        let database = try Database.pooled(db.app, size: 2, backgroundSize: 2, logger: TestDatabase.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in database.clients { group.addTask { await client.run() } }
+            let (held, holding) = AsyncStream.makeStream(of: Void.self)
+            let (finish, finishing) = AsyncStream.makeStream(of: Void.self)
+            let secondRan = Atomic<Bool>(false)
+            group.addTask {
+                try await database.withBackgroundConnection(logger: TestDatabase.logger) { _ in
+                    holding.yield()
+                    for await _ in finish { break }
+                }
+            }
+            for await _ in held { break }
+            // The one bulk permit is held: a read still gets a connection at once.
+            let read = try await database.withBackgroundConnection(logger: TestDatabase.logger, bulk: false) { connection in
+                try await connection.query("SELECT 1", logger: TestDatabase.logger).first().decode(Int.self)
+            }
+            #expect(read == 1)
+            // A second import waits for the first.
+            group.addTask {
+                try await database.withBackgroundConnection(logger: TestDatabase.logger) { _ in secondRan.store(true, ordering: .relaxed) }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let ranEarly = secondRan.load(ordering: .relaxed)
+            #expect(!ranEarly)
+            finishing.yield()
+            while !secondRan.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+            group.cancelAll()
+        }
+    }
+
+    @Test func bulkPermitsAreAllButOneAndServeWaitersInOrder() async throws {
+        #expect(BulkPermits(connections: 4).available == 3)
+        #expect(BulkPermits(connections: 1).available == 1)
+        let permits = BulkPermits(connections: 2)
+        let order = OrderRecorder()
+        let (release, releasing) = AsyncStream.makeStream(of: Void.self)
+        let (held, holding) = AsyncStream.makeStream(of: Void.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await permits.withPermit {
+                    holding.yield()
+                    for await _ in release { break }
+                }
+            }
+            for await _ in held { break }
+            #expect(permits.available == 0)
+            for index in 1...3 {
+                group.addTask { try await permits.withPermit { await order.add(index) } }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            // A cancelled waiter leaves the queue and takes nothing.
+            let cancelled = Task { try await permits.withPermit { await order.add(99) } }
+            try await Task.sleep(for: .milliseconds(50))
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            releasing.yield()
+            try await group.waitForAll()
+        }
+        #expect(await order.values == [1, 2, 3])
+        #expect(permits.available == 1)
+    }
+
     static func niceness(ofBackendOf connection: PostgresConnection) async throws -> Int32 {
         let pid = try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).first().decode(Int32.self)
         errno = 0
@@ -132,6 +199,12 @@ struct BackgroundPriorityTests {
         #expect(errno == 0, "backend \(pid) is not a process of this machine")
         return niceness
     }
+}
+
+/// The order in which tasks got their permits.
+actor OrderRecorder {
+    var values: [Int] = []
+    func add(_ value: Int) { values.append(value) }
 }
 
 /// A module whose import check notes the nice value of the thread it runs on.
