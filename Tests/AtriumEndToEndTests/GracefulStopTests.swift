@@ -21,7 +21,9 @@ struct GracefulStopTests {
         try await server.waitUntilReady(port: port)
         let login = try await HTTP.post(
             "http://127.0.0.1:\(port)/v1/tenants/acme/auth/login", json: #"{"email":"rep@acme.test","password":"acme-demo-member"}"#)
-        let token = try #require((try JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String)
+        let token = try #require(
+            (try? JSONSerialization.jsonObject(with: login.body) as? [String: Any])?["access_token"] as? String,
+            "login answered \(login.status): \(String(decoding: login.body, as: UTF8.self))")
 
         func csv(_ rows: Int, prefix: String) -> Data {
             var text = "email,first_name,last_name\r\n"
