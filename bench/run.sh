@@ -133,6 +133,10 @@ plans:
     modules: [sales]
     rate_limits: *limits
     principal_rate_limits: *principal
+  consultant:
+    modules: [sales, portfolio]
+    rate_limits: *limits
+    principal_rate_limits: *principal
 YAML
 limited_port=$((port + 1))
 "$bin" serve --port "$limited_port" --tenants-dir "$scratch/limited" --log-level error --no-worker &

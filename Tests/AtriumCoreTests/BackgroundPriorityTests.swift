@@ -3,10 +3,10 @@ import AtriumTesting
 import Foundation
 import HTTPTypes
 import Hummingbird
-import ServiceLifecycle
 import HummingbirdTesting
 import NIOCore
 import PostgresNIO
+import ServiceLifecycle
 import Synchronization
 import Testing
 
