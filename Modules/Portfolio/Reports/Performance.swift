@@ -46,7 +46,7 @@ enum PerformanceReport {
         let base = portfolio.baseCurrency
         let all = try await ComputePool.shared.run {
             try daily(
-                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closeRows: inputs.closes,
+                entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: base, closes: try closeTexts(ofArrays: inputs.closes),
                 manual: try series(inputs.manual), rates: try series(inputs.rates), through: end)
         }
         return summarize(all, from: start, to: end, base: base, source: "ledger")
@@ -114,23 +114,24 @@ enum PerformanceReport {
         return (entries, splits, closes, manual, rates)
     }
 
-    /// Rows of (key, day numbers as `int4[]`, decimals as `text[]`, in day order) as a
-    /// forward-fillable series per key, each decimal read by `parse`; nil as soon as
-    /// `parse` returns nil for one (fixed point that cannot hold it).
-    static func series<Value>(ofArrays rows: [PostgresRow], _ parse: (String) throws -> Value?) throws -> [String: [(day: Int, value: Value)]]? {
-        var result: [String: [(day: Int, value: Value)]] = [:]
+    /// Each instrument's closes as PostgreSQL writes them, in day order.
+    typealias CloseTexts = [String: [(day: Int, text: String)]]
+
+    /// Rows of (key, day numbers as `int4[]`, decimals as `text[]`, in day order) as each
+    /// key's closes, as written: `daily` reads them as fixed point or `Decimal`.
+    static func closeTexts(ofArrays rows: [PostgresRow]) throws -> CloseTexts {
+        var result: CloseTexts = [:]
         for row in rows {
             var columns = RowReader(row)
             let key: String = try columns.next()
             let days: [Int32] = try columns.next()
             let values: [String] = try columns.next()
             guard days.count == values.count else { throw PortfolioDataError("\(key): \(days.count) days for \(values.count) closes") }
-            var points: [(day: Int, value: Value)] = []
+            var points: [(day: Int, text: String)] = []
             points.reserveCapacity(days.count)
             for (day, text) in zip(days, values) {
-                guard let value = try parse(text) else { return nil }
                 guard points.last.map({ $0.day < Int(day) }) ?? true else { throw PortfolioDataError("\(key): closes out of day order") }
-                points.append((Int(day), value))
+                points.append((Int(day), text))
             }
             result[key] = points
         }
@@ -164,37 +165,35 @@ enum PerformanceReport {
 
     /// Every day's value and flows from the ledger's first day through `end`: no
     /// database here, so it runs on the compute pool. Positions are valued in fixed
-    /// point (`FixedWorth`) when their figures allow it, else in `Decimal`.
+    /// point (`FixedWorth`) when every close and the figures they meet allow it, else in
+    /// `Decimal`.
     static func daily(
-        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: Series, manual: Series, rates: Series, through end: Int
-    ) throws -> [Returns.Day] {
-        let fixed = FixedWorth()
-        var fixedCloses: [String: [(day: Int, value: Int128)]] = [:]
-        do {
-            for (symbol, points) in closes { fixedCloses[symbol] = try points.map { ($0.day, try fixed.price($0.value)) } }
-            return try daily(
-                fixed, entries: entries, splits: splits, method: method, base: base, closes: fixedCloses, manual: manual, rates: rates, through: end)
-        } catch is FixedWorth.Inexact {
-            return try daily(ExactWorth(), entries: entries, splits: splits, method: method, base: base, closes: closes, manual: manual, rates: rates, through: end)
-        }
-    }
-
-    /// The same from closes read as text (`series(ofArrays:)`'s rows), parsed straight
-    /// into fixed point when every one fits.
-    static func daily(
-        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closeRows: [PostgresRow], manual: Series, rates: Series,
+        entries: [Ledger.Entry], splits: [Ledger.Split], method: CostMethod, base: String, closes: CloseTexts, manual: Series, rates: Series,
         through end: Int
     ) throws -> [Returns.Day] {
-        if let fixedCloses = try series(ofArrays: closeRows, FixedWorth.parse) {
+        // Every close read by `parse`, or nil as soon as one does not read (fixed point
+        // that cannot hold it).
+        func read<Value>(_ parse: (String) throws -> Value?) throws -> [String: [(day: Int, value: Value)]]? {
+            var result: [String: [(day: Int, value: Value)]] = [:]
+            for (symbol, points) in closes {
+                var values: [(day: Int, value: Value)] = []
+                values.reserveCapacity(points.count)
+                for point in points {
+                    guard let value = try parse(point.text) else { return nil }
+                    values.append((point.day, value))
+                }
+                result[symbol] = values
+            }
+            return result
+        }
+        if let fixed = try read(FixedWorth.parse) {
             do {
                 return try daily(
-                    FixedWorth(), entries: entries, splits: splits, method: method, base: base, closes: fixedCloses, manual: manual, rates: rates,
-                    through: end)
+                    FixedWorth(), entries: entries, splits: splits, method: method, base: base, closes: fixed, manual: manual, rates: rates, through: end)
             } catch is FixedWorth.Inexact {}
         }
-        return try daily(
-            ExactWorth(), entries: entries, splits: splits, method: method, base: base, closes: try series(ofArrays: closeRows) { try LedgerTransaction.decimal($0)?.value } ?? [:], manual: manual,
-            rates: rates, through: end)
+        let exact = try read { try LedgerTransaction.decimal($0)?.value } ?? [:]
+        return try daily(ExactWorth(), entries: entries, splits: splits, method: method, base: base, closes: exact, manual: manual, rates: rates, through: end)
     }
 
     /// Every day's value and flows, positions valued by `model`.

@@ -50,7 +50,7 @@ enum ValuationStore {
         let all = try await ComputePool.shared.run {
             try PerformanceReport.daily(
                 entries: inputs.entries, splits: inputs.splits, method: portfolio.costMethod, base: portfolio.baseCurrency,
-                closeRows: inputs.closes, manual: try PerformanceReport.series(inputs.manual),
+                closes: try PerformanceReport.closeTexts(ofArrays: inputs.closes), manual: try PerformanceReport.series(inputs.manual),
                 rates: try PerformanceReport.series(inputs.rates), through: end)
         }
         let after = last.flatMap(DayNumber.of) ?? Int.min
