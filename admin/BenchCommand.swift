@@ -179,7 +179,7 @@ struct BenchCommand: AsyncParsableCommand {
                 return [
                     String(format: "bare heap insert: %.0f/s plain, %.0f/s with usage recorded (%.2f of plain)", Double(writes) / plain, Double(writes) / metered, plain / metered),
                     String(
-                        format: "owned-row write (key, owner index, RLS): %.0f/s plain, %.0f/s with usage recorded (%.2f of plain; target 0.9)",
+                        format: "owned-row write (key, owner index, RLS): %.0f/s plain, %.0f/s with usage recorded (%.2f of plain; in process, the record a round trip of its own; over HTTP: bench/metering.sh)",
                         Double(writes) / plainRecord, Double(writes) / meteredRecord, plainRecord / meteredRecord),
                     String(format: "batch ingestion (in process, idempotent, counters): %.0f events/s; bare insert of the same rows: %.0f rows/s (%.2f of bare)",
                            events / ingested, events / bare, bare / ingested),

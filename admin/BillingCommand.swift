@@ -43,7 +43,7 @@ struct BillingCommand: AsyncParsableCommand {
                             months = [month]
                         } else {
                             let rows = try await connection.query(
-                                "SELECT period::timestamptz FROM usage_counters UNION SELECT period::timestamptz FROM invoices ORDER BY 1", logger: logger)
+                                "SELECT period::timestamptz FROM usage_totals UNION SELECT period::timestamptz FROM invoices ORDER BY 1", logger: logger)
                             for try await period in rows.decode(Date.self) { months.append(period) }
                         }
                         for period in months {

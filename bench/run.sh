@@ -164,6 +164,8 @@ ingest="$(wrk -t2 -c8 -d"${seconds}s" -s bench/usage-batch.lua -H "Authorization
 printf 'usage ingestion (HTTP batch route, idempotent): %.0f events/s\n' "$(awk -v r="$(rps_of "$ingest")" 'BEGIN { print r * 1000 }')"
 # Metering's cost inside a module write, and batch recording against a bare insert.
 "$bin" bench metering --tenant acme --log-level error
+# The same over HTTP on the request path: a module's create with and without recordUsage.
+ATRIUM_BENCH_BINARY="$bin" bench/metering.sh
 
 # Bulk import: its own server and database (bench/import.sh).
 echo

@@ -44,6 +44,11 @@ public struct Metering: Sendable {
     /// Records `quantity` of `meter`; returns false when `idempotencyKey` was recorded
     /// before (ever), in which case nothing changes.
     ///
+    /// The event and a pending row (`usage_pending`) are appended in one
+    /// statement; no shared row is locked, so metered writes of one tenant do not queue
+    /// behind each other. `kernel.usage.fold` moves pending rows into the month's counters;
+    /// `usage_totals` reads both.
+    ///
     /// With a `quota` (a hard limit on the meter's monthly count or sum), the month's
     /// counter row is locked first and the event refused with 429 `quota_exceeded` when
     /// it would pass the quota: concurrent transactions queue on that row, so two can
@@ -53,6 +58,58 @@ public struct Metering: Sendable {
         _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
         quota: Int64? = nil, on connection: PostgresConnection
     ) async throws -> Bool {
+        guard let quota else {
+            let statement = try recordingStatement(meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID)
+            return !(try await PreparedStatements.shared.rows(statement.sql, on: connection, logger: logger)).isEmpty
+        }
+        let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
+        guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
+        else { return false }
+        // Under the counter's lock, and counted there at once: the next holder sees it.
+        try await connection.query(
+            """
+            WITH inserted AS (
+                INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+                VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
+                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                RETURNING meter, period, quantity
+            )
+            UPDATE usage_counters c SET quantity = c.quantity + i.quantity, events = c.events + 1, max_quantity = greatest(c.max_quantity, i.quantity)
+            FROM inserted i WHERE c.meter = i.meter AND c.period = i.period
+            """, logger: logger)
+        return true
+    }
+
+    /// The statement `record` runs without a quota, its values checked: the event, and a
+    /// pending row when the event is new (then it returns a row). One statement with text
+    /// parameters, so that a request can send it in front of its own statement, in the
+    /// same write (`TenantTransaction.recordUsage`).
+    func recordingStatement(
+        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID
+    ) throws -> PrefixedStatement {
+        let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
+        // Microseconds since 1970, exact in PostgreSQL's arithmetic (as the driver binds a Date).
+        let micros = Int64((time.timeIntervalSince1970 * 1_000_000).rounded())
+        return PrefixedStatement(
+            name: "atrium_record_usage",
+            text: """
+                WITH inserted AS (
+                    INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+                    SELECT $1::uuid, $2, $3::int8, at, date_trunc('month', at AT TIME ZONE 'UTC')::date, $5, $6::jsonb
+                    FROM (SELECT timestamptz 'epoch' + $4::int8 * interval '1 microsecond' AS at) t
+                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                    RETURNING meter, period, quantity
+                )
+                INSERT INTO usage_pending (tenant_id, meter, period, quantity)
+                SELECT $1::uuid, meter, period, quantity FROM inserted
+                RETURNING 1
+                """,
+            values: [tenantID.uuidString, meter, String(quantity), String(micros), idempotencyKey, json])
+    }
+
+    /// Refuses what the tables would (so that nothing fails once sent) and encodes the
+    /// properties as JSON text.
+    private func checkedProperties(_ meter: String, quantity: Int64, idempotencyKey: String, properties: [String: JSONValue]) throws -> String {
         guard meters[meter] != nil else {
             logger.error("usage recorded for an undeclared meter", metadata: ["meter": "\(meter)"])
             throw AtriumError.internalError()
@@ -60,31 +117,33 @@ public struct Metering: Sendable {
         guard (0...Self.maximumQuantity).contains(quantity) else {
             throw AtriumError.validation(field: "quantity", "must be from 0 to \(Self.maximumQuantity)")
         }
-        if let quota {
-            guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
-            else { return false }
+        // PostgreSQL's length() counts code points, and text holds no NUL.
+        guard (1...200).contains(idempotencyKey.unicodeScalars.count), !idempotencyKey.unicodeScalars.contains("\0") else {
+            logger.error("a usage idempotency key has 1 to 200 characters and no NUL", metadata: ["meter": "\(meter)"])
+            throw AtriumError.internalError()
         }
-        let json = String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
-        // One statement: the event, and the counter moved only if the event was new.
-        let inserted = try await connection.query(
+        return String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
+    }
+
+    /// Moves every committed pending event into its month's counter (platform work: all
+    /// tenants). Concurrent folds each move a row once: the second waits on the first's
+    /// delete and skips what it took. Returns the events moved.
+    @discardableResult
+    public static func fold(on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        try await connection.query(
             """
-            WITH inserted AS (
-                INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
-                VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
-                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-                RETURNING meter, period, quantity
-            ), counted AS (
+            WITH moved AS (
+                DELETE FROM usage_pending RETURNING tenant_id, meter, period, quantity
+            ), folded AS (
                 INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
-                SELECT \(tenantID), meter, period, quantity, 1, quantity FROM inserted
+                SELECT tenant_id, meter, period, sum(quantity), count(*), max(quantity) FROM moved GROUP BY tenant_id, meter, period
                 ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
-                    quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + 1,
+                    quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + excluded.events,
                     max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
-                RETURNING 1
             )
-            SELECT count(*)::int8 FROM inserted
+            SELECT count(*)::int8 FROM moved
             """, logger: logger
         ).collect().first?.decode(Int64.self) ?? 0
-        return inserted == 1
     }
 
     /// Locks the month's counter and checks the quota; false when the key is a repeat.
@@ -103,10 +162,12 @@ public struct Metering: Sendable {
             """, logger: logger)
         let row = try await connection.query(
             """
-            SELECT CASE WHEN \(definition.aggregation == .count) THEN events ELSE quantity END,
+            SELECT CASE WHEN \(definition.aggregation == .count) THEN c.events + p.events ELSE c.quantity + p.quantity END,
                    EXISTS (SELECT 1 FROM usage_events WHERE idempotency_key = \(idempotencyKey))
-            FROM usage_counters
-            WHERE meter = \(meter) AND period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE
+            FROM usage_counters c,
+                 LATERAL (SELECT count(*)::int8 AS events, coalesce(sum(quantity), 0)::int8 AS quantity FROM usage_pending
+                          WHERE meter = c.meter AND period = c.period) p
+            WHERE c.meter = \(meter) AND c.period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE OF c
             """, logger: logger
         ).collect().first
         let (used, repeated) = try row?.decode((Int64, Bool).self) ?? (Int64(0), false)
@@ -128,7 +189,7 @@ public struct Metering: Sendable {
     public func usage(period: Date, on connection: PostgresConnection) async throws -> [MeterUsage] {
         var counters: [String: (quantity: Int64, events: Int64, max: Int64)] = [:]
         let rows = try await connection.query(
-            "SELECT meter, quantity, events, max_quantity FROM usage_counters WHERE period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
+            "SELECT meter, quantity, events, max_quantity FROM usage_totals WHERE period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
             logger: logger)
         for try await (meter, quantity, events, maximum) in rows.decode((String, Int64, Int64, Int64).self) {
             counters[meter] = (quantity, events, maximum)

@@ -52,7 +52,7 @@ public struct Reconciliation: Sendable {
                    coalesce(c.quantity, 0)::int8, coalesce(c.events, 0)::int8, coalesce(c.max_quantity, 0)::int8
             FROM (SELECT meter, sum(quantity) AS quantity, count(*) AS events, max(quantity) AS maximum
                   FROM usage_events WHERE period = \(day)::date GROUP BY meter) e
-            FULL JOIN (SELECT meter, quantity, events, max_quantity FROM usage_counters WHERE period = \(day)::date) c ON c.meter = e.meter
+            FULL JOIN (SELECT meter, quantity, events, max_quantity FROM usage_totals WHERE period = \(day)::date) c ON c.meter = e.meter
             ORDER BY 1
             """, logger: logger)
         var meterCount = 0

@@ -228,6 +228,22 @@ struct RequestLease: Sendable {
         pipelined?.setLocallyWithBegin(settings) ?? false
     }
 
+    /// Sends `statement` in front of the connection's next write where it pipelines; false
+    /// where it does not (the caller runs it itself).
+    func sendWithNextWrite(_ statement: PrefixedStatement) -> Bool {
+        pipelined?.sendWithNextWrite(statement) ?? false
+    }
+
+    /// Whether statements wait for the connection's next write.
+    var hasDeferredStatements: Bool {
+        pipelined?.hasDeferredStatements ?? false
+    }
+
+    /// Drops the statements waiting for the connection's next write.
+    func discardDeferred() {
+        pipelined?.discardDeferred()
+    }
+
     /// Takes back a pipelined `BEGIN` no statement followed: true when there was one.
     func withdrawUnsentBegin() -> Bool {
         pipelined?.withdrawUnsentBegin() ?? false

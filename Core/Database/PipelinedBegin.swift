@@ -21,6 +21,12 @@ import Synchronization
 /// - **Settings** (`setWithNextStatement`, the request's tenant, principal and owner scope)
 ///   follow as one statement, `SELECT set_config($1, $2, true), …`, prepared once per
 ///   connection and bound with the values.
+/// - **Statements of the caller's** (`sendWithNextWrite`, usage a request records) follow,
+///   each prepared once per connection and bound with text values. Their replies are taken
+///   out as the settings' are; when one fails, PostgreSQL skips the rest of the `Sync`
+///   group, so its `ErrorResponse` is handed to the driver as the answer to the driver's
+///   own statement (which did not run), and the transaction fails as it would had that
+///   statement failed. The connection stays usable.
 /// - **`COMMIT`** (`commitAfterNextStatement`) goes behind the driver's next write that
 ///   executes something, as a `Query("COMMIT")`, its outcome reported through a promise.
 /// - **One statement, opened and committed together.** When the armed write is the
@@ -103,8 +109,10 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var armed = false
     /// Settings to make, transaction-locally, right after the armed `BEGIN`.
     private var settings: [(name: String, value: String)] = []
-    /// The numbers of settings whose statement this connection has prepared.
-    private var preparedSettingCounts: Set<Int> = []
+    /// Statements of the caller's to send in front of the driver's next write.
+    private var deferred: [PrefixedStatement] = []
+    /// The names of the statements (settings, the caller's) this connection has prepared.
+    private var preparedNames: Set<String> = []
     /// Whether this connection has prepared `BEGIN`.
     private var beginPrepared = false
     /// The statements sent, in order, whose replies have not all come back, where one of
@@ -143,6 +151,9 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         case begin
         /// Answered by (`ParseComplete`,) `BindComplete`, its row and `CommandComplete`.
         case settings
+        /// A statement of the caller's, answered like the settings, or by an
+        /// `ErrorResponse` handed to the driver; `parsed` names it when this write prepared it.
+        case deferred(parsed: String?)
         /// The driver's statements, answered by this many `ReadyForQuery`s: passed through.
         case driver(syncs: Int)
         case commit(EventLoopPromise<Void>, outcome: CommitOutcome?)
@@ -167,6 +178,21 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard armed else { return false }
         self.settings += settings
         return true
+    }
+
+    /// Sends `statement` in front of the driver's next write, in the same `Sync` group (so
+    /// in the same transaction, after any pending `BEGIN` and settings).
+    func sendWithNextWrite(_ statement: PrefixedStatement) {
+        deferred.append(statement)
+    }
+
+    /// Whether statements wait for the driver's next write.
+    var hasDeferredStatements: Bool { !deferred.isEmpty }
+
+    /// Drops the statements waiting for the driver's next write (their transaction is
+    /// being rolled back).
+    func discardDeferred() {
+        deferred = []
     }
 
     /// Sends `COMMIT` right behind the driver's next write that executes a statement, in
@@ -202,6 +228,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         defer {
             armed = false
             settings = []
+            deferred = []
             committed = false
         }
         withdrawUnsentCommit()
@@ -244,6 +271,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
                     writeSettings(settings, to: &prefix)
                     unanswered.append(.settings)
                 }
+                writeDeferred(to: &prefix)
                 unanswered.append(.implicitCommit(promise, statementEnded: false, outcome: nil))
             } else {
                 writeBegin(to: &prefix)
@@ -252,9 +280,14 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
                     writeSettings(settings, to: &prefix)
                     unanswered.append(.settings)
                 }
+                writeDeferred(to: &prefix)
             }
             settings = []
             if prefix.readableBytes > 0 { context.write(wrapOutboundOut(prefix), promise: nil) }
+        } else if !deferred.isEmpty {
+            var prefix = context.channel.allocator.buffer(capacity: 256)
+            writeDeferred(to: &prefix)
+            context.write(wrapOutboundOut(prefix), promise: nil)
         }
         context.write(data, promise: promise)
     }
@@ -283,32 +316,47 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// `SELECT set_config($1, $2, true), …` for `settings`, in the extended protocol:
-    /// `Parse` the first time this connection sends that many settings, then `Bind` (the
-    /// names and values as text parameters) and `Execute`, without a `Sync`: they run in the
-    /// `Sync` group of the statement behind them. The SQL text is the same for every
-    /// request with as many settings; the values travel bound.
+    /// `SELECT set_config($1, $2, true), …` for `settings`, prepared once per connection
+    /// for each number of settings: the SQL text is the same for every request with as
+    /// many settings; the values travel bound.
     private func writeSettings(_ settings: [(name: String, value: String)], to buffer: inout ByteBuffer) {
-        let statement = "atrium_pipelined_settings_\(settings.count)"
-        if preparedSettingCounts.insert(settings.count).inserted {
-            let calls = (0..<settings.count).map { "set_config($\(2 * $0 + 1), $\(2 * $0 + 2), true)" }
+        let calls = (0..<settings.count).map { "set_config($\(2 * $0 + 1), $\(2 * $0 + 2), true)" }
+        let statement = PrefixedStatement(
+            name: "atrium_pipelined_settings_\(settings.count)", text: "SELECT " + calls.joined(separator: ", "),
+            values: settings.flatMap { [$0.name, $0.value] })
+        _ = write(statement, to: &buffer)
+    }
+
+    /// The caller's statements, each answered by a `.deferred` entry.
+    private func writeDeferred(to buffer: inout ByteBuffer) {
+        for statement in deferred {
+            unanswered.append(.deferred(parsed: write(statement, to: &buffer) ? statement.name : nil))
+        }
+        deferred = []
+    }
+
+    /// `statement` in the extended protocol, without a `Sync` (it runs in the `Sync` group
+    /// of the statement behind it): `Parse` the first time this connection sends it (every
+    /// parameter declared `text`), then `Bind` (the values as text) and `Execute`. True
+    /// when it was parsed here.
+    private func write(_ statement: PrefixedStatement, to buffer: inout ByteBuffer) -> Bool {
+        let parse = preparedNames.insert(statement.name).inserted
+        if parse {
             Self.message("P", to: &buffer) { body in
-                body.writeNullTerminatedString(statement)
-                body.writeNullTerminatedString("SELECT " + calls.joined(separator: ", "))
-                body.writeInteger(Int16(2 * settings.count))
-                for _ in 0..<(2 * settings.count) { body.writeInteger(Int32(25)) }  // text
+                body.writeNullTerminatedString(statement.name)
+                body.writeNullTerminatedString(statement.text)
+                body.writeInteger(Int16(statement.values.count))
+                for _ in statement.values { body.writeInteger(Int32(25)) }  // text
             }
         }
         Self.message("B", to: &buffer) { body in
             body.writeNullTerminatedString("")  // the unnamed portal
-            body.writeNullTerminatedString(statement)
+            body.writeNullTerminatedString(statement.name)
             body.writeInteger(Int16(0))  // every parameter in text format
-            body.writeInteger(Int16(2 * settings.count))
-            for setting in settings {
-                for text in [setting.name, setting.value] {
-                    body.writeInteger(Int32(text.utf8.count))
-                    body.writeString(text)
-                }
+            body.writeInteger(Int16(statement.values.count))
+            for text in statement.values {
+                body.writeInteger(Int32(text.utf8.count))
+                body.writeString(text)
             }
             body.writeInteger(Int16(0))  // the result in text format
         }
@@ -316,6 +364,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             body.writeNullTerminatedString("")
             body.writeInteger(Int32(0))  // every row
         }
+        return parse
     }
 
     /// A frontend message: its type, its length (itself included), its body.
@@ -430,10 +479,23 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
             switch (type, answering) {
             // ParseComplete, BindComplete and the row of the settings
             case (UInt8(ascii: "1"), .begin), (UInt8(ascii: "2"), .begin),
-                (UInt8(ascii: "1"), .settings), (UInt8(ascii: "2"), .settings), (UInt8(ascii: "D"), .settings):
+                (UInt8(ascii: "1"), .settings), (UInt8(ascii: "2"), .settings), (UInt8(ascii: "D"), .settings),
+                (UInt8(ascii: "1"), .deferred), (UInt8(ascii: "2"), .deferred), (UInt8(ascii: "D"), .deferred):
                 continue
-            case (UInt8(ascii: "C"), .begin), (UInt8(ascii: "C"), .settings):  // CommandComplete: the next reply is the next statement's
+            case (UInt8(ascii: "C"), .begin), (UInt8(ascii: "C"), .settings), (UInt8(ascii: "C"), .deferred):
+                // CommandComplete: the next reply is the next statement's
                 unanswered.removeFirst()
+            case (UInt8(ascii: "E"), .deferred):
+                // PostgreSQL skips the rest of the Sync group: the caller's statements behind
+                // this one and the driver's. The driver gets the error as its statement's.
+                while case .deferred(let parsed) = unanswered.first {
+                    if let parsed { preparedNames.remove(parsed) }
+                    unanswered.removeFirst()
+                }
+                if case .implicitCommit(let promise, _, let outcome) = unanswered.first {
+                    unanswered[0] = .implicitCommit(promise, statementEnded: false, outcome: outcome ?? .rolledBack)
+                }
+                context.fireChannelRead(wrapInboundOut(message))
             case (UInt8(ascii: "C"), .commit(let promise, let outcome)):
                 let tag = message.getNullTerminatedString(at: message.readerIndex + 5)
                 unanswered[0] = .commit(promise, outcome: outcome ?? (tag == "COMMIT" ? nil : .rolledBack))
@@ -495,7 +557,7 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         for sent in unanswered {
             switch sent {
             case .commit(let promise, _), .implicitCommit(let promise, _, _): promise.fail(CommitOutcome.connectionClosed)
-            case .begin, .settings, .driver: break
+            case .begin, .settings, .deferred, .driver: break
             }
         }
         unanswered = []
@@ -508,6 +570,23 @@ final class PipelinedBeginHandler: ChannelDuplexHandler, RemovableChannelHandler
         held = ByteBuffer()
         context.fireErrorCaught(error)
         context.close(promise: nil)
+    }
+}
+
+/// A statement sent in front of the driver's next write (`PipelinedBeginHandler`): prepared
+/// under `name` once per connection, every parameter `text` (the SQL casts them).
+struct PrefixedStatement: Sendable, Equatable {
+    /// The same for every statement with this text.
+    let name: String
+    let text: String
+    let values: [String]
+
+    /// The same statement for the driver, where it cannot travel in front of another.
+    var sql: SQL {
+        var sql = SQL(unescaped: "")
+        for value in values { _ = sql.bind(value) }
+        sql.append(unescaped: text)
+        return sql
     }
 }
 

@@ -123,6 +123,31 @@ struct RequestConnection: Sendable {
         return handler.value.setWithNextStatement(settings)
     }
 
+    /// Sends `statement` in front of the connection's next write, in the same `Sync` group.
+    /// False off the connection's event loop (the caller then runs it itself).
+    func sendWithNextWrite(_ statement: PrefixedStatement) -> Bool {
+        guard connection.eventLoop.inEventLoop else { return false }
+        handler.value.sendWithNextWrite(statement)
+        return true
+    }
+
+    /// Whether statements wait for the connection's next write; true where that cannot be
+    /// known (off the connection's event loop).
+    var hasDeferredStatements: Bool {
+        guard connection.eventLoop.inEventLoop else { return true }
+        return handler.value.hasDeferredStatements
+    }
+
+    /// Drops the statements waiting for the connection's next write.
+    func discardDeferred() {
+        guard connection.eventLoop.inEventLoop else {
+            let handler = handler
+            connection.eventLoop.execute { handler.value.discardDeferred() }
+            return
+        }
+        handler.value.discardDeferred()
+    }
+
     /// Takes back a `BEGIN` no statement followed: true when there was one, and the
     /// transaction it would have opened needs neither `COMMIT` nor `ROLLBACK`. Also ends a
     /// transaction whose `COMMIT` went with its last statement: statements may follow again.

@@ -114,9 +114,17 @@ final class RequestTransaction: Sendable {
         endedWithStatement.store(true, ordering: .relaxed)
     }
 
+    /// Sends `statement` with the transaction's next statement, or with its `COMMIT`; false
+    /// where the connection does not pipeline (the caller runs it itself).
+    func sendWithNextStatement(_ statement: PrefixedStatement) -> Bool {
+        guard !endedWithStatement.load(ordering: .relaxed) else { return false }
+        return requestLease?.sendWithNextWrite(statement) ?? false
+    }
+
     func commit() async throws {
         if endedWithStatement.load(ordering: .relaxed) { return }
-        if requestLease?.withdrawUnsentBegin() == true { return }
+        // With statements waiting, COMMIT is a write to carry them (BEGIN too, if unsent).
+        if requestLease?.hasDeferredStatements != true, requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { throw ConnectionLost() }
         try await TransactionControl.commit(on: connection, logger: logger)
     }
@@ -129,6 +137,7 @@ final class RequestTransaction: Sendable {
     /// request, and its pooled connection, forever. A closed connection has no
     /// transaction left to roll back.
     private func rollbackIfConnected() async throws {
+        requestLease?.discardDeferred()
         if endedWithStatement.load(ordering: .relaxed) { return }
         if requestLease?.withdrawUnsentBegin() == true { return }
         guard !connection.isClosed else { return }

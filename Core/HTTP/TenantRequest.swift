@@ -240,19 +240,32 @@ public struct TenantTransaction: Sendable {
     }
 
     /// Records usage of one of the module's meters in this transaction: rolled back with
-    /// it, and recorded once per `idempotencyKey`, ever. Returns false for a repeat.
+    /// it, and recorded once per `idempotencyKey`, ever (a repeat changes nothing).
+    ///
+    /// In a request's first block it costs no round trip of its own: the record travels in
+    /// front of the block's next statement (or its `COMMIT`), in the same write, and fails
+    /// that statement if it fails. It locks no shared row: metered writes of one tenant do
+    /// not queue behind each other (usage reads add the records not yet folded into the
+    /// month's counters).
     ///
     /// With `quota` (from `TenantRequest.quota(_:)`), the month's usage may not pass it:
-    /// checked and consumed atomically, 429 `quota_exceeded` otherwise.
-    @discardableResult
+    /// checked and consumed atomically, 429 `quota_exceeded` otherwise. That needs the
+    /// month's counter locked and read, so it runs at once, as a round trip of its own.
     public func recordUsage(
         _ meter: String, quantity: Int64 = 1, idempotencyKey: String, at time: Date = Date(), properties: [String: JSONValue] = [:],
         quota: Int64? = nil
-    ) async throws -> Bool {
+    ) async throws {
         try gate.admitStatement()
-        return try await metering.record(
-            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, quota: quota,
-            on: connection)
+        guard quota == nil else {
+            try await metering.record(
+                meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, quota: quota,
+                on: connection)
+            return
+        }
+        let statement = try metering.recordingStatement(
+            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID)
+        if gate.request?.sendWithNextStatement(statement) == true { return }
+        _ = try await PreparedStatements.shared.rows(statement.sql, on: connection, logger: logger)
     }
 
     /// Enqueues a job for this tenant in the same transaction as the caller's writes.

@@ -14,6 +14,14 @@ enum KernelJobs {
                 guard let mailer else { throw MailError("no mailer is configured for this worker") }
                 try await mailer.send(try context.decodePayload(MailMessage.self))
             },
+            // Usage recorded by requests waits in usage_pending (readers add it in); this
+            // moves it into the month's counters so that the pending rows stay few.
+            JobDefinition(kind: "kernel.usage.fold", maxAttempts: 3) { context in
+                let moved = try await context.database.withPlatformTransaction(logger: context.logger) { connection in
+                    try await Metering.fold(on: connection, logger: context.logger)
+                }
+                context.logger.debug("folded pending usage", metadata: ["usage.events": "\(moved)"])
+            },
             JobDefinition(kind: "kernel.jobs.prune", maxAttempts: 3) { context in
                 try await context.database.withPlatformTransaction(logger: context.logger) { connection in
                     let deleted = try await connection.query(
@@ -35,6 +43,9 @@ enum KernelJobs {
     }
 
     static var schedules: [ScheduleDefinition] {
-        [ScheduleDefinition(name: "kernel.jobs.prune", kind: "kernel.jobs.prune", every: .seconds(3600), perTenant: false)]
+        [
+            ScheduleDefinition(name: "kernel.jobs.prune", kind: "kernel.jobs.prune", every: .seconds(3600), perTenant: false),
+            ScheduleDefinition(name: "kernel.usage.fold", kind: "kernel.usage.fold", every: .seconds(60), perTenant: false),
+        ]
     }
 }

@@ -335,15 +335,15 @@ struct JobQueueTests {
                 for worker in workers { group.addTask { try await worker.fireDueSchedules() } }
                 return try await group.reduce(0, +)
             }
-            #expect(fired == 3)  // one per enabled tenant, one platform job, and the kernel's prune job
+            #expect(fired == 4)  // one per enabled tenant, one platform job, and the kernel's prune and usage-fold jobs
             let observed14 = try await workers[1].fireDueSchedules()
             #expect(observed14 == 0)  // the next slot is an hour away
             let kinds = try await database.withPlatformTransaction(logger: logger) { connection in
                 try await JobQueue(logger: logger).list(on: connection).map(\.kind).sorted()
             }
-            #expect(kinds == ["fixture.nightly", "fixture.platform", "kernel.jobs.prune"])
+            #expect(kinds == ["fixture.nightly", "fixture.platform", "kernel.jobs.prune", "kernel.usage.fold"])
             let next = try await database.client.query(
-                "SELECT min(next_run_at) > now() + interval '59 minutes' FROM job_schedules", logger: logger
+                "SELECT min(next_run_at) > now() + interval '59 minutes' FROM job_schedules WHERE name <> 'kernel.usage.fold'", logger: logger
             ).collect().first?.decode(Bool.self)
             #expect(next == true)
         }

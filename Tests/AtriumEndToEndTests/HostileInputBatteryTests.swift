@@ -874,7 +874,8 @@ struct TenantTables: Sendable {
     /// Tables a refused request may still change, and why.
     static let bookkeeping: [String: String] = [
         "usage_events": "API calls are counted whatever the answer, and flushed once a second",
-        "usage_counters": "the same flush",
+        "usage_counters": "the same flush, and the fold that moves pending usage into them",
+        "usage_pending": "the same flush, until the fold moves it",
         "jobs": "the worker updates its rows on its own schedule; only their ids are compared",
     ]
 

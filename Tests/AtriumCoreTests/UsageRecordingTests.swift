@@ -1,0 +1,202 @@
+@testable import AtriumCore
+import AtriumTesting
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// Usage a request records costs it no round trip and no shared lock: the record travels
+/// in front of the request's next statement (or its `COMMIT`) and fails that statement if
+/// it fails; it appends a pending row instead of moving the month's counter, and readers
+/// add the pending rows in until `kernel.usage.fold` moves them.
+@Suite("Usage recorded on the request path")
+struct UsageRecordingTests {
+    let logger = TestDatabase.logger
+
+    func count(_ connection: PostgresConnection, _ sql: PostgresQuery) async throws -> Int {
+        var value = -1
+        for try await n in try await connection.query(sql, logger: logger).decode(Int.self) { value = n }
+        return value
+    }
+
+    func rowsUsage(_ db: TestDatabase, _ tenant: Tenant) async throws -> Int64? {
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        return try await db.withApp { database in
+            try await database.withTenantTransaction(tenant.id, logger: logger) { connection in
+                try await metering.usage(period: try Metering.period(nil), on: connection)
+            }
+        }.first { $0.meter == "usage.rows" }?.value
+    }
+
+    /// The old design moved one counter row per tenant and month in every metered write:
+    /// a second writer queued on the first's row lock until it committed.
+    @Test func aMeteredWriteDoesNotWaitForAnotherOfTheSameTenantAndMeter() async throws {
+        let db = try await TestDatabase.create()
+        let acme = try await db.createTenant("acme")
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        try await db.withApp(maximumConnections: 2) { database in
+            // Holds its record uncommitted until the second writer has committed.
+            let (firstRecorded, recorded) = AsyncStream<Void>.makeStream()
+            let (secondDone, done) = AsyncStream<Void>.makeStream()
+            async let first: Void = database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await metering.record("usage.rows", quantity: 5, idempotencyKey: "first", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                recorded.yield()
+                for await _ in secondDone { break }
+            }
+            for await _ in firstRecorded { break }
+            try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await connection.query("SET LOCAL lock_timeout = '3s'", logger: logger)
+                try await metering.record("usage.rows", quantity: 7, idempotencyKey: "second", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+            }
+            done.yield()
+            try await first
+        }
+        #expect(try await rowsUsage(db, acme) == 12)
+    }
+
+    /// Folding moves what has committed and leaves what has not; the totals read the same
+    /// before and after, and a quota counts pending usage.
+    @Test func foldMovesCommittedPendingUsageAndTotalsReadTheSame() async throws {
+        let db = try await TestDatabase.create()
+        let acme = try await db.createTenant("acme")
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        try await db.withApp(maximumConnections: 3) { database in
+            for (index, rows) in [4, 6].enumerated() {
+                try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                    try await metering.record("usage.rows", quantity: Int64(rows), idempotencyKey: "r\(index)", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                }
+            }
+            #expect(try await rowsUsage(db, acme) == 10)
+            let (inFlightRecorded, recorded) = AsyncStream<Void>.makeStream()
+            let (foldDone, folded) = AsyncStream<Void>.makeStream()
+            async let inFlight: Void = database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await metering.record("usage.rows", quantity: 100, idempotencyKey: "late", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                recorded.yield()
+                for await _ in foldDone { break }
+            }
+            for await _ in inFlightRecorded { break }
+            let moved = try await database.withPlatformTransaction(logger: logger) { connection in
+                try await Metering.fold(on: connection, logger: logger)
+            }
+            #expect(moved == 2)
+            folded.yield()
+            try await inFlight
+            #expect(try await rowsUsage(db, acme) == 110)
+            let pending = try await database.withPlatformTransaction(logger: logger) { connection in
+                try await count(connection, "SELECT count(*)::int FROM usage_pending")
+            }
+            #expect(pending == 1, "the record that had not committed waits for the next fold")
+            // A quota counts the pending record: 110 used, 5 more would pass 112.
+            await #expect(throws: AtriumError.self) {
+                try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                    try await metering.record(
+                        "usage.rows", quantity: 5, idempotencyKey: "over", at: Date(), properties: [:], tenantID: acme.id, quota: 112, on: connection)
+                }
+            }
+            let again = try await database.withPlatformTransaction(logger: logger) { connection in
+                try await Metering.fold(on: connection, logger: logger)
+            }
+            #expect(again == 1)
+        }
+        #expect(try await rowsUsage(db, acme) == 110)
+        let reconciled = try await db.withApp { database in
+            try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await Reconciliation(metering: metering, logger: logger).run(period: try Metering.period(nil), on: connection)
+            }
+        }
+        #expect(reconciled.differences.isEmpty)
+    }
+
+    /// On a request's connection the record goes in the write of the statement after it:
+    /// a metered one-statement create is one round trip, committed by its `Sync`.
+    @Test func aRecordTravelsWithTheNextStatementAndFailsItWhenItFails() async throws {
+        let db = try await TestDatabase.create()
+        let acme = try await db.createTenant("acme")
+        try await db.withOwner { owner in
+            try await owner.query("CREATE TABLE probe (tenant_id uuid NOT NULL, n int NOT NULL)", logger: logger)
+            // Refuses the record of a large quantity, as a broken usage table would.
+            try await owner.query("ALTER TABLE usage_pending ADD CONSTRAINT probe_small CHECK (quantity < 1000)", logger: logger)
+        }
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        try await PipelinedBeginTests().withPool(db) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    func transaction() -> (RequestTransaction, TenantTransaction) {
+                        pooled.beginWithNextStatement()
+                        _ = pooled.setLocallyWithBegin([("app.tenant_id", acme.id.uuidString)])
+                        let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
+                        var transaction = TenantTransaction(
+                            connection: connection, tenantID: acme.id, principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
+                            channels: [])
+                        transaction.gate = StatementGate(request: request)
+                        return (request, transaction)
+                    }
+                    func end(_ request: RequestTransaction) { request.returnLease() }
+                    func rows(_ table: String) async throws -> Int {
+                        pooled.beginWithNextStatement()
+                        _ = pooled.setLocallyWithBegin([("app.tenant_id", acme.id.uuidString)])
+                        let counted = try await count(connection, "SELECT count(*)::int FROM \(unescaped: table)")
+                        try await TransactionControl.commit(on: connection, logger: logger)
+                        return counted
+                    }
+
+                    // Record, then the block's one statement: one write, one round trip.
+                    var before = pool.counters.roundTrips
+                    let (one, metered) = transaction()
+                    try await metered.recordUsage("usage.rows", quantity: 3, idempotencyKey: "create-1")
+                    // (An unnamed statement: a prepared one's first use prepares it in a write of its own.)
+                    _ = try await metered.lastStatement { try await connection.query("INSERT INTO probe VALUES (\(acme.id), 1)", logger: logger) }
+                    try await one.commit()
+                    end(one)
+                    #expect(pool.counters.roundTrips - before == 1)
+                    #expect(try await rows("probe") == 1)
+                    #expect(try await rows("usage_events") == 1)
+
+                    // A block that only records: its COMMIT carries the record.
+                    before = pool.counters.roundTrips
+                    let (two, recordOnly) = transaction()
+                    try await recordOnly.recordUsage("usage.rows", quantity: 4, idempotencyKey: "record-only")
+                    try await two.commit()
+                    end(two)
+                    #expect(pool.counters.roundTrips - before == 1)
+                    #expect(try await rows("usage_events") == 2)
+
+                    // A refused record fails the statement it travelled with; nothing of the
+                    // block is written, and the connection serves the next one.
+                    let (three, refused) = transaction()
+                    try await refused.recordUsage("usage.rows", quantity: 5000, idempotencyKey: "too-large")
+                    do {
+                        _ = try await refused.lastStatement { try await refused.query("INSERT INTO probe VALUES (\(acme.id), 2)") }
+                        Issue.record("the statement behind a refused record succeeded")
+                    } catch let error as PSQLError {
+                        #expect(error.serverInfo?[.sqlState] == "23514")
+                        #expect(error.serverInfo?[.constraintName] == "probe_small")
+                    }
+                    await three.rollback()
+                    end(three)
+                    #expect(try await rows("probe") == 1)
+                    #expect(try await rows("usage_events") == 2)
+
+                    // The same with a statement before the record: the transaction has begun.
+                    let (four, later) = transaction()
+                    try await later.query("INSERT INTO probe VALUES (\(acme.id), 3)")
+                    try await later.recordUsage("usage.rows", quantity: 6000, idempotencyKey: "too-large-later")
+                    await #expect(throws: PSQLError.self) { try await four.commit() }
+                    await four.rollback()
+                    end(four)
+                    #expect(try await rows("probe") == 1)
+
+                    // A block that fails after recording: the record is dropped with it.
+                    let (five, doomed) = transaction()
+                    try await doomed.recordUsage("usage.rows", quantity: 7, idempotencyKey: "doomed")
+                    await five.rollback()
+                    end(five)
+                    #expect(try await rows("usage_events") == 2)
+                    #expect(try await rows("probe") == 1)
+                }
+            }
+        }
+        #expect(try await rowsUsage(db, acme) == 7)
+    }
+}
