@@ -28,7 +28,7 @@ public struct MeterDeclarations: Sendable {
                 if existing == meter.aggregation.rawValue { continue }
                 if let existing {
                     let used = try await connection.query(
-                        "SELECT EXISTS (SELECT 1 FROM usage_events WHERE meter = \(meter.name))", logger: logger
+                        "SELECT EXISTS (SELECT 1 FROM usage_records WHERE meter = \(meter.name))", logger: logger
                     ).collect().first?.decode(Bool.self) ?? false
                     if used {
                         throw ConfigurationError(

@@ -44,10 +44,10 @@ public struct Metering: Sendable {
     /// Records `quantity` of `meter`; returns false when `idempotencyKey` was recorded
     /// before (ever), in which case nothing changes.
     ///
-    /// The event and a pending row (`usage_pending`) are appended in one
-    /// statement; no shared row is locked, so metered writes of one tenant do not queue
-    /// behind each other. `kernel.usage.fold` moves pending rows into the month's counters;
-    /// `usage_totals` reads both.
+    /// The event is appended to `usage_pending`, keyed by its idempotency key: no shared
+    /// row is locked, so metered writes of one tenant do not queue behind each other.
+    /// `kernel.usage.fold` moves pending events into `usage_events` and the month's
+    /// counters; `usage_records` and `usage_totals` read both.
     ///
     /// With a `quota` (a hard limit on the meter's monthly count or sum), the month's
     /// counter row is locked first and the event refused with 429 `quota_exceeded` when
@@ -65,7 +65,7 @@ public struct Metering: Sendable {
         let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
         guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
         else { return false }
-        // Under the counter's lock, and counted there at once: the next holder sees it.
+        // Under the counter's lock, recorded and counted at once: the next holder sees it.
         try await connection.query(
             """
             WITH inserted AS (
@@ -80,8 +80,8 @@ public struct Metering: Sendable {
         return true
     }
 
-    /// The statement `record` runs without a quota, its values checked: the event, and a
-    /// pending row when the event is new (then it returns a row). One statement with text
+    /// The statement `record` runs without a quota, its values checked: the event appended
+    /// to `usage_pending` unless its key was recorded before (then it returns a row). One statement with text
     /// parameters, so that a request can send it in front of its own statement, in the
     /// same write (`TenantTransaction.recordUsage`).
     func recordingStatement(
@@ -93,15 +93,11 @@ public struct Metering: Sendable {
         return PrefixedStatement(
             name: "atrium_record_usage",
             text: """
-                WITH inserted AS (
-                    INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
-                    SELECT $1::uuid, $2, $3::int8, at, date_trunc('month', at AT TIME ZONE 'UTC')::date, $5, $6::jsonb
-                    FROM (SELECT timestamptz 'epoch' + $4::int8 * interval '1 microsecond' AS at) t
-                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-                    RETURNING meter, period, quantity
-                )
-                INSERT INTO usage_pending (tenant_id, meter, period, quantity)
-                SELECT $1::uuid, meter, period, quantity FROM inserted
+                INSERT INTO usage_pending (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+                SELECT $1::uuid, $2, $3::int8, at, date_trunc('month', at AT TIME ZONE 'UTC')::date, $5, $6::jsonb
+                FROM (SELECT timestamptz 'epoch' + $4::int8 * interval '1 microsecond' AS at) t
+                WHERE NOT EXISTS (SELECT 1 FROM usage_events WHERE tenant_id = $1::uuid AND idempotency_key = $5)
+                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
                 RETURNING 1
                 """,
             values: [tenantID.uuidString, meter, String(quantity), String(micros), idempotencyKey, json])
@@ -122,26 +118,36 @@ public struct Metering: Sendable {
             logger.error("a usage idempotency key has 1 to 200 characters and no NUL", metadata: ["meter": "\(meter)"])
             throw AtriumError.internalError()
         }
+        // Most records carry none: no encoder for those, on the request path.
+        if properties.isEmpty { return "{}" }
         return String(decoding: try JSONEncoder().encode(JSONValue.object(properties)), as: UTF8.self)
     }
 
-    /// Moves every committed pending event into its month's counter (platform work: all
-    /// tenants). Concurrent folds each move a row once: the second waits on the first's
-    /// delete and skips what it took. Returns the events moved.
+    /// Moves every committed pending event into `usage_events` and its month's counter
+    /// (platform work: all tenants), in one statement. A pending key already recorded (a
+    /// retry that raced an earlier fold) is dropped. Concurrent folds each move a row once:
+    /// the second waits on the first's delete and skips what it took. Returns the events
+    /// recorded.
     @discardableResult
     public static func fold(on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         try await connection.query(
             """
             WITH moved AS (
-                DELETE FROM usage_pending RETURNING tenant_id, meter, period, quantity
+                DELETE FROM usage_pending
+                RETURNING tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties, recorded_at
+            ), recorded AS (
+                INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties, recorded_at)
+                SELECT * FROM moved
+                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                RETURNING tenant_id, meter, period, quantity
             ), folded AS (
                 INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
-                SELECT tenant_id, meter, period, sum(quantity), count(*), max(quantity) FROM moved GROUP BY tenant_id, meter, period
+                SELECT tenant_id, meter, period, sum(quantity), count(*), max(quantity) FROM recorded GROUP BY tenant_id, meter, period
                 ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
                     quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + excluded.events,
                     max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
             )
-            SELECT count(*)::int8 FROM moved
+            SELECT count(*)::int8 FROM recorded
             """, logger: logger
         ).collect().first?.decode(Int64.self) ?? 0
     }
@@ -163,10 +169,11 @@ public struct Metering: Sendable {
         let row = try await connection.query(
             """
             SELECT CASE WHEN \(definition.aggregation == .count) THEN c.events + p.events ELSE c.quantity + p.quantity END,
-                   EXISTS (SELECT 1 FROM usage_events WHERE idempotency_key = \(idempotencyKey))
+                   EXISTS (SELECT 1 FROM usage_records WHERE idempotency_key = \(idempotencyKey))
             FROM usage_counters c,
-                 LATERAL (SELECT count(*)::int8 AS events, coalesce(sum(quantity), 0)::int8 AS quantity FROM usage_pending
-                          WHERE meter = c.meter AND period = c.period) p
+                 LATERAL (SELECT count(*)::int8 AS events, coalesce(sum(quantity), 0)::int8 AS quantity FROM usage_pending p
+                          WHERE p.meter = c.meter AND p.period = c.period
+                            AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = p.tenant_id AND e.idempotency_key = p.idempotency_key)) p
             WHERE c.meter = \(meter) AND c.period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE OF c
             """, logger: logger
         ).collect().first
@@ -215,12 +222,12 @@ public struct Metering: Sendable {
         let rows: [PostgresRow]
         if meter.aggregation == .uniqueCount {
             rows = try await connection.query(
-                "SELECT count(DISTINCT properties->>'unique_key')::int8 FROM usage_events WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
+                "SELECT count(DISTINCT properties->>'unique_key')::int8 FROM usage_records WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date",
                 logger: logger
             ).collect()
         } else {
             rows = try await connection.query(
-                "SELECT coalesce((SELECT quantity FROM usage_events WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date ORDER BY occurred_at DESC, recorded_at DESC LIMIT 1), 0)::int8",
+                "SELECT coalesce((SELECT quantity FROM usage_records WHERE meter = \(meter.name) AND period = (\(period)::timestamptz AT TIME ZONE 'UTC')::date ORDER BY occurred_at DESC, recorded_at DESC LIMIT 1), 0)::int8",
                 logger: logger
             ).collect()
         }

@@ -45,13 +45,14 @@ public struct Reconciliation: Sendable {
         let day = InvoiceCalculation.label(period) + "-01"
         var differences: [Difference] = []
         var totalEvents: Int64 = 0
-        // 1. Counters against events.
+        // 1. Counters against events, each with the events still pending (which the fold
+        //    moves into both at once).
         let rows = try await connection.query(
             """
             SELECT coalesce(e.meter, c.meter), coalesce(e.quantity, 0)::int8, coalesce(e.events, 0)::int8, coalesce(e.maximum, 0)::int8,
                    coalesce(c.quantity, 0)::int8, coalesce(c.events, 0)::int8, coalesce(c.max_quantity, 0)::int8
             FROM (SELECT meter, sum(quantity) AS quantity, count(*) AS events, max(quantity) AS maximum
-                  FROM usage_events WHERE period = \(day)::date GROUP BY meter) e
+                  FROM usage_records WHERE period = \(day)::date GROUP BY meter) e
             FULL JOIN (SELECT meter, quantity, events, max_quantity FROM usage_totals WHERE period = \(day)::date) c ON c.meter = e.meter
             ORDER BY 1
             """, logger: logger)
@@ -105,7 +106,7 @@ extension Metering {
                    count(DISTINCT properties->>'unique_key')::int8,
                    (array_agg(quantity ORDER BY occurred_at DESC, recorded_at DESC))[1]::int8,
                    m.aggregation
-            FROM usage_events e JOIN meters m ON m.name = e.meter
+            FROM usage_records e JOIN meters m ON m.name = e.meter
             WHERE e.period = \(day)::date GROUP BY e.meter, m.aggregation
             """, logger: logger)
         for try await (meter, count, sum, maximum, unique, latest, aggregation) in rows.decode((String, Int64, Int64, Int64, Int64, Int64, String).self) {

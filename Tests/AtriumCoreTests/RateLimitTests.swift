@@ -94,7 +94,7 @@ struct APICallQuotaTests {
         let calls = try await db.withOwner { connection in
             try await connection.withTenantTransaction(acme.id, logger: TestDatabase.logger) { connection in
                 try await connection.query(
-                    "SELECT sum(quantity)::int FROM usage_events WHERE meter = 'kernel.api_calls'", logger: TestDatabase.logger
+                    "SELECT sum(quantity)::int FROM usage_records WHERE meter = 'kernel.api_calls'", logger: TestDatabase.logger
                 ).collect().first?.decode(Int.self)
             }
         }

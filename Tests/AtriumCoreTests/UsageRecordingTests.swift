@@ -82,10 +82,11 @@ struct UsageRecordingTests {
             folded.yield()
             try await inFlight
             #expect(try await rowsUsage(db, acme) == 110)
-            let pending = try await database.withPlatformTransaction(logger: logger) { connection in
-                try await count(connection, "SELECT count(*)::int FROM usage_pending")
+            let (pending, events) = try await database.withPlatformTransaction(logger: logger) { connection in
+                (try await count(connection, "SELECT count(*)::int FROM usage_pending"), try await count(connection, "SELECT count(*)::int FROM usage_events"))
             }
             #expect(pending == 1, "the record that had not committed waits for the next fold")
+            #expect(events == 2)
             // A quota counts the pending record: 110 used, 5 more would pass 112.
             await #expect(throws: AtriumError.self) {
                 try await database.withTenantTransaction(acme.id, logger: logger) { connection in
@@ -97,6 +98,29 @@ struct UsageRecordingTests {
                 try await Metering.fold(on: connection, logger: logger)
             }
             #expect(again == 1)
+            // A key recorded and folded is a repeat; one pending beside its event (a retry
+            // that raced the fold) counts once and the fold drops it.
+            let repeated = try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await metering.record("usage.rows", quantity: 4, idempotencyKey: "r0", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+            }
+            #expect(!repeated)
+            let copied = try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await count(
+                    connection,
+                    """
+                    WITH copied AS (
+                        INSERT INTO usage_pending (tenant_id, meter, quantity, occurred_at, period, idempotency_key)
+                        SELECT tenant_id, meter, quantity, occurred_at, period, idempotency_key FROM usage_events WHERE idempotency_key = 'r0'
+                        RETURNING 1
+                    ) SELECT count(*)::int FROM copied
+                    """)
+            }
+            #expect(copied == 1)
+            #expect(try await rowsUsage(db, acme) == 110)
+            let raced = try await database.withPlatformTransaction(logger: logger) { connection in
+                (try await Metering.fold(on: connection, logger: logger), try await count(connection, "SELECT count(*)::int FROM usage_pending"))
+            }
+            #expect(raced == (0, 0))
         }
         #expect(try await rowsUsage(db, acme) == 110)
         let reconciled = try await db.withApp { database in
@@ -151,7 +175,7 @@ struct UsageRecordingTests {
                     end(one)
                     #expect(pool.counters.roundTrips - before == 1)
                     #expect(try await rows("probe") == 1)
-                    #expect(try await rows("usage_events") == 1)
+                    #expect(try await rows("usage_records") == 1)
 
                     // A block that only records: its COMMIT carries the record.
                     before = pool.counters.roundTrips
@@ -160,7 +184,7 @@ struct UsageRecordingTests {
                     try await two.commit()
                     end(two)
                     #expect(pool.counters.roundTrips - before == 1)
-                    #expect(try await rows("usage_events") == 2)
+                    #expect(try await rows("usage_records") == 2)
 
                     // A refused record fails the statement it travelled with; nothing of the
                     // block is written, and the connection serves the next one.
@@ -176,7 +200,7 @@ struct UsageRecordingTests {
                     await three.rollback()
                     end(three)
                     #expect(try await rows("probe") == 1)
-                    #expect(try await rows("usage_events") == 2)
+                    #expect(try await rows("usage_records") == 2)
 
                     // The same with a statement before the record: the transaction has begun.
                     let (four, later) = transaction()
@@ -192,7 +216,7 @@ struct UsageRecordingTests {
                     try await doomed.recordUsage("usage.rows", quantity: 7, idempotencyKey: "doomed")
                     await five.rollback()
                     end(five)
-                    #expect(try await rows("usage_events") == 2)
+                    #expect(try await rows("usage_records") == 2)
                     #expect(try await rows("probe") == 1)
                 }
             }

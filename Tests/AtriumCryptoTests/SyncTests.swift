@@ -127,8 +127,8 @@ import Testing
                 #expect(runs.compactMap { $0["weight"]?.int }.suffix(2) == [41, 121])
 
                 // Metered: one sync per run, the trades that were new.
-                #expect(try await count(db, "SELECT count(*)::int FROM usage_events WHERE meter = 'crypto.syncs'") == 3)
-                #expect(try await count(db, "SELECT sum(quantity)::int FROM usage_events WHERE meter = 'crypto.trades_ingested'") == 2510)
+                #expect(try await count(db, "SELECT count(*)::int FROM usage_records WHERE meter = 'crypto.syncs'") == 3)
+                #expect(try await count(db, "SELECT sum(quantity)::int FROM usage_records WHERE meter = 'crypto.trades_ingested'") == 2510)
 
                 // Disconnecting takes the secrets and everything synced with them.
                 #expect(try await client.send(.delete, Self.base + "/connections/\(id)", token: token).status == .noContent)

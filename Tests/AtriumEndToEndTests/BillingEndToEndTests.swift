@@ -79,7 +79,7 @@ struct BillingEndToEndTests {
         func recorded() async throws -> Int {
             let sum = try await platform.run(
                 "db", "shell", "--role", "owner", "-c",
-                "SELECT 'sum=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+                "SELECT 'sum=' || coalesce(sum(quantity), 0) FROM usage_records WHERE meter = 'kernel.api_calls'")
             let line = try #require(sum.stdout.split(separator: "\n").first { $0.contains("sum=") }, "\(sum)")
             return try #require(Int(line.trimmingCharacters(in: .whitespaces).dropFirst(4)))
         }

@@ -105,7 +105,7 @@ struct RequestPathTests {
         for _ in 0..<100 where !flushed {
             let recorded = try await atrium.run(
                 "db", "shell", "--role", "owner", "--command",
-                scopeToAcme + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+                scopeToAcme + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_records WHERE meter = 'kernel.api_calls'")
             flushed = recorded.stdout.contains("recorded=\(counted)\n")
             if !flushed { try await Task.sleep(for: .milliseconds(100)) }
         }
@@ -131,7 +131,7 @@ struct RequestPathTests {
         let scope = "SELECT set_config('app.tenant_id', (SELECT id::text FROM tenants WHERE slug = 'acme'), false);"
         let recorded = try await atrium.run(
             "db", "shell", "--role", "owner", "--command",
-            scope + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_events WHERE meter = 'kernel.api_calls'")
+            scope + " SELECT 'recorded=' || coalesce(sum(quantity), 0) FROM usage_records WHERE meter = 'kernel.api_calls'")
         #expect(recorded.stdout.contains("recorded=\(counted)\n"), "\(counted) calls counted; \(recorded.stdout) \(recorded.stderr)")
         let reconcile = try await atrium.run("billing", "reconcile", "--plans", tenants.appending(path: "plans.yaml").path())
         #expect(reconcile.status == 0, "\(reconcile.stdout)\(reconcile.stderr)")

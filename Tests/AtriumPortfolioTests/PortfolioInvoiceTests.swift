@@ -37,7 +37,7 @@ import Testing
             let invoice = try await team.db.withOwner { connection in
                 let month = try await connection.withTenantTransaction(tenantID, logger: TestDatabase.logger) { connection in
                     try await connection.query(
-                        "SELECT to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM') FROM usage_events WHERE meter LIKE 'portfolio.%'",
+                        "SELECT to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM') FROM usage_records WHERE meter LIKE 'portfolio.%'",
                         logger: TestDatabase.logger
                     ).collect().first?.decode(String.self) ?? ""
                 }

@@ -76,7 +76,7 @@ struct PortfolioTeam {
         try await db.withOwner { owner in
             try await owner.withTenantTransaction(tenant.id, logger: TestDatabase.logger) { connection in
                 try await connection.query(
-                    "SELECT meter, quantity, properties->>'user' FROM usage_events WHERE meter LIKE 'portfolio.%' ORDER BY meter, recorded_at",
+                    "SELECT meter, quantity, properties->>'user' FROM usage_records WHERE meter LIKE 'portfolio.%' ORDER BY meter, recorded_at",
                     logger: TestDatabase.logger
                 ).collect().map { row in
                     let (meter, quantity, user) = try row.decode((String, Int64, String?).self)

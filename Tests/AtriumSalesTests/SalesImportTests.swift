@@ -72,7 +72,7 @@ struct SalesImportTests {
             let imported = try await team.db.withOwner { connection in
                 try await connection.withTenantTransaction(team.tenant.id, logger: TestDatabase.logger) { connection in
                     try await connection.query(
-                        "SELECT coalesce(sum(quantity), 0)::int8 FROM usage_events WHERE meter = 'sales.rows_imported'", logger: TestDatabase.logger
+                        "SELECT coalesce(sum(quantity), 0)::int8 FROM usage_records WHERE meter = 'sales.rows_imported'", logger: TestDatabase.logger
                     ).collect().first?.decode(Int64.self)
                 }
             }
