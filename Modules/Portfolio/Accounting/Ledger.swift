@@ -35,7 +35,7 @@ struct Ledger: Sendable {
         var lots: [UUID] = []
     }
 
-    struct Split: Sendable {
+    struct Split: Sendable, Equatable {
         var id = UUID()
         var symbol: String
         var date: String

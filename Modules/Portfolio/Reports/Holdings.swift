@@ -65,19 +65,31 @@ struct Holdings: Codable, Sendable {
 enum HoldingsReport {
     static let staleAfterDays = 5
 
-    /// Reads the portfolio's ledger and market data and values it `asOf`. A FIFO ledger
-    /// is booked in SQL (`SetBasedBook`), which returns a row per position however long
-    /// the ledger; the rest are read and booked by `Ledger`.
+    /// Reads the portfolio's ledger and market data and values it `asOf`. The book comes
+    /// from `BookCache` when the ledger has not changed since it was made; otherwise a
+    /// FIFO ledger is booked in SQL (`SetBasedBook`), which returns a row per position
+    /// however long the ledger, and the rest are read and booked by `Ledger`.
     static func holdings(of portfolioID: UUID, asOf: String, on transaction: TenantTransaction) async throws -> Holdings {
         let portfolio = try await PortfolioStore.table.find(portfolioID, on: transaction)
-        let (book, ledgerDigest): (BookSummary, String)
-        if let booked = try await SetBasedBook.summary(of: portfolio, asOf: asOf, on: transaction) {
-            (book, ledgerDigest) = booked
-        } else {
-            book = try await TransactionStore.booked(portfolio, asOf: asOf, on: transaction).ledger.summary
-            ledgerDigest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
-        }
         let splits = try await TransactionStore.splits(of: portfolio.id, on: transaction)
+        let key = BookCache.Key(portfolio: portfolio, asOf: asOf, splits: splits)
+        let (cached, version) = try await BookCache.read(key, on: transaction)
+        let (book, ledgerDigest): (BookSummary, String)
+        if let cached {
+            (book, ledgerDigest) = cached
+        } else {
+            if let booked = try await SetBasedBook.summary(of: portfolio, asOf: asOf, on: transaction) {
+                (book, ledgerDigest) = booked
+            } else {
+                book = try await TransactionStore.booked(portfolio, asOf: asOf, on: transaction).ledger.summary
+                ledgerDigest = try await InputsHash.ledgerDigest(of: portfolio.id, asOf: asOf, on: transaction)
+            }
+            // Kept only if the splits did not change while it was booked (the version
+            // cannot have moved backwards; a newer ledger only makes the book miss later).
+            if try await TransactionStore.splits(of: portfolio.id, on: transaction) == splits {
+                try await BookCache.store(book, ledgerDigest: ledgerDigest, key: key, version: version, on: transaction)
+            }
+        }
         let quotes = try await MarketReader.quotes(for: book.positions.map(\.symbol), portfolio: portfolio.id, on: asOf, on: transaction)
         let base = portfolio.baseCurrency
         var rates: [String: Decimal] = [base: 1]

@@ -23,7 +23,9 @@ enum ValuationStore {
         snapshot.definition(maxAttempts: 3, lease: .seconds(600)) { context, request in
             let through = request.through ?? DayNumber.text((DayNumber.of(TradeDate.today(context.module.clock.now)) ?? 0) - 1)
             let portfolios = try await context.transaction(seesAllOwners: true) { transaction in
-                try await transaction.query("SELECT id FROM portfolio_portfolios ORDER BY id").map { row in
+                // Books cached for holdings reads (`BookCache`) that nobody made for a week.
+                try await transaction.query("DELETE FROM portfolio_book_cache WHERE cached_at < now() - interval '7 days'")
+                return try await transaction.query("SELECT id FROM portfolio_portfolios ORDER BY id").map { row in
                     var columns = RowReader(row)
                     let id: UUID = try columns.next()
                     return id
