@@ -99,8 +99,13 @@ sql "$scope INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_i
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 timed() { curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" "$1"; }
 sql "SELECT pg_stat_statements_reset()" >/dev/null 2>&1 || true
+# The same read again and again (a dashboard): the first books the ledger, the rest take
+# the booked ledger kept for them (`portfolio_book_cache`) while the ledger is unchanged.
 holdings_ms=$(for _ in $(seq 1 20); do timed "$api/portfolios/$portfolio/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
 statements=$(sql "SELECT sum(calls)::int8 FROM pg_stat_statements WHERE query ILIKE '%portfolio_%'" 2>/dev/null | tr -d ' ' || echo "?")
+# A different date each time: every read books the ledger.
+day() { printf '2024-11-%02d' "$1"; }
+booked_ms=$(for n in $(seq 1 20); do timed "$api/portfolios/$portfolio/holdings?as_of=$(day "$n")"; done | median | awk '{ print $1 * 1000 }')
 # The same ledger in a second portfolio booked by moving average: that ledger is booked
 # row by row in Swift (every entry read, decoded and walked), the FIFO one set-based in
 # SQL. A back-dated buy books either again.
@@ -109,8 +114,9 @@ copy="$(curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: applicatio
 sql "$scope INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_id, kind, trade_date, symbol, quantity, price, currency)
      SELECT tenant_id, owner_id, '$copy', kind, trade_date, symbol, quantity, price, currency FROM portfolio_transactions
      WHERE portfolio_id = '$portfolio' ORDER BY entry_seq" >/dev/null
-rowwise_ms=$(for _ in $(seq 1 10); do timed "$api/portfolios/$copy/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
-setwise_ms=$(for _ in $(seq 1 10); do timed "$api/portfolios/$portfolio/holdings?as_of=2024-12-31"; done | median | awk '{ print $1 * 1000 }')
+# Each read on a date not read before, so both book (none takes a cached book).
+rowwise_ms=$(for n in $(seq 21 30); do timed "$api/portfolios/$copy/holdings?as_of=$(day "$n")"; done | median | awk '{ print $1 * 1000 }')
+setwise_ms=$(for n in $(seq 21 30); do timed "$api/portfolios/$portfolio/holdings?as_of=$(day "$n")"; done | median | awk '{ print $1 * 1000 }')
 # 15 back-dated buys each (the median: the first calls on each pooled connection also
 # prepare their statements there).
 rebook() {
@@ -159,7 +165,8 @@ metering_line=$("$bin" bench analysis-metering --tenant consult --portfolio "$po
 echo "portfolio (issue 29): 10,000 lots, 500 instruments, $rows daily closes"
 awk -v r="$rows" -v i="$import_seconds" -v c="$copy_seconds" -v u="$unkeyed_seconds" \
   'BEGIN { printf "  price import        %8.0f rows/s   raw COPY into the same shape %8.0f rows/s   ratio %.2f (target >= 0.5); COPY into a table with no key %.0f rows/s\n", r / i, r / c, c / i, r / u }'
-printf '  holdings as of      p50 %7.1f ms (target <= 50 ms); portfolio statements over 20 reads: %s\n' "$holdings_ms" "$statements"
+printf '  holdings as of      p50 %7.1f ms (target <= 50 ms), the same read repeated (booked once, then kept); portfolio statements over those 20 reads: %s\n' "$holdings_ms" "$statements"
+printf '  holdings as of      p50 %7.1f ms, a new date each read (the ledger booked each time)\n' "$booked_ms"
 awk -v r="$rowwise_ms" -v s="$setwise_ms" -v rr="$rebook_rowwise_ms" -v rs="$rebook_setwise_ms" 'BEGIN {
   printf "  booking 10,000 lots set-based (SQL, FIFO) vs row by row (Swift, average): holdings p50 %.1f vs %.1f ms (%.1fx); back-dated buy p50 %.1f vs %.1f ms (%.1fx; target >= 20)\n", s, r, r / s, rs, rr, rr / rs }'
 printf '  5-year TWR+XIRR     ledger %7.1f ms (target <= 1000)   snapshots %7.1f ms (target <= 50; %s)\n' "$ledger_ms" "$snapshot_ms" "$source_of"
