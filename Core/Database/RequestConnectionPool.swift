@@ -32,14 +32,24 @@ final class RequestConnectionPool: Service, Sendable {
         pendingFault.store(fault == .beforeNextWrite ? 1 : 2, ordering: .relaxed)
     }
 
+    /// How long a connection may sit unused before the pool closes it. A burst opens up
+    /// to the limit; without this the backends it left (a process and its memory each in
+    /// PostgreSQL) would stay for the life of the server, and a connection whose peer went
+    /// away unannounced (a restarted database, a dropped NAT entry) would wait to fail a
+    /// request instead of being replaced quietly.
+    static let defaultIdleTimeout: TimeAmount = .minutes(5)
+
     /// nil when there is no loop to serve. Throws when `url`'s TLS settings cannot be
     /// made into a TLS context (an unreadable certificate file).
-    init?(url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], logger: Logger) throws(ConfigurationError) {
+    init?(
+        url: DatabaseURL, connectionsPerLoop: Int, eventLoops: [any EventLoop], idleTimeout: TimeAmount = defaultIdleTimeout, logger: Logger
+    ) throws(ConfigurationError) {
         guard !eventLoops.isEmpty else { return nil }
         let counters = counters
         let tls = url.socketDirectory == nil ? try url.tls.connectionTLS() : .disable
         pools = eventLoops.map {
-            LoopPool(eventLoop: $0, url: url, tls: tls, maximum: max(1, connectionsPerLoop), counters: counters, logger: logger)
+            LoopPool(
+                eventLoop: $0, url: url, tls: tls, maximum: max(1, connectionsPerLoop), idleTimeout: idleTimeout, counters: counters, logger: logger)
         }
     }
 
@@ -205,11 +215,20 @@ private final class LoopPool: Sendable {
     private let maximum: Int
     private let counters: PipelineCounters
     private let logger: Logger
+    private let idleTimeout: TimeAmount
     private let state = Mutex(State())
     private let leaseCount = Atomic<Int>(0)
+    /// The sweep that closes connections idle past `idleTimeout`, until the pool closes.
+    private let sweep = Mutex<RepeatedTask?>(nil)
+
+    struct Idle {
+        var connection: RequestConnection
+        var since: NIODeadline
+    }
 
     struct State {
-        var idle: [RequestConnection] = []
+        /// Oldest first: leases take the newest, so the oldest are the ones left unused.
+        var idle: [Idle] = []
         /// Connections made or being made, leased or idle.
         var open = 0
         var waiters: [(id: Int, continuation: CheckedContinuation<RequestConnection?, any Error>)] = []
@@ -217,13 +236,43 @@ private final class LoopPool: Sendable {
         var closed = false
     }
 
-    init(eventLoop: any EventLoop, url: DatabaseURL, tls: PostgresConnection.Configuration.TLS, maximum: Int, counters: PipelineCounters, logger: Logger) {
+    init(
+        eventLoop: any EventLoop, url: DatabaseURL, tls: PostgresConnection.Configuration.TLS, maximum: Int, idleTimeout: TimeAmount,
+        counters: PipelineCounters, logger: Logger
+    ) {
         self.eventLoop = eventLoop
         self.url = url
         self.tls = tls
         self.maximum = maximum
+        self.idleTimeout = idleTimeout
         self.counters = counters
         self.logger = logger
+        let every = max(TimeAmount.nanoseconds(idleTimeout.nanoseconds / 2), .milliseconds(10))
+        let task = eventLoop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] task in
+            guard let self else { return task.cancel() }
+            self.closeIdleConnections()
+        }
+        sweep.withLock { $0 = task }
+    }
+
+    /// Closes the connections unused for longer than `idleTimeout`; the next lease past the
+    /// idle ones makes a new one. Each is out of the idle list before it closes, so no
+    /// lease can take it; a waiter (there is none while connections sit idle) would get
+    /// the freed slot.
+    private func closeIdleConnections() {
+        let cutoff = NIODeadline.now() - idleTimeout
+        let (expired, waiters) = state.withLock { state -> ([RequestConnection], [CheckedContinuation<RequestConnection?, any Error>]) in
+            let expired = state.idle.prefix { $0.since <= cutoff }.map(\.connection)
+            state.idle.removeFirst(expired.count)
+            state.open -= expired.count
+            let waiters = state.waiters.prefix(expired.count).map(\.continuation)
+            state.waiters.removeFirst(waiters.count)
+            return (expired, waiters)
+        }
+        guard !expired.isEmpty else { return }
+        logger.debug("closing idle request connections", metadata: ["db.connections": "\(expired.count)"])
+        for waiter in waiters { waiter.resume(returning: nil) }
+        for connection in expired { connection.connection.close().whenComplete { _ in } }
     }
 
     var leases: Int { leaseCount.load(ordering: .relaxed) }
@@ -239,7 +288,7 @@ private final class LoopPool: Sendable {
         while true {
             let step = try state.withLock { state throws -> Step in
                 if state.closed { throw RequestPoolClosed() }
-                while let connection = state.idle.popLast() {
+                while let connection = state.idle.popLast()?.connection {
                     if !connection.connection.isClosed { return .use(connection) }
                     state.open -= 1  // closed while idle (the server went away): dropped
                 }
@@ -316,7 +365,7 @@ private final class LoopPool: Sendable {
         let next = state.withLock { state -> Next in
             if broken || state.closed || connection.connection.isClosed { return .drop }
             if !state.waiters.isEmpty { return .handedOver(state.waiters.removeFirst().continuation) }
-            state.idle.append(connection)
+            state.idle.append(Idle(connection: connection, since: .now()))
             return .kept
         }
         switch next {
@@ -345,7 +394,9 @@ private final class LoopPool: Sendable {
         if let directory = url.socketDirectory {
             channel = try await bootstrap.connect(unixDomainSocketPath: "\(directory)/.s.PGSQL.\(url.port)").get()
         } else {
-            channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).connect(host: url.host, port: url.port).get()
+            // Keepalive probes find a peer that vanished without closing (a NAT entry dropped).
+            channel = try await bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1).channelOption(.socketOption(.so_keepalive), value: 1)
+                .connect(host: url.host, port: url.port).get()
         }
         var configuration = PostgresConnection.Configuration(
             establishedChannel: channel, tls: tls, username: url.username, password: url.password, database: url.database)
@@ -382,6 +433,7 @@ private final class LoopPool: Sendable {
     }
 
     func close() async {
+        sweep.withLock { $0?.cancel() }
         let (idle, waiters) = state.withLock { state in
             state.closed = true
             defer {
@@ -392,6 +444,6 @@ private final class LoopPool: Sendable {
             return (state.idle, state.waiters.map(\.continuation))
         }
         for waiter in waiters { waiter.resume(throwing: RequestPoolClosed()) }
-        for connection in idle { try? await connection.connection.close() }
+        for idle in idle { try? await idle.connection.connection.close() }
     }
 }

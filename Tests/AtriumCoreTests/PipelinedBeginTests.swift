@@ -381,9 +381,10 @@ struct PipelinedBeginTests {
 
     func withPool<Result: Sendable>(
         _ db: TestDatabase, perLoop: Int = 2, loops: [any EventLoop] = [MultiThreadedEventLoopGroup.singleton.next()],
-        _ body: @Sendable (RequestConnectionPool) async throws -> Result
+        idleTimeout: TimeAmount = RequestConnectionPool.defaultIdleTimeout, _ body: @Sendable (RequestConnectionPool) async throws -> Result
     ) async throws -> Result {
-        let pool = try #require(try RequestConnectionPool(url: db.app, connectionsPerLoop: perLoop, eventLoops: loops, logger: TestDatabase.logger))
+        let pool = try #require(
+            try RequestConnectionPool(url: db.app, connectionsPerLoop: perLoop, eventLoops: loops, idleTimeout: idleTimeout, logger: TestDatabase.logger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await pool.run() }
             defer { group.cancelAll() }
