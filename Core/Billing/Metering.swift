@@ -81,22 +81,27 @@ public struct Metering: Sendable {
     }
 
     /// The statement `record` runs without a quota, its values checked: the event appended
-    /// to `usage_pending` unless its key was recorded before (then it returns a row). One statement with text
-    /// parameters, so that a request can send it in front of its own statement, in the
-    /// same write (`TenantTransaction.recordUsage`).
+    /// to `usage_pending` unless its key is pending or (`answersRepeats`) recorded already;
+    /// it returns a row when the event was new. One statement with text parameters, so
+    /// that a request can send it in front of its own statement, in the same write
+    /// (`TenantTransaction.recordUsage`). A request, which is not told whether its record
+    /// was new, leaves out the look into `usage_events`: a key recorded there already is
+    /// then pending beside it, which `usage_records`, `usage_totals` and the fold count once.
     func recordingStatement(
-        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID
+        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
+        answersRepeats: Bool = true
     ) throws -> PrefixedStatement {
         let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
         // Microseconds since 1970, exact in PostgreSQL's arithmetic (as the driver binds a Date).
         let micros = Int64((time.timeIntervalSince1970 * 1_000_000).rounded())
+        let recorded = answersRepeats ? "NOT EXISTS (SELECT 1 FROM usage_events WHERE tenant_id = $1::uuid AND idempotency_key = $5)" : "true"
         return PrefixedStatement(
-            name: "atrium_record_usage",
+            name: answersRepeats ? "atrium_record_usage" : "atrium_record_usage_unanswered",
             text: """
                 INSERT INTO usage_pending (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
                 SELECT $1::uuid, $2, $3::int8, at, date_trunc('month', at AT TIME ZONE 'UTC')::date, $5, $6::jsonb
                 FROM (SELECT timestamptz 'epoch' + $4::int8 * interval '1 microsecond' AS at) t
-                WHERE NOT EXISTS (SELECT 1 FROM usage_events WHERE tenant_id = $1::uuid AND idempotency_key = $5)
+                WHERE \(recorded)
                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
                 RETURNING 1
                 """,

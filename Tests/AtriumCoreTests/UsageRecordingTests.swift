@@ -222,5 +222,37 @@ struct UsageRecordingTests {
             }
         }
         #expect(try await rowsUsage(db, acme) == 7)
+
+        // A request is not told whether its key was new, so its record does not look into
+        // the recorded events: a key folded there already waits beside it, counted once.
+        let folded = try await db.withApp { database in
+            try await database.withPlatformTransaction(logger: logger) { try await Metering.fold(on: $0, logger: logger) }
+        }
+        #expect(folded == 2)
+        try await PipelinedBeginTests().withPool(db) { pool in
+            try await pool.withConnection { pooled in
+                let connection = pooled.connection
+                try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
+                    pooled.beginWithNextStatement()
+                    _ = pooled.setLocallyWithBegin([("app.tenant_id", acme.id.uuidString)])
+                    let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
+                    var retried = TenantTransaction(
+                        connection: connection, tenantID: acme.id, principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
+                        channels: [])
+                    retried.gate = StatementGate(request: request)
+                    try await retried.recordUsage("usage.rows", quantity: 100, idempotencyKey: "create-1")
+                    try await request.commit()
+                    request.returnLease()
+                }
+            }
+        }
+        #expect(try await rowsUsage(db, acme) == 7)
+        let (records, dropped) = try await db.withApp { database in
+            try await database.withPlatformTransaction(logger: logger) { connection in
+                (try await count(connection, "SELECT count(*)::int FROM usage_records"), try await Metering.fold(on: connection, logger: logger))
+            }
+        }
+        #expect(records == 2)
+        #expect(dropped == 0)
     }
 }
