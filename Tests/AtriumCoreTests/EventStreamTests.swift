@@ -197,15 +197,23 @@ struct BoardModule: AtriumModule {
                 #expect(!replay.contains("bob-private"))
                 #expect(!replay.contains("rolled-back"))
                 await replayed.close()
-                // Closed streams leave no subscriber behind (the server finds a stream gone
-                // when it next writes to it; on a loaded machine that took over 5 s once).
+                // Closed streams leave no subscriber behind: the server finds a stream gone
+                // when it next writes to it (a heartbeat every 300 ms, or an event). On a
+                // loaded machine that took over 5 s once, and more than 300 posts 100 ms apart
+                // in a full run beside the hostile battery: polled under a deadline, with a
+                // card a second so that the streams are written to without adding to the load.
                 var remaining = dependencies.events.subscriberCount
-                for _ in 0..<300 where remaining > 0 {
-                    _ = try await post("acme", annAuth, #"{"title":"after"}"#)
+                let deadline = ContinuousClock.now + .seconds(180)
+                var lastPost = ContinuousClock.now
+                while remaining > 0, ContinuousClock.now < deadline {
+                    if ContinuousClock.now - lastPost > .seconds(1) {
+                        _ = try await post("acme", annAuth, #"{"title":"after"}"#)
+                        lastPost = ContinuousClock.now
+                    }
                     try await Task.sleep(for: .milliseconds(100))
                     remaining = dependencies.events.subscriberCount
                 }
-                #expect(remaining == 0)
+                #expect(remaining == 0, "subscribers of closed streams left after 180 s")
             }
         }
     }
