@@ -111,7 +111,7 @@ import Testing
 
             // A buy dated in March: the days from then are forgotten, the ledger answers, and
             // the next run brings the snapshots back, agreeing with it again.
-            try await team.trade(portfolio, "buy", "X", "1", at: "110", on: "2024-03-01")
+            let march = try await team.trade(portfolio, "buy", "X", "1", at: "110", on: "2024-03-01")
             let replayed = try await team.call(.get, path, team.ann)
             #expect(replayed["source"]?.string == "ledger")
             #expect(replayed["end_value"]?.string == "2268.00")
@@ -119,6 +119,13 @@ import Testing
             let again = try await team.call(.get, path, team.ann)
             #expect(again["source"]?.string == "snapshots")
             for figure in ["twr", "xirr", "end_value", "inflows"] { #expect(again[figure] == replayed[figure], "\(figure)") }
+
+            // Deleting it forgets them again: the ledger answers, without the March buy.
+            let marchID = try #require(march["id"]?.string)
+            try await team.call(.delete, "/portfolios/\(portfolio)/transactions/\(marchID)", team.ann, expect: .noContent)
+            let undone = try await team.call(.get, path, team.ann)
+            #expect(undone["source"]?.string == "ledger")
+            #expect(undone["end_value"]?.string == "2160.00")
         }
     }
 }

@@ -31,35 +31,49 @@ enum TransactionStore {
         }
     }
 
-    /// Records `fields` in the locked `portfolio` at `fxRate`, then books the ledger.
+    /// Records `fields` in the locked `portfolio` at `fxRate`, then books the ledger. The
+    /// same statement forgets the portfolio's valuations from the entry's date on (as
+    /// `ValuationStore.invalidate` does): one round trip fewer per entry, and a refused
+    /// booking rolls both back.
     static func insert(_ fields: TransactionFields, fxRate: DecimalString, into portfolio: Portfolio, on transaction: TenantTransaction) async throws
         -> LedgerTransaction
     {
         let sql: SQL = """
-            INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_id, kind, trade_date, symbol, quantity, price, amount, currency,
-                fee, fx_rate, lots, external_id, notes)
-            VALUES (\(transaction.tenantID), \(portfolio.ownerId), \(portfolio.id), \(fields.type.rawValue), \(fields.tradeDate)::date, \(fields.symbol),
-                \(fields.quantity?.text)::numeric, \(fields.price?.text)::numeric, \(fields.amount?.text)::numeric, \(fields.currency),
-                \(fields.fee?.text ?? "0")::numeric, \(fxRate.text)::numeric, \(fields.lots ?? []), \(fields.externalId), \(fields.notes ?? ""))
-            RETURNING \(unescaped: columns)
+            WITH inserted AS (
+                INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_id, kind, trade_date, symbol, quantity, price, amount, currency,
+                    fee, fx_rate, lots, external_id, notes)
+                VALUES (\(transaction.tenantID), \(portfolio.ownerId), \(portfolio.id), \(fields.type.rawValue), \(fields.tradeDate)::date, \(fields.symbol),
+                    \(fields.quantity?.text)::numeric, \(fields.price?.text)::numeric, \(fields.amount?.text)::numeric, \(fields.currency),
+                    \(fields.fee?.text ?? "0")::numeric, \(fxRate.text)::numeric, \(fields.lots ?? []), \(fields.externalId), \(fields.notes ?? ""))
+                RETURNING \(unescaped: columns)
+            ), forgotten AS (
+                DELETE FROM portfolio_valuations WHERE portfolio_id = \(portfolio.id) AND as_of >= \(fields.tradeDate)::date
+            )
+            SELECT * FROM inserted
             """
         let inserted = try await table.one(sql, on: transaction)
         try await rebook(portfolio, after: .init(symbol: inserted.symbol, currency: inserted.currency, date: inserted.tradeDate), on: transaction)
-        try await ValuationStore.invalidate(portfolio.id, from: inserted.tradeDate, on: transaction)
         return inserted
     }
 
-    /// Deletes the entry `id` of the locked `portfolio`, then books what is left.
+    /// Deletes the entry `id` of the locked `portfolio` and the valuations from its date
+    /// on, in one statement, then books what is left.
     static func delete(_ id: UUID, from portfolio: Portfolio, on transaction: TenantTransaction) async throws {
         let deleted = try await transaction.query(
-            "DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING trade_date::text, symbol, currency")
+            """
+            WITH deleted AS (
+                DELETE FROM portfolio_transactions WHERE id = \(id) AND portfolio_id = \(portfolio.id) RETURNING trade_date, symbol, currency
+            ), forgotten AS (
+                DELETE FROM portfolio_valuations WHERE portfolio_id = \(portfolio.id) AND as_of >= (SELECT trade_date FROM deleted)
+            )
+            SELECT trade_date::text, symbol, currency FROM deleted
+            """)
         guard let row = deleted.first else { throw AtriumError.notFound("No such transaction.") }
         var columns = RowReader(row)
         let date: String = try columns.next()
         let symbol: String? = try columns.next()
         let currency: String = try columns.next()
         try await rebook(portfolio, after: .init(symbol: symbol, currency: currency, date: date), on: transaction)
-        try await ValuationStore.invalidate(portfolio.id, from: date, on: transaction)
     }
 
     /// The portfolio's whole ledger in booking order.
