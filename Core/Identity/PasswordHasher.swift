@@ -13,7 +13,8 @@ import NIOPosix
 /// invalidating anyone. Hashing runs on a dedicated thread pool one thread smaller than
 /// the machine, at a raised nice value (`niceness`), so a storm of logins queues up
 /// there and takes the CPU the event loops leave, instead of starving every other
-/// request of it.
+/// request of it; after a hash that waited for the cores the thread rests
+/// (`HashingPace`).
 public struct PasswordHasher: Sendable {
     /// Argon2id cost parameters. The defaults are OWASP's recommendation.
     public struct Parameters: Sendable, Equatable {
@@ -46,10 +47,13 @@ public struct PasswordHasher: Sendable {
     /// event loops (everyone's reads) get the cores first, and logins take what is left.
     static let niceness: Int32 = 10
 
-    /// Runs `body` on a hashing thread, at the hashing threads' priority.
+    /// Runs `body` on a hashing thread, at the hashing threads' priority, then lets the
+    /// thread rest when the hash had to wait for the cores (`HashingPace`).
     static func onHashingThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await pool.runIfActive {
             ThreadPriority.lowerCallingThread(to: niceness)
+            let pace = HashingPace.start()
+            defer { pace.restIfContended() }
             return try body()
         }
     }
