@@ -1,4 +1,5 @@
 import CoreFoundation
+import Synchronization
 import Foundation
 
 #if canImport(Glibc)
@@ -53,4 +54,13 @@ struct HashingPace {
         guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec) == 0 else { return nil }
         return .seconds(spec.tv_sec) + .nanoseconds(spec.tv_nsec)
     }
+}
+
+/// Set once when the task waiting for a hash is cancelled; read by the hashing thread.
+final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+
+    func set() { flag.store(true, ordering: .releasing) }
 }

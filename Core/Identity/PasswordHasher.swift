@@ -47,14 +47,27 @@ public struct PasswordHasher: Sendable {
     /// event loops (everyone's reads) get the cores first, and logins take what is left.
     static let niceness: Int32 = 10
 
-    /// Runs `body` on a hashing thread, at the hashing threads' priority, then lets the
-    /// thread rest when the hash had to wait for the cores (`HashingPace`).
-    static func onHashingThread<Result: Sendable>(_ body: @escaping @Sendable () throws -> Result) async throws -> Result {
-        try await pool.runIfActive {
-            ThreadPriority.lowerCallingThread(to: niceness)
-            let pace = HashingPace.start()
-            defer { pace.restIfContended() }
-            return try body()
+    /// Runs `body` on a hashing thread, at the hashing threads' priority, and answers;
+    /// then the thread rests when the hash had to wait for the cores (`HashingPace`),
+    /// before it takes the next. A caller cancelled while its hash waits is answered
+    /// `CancellationError` and its hash is not computed.
+    static func onHashingThread<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+        let cancelled = CancellationFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                pool.submit { state in
+                    guard state == .active, !cancelled.isSet else {
+                        continuation.resume(throwing: CancellationError())
+                        return
+                    }
+                    ThreadPriority.lowerCallingThread(to: niceness)
+                    let pace = HashingPace.start()
+                    continuation.resume(with: Result(catching: body))
+                    pace.restIfContended()
+                }
+            }
+        } onCancel: {
+            cancelled.set()
         }
     }
 

@@ -1,5 +1,6 @@
 @testable import AtriumCore
 import Foundation
+import NIOCore
 import Testing
 
 @Suite("Hashing pace: a hash that waited for the cores rests, one that did not runs on")
@@ -40,5 +41,30 @@ struct HashingPaceTests {
         let rested = pace.restIfContended()
         #expect(rested > .zero, "\(spins) spins")
         #expect(clock.now - before >= rested)
+    }
+}
+
+@Suite("Hashing thread: a caller cancelled while its hash waits")
+struct HashingThreadCancellationTests {
+    @Test func isAnsweredCancellationErrorAndItsHashIsNotComputed() async throws {
+        // Every hashing thread busy until released.
+        let threads = max(1, System.coreCount - 1)
+        let release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        var blockers: [Task<Void, any Error>] = []
+        for _ in 0..<threads {
+            blockers.append(Task { try await PasswordHasher.onHashingThread { started.signal(); release.wait() } })
+        }
+        for _ in 0..<threads { started.wait() }
+        let computed = CancellationFlag()
+        let waiting = Task { try await PasswordHasher.onHashingThread { computed.set() } }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        for _ in 0..<threads { release.signal() }
+        for blocker in blockers { try await blocker.value }
+        await #expect(throws: CancellationError.self) { try await waiting.value }
+        // A hash queued after it runs (the thread went on), and the cancelled one never did.
+        try await PasswordHasher.onHashingThread {}
+        #expect(!computed.isSet)
     }
 }
