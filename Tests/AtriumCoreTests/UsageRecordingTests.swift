@@ -147,14 +147,7 @@ struct UsageRecordingTests {
                 let connection = pooled.connection
                 try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
                     func transaction() -> (RequestTransaction, TenantTransaction) {
-                        pooled.beginWithNextStatement()
-                        _ = pooled.setLocallyWithBegin([("app.tenant_id", acme.id.uuidString)])
-                        let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
-                        var transaction = TenantTransaction(
-                            connection: connection, tenantID: acme.id, principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
-                            channels: [])
-                        transaction.gate = StatementGate(request: request)
-                        return (request, transaction)
+                        Self.requestTransaction(on: pooled, tenant: acme.id, metering: metering, logger: logger)
                     }
                     func end(_ request: RequestTransaction) { request.returnLease() }
                     func rows(_ table: String) async throws -> Int {
@@ -233,13 +226,7 @@ struct UsageRecordingTests {
             try await pool.withConnection { pooled in
                 let connection = pooled.connection
                 try await EventLoopTaskExecutor.run(on: connection.eventLoop) {
-                    pooled.beginWithNextStatement()
-                    _ = pooled.setLocallyWithBegin([("app.tenant_id", acme.id.uuidString)])
-                    let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
-                    var retried = TenantTransaction(
-                        connection: connection, tenantID: acme.id, principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering,
-                        channels: [])
-                    retried.gate = StatementGate(request: request)
+                    let (request, retried) = Self.requestTransaction(on: pooled, tenant: acme.id, metering: metering, logger: logger)
                     try await retried.recordUsage("usage.rows", quantity: 100, idempotencyKey: "create-1")
                     try await request.commit()
                     request.returnLease()
@@ -254,5 +241,20 @@ struct UsageRecordingTests {
         }
         #expect(records == 2)
         #expect(dropped == 0)
+    }
+
+    /// A request's first transaction on `pooled`, as the tenant middleware opens it: the
+    /// `BEGIN` and the tenant's scope wait for the first statement, which may carry the commit.
+    static func requestTransaction(on pooled: RequestConnection, tenant: UUID, metering: Metering, logger: Logger)
+        -> (RequestTransaction, TenantTransaction)
+    {
+        let connection = pooled.connection
+        pooled.beginWithNextStatement()
+        _ = pooled.setLocallyWithBegin([("app.tenant_id", tenant.uuidString)])
+        let request = RequestTransaction(connection: connection, logger: logger, lease: RequestLease(connection: connection, pipelined: pooled))
+        var transaction = TenantTransaction(
+            connection: connection, tenantID: tenant, principalID: nil, logger: logger, jobs: JobQueue(logger: logger), metering: metering, channels: [])
+        transaction.gate = StatementGate(request: request)
+        return (request, transaction)
     }
 }
