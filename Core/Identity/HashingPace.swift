@@ -1,6 +1,4 @@
-import CoreFoundation
 import Synchronization
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
