@@ -47,10 +47,19 @@ struct HashingPace {
     }
 
     /// The CPU time the calling thread has used.
+    ///
+    /// Read into a pair of `Int`s (timespec's layout on 64-bit Linux: seconds, then
+    /// nanoseconds) rather than through timespec's members: glibc's, Dispatch's and
+    /// CoreFoundation's module maps each declare timespec, which of them "defines" it
+    /// varies between builds, and under MemberImportVisibility a clean build refused its
+    /// members for want of whichever module it picked that time.
     static func threadCPUTime() -> Duration? {
-        var spec = Glibc.timespec()
-        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec) == 0 else { return nil }
-        return .seconds(spec.tv_sec) + .nanoseconds(spec.tv_nsec)
+        var time = (seconds: 0, nanoseconds: 0)
+        let status = withUnsafeMutablePointer(to: &time) { pointer in
+            pointer.withMemoryRebound(to: timespec.self, capacity: 1) { clock_gettime(CLOCK_THREAD_CPUTIME_ID, $0) }
+        }
+        guard status == 0 else { return nil }
+        return .seconds(time.seconds) + .nanoseconds(time.nanoseconds)
     }
 }
 
