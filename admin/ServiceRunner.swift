@@ -25,6 +25,6 @@ enum ServiceRunner {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = drainLimit
-        try await ServiceGroup(configuration: configuration).run()
+        try await watch.run(ServiceGroup(configuration: configuration))
     }
 }

@@ -34,6 +34,14 @@ public final class ServiceStopWatch: Sendable {
         } + [StopClock(watch: self)]
     }
 
+    /// Runs `group` (made of `watched` services). Until its run returns the group counts as
+    /// running too: a group whose services all ended but which never returns is named.
+    public func run(_ group: ServiceGroup) async throws {
+        started(Int.max, name: "ServiceGroup")
+        defer { running.withLock { _ = $0.removeValue(forKey: Int.max) } }
+        try await group.run()
+    }
+
     /// The names of the watched services that have not ended, in the order given.
     public var stillRunning: [String] {
         running.withLock { running in running.sorted { $0.key < $1.key }.map(\.value) }

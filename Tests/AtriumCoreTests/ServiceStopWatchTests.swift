@@ -15,12 +15,12 @@ struct ServiceStopWatchTests {
         configuration.maximumGracefulShutdownDuration = .milliseconds(100)
         let group = ServiceGroup(configuration: configuration)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask { try await watch.run(group) }
             try await Task.sleep(for: .milliseconds(100))
-            #expect(watch.stillRunning == ["Polite", "Stubborn"])
+            #expect(watch.stillRunning == ["Polite", "Stubborn", "ServiceGroup"])
             await group.triggerGracefulShutdown()
             try await overdue.wait(upTo: .seconds(10))
-            #expect(overdue.names == [["Stubborn"]])
+            #expect(overdue.names == [["Stubborn", "ServiceGroup"]])
             stubborn.release()
             try await tasks.waitForAll()
         }
@@ -32,7 +32,7 @@ struct ServiceStopWatchTests {
         let watch = ServiceStopWatch(limit: .milliseconds(200), logger: Logger(label: "test")) { overdue.record($0) }
         let group = ServiceGroup(configuration: .init(services: watch.watched([Polite(), Polite()]).map { .init(service: $0) }, logger: Logger(label: "test")))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask { try await watch.run(group) }
             try await Task.sleep(for: .milliseconds(50))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
