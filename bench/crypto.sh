@@ -80,7 +80,7 @@ export ATRIUM_CRYPTO_BINANCE_URL="$sim" ATRIUM_CRYPTO_OUTBOUND_ALLOW=loopback AT
 # No workers: the first syncs the connections queue are the bench's to run.
 "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --no-worker --log-level error >/dev/null &
 server=$!
-bench_wait_ready "$base"
+bench_wait_ready "$base" "$server"
 sql() { "$bin" db shell --role owner --command "$1" | sed -n '3,$p' | sed '/^(/d;/^$/d'; }
 token="$(bench_login "$base" coin owner@coin.test crypto-bench-owner)"
 connect() {

@@ -64,7 +64,7 @@ measure() { # nice value; prints one row
   base="http://127.0.0.1:$port"
   "$bin" serve --port "$port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null 2>&1 &
   server=$!
-  bench_wait_ready "$base"
+  bench_wait_ready "$base" "$server"
   rep="$(bench_login "$base" acme rep@acme.test acme-demo-member)"
   bench_owned_contacts "$base" "$rep"
   glow="$(bench_login "$base" glow owner@glow.test glow-demo-owner)"

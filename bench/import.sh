@@ -30,11 +30,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
+bench_wait_ready "http://127.0.0.1:$port" "$server"
 
 # The same generated files through the import route (COPY staging and one
 # set-based upsert, run by the server's job worker), through a plain COPY of the file

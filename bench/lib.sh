@@ -26,11 +26,21 @@ YAML
 
 # Waits until the server at $1 is ready (30 s at most).
 bench_wait_ready() {
+  # BASE [PID]: with the server's PID, a server that exited (its port taken by another
+  # process, say) fails here instead of the bench measuring whatever answers on the port.
   for _ in $(seq 1 300); do
+    if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+      echo "the server meant for $1 exited before it was ready" >&2
+      return 1
+    fi
     curl -fsS "$1/readyz" >/dev/null 2>&1 && break
     sleep 0.1
   done
   curl -fsS "$1/readyz" >/dev/null
+  if [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; then
+    echo "the server meant for $1 exited; another process answers there" >&2
+    return 1
+  fi
 }
 
 # An access token: bench_login BASE TENANT EMAIL PASSWORD.

@@ -35,7 +35,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-bench_wait_ready "$base"
+bench_wait_ready "$base" "$server"
 rep="$(bench_login "$base" acme rep@acme.test acme-demo-member)"
 route() { echo "$base/v1/tenants/acme/bench/$1"; }
 for path in records metered-records; do

@@ -39,7 +39,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-bench_wait_ready "$base"
+bench_wait_ready "$base" "$server"
 sql() { "$bin" db shell --role owner --command "$1" | sed -n '3,$p' | sed '/^(/d;/^$/d'; }
 token="$(bench_login "$base" consult owner@consult.test consult-demo-owner)"
 api="$base/v1/tenants/consult/portfolio"

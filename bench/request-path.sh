@@ -31,7 +31,7 @@ cleanup() {
   rm -rf "$scratch"
 }
 trap cleanup EXIT
-bench_wait_ready "$base"
+bench_wait_ready "$base" "$server"
 login() { bench_login "$base" "$@"; }
 rep="$(login acme rep@acme.test acme-demo-member)"
 bench_owned_contacts "$base" "$rep"

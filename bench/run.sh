@@ -46,11 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null
+bench_wait_ready "http://127.0.0.1:$port" "$server"
 
 # Routes to measure; later issues append theirs here.
 routes=(/healthz /readyz)
@@ -150,11 +146,7 @@ YAML
 limited_port=$((port + 1))
 "$bin" serve --port "$limited_port" --tenants-dir "$scratch/limited" --log-level error --no-worker &
 limited_server=$!
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$limited_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$limited_port/readyz" >/dev/null
+bench_wait_ready "http://127.0.0.1:$limited_port" "$limited_server"
 echo
 off_total=0; on_total=0
 for round in 1 2; do

@@ -37,7 +37,7 @@ trap cleanup EXIT
 socket_port="${BENCH_PORT:-18091}"; tcp_port=$((socket_port + 1)); tls_port=$((socket_port + 2))
 "$bin" serve --port "$socket_port" --tenants-dir "$scratch/tenants" --log-level error >/dev/null &
 servers+=($!)
-bench_wait_ready "http://127.0.0.1:$socket_port"
+bench_wait_ready "http://127.0.0.1:$socket_port" "${servers[-1]}"
 root="$(scripts/cluster-tls.sh "$data")"
 db_port="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$data/database.json")"
 secret() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$data/database.json" "$1"; }
@@ -49,7 +49,7 @@ external() { # port, query: runs a server on the same database as those URLs giv
   ATRIUM_MASTER_KEY="$(cat "$data/master.key")" \
     "$bin" serve --port "$1" --tenants-dir "$scratch/tenants" --log-level error >/dev/null &
   servers+=($!)
-  bench_wait_ready "http://127.0.0.1:$1"
+  bench_wait_ready "http://127.0.0.1:$1" "${servers[-1]}"
 }
 external "$tcp_port" "sslmode=disable"
 external "$tls_port" "sslmode=verify-full&sslrootcert=$root"
