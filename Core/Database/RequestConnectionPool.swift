@@ -55,6 +55,8 @@ final class RequestConnectionPool: Service, Sendable {
 
     /// Leases handed out: with `counters.roundTrips`, the round trips per request.
     var leases: Int { pools.reduce(0) { $0 + $1.leases } }
+    /// Leases waiting for a connection, for tests that must know a waiter is queued.
+    var waiting: Int { pools.reduce(0) { $0 + $1.waiting } }
     /// What `/metrics` last reported, to add only what came after.
     private let reported = Mutex((roundTrips: 0, leases: 0, syncCommits: 0, retries: 0))
 
@@ -276,6 +278,7 @@ private final class LoopPool: Sendable {
     }
 
     var leases: Int { leaseCount.load(ordering: .relaxed) }
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     enum Step {
         case use(RequestConnection)

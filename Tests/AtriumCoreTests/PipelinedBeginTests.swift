@@ -644,11 +644,13 @@ struct PipelinedBeginTests {
                 let first = try #require(await signals.next())
                 // The only connection is out: a second lease waits, and can be cancelled.
                 let cancelled = Task { try await pool.withConnection { _ in () } }
-                try await Task.sleep(for: .milliseconds(100))
+                try #require(await eventually { pool.waiting == 1 }, "the second lease never queued")
                 cancelled.cancel()
                 await #expect(throws: CancellationError.self) { try await cancelled.value }
+                // It left the queue: the released connection cannot go to a waiter that is gone.
+                #expect(pool.waiting == 0)
                 group.addTask { try await pool.withConnection { pooled in ObjectIdentifier(pooled.connection) } }
-                try await Task.sleep(for: .milliseconds(100))
+                try #require(await eventually { pool.waiting == 1 }, "the third lease never queued")
                 release.finish()
                 var seen: [ObjectIdentifier?] = []
                 for try await id in group { seen.append(id) }
