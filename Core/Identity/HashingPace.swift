@@ -54,6 +54,7 @@ struct HashingPace {
     /// varies between builds, and under MemberImportVisibility a clean build refused its
     /// members for want of whichever module it picked that time.
     static func threadCPUTime() -> Duration? {
+        guard MemoryLayout<timespec>.size == MemoryLayout<(Int, Int)>.size else { return nil }
         var time = (seconds: 0, nanoseconds: 0)
         let status = withUnsafeMutablePointer(to: &time) { pointer in
             pointer.withMemoryRebound(to: timespec.self, capacity: 1) { clock_gettime(CLOCK_THREAD_CPUTIME_ID, $0) }
