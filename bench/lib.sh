@@ -70,3 +70,8 @@ bench_binary() {
     echo "$(swift build -c release --show-bin-path)/atrium"
   fi
 }
+
+# The median of numbers given as arguments, or on stdin one per line or space-separated.
+median() {
+  if [ "$#" -gt 0 ]; then printf '%s\n' "$@"; else tr ' ' '\n'; fi | sort -g | awk 'NF { v[++n] = $1 } END { print v[int((n + 1) / 2)] }'
+}

@@ -96,7 +96,6 @@ sql "$scope INSERT INTO portfolio_transactions (tenant_id, owner_id, portfolio_i
      SELECT '$tenant', '$owner', '$portfolio', 'buy', DATE '2020-01-02' + (n * 1800 / 10000), 'S' || lpad((n % 500)::text, 3, '0'),
             1 + n % 7, 100 + n % 50, 'INR' FROM generate_series(0, 9999) AS n" >/dev/null
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 timed() { curl -fsS -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" "$1"; }
 sql "SELECT pg_stat_statements_reset()" >/dev/null 2>&1 || true
 # The same read again and again (a dashboard): the first books the ledger, the rest take

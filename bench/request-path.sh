@@ -43,7 +43,6 @@ rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 requests_of() { awk '/requests in/ {print $1}' <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a/b }'; }
 # The middle value of its arguments (the lower middle of an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 checked() { # name, wrk output: fails the bench on any non-2xx answer
   if grep -q 'Non-2xx' <<<"$2"; then echo "$1: some responses were not 2xx:" >&2; echo "$2" >&2; exit 1; fi
 }

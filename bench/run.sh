@@ -94,7 +94,6 @@ token="$(curl -fsS -H 'Content-Type: application/json' -d '{"email":"owner@acme.
 read_route="http://127.0.0.1:$port/v1/tenants/acme/auth/me"
 me_p99() { to_ms "$(wrk -t1 -c8 -d5s --latency -H "Authorization: Bearer $token" "$read_route" 2>&1 | awk '$1 == "99%" { print $2 }')"; }
 health_p99() { to_ms "$(wrk -t1 -c8 -d5s --latency "http://127.0.0.1:$port/healthz" 2>&1 | awk '$1 == "99%" { print $2 }')"; }
-median() { tr ' ' '\n' | sort -n | awk 'NF { a[++n] = $1 } END { print a[int((n + 1) / 2)] }'; }
 me_quiet=() me_busy=() me_spin=() hz_quiet=() hz_busy=() hz_spin=()
 for _ in 1 2 3; do
   me_quiet+=("$(me_p99)"); hz_quiet+=("$(health_p99)")

@@ -63,7 +63,6 @@ rep="$(bench_login "$base" acme rep@acme.test acme-demo-member)"
 bench_owned_contacts "$base" "$rep"
 rps_of() { awk '/Requests\/sec/ {print $2}' <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a/b }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 load() { # port, route (list|create), round: wrk's output, failing on any non-2xx answer
   local output
   if [ "$2" = list ]; then
