@@ -177,9 +177,13 @@ struct BenchCommand: AsyncParsableCommand {
                 try await connection.query("DROP TABLE bench_writes", logger: logger)
                 let events = Double(batches * 1000)
                 return [
-                    String(format: "bare heap insert: %.0f/s plain, %.0f/s with usage recorded (%.2f of plain)", Double(writes) / plain, Double(writes) / metered, plain / metered),
+                    // `Metering.record`: usage recorded outside a request (an import's rows, the
+                    // API-call flush), straight into the events and the month's counter.
                     String(
-                        format: "owned-row write (key, owner index, RLS): %.0f/s plain, %.0f/s with usage recorded (%.2f of plain; in process, the record a round trip of its own; over HTTP: bench/metering.sh)",
+                        format: "bare heap insert: %.0f/s plain, %.0f/s with usage recorded outside a request (%.2f of plain)", Double(writes) / plain,
+                        Double(writes) / metered, plain / metered),
+                    String(
+                        format: "owned-row write (key, owner index, RLS): %.0f/s plain, %.0f/s with usage recorded outside a request (%.2f of plain; event and counter, a round trip of their own; a request's record: bench/metering.sh)",
                         Double(writes) / plainRecord, Double(writes) / meteredRecord, plainRecord / meteredRecord),
                     String(format: "batch ingestion (in process, idempotent, counters): %.0f events/s; bare insert of the same rows: %.0f rows/s (%.2f of bare)",
                            events / ingested, events / bare, bare / ingested),

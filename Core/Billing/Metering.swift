@@ -44,10 +44,12 @@ public struct Metering: Sendable {
     /// Records `quantity` of `meter`; returns false when `idempotencyKey` was recorded
     /// before (ever), in which case nothing changes.
     ///
-    /// The event is appended to `usage_pending`, keyed by its idempotency key: no shared
-    /// row is locked, so metered writes of one tenant do not queue behind each other.
-    /// `kernel.usage.fold` moves pending events into `usage_events` and the month's
-    /// counters; `usage_records` and `usage_totals` read both.
+    /// The event goes straight into `usage_events` and the month's counter, whose row it
+    /// locks until the transaction ends: for work recorded now and then (an import, a
+    /// second's API calls), not for every request. A request records through
+    /// `TenantTransaction.recordUsage`, which appends to `usage_pending` instead and locks
+    /// nothing shared. A key pending from a request is not seen here: it is answered new,
+    /// and counted once all the same (the fold and the readers drop the pending copy).
     ///
     /// With a `quota` (a hard limit on the meter's monthly count or sum), the month's
     /// counter row is locked first and the event refused with 429 `quota_exceeded` when
@@ -58,11 +60,28 @@ public struct Metering: Sendable {
         _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
         quota: Int64? = nil, on connection: PostgresConnection
     ) async throws -> Bool {
-        guard let quota else {
-            let statement = try recordingStatement(meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID)
-            return !(try await PreparedStatements.shared.rows(statement.sql, on: connection, logger: logger)).isEmpty
-        }
         let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
+        guard let quota else {
+            let inserted = try await connection.query(
+                """
+                WITH inserted AS (
+                    INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
+                    VALUES (\(tenantID), \(meter), \(quantity), \(time), date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date, \(idempotencyKey), \(json)::jsonb)
+                    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+                    RETURNING meter, period, quantity
+                ), counted AS (
+                    INSERT INTO usage_counters (tenant_id, meter, period, quantity, events, max_quantity)
+                    SELECT \(tenantID), meter, period, quantity, 1, quantity FROM inserted
+                    ON CONFLICT (tenant_id, meter, period) DO UPDATE SET
+                        quantity = usage_counters.quantity + excluded.quantity, events = usage_counters.events + 1,
+                        max_quantity = greatest(usage_counters.max_quantity, excluded.max_quantity)
+                    RETURNING 1
+                )
+                SELECT count(*)::int8 FROM inserted
+                """, logger: logger
+            ).collect().first?.decode(Int64.self) ?? 0
+            return inserted > 0
+        }
         guard try await consume(meter, quantity: quantity, quota: quota, idempotencyKey: idempotencyKey, at: time, tenantID: tenantID, on: connection)
         else { return false }
         // Under the counter's lock, recorded and counted at once: the next holder sees it.
@@ -80,30 +99,24 @@ public struct Metering: Sendable {
         return true
     }
 
-    /// The statement `record` runs without a quota, its values checked: the event appended
-    /// to `usage_pending` unless its key is pending or (`answersRepeats`) recorded already;
-    /// it returns a row when the event was new. One statement with text parameters, so
-    /// that a request can send it in front of its own statement, in the same write
-    /// (`TenantTransaction.recordUsage`). A request, which is not told whether its record
-    /// was new, leaves out the look into `usage_events`: a key recorded there already is
-    /// then pending beside it, which `usage_records`, `usage_totals` and the fold count once.
+    /// The statement a request's `recordUsage` runs, its values checked: the event appended
+    /// to `usage_pending`, whatever its key. One statement with text parameters, so that a
+    /// request can send it in front of its own statement, in the same write. The table has
+    /// no key to check (migration 0025 says what that saves): a key recorded before, pending
+    /// or folded, is pending again beside it, and `usage_records`, `usage_totals` and the
+    /// fold count the first-recorded row of each key once.
     func recordingStatement(
-        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID,
-        answersRepeats: Bool = true
+        _ meter: String, quantity: Int64, idempotencyKey: String, at time: Date, properties: [String: JSONValue], tenantID: UUID
     ) throws -> PrefixedStatement {
         let json = try checkedProperties(meter, quantity: quantity, idempotencyKey: idempotencyKey, properties: properties)
         // Microseconds since 1970, exact in PostgreSQL's arithmetic (as the driver binds a Date).
         let micros = Int64((time.timeIntervalSince1970 * 1_000_000).rounded())
-        let recorded = answersRepeats ? "NOT EXISTS (SELECT 1 FROM usage_events WHERE tenant_id = $1::uuid AND idempotency_key = $5)" : "true"
         return PrefixedStatement(
-            name: answersRepeats ? "atrium_record_usage" : "atrium_record_usage_unanswered",
+            name: "atrium_append_usage",
             text: """
                 INSERT INTO usage_pending (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties)
                 SELECT $1::uuid, $2, $3::int8, at, date_trunc('month', at AT TIME ZONE 'UTC')::date, $5, $6::jsonb
                 FROM (SELECT timestamptz 'epoch' + $4::int8 * interval '1 microsecond' AS at) t
-                WHERE \(recorded)
-                ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-                RETURNING 1
                 """,
             values: [tenantID.uuidString, meter, String(quantity), String(micros), idempotencyKey, json])
     }
@@ -129,10 +142,12 @@ public struct Metering: Sendable {
     }
 
     /// Moves every committed pending event into `usage_events` and its month's counter
-    /// (platform work: all tenants), in one statement. A pending key already recorded (a
-    /// retry that raced an earlier fold) is dropped. Concurrent folds each move a row once:
-    /// the second waits on the first's delete and skips what it took. Returns the events
-    /// recorded.
+    /// (platform work: all tenants), in one statement. Of the pending rows of one key the
+    /// first recorded moves, and none when the key is an event already (a retry): the
+    /// others are dropped. Rows of a tenant deleted meanwhile are dropped too (its trigger
+    /// removes them; this covers a delete that raced the fold). Concurrent folds each move
+    /// a row once: the second waits on the first's delete and skips what it took. Returns
+    /// the events recorded.
     @discardableResult
     public static func fold(on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         try await connection.query(
@@ -140,9 +155,13 @@ public struct Metering: Sendable {
             WITH moved AS (
                 DELETE FROM usage_pending
                 RETURNING tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties, recorded_at
+            ), kept AS (
+                SELECT DISTINCT ON (tenant_id, idempotency_key) * FROM moved
+                WHERE EXISTS (SELECT 1 FROM tenants t WHERE t.id = moved.tenant_id)
+                ORDER BY tenant_id, idempotency_key, recorded_at
             ), recorded AS (
                 INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, period, idempotency_key, properties, recorded_at)
-                SELECT * FROM moved
+                SELECT * FROM kept
                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
                 RETURNING tenant_id, meter, period, quantity
             ), folded AS (
@@ -176,9 +195,8 @@ public struct Metering: Sendable {
             SELECT CASE WHEN \(definition.aggregation == .count) THEN c.events + p.events ELSE c.quantity + p.quantity END,
                    EXISTS (SELECT 1 FROM usage_records WHERE idempotency_key = \(idempotencyKey))
             FROM usage_counters c,
-                 LATERAL (SELECT count(*)::int8 AS events, coalesce(sum(quantity), 0)::int8 AS quantity FROM usage_pending p
-                          WHERE p.meter = c.meter AND p.period = c.period
-                            AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.tenant_id = p.tenant_id AND e.idempotency_key = p.idempotency_key)) p
+                 LATERAL (SELECT count(*)::int8 AS events, coalesce(sum(quantity), 0)::int8 AS quantity FROM usage_pending_first p
+                          WHERE p.meter = c.meter AND p.period = c.period) p
             WHERE c.meter = \(meter) AND c.period = date_trunc('month', \(time)::timestamptz AT TIME ZONE 'UTC')::date FOR UPDATE OF c
             """, logger: logger
         ).collect().first

@@ -263,7 +263,7 @@ public struct TenantTransaction: Sendable {
             return
         }
         let statement = try metering.recordingStatement(
-            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID, answersRepeats: false)
+            meter, quantity: quantity, idempotencyKey: idempotencyKey, at: time, properties: properties, tenantID: tenantID)
         if gate.request?.sendWithNextStatement(statement) == true { return }
         _ = try await PreparedStatements.shared.rows(statement.sql, on: connection, logger: logger)
     }

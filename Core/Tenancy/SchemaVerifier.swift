@@ -11,7 +11,10 @@ public import PostgresNIO
 /// go when its tenant goes: it references `tenants` with ON DELETE CASCADE, or its
 /// `(tenant_id, …)` references a parent's `(tenant_id, …)` with ON DELETE CASCADE and the
 /// parent goes with its tenant (a price row keyed by its instrument need not check its
-/// tenant a second time on every insert).
+/// tenant a second time on every insert). An append-only log (commented
+/// `atrium:append-only`, like `usage_pending`, whose writes a key would slow) may have no
+/// primary key; it goes with its tenant by a trigger on `tenants` named
+/// `<table>_removed_with_tenant`.
 public struct SchemaVerifier: Sendable {
     public struct Violation: Sendable, Equatable, CustomStringConvertible, Codable {
         public var table: String
@@ -31,7 +34,10 @@ public struct SchemaVerifier: Sendable {
             SELECT c.oid::int8, c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                    coalesce(obj_description(c.oid, 'pg_class'), '') = 'atrium:platform',
                    a.attnotnull,
-                   (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid)
+                   (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid),
+                   coalesce(obj_description(c.oid, 'pg_class'), '') = 'atrium:append-only'
+                       AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = 'tenants'::regclass AND NOT t.tgisinternal
+                                   AND t.tgname = c.relname || '_removed_with_tenant')
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
@@ -57,7 +63,8 @@ public struct SchemaVerifier: Sendable {
             ).collect().map { try $0.decode(Int64.self) })
         var violations: [Violation] = []
         for row in tables {
-            let (oid, table, rls, forced, platform, notNull, policies) = try row.decode((Int64, String, Bool, Bool, Bool, Bool, Int).self)
+            let (oid, table, rls, forced, platform, notNull, policies, appendOnly) = try row.decode(
+                (Int64, String, Bool, Bool, Bool, Bool, Int, Bool).self)
             func flag(_ problem: String) { violations.append(Violation(table: table, problem: problem)) }
             if !rls { flag("row-level security is not enabled") }
             if !forced { flag("row-level security is not forced (the owner would bypass it)") }
@@ -81,6 +88,7 @@ public struct SchemaVerifier: Sendable {
                     flag("\(primary ? "primary key" : "unique index") \(name) does not start with tenant_id")
                 }
             }
+            if appendOnly { continue }
             if !hasPrimaryKey { flag("has no primary key") }
             if !removedWithTenant.contains(oid) {
                 flag("tenant_id does not reference tenants (id) ON DELETE CASCADE, nor a parent's tenant_id that goes with its tenant")

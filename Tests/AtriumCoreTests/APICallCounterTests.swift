@@ -125,7 +125,7 @@ struct APICallCounterTests {
             #expect(counted == 3)
             // The database refuses the write (as it would when down or read-only).
             try await db.withOwner { connection in
-                try await connection.query("REVOKE INSERT ON usage_pending FROM atrium_app", logger: TestDatabase.logger)
+                try await connection.query("REVOKE INSERT ON usage_events FROM atrium_app", logger: TestDatabase.logger)
             }
             #expect(await counter.flush(database: database) == 0)
             #expect(counter.unrecorded == 3)
@@ -136,7 +136,7 @@ struct APICallCounterTests {
                 #expect(json(ready)["checks"]?["api_call_counts"]?.string == "3 calls not recorded yet: the last flush failed")
             }
             try await db.withOwner { connection in
-                try await connection.query("GRANT INSERT ON usage_pending TO atrium_app", logger: TestDatabase.logger)
+                try await connection.query("GRANT INSERT ON usage_events TO atrium_app", logger: TestDatabase.logger)
             }
             #expect(await counter.flush(database: database) == 3)
             #expect(await counter.flush(database: database) == 0)

@@ -194,5 +194,30 @@ struct TenancyIsolationTests {
             return try await SchemaVerifier(logger: logger).verify(connection).filter { $0.table.hasSuffix("children") || $0.table == "parents" }
         }
         #expect(children.map(\.table).sorted() == ["misled_children", "orphaned_children"], "\(children)")
+
+        // An append-only log may have no key, and goes with its tenant only by its trigger.
+        let logs = try await db.withOwner { connection in
+            for statement: PostgresQuery in [
+                "CREATE TABLE tracked_log (tenant_id uuid NOT NULL, n int)",
+                "CREATE TABLE untracked_log (tenant_id uuid NOT NULL, n int)",
+                "CREATE FUNCTION forget_tracked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM tracked_log WHERE tenant_id = OLD.id; RETURN OLD; END $$",
+                "CREATE TRIGGER tracked_log_removed_with_tenant AFTER DELETE ON tenants FOR EACH ROW EXECUTE FUNCTION forget_tracked()",
+            ] {
+                try await connection.query(statement, logger: logger)
+            }
+            for table in ["tracked_log", "untracked_log"] {
+                try await connection.query("COMMENT ON TABLE \(unescaped: table) IS 'atrium:append-only'", logger: logger)
+                try await connection.query("ALTER TABLE \(unescaped: table) ENABLE ROW LEVEL SECURITY", logger: logger)
+                try await connection.query("ALTER TABLE \(unescaped: table) FORCE ROW LEVEL SECURITY", logger: logger)
+                try await connection.query(
+                    "CREATE POLICY tenant_isolation ON \(unescaped: table) USING (tenant_id = atrium_current_tenant())", logger: logger)
+            }
+            return try await SchemaVerifier(logger: logger).verify(connection).filter { $0.table.hasSuffix("_log") }
+        }
+        #expect(logs.map(\.table) == ["untracked_log", "untracked_log"], "\(logs)")
+        #expect(Set(logs.map(\.problem)) == [
+            "has no primary key",
+            "tenant_id does not reference tenants (id) ON DELETE CASCADE, nor a parent's tenant_id that goes with its tenant",
+        ])
     }
 }

@@ -28,6 +28,12 @@ struct UsageRecordingTests {
         }.first { $0.meter == "usage.rows" }?.value
     }
 
+    /// What a request's `recordUsage` runs, run directly on `connection`.
+    func append(_ metering: Metering, _ meter: String, _ quantity: Int64, key: String, tenant: UUID, on connection: PostgresConnection) async throws {
+        let statement = try metering.recordingStatement(meter, quantity: quantity, idempotencyKey: key, at: Date(), properties: [:], tenantID: tenant)
+        _ = try await PreparedStatements.shared.rows(statement.sql, on: connection, logger: logger)
+    }
+
     /// The old design moved one counter row per tenant and month in every metered write:
     /// a second writer queued on the first's row lock until it committed.
     @Test func aMeteredWriteDoesNotWaitForAnotherOfTheSameTenantAndMeter() async throws {
@@ -39,14 +45,14 @@ struct UsageRecordingTests {
             let (firstRecorded, recorded) = AsyncStream<Void>.makeStream()
             let (secondDone, done) = AsyncStream<Void>.makeStream()
             async let first: Void = database.withTenantTransaction(acme.id, logger: logger) { connection in
-                try await metering.record("usage.rows", quantity: 5, idempotencyKey: "first", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                try await append(metering, "usage.rows", 5, key: "first", tenant: acme.id, on: connection)
                 recorded.yield()
                 for await _ in secondDone { break }
             }
             for await _ in firstRecorded { break }
             try await database.withTenantTransaction(acme.id, logger: logger) { connection in
                 try await connection.query("SET LOCAL lock_timeout = '3s'", logger: logger)
-                try await metering.record("usage.rows", quantity: 7, idempotencyKey: "second", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                try await append(metering, "usage.rows", 7, key: "second", tenant: acme.id, on: connection)
             }
             done.yield()
             try await first
@@ -63,14 +69,14 @@ struct UsageRecordingTests {
         try await db.withApp(maximumConnections: 3) { database in
             for (index, rows) in [4, 6].enumerated() {
                 try await database.withTenantTransaction(acme.id, logger: logger) { connection in
-                    try await metering.record("usage.rows", quantity: Int64(rows), idempotencyKey: "r\(index)", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                    try await append(metering, "usage.rows", Int64(rows), key: "r\(index)", tenant: acme.id, on: connection)
                 }
             }
             #expect(try await rowsUsage(db, acme) == 10)
             let (inFlightRecorded, recorded) = AsyncStream<Void>.makeStream()
             let (foldDone, folded) = AsyncStream<Void>.makeStream()
             async let inFlight: Void = database.withTenantTransaction(acme.id, logger: logger) { connection in
-                try await metering.record("usage.rows", quantity: 100, idempotencyKey: "late", at: Date(), properties: [:], tenantID: acme.id, on: connection)
+                try await append(metering, "usage.rows", 100, key: "late", tenant: acme.id, on: connection)
                 recorded.yield()
                 for await _ in foldDone { break }
             }
@@ -129,6 +135,71 @@ struct UsageRecordingTests {
             }
         }
         #expect(reconciled.differences.isEmpty)
+    }
+
+    /// The pending table keeps no key (a unique index and a foreign key cost a metered
+    /// write a sixth of its throughput): a key recorded twice by requests is pending twice,
+    /// and counted once, as first recorded, by the readers, the quota and the fold.
+    @Test func aKeyPendingTwiceCountsOnceAsFirstRecorded() async throws {
+        let db = try await TestDatabase.create()
+        let acme = try await db.createTenant("acme")
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        try await db.withApp { database in
+            for (quantity, key) in [(Int64(3), "once"), (40, "once"), (5, "other")] {
+                try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                    try await append(metering, "usage.rows", quantity, key: key, tenant: acme.id, on: connection)
+                }
+            }
+            let pending = try await database.withPlatformTransaction(logger: logger) { try await count($0, "SELECT count(*)::int FROM usage_pending") }
+            #expect(pending == 3)
+            #expect(try await rowsUsage(db, acme) == 8)
+            let records = try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await count(connection, "SELECT count(*)::int FROM usage_records WHERE idempotency_key = 'once' AND quantity = 3")
+            }
+            #expect(records == 1)
+            // A quota sees 8 used: 4 more fit under 12, the first-recorded 3 counted once.
+            try await database.withTenantTransaction(acme.id, logger: logger) { connection in
+                try await metering.record(
+                    "usage.rows", quantity: 4, idempotencyKey: "fits", at: Date(), properties: [:], tenantID: acme.id, quota: 12, on: connection)
+            }
+            let moved = try await database.withPlatformTransaction(logger: logger) { connection in
+                (try await Metering.fold(on: connection, logger: logger), try await count(connection, "SELECT count(*)::int FROM usage_pending"),
+                 try await count(connection, "SELECT quantity::int FROM usage_events WHERE idempotency_key = 'once'"))
+            }
+            #expect(moved == (2, 0, 3))
+        }
+        #expect(try await rowsUsage(db, acme) == 12)
+    }
+
+    /// A tenant's pending usage goes with it (a trigger, as there is no foreign key to
+    /// cascade), and another tenant's stays.
+    @Test func deletingATenantRemovesItsPendingUsage() async throws {
+        let db = try await TestDatabase.create()
+        let acme = try await db.createTenant("acme")
+        let globex = try await db.createTenant("globex")
+        let metering = Metering(registry: try ModuleRegistry([UsageFixture()]), logger: logger)
+        try await db.withApp { database in
+            for tenant in [acme, globex] {
+                try await database.withTenantTransaction(tenant.id, logger: logger) { connection in
+                    try await append(metering, "usage.rows", 2, key: "k", tenant: tenant.id, on: connection)
+                }
+            }
+        }
+        try await db.withOwner { owner in
+            try await owner.query("DELETE FROM tenants WHERE id = \(acme.id)", logger: logger)
+            // The deleting transaction's scope is its own again after the trigger.
+            let scope = try await count(owner, "SELECT length(coalesce(current_setting('app.scope', true), ''))")
+            #expect(scope == 0)
+        }
+        let (left, moved) = try await db.withApp { database in
+            try await database.withPlatformTransaction(logger: logger) { connection in
+                (try await count(connection, "SELECT count(*)::int FROM usage_pending WHERE tenant_id = \(acme.id)"),
+                 try await Metering.fold(on: connection, logger: logger))
+            }
+        }
+        #expect(left == 0)
+        #expect(moved == 1)
+        #expect(try await rowsUsage(db, globex) == 2)
     }
 
     /// On a request's connection the record goes in the write of the statement after it:

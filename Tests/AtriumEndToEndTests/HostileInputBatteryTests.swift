@@ -875,7 +875,7 @@ struct TenantTables: Sendable {
     static let bookkeeping: [String: String] = [
         "usage_events": "API calls are counted whatever the answer, and flushed once a second",
         "usage_counters": "the same flush, and the fold that moves pending usage into them",
-        "usage_pending": "the same flush, until the fold moves it",
+        "usage_pending": "the fold moves pending usage out on its own schedule",
         "jobs": "the worker updates its rows on its own schedule; only their ids are compared",
     ]
 
