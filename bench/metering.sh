@@ -12,7 +12,7 @@ source bench/lib.sh
 
 seconds="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-32}"
-rounds="${BENCH_ROUNDS:-3}"
+rounds="${BENCH_ROUNDS:-6}"
 bin="$(bench_binary)"
 
 scratch="$(mktemp -d /tmp/atrium-bench-metering.XXXXXX)"
